@@ -1,0 +1,258 @@
+"""Typed parameters, validated before any kernel starts, and the project's paths.
+
+Each stage has one `params/<stage>.yaml`; its keys are that stage notebook's parameters.
+A bad value gets one message naming the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ParamsError
+
+STAGES = ("data", "kpis", "forecast", "churn", "report", "deliver")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- data
+class SampleParams(_Strict):
+    seed: int = 7
+    n_customers: int = Field(5000, ge=20, le=2_000_000)
+    start_date: dt.date = dt.date(2023, 10, 1)
+    end_date: dt.date = dt.date(2026, 9, 30)
+    regions: list[str] = Field(default_factory=lambda: ["North", "South", "East", "West"], min_length=1)
+    product_lines: list[str] = Field(default_factory=lambda: ["Hardware", "Software", "Services"],
+                                     min_length=1)
+
+    @model_validator(mode="after")
+    def _period(self) -> SampleParams:
+        if (self.end_date - self.start_date).days < 180:
+            raise ValueError("end_date must be at least 180 days after start_date")
+        return self
+
+
+class DataParams(_Strict):
+    source: Literal["sample"] = "sample"
+    currency: str = Field("EUR", min_length=1, max_length=8)
+    sample: SampleParams = Field(default_factory=SampleParams)
+
+
+# ---------------------------------------------------------------- kpis
+class KpisParams(_Strict):
+    period: Literal["M", "Q"] = "M"
+
+
+# ---------------------------------------------------------------- forecast
+class ProphetParams(_Strict):
+    growth: Literal["linear", "flat"] = "linear"
+    seasonality_mode: Literal["additive", "multiplicative"] = "multiplicative"
+    changepoint_prior_scale: float = Field(0.05, gt=0, le=10)
+    country_holidays: str = ""
+
+
+class ForecastParams(_Strict):
+    freq: Literal["D", "W", "M"] = "W"
+    horizon: int = Field(13, ge=1, le=1000)
+    folds: int = Field(3, ge=1, le=20)
+    interval_width: float = Field(0.8, gt=0, lt=1)
+    models: list[Literal["prophet", "seasonal_naive", "ets"]] = Field(
+        default_factory=lambda: ["prophet", "seasonal_naive", "ets"], min_length=1)
+    seed: int = 0
+    engine: Literal["dask", "local"] = "dask"
+    n_workers: int = Field(2, ge=1, le=256)
+    scheduler_address: str = ""
+    prophet: ProphetParams = Field(default_factory=ProphetParams)
+
+    @field_validator("models")
+    @classmethod
+    def _has_naive(cls, v: list[str]) -> list[str]:
+        if "seasonal_naive" not in v:
+            raise ValueError("models must include seasonal_naive: every forecast is judged against it")
+        return v
+
+
+# ---------------------------------------------------------------- churn
+class ChurnParams(_Strict):
+    window_days: int = Field(90, ge=7, le=730)
+    lookback_days: int = Field(365, ge=30, le=3650)
+    n_train_cutoffs: int = Field(4, ge=1, le=36)
+    cutoff_step_days: int = Field(30, ge=1, le=365)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    top_k_per_region: int = Field(10, ge=0, le=100_000)
+    seed: int = 0
+
+
+# ---------------------------------------------------------------- report
+class Audience(_Strict):
+    label: str = Field(min_length=1)
+    regions: Literal["all"] | list[str] = "all"
+    to: list[str] = Field(default_factory=list)
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+
+
+class ReportParams(_Strict):
+    title: str = "Customer & Revenue Review"
+    company: str = "Northwind Supplies"
+    page_size: Literal["A4", "Letter"] = "A4"
+    audiences: dict[str, Audience]
+
+    @field_validator("audiences")
+    @classmethod
+    def _keys(cls, v: dict[str, Audience]) -> dict[str, Audience]:
+        if not v:
+            raise ValueError("define at least one audience")
+        for key in v:
+            if not key.replace("_", "").replace("-", "").isalnum() or not key.isascii():
+                raise ValueError(f"audience name {key!r} must be ASCII letters, digits, '-' or '_'")
+        return v
+
+
+# ---------------------------------------------------------------- deliver
+class DeliverParams(_Strict):
+    send: bool = False
+    from_addr: str = "reports@example.com"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    timeout_s: float = Field(30, gt=0, le=600)
+    max_size_mb: float = Field(10, gt=0, le=1000)
+
+
+MODELS: dict[str, type[_Strict]] = {
+    "data": DataParams, "kpis": KpisParams, "forecast": ForecastParams,
+    "churn": ChurnParams, "report": ReportParams, "deliver": DeliverParams,
+}
+
+
+class Paths(_Strict):
+    raw_dir: Path
+    sample: Path
+    transactions: Path
+    data_quality: Path
+    kpis: Path
+    forecast: Path
+    forecast_metrics: Path
+    forecast_backtest: Path
+    churn_scores: Path
+    churn_metrics: Path
+    runs_dir: Path
+    reports_dir: Path
+    outbox_dir: Path
+
+    def report(self, audience: str, ext: str) -> Path:
+        return self.reports_dir / audience / f"report.{ext}"
+
+    def eml(self, audience: str) -> Path:
+        return self.outbox_dir / f"{audience}.eml"
+
+
+# ---------------------------------------------------------------- loading
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The folder holding dvc.yaml and params/, found from `start` (default: cwd) upwards."""
+    env = os.environ.get("DATASTORY_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params" / "paths.yaml").is_file():
+            return folder
+    raise ParamsError("no datastory project found here or in any parent folder",
+                      file=str(here), fix="run from the project folder (the one with dvc.yaml)")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError("parameter file is missing", file=str(path),
+                          fix="restore it from git (git checkout -- params/)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ParamsError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
+                          row=(mark.line + 1) if mark else None,
+                          fix="correct the YAML syntax at that line") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError("must be a mapping of key: value", file=str(path))
+    return data
+
+
+def _explain(exc: ValidationError, rel: str, data: dict[str, Any]) -> ParamsError:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(file)"
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        return ParamsError(f"unknown key '{key}'", file=rel,
+                           fix="remove it, or check its spelling against the file's comments")
+    if err["type"] == "missing":
+        return ParamsError(f"required key '{key}' is missing", file=rel, fix=f"add '{key}:'")
+    ctx = err.get("ctx") or {}
+    allowed = ""
+    if "expected" in ctx:
+        allowed = f"; allowed: {ctx['expected']}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return ParamsError(f"key '{key}' has value {value!r}: {msg}{allowed}", file=rel,
+                       fix=f"set '{key}' to an allowed value")
+
+
+def load(stage: str, root: str | os.PathLike | None = None,
+         overrides: dict[str, Any] | None = None) -> Any:
+    """Validated parameters of `stage` (see STAGES), from params/<stage>.yaml."""
+    if stage not in MODELS:
+        raise ParamsError(f"unknown stage {stage!r}; allowed: {', '.join(STAGES)}")
+    base = project_root(root)
+    rel = f"params/{stage}.yaml"
+    data = _read_yaml(base / rel)
+    if overrides:
+        data = {**data, **overrides}
+    try:
+        return MODELS[stage].model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, rel, data) from None
+
+
+def from_namespace(stage: str, namespace: dict[str, Any]) -> Any:
+    """Validate a notebook's parameter variables (taken from its namespace) as `stage` params."""
+    fields = MODELS[stage].model_fields
+    data = {k: namespace[k] for k in fields if k in namespace}
+    try:
+        return MODELS[stage].model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, f"notebook parameters of {stage}", data) from None
+
+
+def paths(root: str | os.PathLike | None = None) -> Paths:
+    """Absolute artifact paths, declared once in params/paths.yaml."""
+    base = project_root(root)
+    data = _read_yaml(base / "params/paths.yaml").get("paths", {})
+    try:
+        rel = Paths.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, "params/paths.yaml", data) from None
+    return Paths.model_validate({k: base / v for k, v in rel.model_dump().items()})
+
+
+def all_params(root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Every stage's validated parameters as plain JSON-ready dicts."""
+    return {s: load(s, root).model_dump(mode="json") for s in STAGES}
+
+
+def params_hash(root: str | os.PathLike | None = None) -> str:
+    """Short sha256 of all parameters: the footer's proof of which settings made a pack."""
+    text = json.dumps(all_params(root), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,114 @@
+"""One audience's share of the results: what its workbook, report and email are built from.
+
+`select` is the pure core (frames in, filtered frames out); `load` is the I/O edge.
+A regional audience gets only its own regions' customers and series, never the company total.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import config, io
+from .errors import ParamsError
+from .schema import ALL
+
+
+@dataclass(frozen=True)
+class Provenance:
+    period_start: str
+    period_end: str
+    commit: str
+    params_hash: str
+
+    def footer(self) -> str:
+        return (f"Data {self.period_start} to {self.period_end} · commit {self.commit} · "
+                f"params {self.params_hash}")
+
+
+@dataclass(frozen=True)
+class Pack:
+    audience: str
+    label: str
+    regions: tuple[str, ...]       # the regions this audience sees
+    is_company: bool               # True when it sees every region (company totals included)
+    title: str
+    company: str
+    currency: str
+    page_size: str
+    kpis: pd.DataFrame             # schema.KPIS rows of its regions (plus ALL when is_company)
+    forecast: pd.DataFrame         # schema.FORECAST rows of its series
+    forecast_metrics: dict[str, Any]  # metrics/forecast.json with "series" narrowed to its series
+    churn_scores: pd.DataFrame     # schema.CHURN_SCORES rows of its customers
+    churn_metrics: dict[str, Any]
+    data_quality: dict[str, Any]
+    provenance: Provenance
+
+    @property
+    def headline_region(self) -> str:
+        """The KPI segment this audience leads with: ALL, or its single region."""
+        return ALL if self.is_company or len(self.regions) != 1 else self.regions[0]
+
+    @property
+    def red_list(self) -> pd.DataFrame:
+        return self.churn_scores[self.churn_scores["red"]]
+
+
+def audience_regions(audience: config.Audience, known: list[str]) -> tuple[tuple[str, ...], bool]:
+    if audience.regions == "all":
+        return tuple(sorted(known)), True
+    unknown = sorted(set(audience.regions) - set(known))
+    if unknown:
+        raise ParamsError(f"audience regions {unknown} do not occur in the data; regions are {sorted(known)}",
+                          file="params/report.yaml", fix="use region names exactly as in the data")
+    return tuple(audience.regions), set(audience.regions) >= set(known)
+
+
+def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFrame,
+           forecast: pd.DataFrame, forecast_metrics: dict[str, Any], churn_scores: pd.DataFrame,
+           churn_metrics: dict[str, Any], data_quality: dict[str, Any], provenance: Provenance) -> Pack:
+    """Narrow every result to audience `key` of `report`."""
+    if key not in report.audiences:
+        raise ParamsError(f"unknown audience {key!r}; defined: {', '.join(report.audiences)}",
+                          file="params/report.yaml", fix="add it under 'audiences:' or fix the name")
+    aud = report.audiences[key]
+    known = sorted(set(kpis.loc[kpis["region"] != ALL, "region"]))
+    regions, is_company = audience_regions(aud, known)
+    keep = set(regions) | ({ALL} if is_company else set())
+    fc = forecast[forecast["region"].isin(keep)].reset_index(drop=True)
+    series = {sid: m for sid, m in forecast_metrics.get("series", {}).items()
+              if sid in set(fc["series_id"])}
+    return Pack(
+        audience=key, label=aud.label, regions=regions, is_company=is_company,
+        title=report.title, company=report.company, currency=currency, page_size=report.page_size,
+        kpis=kpis[kpis["region"].isin(keep)].reset_index(drop=True),
+        forecast=fc,
+        forecast_metrics={**forecast_metrics, "series": series},
+        churn_scores=churn_scores[churn_scores["region"].isin(regions)].reset_index(drop=True),
+        churn_metrics=churn_metrics, data_quality=data_quality, provenance=provenance,
+    )
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10, check=True)
+        return out.stdout.strip() or "unversioned"
+    except (OSError, subprocess.SubprocessError):
+        return "unversioned"
+
+
+def load(key: str, root: str | Path | None = None, report: config.ReportParams | None = None) -> Pack:
+    """Read the processed artifacts and narrow them to audience `key` (of `report`, default the file's)."""
+    base = config.project_root(root)
+    p = config.paths(base)
+    dq = io.read_json(p.data_quality)
+    prov = Provenance(period_start=str(dq.get("period_start", "?")), period_end=str(dq.get("period_end", "?")),
+                      commit=git_commit(base), params_hash=config.params_hash(base))
+    return select(key, report or config.load("report", base), config.load("data", base).currency,
+                  io.read_parquet(p.kpis), io.read_parquet(p.forecast), io.read_json(p.forecast_metrics),
+                  io.read_parquet(p.churn_scores), io.read_json(p.churn_metrics), dq, prov)

@@ -1,0 +1,82 @@
+"""Column contracts of the artifacts passed between stages, declared once.
+
+Each mapping is column -> pandas dtype. Producers call `conform` before saving, consumers
+may rely on exactly these columns in this order.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .errors import DataError
+
+ALL = "All"  # the region / product_line label of an aggregate
+
+# data/interim/transactions.parquet: one row per order line, cleaned.
+TRANSACTIONS = {
+    "order_id": "string",
+    "customer_id": "string",
+    "customer_name": "string",
+    "timestamp": "datetime64[ns]",
+    "region": "string",
+    "product_line": "string",
+    "quantity": "float64",
+    "amount": "float64",      # net revenue of the line, negative for returns
+    "discount": "float64",    # fraction 0..1 of list price given away
+    "is_return": "bool",
+}
+
+# data/processed/kpis.parquet: one row per period and region (ALL = whole company).
+KPIS = {
+    "period": "datetime64[ns]",   # first day of the period
+    "region": "string",
+    "revenue": "float64",
+    "orders": "int64",
+    "active_customers": "int64",
+    "new_customers": "int64",
+    "avg_order_value": "float64",
+    "return_rate": "float64",     # returned amount / gross sales amount
+}
+
+# data/processed/forecast.parquet: history and forecast of each series.
+FORECAST = {
+    "series_id": "string",        # "All", "North", "North / Hardware"
+    "region": "string",           # ALL for the company total
+    "product_line": "string",     # ALL for region totals
+    "ds": "datetime64[ns]",
+    "y": "float64",               # actual; NaN in the future
+    "yhat": "float64",            # fitted (history) or forecast (future)
+    "yhat_lower": "float64",
+    "yhat_upper": "float64",
+    "model": "string",            # the model selected for this series
+    "is_forecast": "bool",
+}
+
+# data/processed/churn_scores.parquet: one row per current customer, riskiest value first.
+CHURN_SCORES = {
+    "customer_id": "string",
+    "customer_name": "string",
+    "region": "string",
+    "probability": "float64",     # calibrated P(no purchase within window_days)
+    "red": "bool",                # call this customer
+    "annual_value": "float64",    # net revenue over the last 365 days
+    "revenue_at_risk": "float64", # probability x annual_value
+    "recency_days": "int64",
+    "frequency": "int64",         # orders in the lookback window
+    "last_order": "datetime64[ns]",
+    "reasons": "string",          # plain-words reason codes joined by "; "
+    "rank_in_region": "int64",    # 1 = highest revenue at risk in the region
+}
+
+
+def conform(df: pd.DataFrame, schema: dict[str, str], name: str) -> pd.DataFrame:
+    """Exactly the schema's columns, in order, with its dtypes; a clear error if one is missing."""
+    missing = [c for c in schema if c not in df.columns]
+    if missing:
+        raise DataError(f"{name}: missing column(s) {', '.join(missing)}",
+                        fix="this is a bug in the stage that produced it; please report it")
+    out = df.loc[:, list(schema)].copy()
+    for col, dtype in schema.items():
+        if str(out[col].dtype) != dtype:
+            out[col] = out[col].astype(dtype)
+    return out.reset_index(drop=True)

@@ -1,0 +1,127 @@
+"""Shared fixtures: a tiny project folder and a tiny, schema-exact Pack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datastory import config, pack, schema
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run slow tests (long fits, e2e)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow") or os.environ.get("RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: use --run-slow or RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh project folder holding a copy of params/ (no data yet)."""
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    return tmp_path
+
+
+def tiny_frames(hostile: str | None = None) -> dict:
+    """Schema-exact frames for 2 regions, with an optional hostile customer name."""
+    regions = ["North", "South"]
+    periods = pd.date_range("2025-01-01", periods=6, freq="MS")
+    kpi_rows = []
+    for reg in [schema.ALL, *regions]:
+        scale = 2.0 if reg == schema.ALL else 1.0
+        for i, p in enumerate(periods):
+            kpi_rows.append({"period": p, "region": reg, "revenue": scale * (1000 + 50 * i),
+                             "orders": int(scale * (40 + i)), "active_customers": int(scale * 30),
+                             "new_customers": 2, "avg_order_value": 25.0 + i, "return_rate": 0.02})
+    kpis = schema.conform(pd.DataFrame(kpi_rows), schema.KPIS, "kpis")
+
+    fc_rows = []
+    series = [(schema.ALL, schema.ALL, schema.ALL)] + [(r, r, schema.ALL) for r in regions] + \
+             [(f"{r} / Hardware", r, "Hardware") for r in regions]
+    days = pd.date_range("2025-01-05", periods=20, freq="W-SUN")
+    for sid, reg, pl in series:
+        for i, d in enumerate(days):
+            fut = i >= 16
+            yhat = 100.0 + 3 * i
+            fc_rows.append({"series_id": sid, "region": reg, "product_line": pl, "ds": d,
+                            "y": np.nan if fut else yhat + (-1) ** i * 4, "yhat": yhat,
+                            "yhat_lower": yhat - 10, "yhat_upper": yhat + 10,
+                            "model": "prophet" if reg != "South" else "seasonal_naive", "is_forecast": fut})
+    forecast = schema.conform(pd.DataFrame(fc_rows), schema.FORECAST, "forecast")
+    fmetrics = {
+        "freq": "W", "horizon": 4, "folds": 2,
+        "overall": {"mase": 0.8, "smape": 0.12, "coverage": 0.78, "naive_mase": 1.1, "naive_smape": 0.16},
+        "series": {sid: {"region": reg, "product_line": pl, "model": "prophet", "mase": 0.8, "smape": 0.12,
+                         "coverage": 0.8, "naive_mase": 1.1, "naive_smape": 0.16}
+                   for sid, reg, pl in series},
+        "wins": {"prophet": 3, "seasonal_naive": 2},
+    }
+    names = ["Ada Ltd", "Bolt GmbH", hostile or "Cobalt SA", "Delta BV", "Echo AB", "Fjord AS"]
+    scores = pd.DataFrame({
+        "customer_id": [f"C{i:03d}" for i in range(6)],
+        "customer_name": names,
+        "region": ["North", "North", "North", "South", "South", "South"],
+        "probability": [0.91, 0.55, 0.30, 0.72, 0.20, 0.05],
+        "annual_value": [1200.0, 800.0, 3000.0, 500.0, 900.0, 100.0],
+        "recency_days": [120, 60, 30, 95, 10, 3],
+        "frequency": [3, 5, 12, 2, 8, 20],
+        "last_order": pd.to_datetime(["2025-02-01", "2025-04-01", "2025-05-01", "2025-02-25",
+                                      "2025-05-20", "2025-05-28"]),
+        "reasons": ["no order for 120 days (usually every 30)", "spend down 60% vs last quarter",
+                    "", "no order for 95 days (usually every 40)", "", ""],
+    })
+    scores["revenue_at_risk"] = scores["probability"] * scores["annual_value"]
+    scores["red"] = scores["probability"] >= 0.5
+    scores = scores.sort_values("revenue_at_risk", ascending=False, kind="stable")
+    scores["rank_in_region"] = scores.groupby("region").cumcount() + 1
+    churn_scores = schema.conform(scores, schema.CHURN_SCORES, "churn_scores")
+    cmetrics = {"window_days": 90, "cutoff_valid": "2025-03-02", "score_date": "2025-05-31",
+                "base_rate": 0.3, "n_scored": 6, "n_red": 3,
+                "model": {"roc_auc": 0.81, "pr_auc": 0.6, "brier": 0.15, "top_decile_lift": 2.5},
+                "baselines": {"recency": {"roc_auc": 0.74, "pr_auc": 0.5, "brier": 0.19, "top_decile_lift": 2.0},
+                              "rfm": {"roc_auc": 0.76, "pr_auc": 0.52, "brier": 0.18, "top_decile_lift": 2.1}}}
+    dq = {"rows_read": 1000, "rows_kept": 990, "duplicates_removed": 10, "missing_region_filled": 3,
+          "return_lines": 12, "period_start": "2025-01-01", "period_end": "2025-05-31",
+          "n_customers": 6, "n_orders": 300, "rejected": {}}
+    return dict(kpis=kpis, forecast=forecast, forecast_metrics=fmetrics, churn_scores=churn_scores,
+                churn_metrics=cmetrics, data_quality=dq)
+
+
+def make_pack(audience: str = "executive", hostile: str | None = None) -> pack.Pack:
+    report = config.ReportParams(audiences={
+        "executive": config.Audience(label="Executive team", regions="all", to=["boss@example.com"]),
+        "north": config.Audience(label="North sales", regions=["North"], to=["north@example.com"]),
+    })
+    prov = pack.Provenance("2025-01-01", "2025-05-31", "abc123def456", "0123456789ab")
+    return pack.select(audience, report, "EUR", provenance=prov, **tiny_frames(hostile))
+
+
+@pytest.fixture
+def tiny_pack() -> pack.Pack:
+    return make_pack()
+
+
+@pytest.fixture
+def north_pack() -> pack.Pack:
+    return make_pack("north")
+
+
+HOSTILE = '=HYPERLINK("http://evil.example/","click")<script>alert(1)</script>'
+
+
+@pytest.fixture
+def hostile_pack() -> pack.Pack:
+    return make_pack(hostile=HOSTILE)
