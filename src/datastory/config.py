@@ -247,12 +247,20 @@ def paths(root: str | os.PathLike | None = None) -> Paths:
     return Paths.model_validate({k: base / v for k, v in rel.model_dump().items()})
 
 
-def all_params(root: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Every stage's validated parameters as plain JSON-ready dicts."""
-    return {s: load(s, root).model_dump(mode="json") for s in STAGES}
+def pack_params(audience: str, root: str | os.PathLike | None = None,
+                report: ReportParams | None = None) -> dict[str, Any]:
+    """The parameters that shape one audience's pack: the analysis stages plus that audience's entry.
+
+    Delivery settings and other audiences are left out, so changing them does not change this pack.
+    """
+    out = {s: load(s, root).model_dump(mode="json") for s in ("data", "kpis", "forecast", "churn")}
+    rep = (report or load("report", root)).model_dump(mode="json")
+    rep["audiences"] = {audience: rep["audiences"][audience]} if audience in rep["audiences"] else {}
+    out["report"] = rep
+    return out
 
 
-def params_hash(root: str | os.PathLike | None = None) -> str:
-    """Short sha256 of all parameters: the footer's proof of which settings made a pack."""
-    text = json.dumps(all_params(root), sort_keys=True, separators=(",", ":"))
+def params_hash(params: dict[str, Any]) -> str:
+    """Short sha256 of a parameter set: the footer's proof of which settings made a pack."""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -106,9 +106,11 @@ def load(key: str, root: str | Path | None = None, report: config.ReportParams |
     """Read the processed artifacts and narrow them to audience `key` (of `report`, default the file's)."""
     base = config.project_root(root)
     p = config.paths(base)
+    report = report or config.load("report", base)
     dq = io.read_json(p.data_quality)
     prov = Provenance(period_start=str(dq.get("period_start", "?")), period_end=str(dq.get("period_end", "?")),
-                      commit=git_commit(base), params_hash=config.params_hash(base))
-    return select(key, report or config.load("report", base), config.load("data", base).currency,
+                      commit=git_commit(base),
+                      params_hash=config.params_hash(config.pack_params(key, base, report)))
+    return select(key, report, config.load("data", base).currency,
                   io.read_parquet(p.kpis), io.read_parquet(p.forecast), io.read_json(p.forecast_metrics),
                   io.read_parquet(p.churn_scores), io.read_json(p.churn_metrics), dq, prov)

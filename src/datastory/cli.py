@@ -1,0 +1,80 @@
+"""`datastory`: the command line the DVC stages and the analyst call.
+
+Errors the user can fix print as one clear message with exit status 2; `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import DatastoryError
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="datastory", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"datastory {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show full tracebacks and library logs")
+    ap.add_argument("--root", default=None, help="project folder (default: found from the current folder)")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("sample", help="write the seeded sample company to data/raw/")
+    for stage in ("ingest", "kpis", "forecast", "churn"):
+        sub.add_parser(stage, help=f"run notebooks' {stage} stage (papermill, params/*.yaml)")
+    rep = sub.add_parser("report", help="build one audience's workbook, HTML and PDF")
+    rep.add_argument("--audience", required=True)
+    dl = sub.add_parser("deliver", help="compose one audience's email; send it when params/deliver.yaml says so")
+    dl.add_argument("--audience", required=True)
+    dl.add_argument("--force", action="store_true", help="send again even if this exact pack was sent")
+    sub.add_parser("check-params", help="validate every params/*.yaml and print the settings")
+    return ap
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from . import config, stages
+
+    cmd = args.command
+    if cmd == "sample":
+        print(f"wrote {stages.sample(args.root)}")
+    elif cmd in ("ingest", "kpis", "forecast", "churn"):
+        print(f"executed {stages.notebook(cmd, args.root)}")
+    elif cmd == "report":
+        for path in stages.report(args.audience, args.root):
+            print(f"wrote {path}")
+    elif cmd == "deliver":
+        print(stages.deliver(args.audience, args.root, force=args.force))
+    elif cmd == "check-params":
+        for stage in config.STAGES:
+            config.load(stage, args.root)
+            print(f"params/{stage}.yaml: ok")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args)
+    except DatastoryError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"datastory: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("datastory: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: still no bare traceback unless asked
+        if args.debug:
+            traceback.print_exc()
+        print(f"datastory: internal error: {type(exc).__name__}: {exc}\n"
+              "  run again with `datastory --debug ...` for the traceback, and please report it",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Execute a stage notebook with papermill: params validated first, the executed copy kept as the audit trail.
+
+The notebook runs with the project root as working directory and the stage's params file injected.
+A failure inside the notebook comes back as one clear message, not a kernel traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import DatastoryError
+from .io import atomic_path
+
+# stage -> (notebook name without .ipynb, params file stage)
+NOTEBOOKS: dict[str, tuple[str, str]] = {
+    "ingest": ("01_ingest", "data"),
+    "kpis": ("02_kpis", "kpis"),
+    "forecast": ("03_forecast", "forecast"),
+    "churn": ("04_churn", "churn"),
+    "report": ("05_report", "report"),
+}
+
+# Exceptions raised inside a notebook whose message is already written for the user.
+_USER_ERRORS = {"DatastoryError", "DataError", "ParamsError", "ModelError", "DeliveryError", "ReportError"}
+
+
+class StageError(DatastoryError):
+    """A stage notebook failed."""
+
+
+def executed_path(stage: str, root: Path, suffix: str | None = None) -> Path:
+    name = NOTEBOOKS[stage][0] + (f"_{suffix}" if suffix else "")
+    return config.paths(root).runs_dir / f"{name}.ipynb"
+
+
+def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, Any] | None = None,
+            suffix: str | None = None) -> Path:
+    """Validate `stage`'s params, run its notebook, and return the executed copy's path."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    if stage not in NOTEBOOKS:
+        raise StageError(f"unknown notebook stage {stage!r}; stages are {', '.join(NOTEBOOKS)}")
+    base = config.project_root(root)
+    nb_name, params_stage = NOTEBOOKS[stage]
+    source = base / "notebooks" / f"{nb_name}.ipynb"
+    if not source.is_file():
+        raise StageError("stage notebook is missing", file=str(source.relative_to(base)),
+                         fix="restore it from git: git checkout -- notebooks/")
+    parameters = config.load(params_stage, base).model_dump(mode="json") | (extra or {})
+    target = executed_path(stage, base, suffix)
+    for name in ("papermill", "traitlets", "nbclient"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        with atomic_path(target) as tmp:
+            papermill.execute_notebook(
+                str(source), str(tmp), parameters=parameters, cwd=str(base), kernel_name="python3",
+                progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+            )
+    except PapermillExecutionError as exc:
+        if exc.ename in _USER_ERRORS:
+            raise StageError(f"stage '{stage}' stopped: {exc.evalue}") from None
+        raise StageError(
+            f"stage '{stage}' failed in notebooks/{nb_name}.ipynb cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
+            fix="open the notebook in Jupyter to explore, or re-run with `datastory --debug` for the traceback",
+        ) from exc
+    return target

@@ -1,0 +1,68 @@
+"""The I/O edges that DVC stages call: one function per stage.
+
+Analysis stages run their notebook through `runner.execute`. The report stage turns the executed
+report notebook into HTML and PDF and builds the workbook, and writes all three only when all
+three were built. Delivery composes the email from the finished pack.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import config, io, runner
+
+
+def sample(root: str | os.PathLike | None = None) -> Path:
+    """Write the seeded sample company to data/raw/."""
+    from . import sample as sample_mod
+
+    return sample_mod.run(root)
+
+
+def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:
+    """Run one analysis notebook (ingest, kpis, forecast, churn)."""
+    if stage == "report":
+        raise runner.StageError("the report stage needs an audience: use `datastory report --audience NAME`")
+    return runner.execute(stage, root)
+
+
+def report(audience: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """Build reports/<audience>/report.html, report.pdf and report.xlsx."""
+    from . import pack, workbook
+    from . import report as report_mod
+
+    base = config.project_root(root)
+    rep = config.load("report", base)
+    p = pack.load(audience, base, rep)  # validates the audience before a kernel starts
+    executed = runner.execute("report", base, extra={"audience": audience}, suffix=audience)
+    html, pdf = report_mod.build(executed, rep.page_size)
+    xlsx = workbook.build(p, params=config.pack_params(audience, base, rep))
+    paths = config.paths(base)
+    outs = [paths.report(audience, "html"), paths.report(audience, "pdf"), paths.report(audience, "xlsx")]
+    io.write_text(html, outs[0])
+    io.write_bytes(pdf, outs[1])
+    io.write_bytes(xlsx, outs[2])
+    return outs
+
+
+def deliver(audience: str, root: str | os.PathLike | None = None, force: bool = False):
+    """Compose the audience's email (always written to the outbox) and send it when enabled."""
+    from . import deliver as deliver_mod
+    from . import pack
+
+    base = config.project_root(root)
+    rep = config.load("report", base)
+    p = pack.load(audience, base, rep)
+    paths = config.paths(base)
+    pdf = _read_built(paths.report(audience, "pdf"), base)
+    xlsx = _read_built(paths.report(audience, "xlsx"), base)
+    return deliver_mod.deliver(p, pdf, xlsx, rep.audiences[audience], config.load("deliver", base), paths,
+                               base, force=force)
+
+
+def _read_built(path: Path, base: Path) -> bytes:
+    if not path.is_file():
+        raise runner.StageError("the report is not built yet", file=str(path.relative_to(base)),
+                                fix="run `dvc repro` (or `datastory report --audience NAME`) first")
+    return path.read_bytes()

@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datastory import config
+from datastory.errors import ParamsError
+
+
+def _edit(project: Path, stage: str, **changes) -> None:
+    f = project / "params" / f"{stage}.yaml"
+    data = yaml.safe_load(f.read_text())
+    data.update(changes)
+    f.write_text(yaml.safe_dump(data))
+
+
+def test_every_shipped_params_file_validates(project):
+    for stage in config.STAGES:
+        assert isinstance(config.load(stage, project), config.MODELS[stage])
+
+
+def test_bad_value_names_file_key_value_and_allowed(project):
+    _edit(project, "forecast", freq="hourly")
+    with pytest.raises(ParamsError) as exc:
+        config.load("forecast", project)
+    msg = str(exc.value)
+    assert "params/forecast.yaml" in msg and "'freq'" in msg and "hourly" in msg
+    assert "'D'" in msg and "'W'" in msg and "'M'" in msg
+
+
+def test_unknown_key_is_refused(project):
+    _edit(project, "churn", windw_days=30)
+    with pytest.raises(ParamsError, match="unknown key 'windw_days'"):
+        config.load("churn", project)
+
+
+def test_out_of_range_value_is_refused(project):
+    _edit(project, "forecast", horizon=0)
+    with pytest.raises(ParamsError, match="'horizon' has value 0"):
+        config.load("forecast", project)
+
+
+def test_seasonal_naive_is_mandatory(project):
+    _edit(project, "forecast", models=["prophet"])
+    with pytest.raises(ParamsError, match="seasonal_naive"):
+        config.load("forecast", project)
+
+
+def test_broken_yaml_names_the_line(project):
+    (project / "params" / "kpis.yaml").write_text("period: M\n  bad: [\n")
+    with pytest.raises(ParamsError) as exc:
+        config.load("kpis", project)
+    assert "params/kpis.yaml" in str(exc.value) and "row" in str(exc.value)
+
+
+def test_missing_params_file(project):
+    (project / "params" / "deliver.yaml").unlink()
+    with pytest.raises(ParamsError, match="missing"):
+        config.load("deliver", project)
+
+
+def test_unknown_stage():
+    with pytest.raises(ParamsError, match="unknown stage"):
+        config.load("nope")
+
+
+def test_audience_names_must_be_safe(project):
+    f = project / "params" / "report.yaml"
+    data = yaml.safe_load(f.read_text())
+    data["audiences"]["../etc"] = {"label": "x", "regions": "all"}
+    f.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError, match="audience name"):
+        config.load("report", project)
+
+
+def test_paths_are_absolute_under_the_root(project):
+    p = config.paths(project)
+    assert p.kpis == project / "data/processed/kpis.parquet"
+    assert p.report("north", "pdf") == project / "reports/north/report.pdf"
+    assert p.eml("north") == project / "reports/outbox/north.eml"
+
+
+def test_project_root_found_from_a_subfolder(project):
+    sub = project / "notebooks"
+    sub.mkdir()
+    assert config.project_root(sub) == project
+
+
+def test_project_root_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATASTORY_ROOT", raising=False)
+    with pytest.raises(ParamsError, match="no datastory project"):
+        config.project_root(tmp_path)
+
+
+def test_from_namespace_takes_only_the_stage_keys():
+    ns = {"period": "Q", "unrelated": 1, "__name__": "x"}
+    assert config.from_namespace("kpis", ns).period == "Q"
+    with pytest.raises(ParamsError, match="period"):
+        config.from_namespace("kpis", {"period": "Y"})
+
+
+def test_pack_params_hold_only_that_audience_and_no_delivery(project):
+    pp = config.pack_params("north", project)
+    assert set(pp) == {"data", "kpis", "forecast", "churn", "report"}
+    assert list(pp["report"]["audiences"]) == ["north"]
+
+
+def test_params_hash_changes_with_a_value_and_not_with_other_audiences(project):
+    before = config.params_hash(config.pack_params("north", project))
+    f = project / "params" / "report.yaml"
+    data = yaml.safe_load(f.read_text())
+    data["audiences"]["south"]["to"] = ["someone.else@example.com"]
+    f.write_text(yaml.safe_dump(data))
+    assert config.params_hash(config.pack_params("north", project)) == before
+    _edit(project, "forecast", horizon=26)
+    assert config.params_hash(config.pack_params("north", project)) != before

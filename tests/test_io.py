@@ -1,0 +1,49 @@
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datastory import io
+
+
+def test_write_json_is_stable_and_null_safe(tmp_path):
+    p = tmp_path / "m.json"
+    io.write_json({"b": np.float64(1 / 3), "a": float("nan"), "c": [np.int64(2), float("inf")]}, p)
+    text = p.read_text()
+    assert json.loads(text) == {"a": None, "b": 0.333333, "c": [2, None]}
+    assert text.index('"a"') < text.index('"b"')
+    first = hashlib.sha256(p.read_bytes()).hexdigest()
+    io.write_json({"c": [2, float("inf")], "a": float("nan"), "b": 1 / 3}, p)
+    assert hashlib.sha256(p.read_bytes()).hexdigest() == first
+
+
+def test_parquet_round_trip_and_identical_bytes(tmp_path):
+    df = pd.DataFrame({"x": [1.5, 2.5], "s": pd.array(["a", None], dtype="string")})
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    io.write_parquet(df, a)
+    io.write_parquet(df, b)
+    assert a.read_bytes() == b.read_bytes()
+    pd.testing.assert_frame_equal(io.read_parquet(a), df)
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    io.write_text("old", target)
+    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_write_creates_folders(tmp_path):
+    target = tmp_path / "a" / "b" / "c.bin"
+    io.write_bytes(b"\x00\x01", target)
+    assert target.read_bytes() == b"\x00\x01"
+
+
+def test_read_json_missing_file_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        io.read_json(tmp_path / "nope.json")

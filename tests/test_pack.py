@@ -1,0 +1,47 @@
+import pytest
+from conftest import make_pack, tiny_frames
+
+from datastory import config, pack, schema
+from datastory.errors import ParamsError
+
+
+def test_company_pack_sees_everything(tiny_pack):
+    assert tiny_pack.is_company and tiny_pack.headline_region == schema.ALL
+    assert set(tiny_pack.kpis["region"]) == {schema.ALL, "North", "South"}
+    assert set(tiny_pack.churn_scores["region"]) == {"North", "South"}
+    assert "All" in tiny_pack.forecast_metrics["series"]
+
+
+def test_regional_pack_sees_only_its_region(north_pack):
+    assert north_pack.regions == ("North",) and not north_pack.is_company
+    assert north_pack.headline_region == "North"
+    assert set(north_pack.kpis["region"]) == {"North"}
+    assert set(north_pack.forecast["region"]) == {"North"}
+    assert set(north_pack.churn_scores["region"]) == {"North"}
+    assert set(north_pack.forecast_metrics["series"]) == {"North", "North / Hardware"}
+
+
+def test_red_list_is_the_red_rows(tiny_pack):
+    assert tiny_pack.red_list["red"].all()
+    assert len(tiny_pack.red_list) == int(tiny_pack.churn_scores["red"].sum())
+
+
+def test_unknown_audience_is_refused():
+    with pytest.raises(ParamsError, match="unknown audience 'nobody'"):
+        make_pack("nobody")
+
+
+def test_audience_region_not_in_data_is_refused():
+    report = config.ReportParams(audiences={"x": config.Audience(label="X", regions=["Atlantis"])})
+    prov = pack.Provenance("a", "b", "c", "d")
+    with pytest.raises(ParamsError, match="Atlantis"):
+        pack.select("x", report, "EUR", provenance=prov, **tiny_frames())
+
+
+def test_footer_names_period_commit_and_hash(tiny_pack):
+    footer = tiny_pack.provenance.footer()
+    assert "2025-01-01" in footer and "abc123def456" in footer and "0123456789ab" in footer
+
+
+def test_git_commit_outside_a_repo(tmp_path):
+    assert pack.git_commit(tmp_path) == "unversioned"

@@ -1,0 +1,130 @@
+"""The whole pipeline on a small sample company, every artifact opened back by its reader."""
+
+from __future__ import annotations
+
+import email
+import json
+from email import policy
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+import yaml
+from e2e import REPO, copy_repo, sh
+from pypdf import PdfReader
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+AUDIENCES = yaml.safe_load((REPO / "params/report.yaml").read_text())["audiences"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    root = copy_repo(tmp_path_factory.mktemp("e2e"))
+    sh(root, "dvc", "repro")
+    return root
+
+
+def _pdf_text(path: Path) -> str:
+    return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+
+
+def _regions(aud: dict, all_regions: set[str]) -> set[str]:
+    return all_regions if aud["regions"] == "all" else set(aud["regions"])
+
+
+def test_every_audience_gets_a_full_pack_and_an_email(built):
+    for key in AUDIENCES:
+        for ext in ("xlsx", "html", "pdf"):
+            f = built / "reports" / key / f"report.{ext}"
+            assert f.is_file() and f.stat().st_size > 1000, f
+        assert (built / "reports" / "outbox" / f"{key}.eml").is_file()
+        assert (built / "reports" / "runs" / f"05_report_{key}.ipynb").is_file()
+
+
+def test_second_repro_runs_no_stage_and_status_is_clean(built):
+    res = sh(built, "dvc", "repro")
+    assert "Running stage" not in res.stdout, res.stdout
+    status = sh(built, "dvc", "status")
+    assert "up to date" in status.stdout, status.stdout
+
+
+def test_metrics_show_lists_forecast_and_churn(built):
+    res = sh(built, "dvc", "metrics", "show", "--json")
+    shown = json.dumps(json.loads(res.stdout))
+    assert "metrics/forecast.json" in shown and "metrics/churn.json" in shown
+    churn = json.loads((built / "metrics/churn.json").read_text())
+    assert 0.5 < churn["model"]["roc_auc"] <= 1.0
+    forecast = json.loads((built / "metrics/forecast.json").read_text())
+    assert forecast["overall"]["mase"] > 0
+    assert "prophet" in json.dumps(forecast["series"]) or "prophet" in forecast["wins"]
+
+
+def test_workbook_red_rows_match_the_scores(built):
+    scores = pd.read_parquet(built / "data/processed/churn_scores.parquet")
+    all_regions = set(scores["region"])
+    for key, aud in AUDIENCES.items():
+        wb = openpyxl.load_workbook(built / "reports" / key / "report.xlsx")
+        names = [n.lower() for n in wb.sheetnames]
+        assert any("summary" in n for n in names) and any("forecast" in n for n in names)
+        churn_name = next(n for n in wb.sheetnames if "churn" in n.lower())
+        ws = wb[churn_name]
+        header_row = next(r for r in range(1, 20) if any(
+            str(ws.cell(r, c).value).lower().startswith("customer id") for c in range(1, 10)))
+        headers = [str(c.value).lower() if c.value is not None else "" for c in ws[header_row]]
+        id_col = next(i for i, h in enumerate(headers) if h.startswith("customer id"))
+        region_col = next(i for i, h in enumerate(headers) if h == "region")
+        red_ids, seen_regions = set(), set()
+        for row in ws.iter_rows(min_row=header_row + 1):
+            if row[id_col].value is None:
+                continue
+            seen_regions.add(row[region_col].value)
+            fill = row[id_col].fill.fgColor.rgb if row[id_col].fill and row[id_col].fill.fill_type else None
+            if fill and str(fill).upper().endswith(("FFC7CE", "FF0000", "F8CBAD", "FFCCCC", "F4CCCC")):
+                red_ids.add(str(row[id_col].value))
+        mine = scores[scores["region"].isin(_regions(aud, all_regions))]
+        assert red_ids == set(mine.loc[mine["red"], "customer_id"]), key
+        assert seen_regions <= _regions(aud, all_regions), key
+
+
+def test_pdf_shows_sections_and_forecast_figures(built):
+    from datastory.report import narrative
+
+    fc = pd.read_parquet(built / "data/processed/forecast.parquet")
+    for key, aud in AUDIENCES.items():
+        text = _pdf_text(built / "reports" / key / "report.pdf")
+        assert "forecast" in text.lower() and "churn" in text.lower(), key
+        sid = "All" if aud["regions"] == "all" else aud["regions"][0]
+        future = fc[(fc["series_id"] == sid) & fc["is_forecast"]]
+        assert narrative.fmt_money(future["yhat"].sum()) in text.replace("\n", " "), key
+
+
+def test_regional_pdf_has_no_other_regions_customers(built):
+    scores = pd.read_parquet(built / "data/processed/churn_scores.parquet")
+    for key, aud in AUDIENCES.items():
+        if aud["regions"] == "all":
+            continue
+        text = _pdf_text(built / "reports" / key / "report.pdf")
+        others = scores[~scores["region"].isin(aud["regions"]) & scores["red"]]
+        leaked = [cid for cid in others["customer_id"] if cid in text]
+        assert not leaked, (key, leaked[:5])
+
+
+def test_html_has_no_code_prompts_or_scripts(built):
+    for key in AUDIENCES:
+        html = (built / "reports" / key / "report.html").read_text()
+        assert "<script" not in html.lower()
+        assert "In&nbsp;[" not in html and "In [" not in html
+        assert "config.from_namespace" not in html and "injected-parameters" not in html
+
+
+def test_eml_carries_both_attachments_byte_identical(built):
+    for key, aud in AUDIENCES.items():
+        msg = email.message_from_bytes((built / "reports/outbox" / f"{key}.eml").read_bytes(), policy=policy.default)
+        parts = {p.get_filename(): p.get_content() for p in msg.iter_attachments() if p.get_filename()}
+        pdf = next(v for k, v in parts.items() if k.endswith(".pdf"))
+        xlsx = next(v for k, v in parts.items() if k.endswith(".xlsx"))
+        assert pdf == (built / "reports" / key / "report.pdf").read_bytes()
+        assert xlsx == (built / "reports" / key / "report.xlsx").read_bytes()
+        assert set(aud["to"]) <= {a.addr_spec for a in msg["To"].addresses}

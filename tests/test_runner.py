@@ -1,0 +1,57 @@
+"""runner.execute on tiny fixture notebooks, one per behaviour, with a real kernel."""
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from datastory import runner
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+
+
+def _install(project: Path, fixture: str, as_stage: str = "kpis") -> None:
+    (project / "notebooks").mkdir(exist_ok=True)
+    shutil.copy(FIXTURES / f"{fixture}.ipynb", project / "notebooks" / f"{runner.NOTEBOOKS[as_stage][0]}.ipynb")
+
+
+def test_params_are_injected_and_cwd_is_the_project(project):
+    (project / "params" / "kpis.yaml").write_text("period: Q\n")
+    _install(project, "writes_param")
+    out = runner.execute("kpis", project)
+    assert out == project / "reports" / "runs" / "02_kpis.ipynb"
+    assert (project / "ran_with.txt").read_text() == "Q"
+    nb = nbformat.read(out, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert not list(out.parent.glob(".*tmp*"))
+
+
+def test_bad_params_stop_before_a_kernel_starts(project):
+    (project / "params" / "kpis.yaml").write_text("period: Y\n")
+    _install(project, "writes_param")
+    with pytest.raises(Exception, match="params/kpis.yaml"):
+        runner.execute("kpis", project)
+    assert not (project / "ran_with.txt").exists()
+
+
+def test_user_error_in_notebook_comes_back_as_its_message(project):
+    _install(project, "raises_data_error")
+    with pytest.raises(runner.StageError) as exc:
+        runner.execute("kpis", project)
+    assert "x.csv, row 3, column 'amount': amount is not a number" in str(exc.value)
+    assert not (project / "reports" / "runs" / "02_kpis.ipynb").exists()
+
+
+def test_bug_in_notebook_names_cell_and_exception(project):
+    _install(project, "raises_bug")
+    with pytest.raises(runner.StageError, match="ZeroDivisionError"):
+        runner.execute("kpis", project)
+    assert not (project / "reports" / "runs" / "02_kpis.ipynb").exists()
+
+
+def test_missing_notebook_and_unknown_stage(project):
+    with pytest.raises(runner.StageError, match="notebook is missing"):
+        runner.execute("kpis", project)
+    with pytest.raises(runner.StageError, match="unknown notebook stage"):
+        runner.execute("train", project)
