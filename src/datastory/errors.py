@@ -38,3 +38,7 @@ class DataError(DatastoryError):
 
 class ModelError(DatastoryError):
     """A model cannot be trained or scored on this data."""
+
+
+class DeliveryError(DatastoryError):
+    """An email cannot be composed, sent or recorded."""

@@ -49,20 +49,5 @@ def report(audience: str, root: str | os.PathLike | None = None) -> list[Path]:
 def deliver(audience: str, root: str | os.PathLike | None = None, force: bool = False):
     """Compose the audience's email (always written to the outbox) and send it when enabled."""
     from . import deliver as deliver_mod
-    from . import pack
 
-    base = config.project_root(root)
-    rep = config.load("report", base)
-    p = pack.load(audience, base, rep)
-    paths = config.paths(base)
-    pdf = _read_built(paths.report(audience, "pdf"), base)
-    xlsx = _read_built(paths.report(audience, "xlsx"), base)
-    return deliver_mod.deliver(p, pdf, xlsx, rep.audiences[audience], config.load("deliver", base), paths,
-                               base, force=force)
-
-
-def _read_built(path: Path, base: Path) -> bytes:
-    if not path.is_file():
-        raise runner.StageError("the report is not built yet", file=str(path.relative_to(base)),
-                                fix="run `dvc repro` (or `datastory report --audience NAME`) first")
-    return path.read_bytes()
+    return deliver_mod.run(audience, root, force=force)
