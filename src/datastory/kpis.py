@@ -1,0 +1,118 @@
+"""KPIs per period and region, plus the company total (region == schema.ALL).
+
+`compute` is the pure core (transactions in, schema.KPIS out). `latest_change` turns the table
+into the headline tiles ("Revenue 1.2 M, +8% vs previous"), comparing complete periods only, so a
+half-finished month is never reported as a collapse. `run` is the I/O edge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import config, io, schema
+from .errors import DataError
+
+PERIODS = {"M": "MS", "Q": "QS"}
+MEASURES = ["revenue", "orders", "active_customers", "new_customers", "avg_order_value", "return_rate"]
+
+
+def _check_period(period: str) -> str:
+    if period not in PERIODS:
+        raise DataError(f"unknown period {period!r}; allowed: {', '.join(PERIODS)}",
+                        file="params/kpis.yaml", column="period", fix="set period: M (month) or Q (quarter)")
+    return PERIODS[period]
+
+
+def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
+    """One row per period and region (and ALL), every period from first to last, sorted (region, period)."""
+    freq = _check_period(period)
+    if tx is None or tx.empty:
+        raise DataError("no transactions to compute KPIs from", file="transactions",
+                        fix="check the ingest stage's data-quality report (rows_kept)")
+    tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
+    start = tx["timestamp"].dt.to_period(period).dt.start_time
+    both = pd.concat([tx.assign(period=start), tx.assign(period=start, region=schema.ALL)], ignore_index=True)
+    pos = both["amount"] > 0
+    keys = ["region", "period"]
+
+    g = both.groupby(keys, observed=True)
+    out = pd.DataFrame({"revenue": g["amount"].sum()})
+    sales = both[pos].groupby(keys, observed=True)
+    out["gross"] = sales["amount"].sum()
+    out["orders"] = sales["order_id"].nunique()
+    out["active_customers"] = sales["customer_id"].nunique()
+    out["returned"] = -both[~pos].groupby(keys, observed=True)["amount"].sum()
+    # a customer is new in the period of their first purchase, in that purchase's region
+    first = tx[tx["amount"] > 0].sort_values(["timestamp", "order_id"], kind="stable") \
+        .drop_duplicates("customer_id").assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
+    firsts = pd.concat([first, first.assign(region=schema.ALL)], ignore_index=True)
+    out["new_customers"] = firsts.groupby(keys, observed=True).size()
+
+    regions = sorted(both["region"].unique())
+    periods = pd.date_range(start.min(), start.max(), freq=freq)
+    grid = pd.MultiIndex.from_product([regions, periods], names=keys)
+    out = out.reindex(grid).fillna(0.0)
+    orders = out["orders"].to_numpy()
+    gross = out["gross"].to_numpy()
+    out["avg_order_value"] = np.divide(gross, orders, out=np.zeros_like(gross), where=orders > 0)
+    out["return_rate"] = np.divide(out["returned"].to_numpy(), gross, out=np.zeros_like(gross), where=gross > 0)
+    for col in ("orders", "active_customers", "new_customers"):
+        out[col] = out[col].round().astype("int64")
+    return schema.conform(out.reset_index(), schema.KPIS, "kpis")
+
+
+def _infer_period(periods: pd.DatetimeIndex) -> str:
+    if len(periods) > 1 and pd.Series(periods).diff().dropna().min() > pd.Timedelta(days=31):
+        return "Q"
+    return "M"
+
+
+def latest_change(kpis: pd.DataFrame, region: str, data_end: str | dt.date | None = None) -> dict[str, Any]:
+    """Each KPI of the last complete period next to the one before, with the relative change.
+
+    A period is complete when it ends on or before `data_end` (the data's last day, e.g.
+    data_quality["period_end"]); so when the data stops mid-period, the two periods before the
+    partial one are compared. Without `data_end` every period in the table counts as complete.
+    Returns {"region", "freq", "period", "previous_period", "label", "previous_label",
+    "kpis": {kpi: {"value", "previous", "change"}}}; change is relative, None when previous is 0.
+    """
+    if kpis is None or kpis.empty:
+        raise DataError("no KPI rows", file="kpis", fix="run the kpis stage first")
+    rows = kpis[kpis["region"] == region].sort_values("period", kind="stable")
+    if rows.empty:
+        known = ", ".join(sorted(map(str, kpis["region"].unique())))
+        raise DataError(f"no KPIs for region {region!r}; known: {known}", file="kpis", column="region",
+                        fix="use one of the known regions (or schema.ALL for the company)")
+    freq = _infer_period(pd.DatetimeIndex(kpis["period"].drop_duplicates().sort_values()))
+    if data_end is not None:
+        ends = rows["period"] + (pd.offsets.QuarterEnd(0) if freq == "Q" else pd.offsets.MonthEnd(0))
+        rows = rows[ends <= pd.Timestamp(data_end).normalize()]
+    if len(rows) < 2:
+        raise DataError(f"need two complete periods for region {region!r}, have {len(rows)}", file="kpis",
+                        fix="use a longer data period or a shorter reporting period (period: M)")
+    cur, prev = rows.iloc[-1], rows.iloc[-2]
+    tiles: dict[str, dict[str, float | None]] = {}
+    for m in MEASURES:
+        v, pv = float(cur[m]), float(prev[m])
+        tiles[m] = {"value": v, "previous": pv, "change": (v - pv) / abs(pv) if pv else None}
+    label = (lambda t: f"{t.year}-Q{t.quarter}") if freq == "Q" else (lambda t: t.strftime("%Y-%m"))
+    return {"region": region, "freq": freq, "period": cur["period"].date().isoformat(),
+            "previous_period": prev["period"].date().isoformat(),
+            "label": label(cur["period"]), "previous_label": label(prev["period"]), "kpis": tiles}
+
+
+def run(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The whole kpis stage without a notebook: read transactions, compute, save."""
+    cfg = config.load("kpis", root)
+    paths = config.paths(root)
+    if not paths.transactions.is_file():
+        raise DataError("transactions not found", file=str(paths.transactions),
+                        fix="run the ingest stage first (`dvc repro ingest`)")
+    out = compute(io.read_parquet(paths.transactions), cfg.period)
+    io.write_parquet(out, paths.kpis)
+    return out

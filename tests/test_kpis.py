@@ -1,0 +1,150 @@
+"""KPIs: totals agree with regions, definitions hold on hand-checked rows, tiles use complete periods."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from datastory import config, ingest, io, kpis, runner, sample, schema
+from datastory.errors import DataError
+
+
+def tx_rows() -> pd.DataFrame:
+    """Two regions over Jan-Mar 2025; C2 returns goods in February; no sales in North in February."""
+    rows = [  # order, customer, day, region, line, qty, amount
+        ("O1", "C1", "2025-01-03", "North", "Hardware", 2, 100.0),
+        ("O1", "C1", "2025-01-03", "North", "Software", 1, 50.0),
+        ("O2", "C2", "2025-01-10", "South", "Hardware", 1, 200.0),
+        ("O3", "C2", "2025-02-11", "South", "Hardware", 1, 300.0),
+        ("R1", "C2", "2025-02-20", "South", "Hardware", -1, -60.0),
+        ("O4", "C3", "2025-03-01", "South", "Services", 1, 400.0),
+        ("O5", "C1", "2025-03-31", "North", "Hardware", 1, 80.0),
+    ]
+    df = pd.DataFrame(rows, columns=["order_id", "customer_id", "timestamp", "region", "product_line",
+                                     "quantity", "amount"])
+    df["timestamp"] = pd.to_datetime(df["timestamp"])
+    df["customer_name"] = df["customer_id"]
+    df["discount"] = 0.0
+    df["is_return"] = df["amount"] < 0
+    return schema.conform(df, schema.TRANSACTIONS, "transactions")
+
+
+def _row(k: pd.DataFrame, region: str, period: str) -> pd.Series:
+    return k[(k["region"] == region) & (k["period"] == pd.Timestamp(period))].squeeze()
+
+
+def test_monthly_definitions_on_hand_checked_rows():
+    k = kpis.compute(tx_rows(), "M")
+    assert list(k.columns) == list(schema.KPIS)
+    assert [str(t) for t in k.dtypes] == list(schema.KPIS.values())
+    assert len(k) == 3 * 3                                   # All, North, South x Jan..Mar
+    feb = _row(k, "South", "2025-02-01")
+    assert feb["revenue"] == 240.0 and feb["orders"] == 1 and feb["active_customers"] == 1
+    assert feb["avg_order_value"] == 300.0 and feb["return_rate"] == pytest.approx(0.2)
+    assert feb["new_customers"] == 0
+    north_feb = _row(k, "North", "2025-02-01")               # a gap month is present, all zeros
+    assert north_feb["revenue"] == 0 and north_feb["orders"] == 0 and north_feb["avg_order_value"] == 0
+    jan = _row(k, schema.ALL, "2025-01-01")
+    assert jan["orders"] == 2 and jan["new_customers"] == 2 and jan["avg_order_value"] == 175.0
+    assert list(k[["region", "period"]].itertuples(index=False)) == \
+        sorted(k[["region", "period"]].itertuples(index=False))
+
+
+def test_quarterly_is_one_period():
+    k = kpis.compute(tx_rows(), "Q")
+    total = _row(k, schema.ALL, "2025-01-01")
+    assert len(k) == 3 and total["revenue"] == 1070.0 and total["orders"] == 5
+    assert total["active_customers"] == 3 and total["new_customers"] == 3
+
+
+@pytest.fixture(scope="module")
+def sample_tx() -> pd.DataFrame:
+    raw = sample.generate(config.SampleParams(n_customers=300))
+    return ingest.clean(raw, "sample")[0]
+
+
+@pytest.mark.parametrize("period", ["M", "Q"])
+def test_totals_equal_sum_over_regions(sample_tx, period):
+    k = kpis.compute(sample_tx, period)
+    regions = k[k["region"] != schema.ALL].groupby("period")[["revenue", "orders", "new_customers"]].sum()
+    total = k[k["region"] == schema.ALL].set_index("period")[["revenue", "orders", "new_customers"]]
+    pd.testing.assert_frame_equal(regions, total, check_names=False)
+    assert total["new_customers"].sum() == sample_tx.loc[sample_tx["amount"] > 0, "customer_id"].nunique()
+    assert total["revenue"].sum() == pytest.approx(sample_tx["amount"].sum())
+    assert (k.groupby("region").size() == k["period"].nunique()).all()
+
+
+def test_compute_refuses_bad_input():
+    with pytest.raises(DataError, match="unknown period 'W'"):
+        kpis.compute(tx_rows(), "W")
+    with pytest.raises(DataError, match="no transactions"):
+        kpis.compute(tx_rows().iloc[:0], "M")
+    with pytest.raises(DataError, match="missing column"):
+        kpis.compute(tx_rows().drop(columns="order_id"), "M")
+
+
+def test_latest_change_uses_complete_periods():
+    k = kpis.compute(tx_rows(), "M")
+    full = kpis.latest_change(k, "South", data_end="2025-03-31")
+    assert (full["period"], full["previous_period"], full["label"]) == ("2025-03-01", "2025-02-01", "2025-03")
+    rev = full["kpis"]["revenue"]
+    assert (rev["value"], rev["previous"]) == (400.0, 240.0)
+    assert rev["change"] == pytest.approx(400 / 240 - 1)
+    partial = kpis.latest_change(k, "South", data_end="2025-03-30")
+    assert (partial["period"], partial["previous_period"]) == ("2025-02-01", "2025-01-01")
+    assert kpis.latest_change(k, "North", data_end="2025-03-31")["kpis"]["orders"]["change"] is None
+    assert kpis.latest_change(k, schema.ALL)["period"] == "2025-03-01"
+
+
+def test_latest_change_quarterly_label(sample_tx):
+    k = kpis.compute(sample_tx, "Q")
+    out = kpis.latest_change(k, schema.ALL, data_end=sample_tx["timestamp"].max())
+    assert out["label"].startswith("20") and "-Q" in out["label"]
+    end = sample_tx["timestamp"].max()
+    assert pd.Timestamp(out["period"]) + pd.offsets.QuarterEnd(0) <= end.normalize()
+
+
+def test_latest_change_refuses_bad_input():
+    k = kpis.compute(tx_rows(), "M")
+    with pytest.raises(DataError, match="no KPIs for region 'Mars'"):
+        kpis.latest_change(k, "Mars")
+    with pytest.raises(DataError, match="no KPI rows"):
+        kpis.latest_change(k.iloc[:0], schema.ALL)
+    with pytest.raises(DataError, match="need two complete periods"):
+        kpis.latest_change(kpis.compute(tx_rows(), "Q"), schema.ALL)
+
+
+def test_run_reads_and_writes_real_files(project):
+    with pytest.raises(DataError, match="ingest stage first"):
+        kpis.run(project)
+    paths = config.paths(project)
+    io.write_parquet(tx_rows(), paths.transactions)
+    out = kpis.run(project)
+    pd.testing.assert_frame_equal(io.read_parquet(paths.kpis), out)
+
+
+# ---------------------------------------------------------------- notebook
+
+
+@pytest.mark.slow
+def test_notebooks_01_and_02_run_on_a_tiny_project(project):
+    (project / "params/data.yaml").write_text(
+        "source: sample\ncurrency: EUR\nsample:\n  n_customers: 200\n", encoding="utf-8")
+    (project / "params/kpis.yaml").write_text("period: Q\n", encoding="utf-8")
+    sample.run(project)
+    shutil.copytree(REPO / "notebooks", project / "notebooks")
+    runner.execute("ingest", project)
+    runner.execute("kpis", project)
+    paths = config.paths(project)
+    table = io.read_parquet(paths.kpis)
+    pd.testing.assert_frame_equal(table, kpis.compute(io.read_parquet(paths.transactions), "Q"))
+    assert (table["period"].dt.month % 3 == 1).all()
+
+
+def test_latest_change_ignores_periods_after_the_data_end():
+    k = kpis.compute(tx_rows(), "M")
+    out = kpis.latest_change(k, schema.ALL, data_end=pd.Timestamp("2025-02-28 17:30"))
+    assert (out["period"], out["previous_period"], out["freq"]) == ("2025-02-01", "2025-01-01", "M")
