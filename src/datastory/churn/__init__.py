@@ -1,0 +1,116 @@
+"""Churn stage: point-in-time features, labels, a calibrated model judged against baselines, a red list.
+
+`run(tx, cfg)` is the pure core (transactions + ChurnParams in, scores + metrics out);
+`save(result, paths)` is the I/O edge writing paths.churn_scores and paths.churn_metrics atomically.
+See model.py for the cutoffs and the calibration choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from .. import io
+from ..config import ChurnParams, Paths
+from ..errors import DataError, ModelError
+from .features import check_transactions, features_at
+from .labels import labels_at
+from .model import fit, labelled_at, plan_cutoffs, predict, validate
+from .redlist import changes, reasons_for, red_list
+
+__all__ = ["ChurnResult", "run", "save", "metrics_table", "calibration_plot", "features_at", "labels_at",
+           "red_list", "changes", "reasons_for"]
+
+METRIC_NAMES = ("roc_auc", "pr_auc", "brier", "top_decile_lift")
+
+
+@dataclass(frozen=True)
+class ChurnResult:
+    scores: pd.DataFrame        # schema.CHURN_SCORES
+    metrics: dict[str, Any]     # metrics/churn.json content
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.date().isoformat()
+
+
+def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
+    """Train on the stacked training cutoffs, validate at c_valid, score everyone active at the data end."""
+    check_transactions(tx)
+    cut = plan_cutoffs(tx, cfg)
+    product_lines = sorted(tx["product_line"].astype(str).unique())
+    regions = sorted(tx["region"].astype(str).unique())
+    train = pd.concat([labelled_at(tx, c, cfg, product_lines, regions) for c in cut.train],
+                      ignore_index=True)
+    valid = labelled_at(tx, cut.valid, cfg, product_lines, regions)
+    if valid.empty:
+        raise ModelError(f"no customer bought in the {cfg.lookback_days} days before the validation cutoff "
+                         f"{_iso(cut.valid)}, so the model cannot be judged", file="params/churn.yaml",
+                         fix="use a longer lookback_days, or data that reaches closer to today")
+    fitted = fit(train, cfg.seed)
+    judged = validate(fitted, train, valid)
+    current = features_at(tx, cut.score, cfg.lookback_days, product_lines=product_lines, regions=regions)
+    scores = red_list(current, predict(fitted, current), cfg)
+    metrics: dict[str, Any] = {
+        "window_days": cfg.window_days, "lookback_days": cfg.lookback_days,
+        "cutoffs_train": [_iso(c) for c in cut.train], "cutoff_valid": _iso(cut.valid),
+        "score_date": _iso(cut.score),
+        "n_train": len(train), "n_valid": len(valid),
+        "base_rate": float(valid["churned"].mean()) if len(valid) else float("nan"),
+        "n_scored": len(scores), "n_red": int(scores["red"].sum()),
+        "revenue_at_risk": float(scores["revenue_at_risk"].sum()),
+        "churn_rate": float(scores["probability"].mean()) if len(scores) else float("nan"),
+        "model_kind": fitted.kind,
+        **judged,
+    }
+    return ChurnResult(scores=scores, metrics=metrics)
+
+
+def save(result: ChurnResult, paths: Paths) -> dict[str, Any]:
+    """Write scores and metrics; if a previous scores file exists, add newly_red/cleared counts.
+
+    Limit: `dvc repro` deletes a stage's outputs before running it, so under DVC there is no previous
+    file and both counts are null; they are filled when the stage is run by hand (notebook or CLI)
+    over an earlier result.
+    """
+    metrics = dict(result.metrics)
+    metrics["newly_red"] = metrics["cleared"] = None
+    if paths.churn_scores.exists():
+        diff = changes(io.read_parquet(paths.churn_scores), result.scores)
+        metrics["newly_red"], metrics["cleared"] = len(diff["newly_red"]), len(diff["cleared"])
+    io.write_parquet(result.scores, paths.churn_scores)
+    io.write_json(metrics, paths.churn_metrics)
+    return metrics
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Model and baselines side by side: one row per metric, one column per scorer."""
+    try:
+        scorers = {"model": metrics["model"], **metrics["baselines"]}
+    except KeyError as exc:
+        raise DataError(f"churn metrics lack the key {exc.args[0]!r}", file="metrics/churn.json",
+                        fix="pass the metrics of churn.run()") from None
+    return pd.DataFrame({name: [m.get(k) for k in METRIC_NAMES] for name, m in scorers.items()},
+                        index=pd.Index(METRIC_NAMES, name="metric"), dtype="float64")
+
+
+def calibration_plot(metrics: dict[str, Any]) -> Any:
+    """Reliability diagram of every scorer's calibration table (a matplotlib Figure)."""
+    import matplotlib.pyplot as plt
+
+    tables = metrics.get("calibration")
+    if not tables:
+        raise DataError("churn metrics hold no calibration tables", file="metrics/churn.json",
+                        fix="pass the metrics of churn.run()")
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+    for name, rows in tables.items():
+        pts = [(r["mean_predicted"], r["observed"]) for r in rows
+               if r["count"] and r["mean_predicted"] is not None and r["observed"] is not None]
+        ax.plot([p for p, _ in pts], [o for _, o in pts], marker="o", label=name)
+    ax.set(xlabel="mean predicted probability", ylabel="observed churn rate", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,111 @@
+"""The churn stage end to end: run -> scores + metrics, save -> files read back, determinism, notebook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_churn_model import synth_tx
+
+from datastory import churn, config, io, schema
+from datastory.errors import DataError, ModelError
+
+REPO = Path(__file__).resolve().parents[1]
+METRIC_KEYS = {"window_days", "lookback_days", "cutoffs_train", "cutoff_valid", "score_date", "n_train", "n_valid",
+               "base_rate", "n_scored", "n_red", "revenue_at_risk", "churn_rate", "model", "baselines",
+               "calibration", "model_kind"}
+
+
+@pytest.fixture(scope="module")
+def tx() -> pd.DataFrame:
+    return synth_tx(450, seed=5)
+
+
+@pytest.fixture(scope="module")
+def result(tx) -> churn.ChurnResult:
+    return churn.run(tx, config.ChurnParams())
+
+
+def test_run_metrics_and_scores(tx, result):
+    m, s = result.metrics, result.scores
+    assert set(m) == METRIC_KEYS
+    assert m["model_kind"] == "hist_gradient_boosting+isotonic"
+    assert m["score_date"] == (tx["timestamp"].max().normalize() + pd.Timedelta(days=1)).date().isoformat()
+    assert m["cutoff_valid"] == (pd.Timestamp(m["score_date"]) - pd.Timedelta(days=90)).date().isoformat()
+    assert len(m["cutoffs_train"]) == 4 and max(m["cutoffs_train"]) <= (
+        pd.Timestamp(m["cutoff_valid"]) - pd.Timedelta(days=90)).date().isoformat()
+    assert list(s.columns) == list(schema.CHURN_SCORES) and m["n_scored"] == len(s)
+    assert m["n_red"] == int(s["red"].sum()) and m["churn_rate"] == pytest.approx(s["probability"].mean())
+    assert set(m["model"]) == {"roc_auc", "pr_auc", "brier", "top_decile_lift"}
+    assert set(m["baselines"]) == {"recency", "rfm"}
+    ordered = s.sort_values(["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable")
+    assert s["customer_id"].tolist() == ordered["customer_id"].tolist()
+    # everyone scored was active in the lookback before the score date, and nobody else
+    start = pd.Timestamp(m["score_date"]) - pd.Timedelta(days=365)
+    buys = tx[~tx["is_return"] & (tx["timestamp"] >= start)]
+    assert set(s["customer_id"]) == set(buys["customer_id"])
+    table = churn.metrics_table(m)
+    assert list(table.columns) == ["model", "recency", "rfm"] and table.loc["roc_auc", "model"] > 0.5
+
+
+def test_same_inputs_give_byte_identical_files(tx, result, project):
+    again = churn.run(tx.sample(frac=1.0, random_state=3), config.ChurnParams())  # row order must not matter
+    a = io.write_parquet(result.scores, project / "a.parquet").read_bytes()
+    b = io.write_parquet(again.scores, project / "b.parquet").read_bytes()
+    assert a == b
+    ja = io.write_json(result.metrics, project / "a.json").read_bytes()
+    assert ja == io.write_json(again.metrics, project / "b.json").read_bytes()
+
+
+def test_save_writes_files_and_counts_changes(tx, result, project):
+    paths = config.paths(project)
+    first = churn.save(result, paths)
+    assert first["newly_red"] is None and first["cleared"] is None
+    back = io.read_parquet(paths.churn_scores)
+    pd.testing.assert_frame_equal(back, result.scores)
+    assert io.read_json(paths.churn_metrics)["n_red"] == result.metrics["n_red"]
+    stricter = churn.run(tx, config.ChurnParams(threshold=0.9, top_k_per_region=2))
+    second = churn.save(stricter, paths)
+    diff = churn.changes(result.scores, stricter.scores)
+    assert (second["newly_red"], second["cleared"]) == (len(diff["newly_red"]), len(diff["cleared"]))
+    assert second["cleared"] > 0
+    assert io.read_json(paths.churn_metrics)["cleared"] == second["cleared"]
+
+
+def test_bad_inputs_are_refused(tx):
+    with pytest.raises(DataError, match="missing column"):
+        churn.run(tx.drop(columns=["is_return"]), config.ChurnParams())
+    with pytest.raises(ModelError, match="history too short"):
+        churn.run(tx, config.ChurnParams(window_days=730))
+    few = tx[tx["customer_id"].isin(["C00000", "C00001", "C00002"]) | (tx["timestamp"] == tx["timestamp"].max())]
+    with pytest.raises(ModelError, match="too few customers to train"):
+        churn.run(few, config.ChurnParams())
+    with pytest.raises(DataError, match="lack the key"):
+        churn.metrics_table({"model": {}})
+    with pytest.raises(DataError, match="calibration"):
+        churn.calibration_plot({})
+
+
+def test_calibration_plot_draws_every_scorer(result):
+    import matplotlib.pyplot as plt
+
+    fig = churn.calibration_plot(result.metrics)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    plt.close(fig)
+    assert labels == ["perfect", "model", "recency", "rfm"]
+
+
+@pytest.mark.slow
+def test_model_beats_recency_on_the_sample_company():
+    from datastory import ingest, sample
+
+    tx, _ = ingest.clean(sample.generate(config.SampleParams()), "sample")
+    res = churn.run(tx, config.ChurnParams())
+    m = res.metrics
+    assert m["model"]["roc_auc"] > m["baselines"]["recency"]["roc_auc"]
+    assert m["model"]["pr_auc"] > m["baselines"]["recency"]["pr_auc"]
+    assert m["model"]["brier"] < m["baselines"]["recency"]["brier"]
+    assert m["n_scored"] > 1000 and 0 < m["n_red"] < m["n_scored"]
+    assert np.isfinite(m["revenue_at_risk"])
