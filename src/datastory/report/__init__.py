@@ -1,0 +1,24 @@
+"""The HTML and PDF report of one audience, built from the executed notebooks/05_report.ipynb.
+
+The notebook displays the sections (datastory.report.sections) cell by cell; its *outputs*
+become the HTML (render.to_html, nbconvert + the project template) and WeasyPrint turns that
+HTML into the PDF (pdf.html_to_pdf). `build` is pure (notebook in, bytes out). The I/O edge is
+`datastory.stages.report`, which executes the notebook with `runner.execute`, calls `build` and
+writes the HTML, PDF and workbook together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .pdf import check_page_size, html_to_pdf
+from .render import to_html
+
+__all__ = ["build", "to_html", "html_to_pdf"]
+
+
+def build(executed_nb: Any, pack_page_size: str) -> tuple[str, bytes]:
+    """(html, pdf_bytes) of an executed 05_report notebook (node or path) on `pack_page_size` paper."""
+    check_page_size(pack_page_size)  # fail before the (slower) rendering
+    html = to_html(executed_nb)
+    return html, html_to_pdf(html, pack_page_size)

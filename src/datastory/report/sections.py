@@ -1,0 +1,226 @@
+"""The report's sections as HTML fragments (strings), one function per section, Pack in, HTML out.
+
+Every value that comes from data or parameters passes through `html.escape`, so a customer
+called `<script>` is shown as text. Figures are embedded as base64 data: URIs inside
+<figure>/<figcaption>, so the HTML is one self-contained file with no external requests.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+import pandas as pd
+
+from ..errors import DataError
+from ..pack import Pack
+from . import figures
+from .narrative import (
+    FREQ_WORDS,
+    KPI_LABELS,
+    NO_EARLIER_PERIOD,
+    accuracy_sentence,
+    churn_sentence,
+    executive_summary,
+    fmt_count,
+    fmt_kpi,
+    fmt_money,
+    fmt_pct,
+    forecast_total,
+    headline_change,
+    period_label,
+    require_pack,
+    series_name,
+    trend,
+)
+
+MODEL_NAMES = {"prophet": "Prophet", "seasonal_naive": "seasonal naive", "ets": "exponential smoothing"}
+PANELS_PER_FIGURE = 9  # small multiples per figure: 3 rows of 3 fit a page
+TOP_N = 15  # customers shown in the report's risk list (the workbook has all of them)
+
+
+def e(value: object) -> str:
+    """Escaped text of any value (quotes included, so it is also safe inside attributes)."""
+    return escape(str(value), quote=True)
+
+
+def figure(png: bytes, alt: str, caption: str) -> str:
+    """A <figure> holding the PNG as a data: URI, with alt text and a caption."""
+    if not png.startswith(b"\x89PNG"):
+        raise DataError("figure: the image is not a PNG", fix="pass the bytes returned by report.figures")
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{e(alt)}">'
+            f"<figcaption>{e(caption)}</figcaption></figure>")
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """A table from already-escaped cells; thead repeats on each printed page."""
+    th = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    klass = f' class="{e(cls)}"' if cls else ""
+    return f"<table{klass}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def cover(p: Pack) -> str:
+    """Title page: title, company, audience, data period and provenance.
+
+    The data-* attributes carry the document title and date for render.py (HTML <title>, PDF
+    metadata); the `.running-*` elements feed the PDF's running header and footer.
+    """
+    require_pack(p)
+    prov = p.provenance
+    return (
+        f'<section class="cover" data-doc-title="{e(p.title)}" data-doc-date="{e(prov.period_end)}">'
+        f'<p class="company">{e(p.company)}</p>'
+        f"<h1>{e(p.title)}</h1>"
+        f'<p class="audience">Prepared for <span class="running-audience">{e(p.label)}</span></p>'
+        f'<p class="period">Data from {e(prov.period_start)} to {e(prov.period_end)}</p>'
+        f'<p class="running-provenance">{e(prov.footer())}</p>'
+        "</section>"
+    )
+
+
+def summary(p: Pack) -> str:
+    """Executive summary: the headline numbers in plain sentences."""
+    require_pack(p)
+    items = "".join(f"<li>{e(s)}</li>" for s in executive_summary(p))
+    scope = "the whole company" if p.is_company else ", ".join(p.regions)
+    return (f'<section class="summary"><h2>Executive summary</h2>'
+            f"<p>Scope: {e(scope)}. Amounts in {e(p.currency)}.</p><ul>{items}</ul></section>")
+
+
+def _tile(kpi: str, item: dict, word: str) -> str:
+    """One KPI tile from an item of kpis.latest_change's "kpis" ({value, previous, change})."""
+    change = item["change"]
+    cls = trend(change)
+    delta = f"previous {word}: 0" if change is None else f"{fmt_pct(change, signed=True)} vs previous {word}"
+    return (f'<div class="tile {cls}"><div class="label">{e(KPI_LABELS[kpi])}</div>'
+            f'<div class="value">{e(fmt_kpi(kpi, item["value"]))}</div>'
+            f'<div class="delta">{e(delta)}</div></div>')
+
+
+def kpi_tiles(p: Pack) -> str:
+    """KPI tiles (last complete period vs previous) and the revenue-by-period chart.
+
+    With fewer than two complete periods (headline_change is None) the tiles give way to
+    NO_EARLIER_PERIOD; the chart of what there is still shows.
+    """
+    require_pack(p)
+    if p.kpis.empty:
+        return '<section class="kpis"><h2>Key figures</h2><p>No KPI data for this audience.</p></section>'
+    ch = headline_change(p)
+    word = FREQ_WORDS[ch["freq"]] if ch else "period"
+    where = series_name(p.headline_region)
+    chart = figure(figures.revenue_by_period(p), f"Bar chart of revenue per {word}, {where}",
+                   f"Revenue per {word} ({p.currency}); the latest {word} is the darker bar.")
+    note = f'<p class="note">{e(where)}; amounts in {e(p.currency)}.</p>'
+    if ch is None:
+        return (f'<section class="kpis"><h2>Key figures</h2>{note}<p class="no-comparison">{e(NO_EARLIER_PERIOD)}</p>'
+                f"{chart}</section>")
+    tiles = "".join(_tile(k, ch["kpis"][k], word) for k in KPI_LABELS)
+    return (f'<section class="kpis"><h2>Key figures: {e(period_label(ch["period"], ch["freq"]))}</h2>'
+            f'{note}<div class="tiles">{tiles}</div>{chart}</section>')
+
+
+def forecasts(p: Pack) -> str:
+    """Headline forecast chart, small multiples per segment, and per segment its accuracy in words."""
+    require_pack(p)
+    if p.forecast.empty:
+        return '<section class="forecast"><h2>Revenue forecast</h2><p>No forecast for this audience.</p></section>'
+    folds = int(p.forecast_metrics.get("folds", 0))
+    parts = ['<section class="forecast"><h2>Revenue forecast</h2>']
+    ids = list(dict.fromkeys(p.forecast["series_id"]))
+    head = p.headline_region if p.headline_region in ids else ids[0]
+    parts.append(figure(figures.forecast_chart(p, head), f"Line chart of actual and forecast revenue, {series_name(head)}",
+                        "Actual revenue (blue), forecast (orange) and its likely range (shaded)."))
+    segs = figures.segment_ids(p)
+    for i in range(0, len(segs), PANELS_PER_FIGURE):  # a figure never outgrows a printed page
+        chunk = segs[i:i + PANELS_PER_FIGURE]
+        parts.append(figure(figures.segment_multiples(p, chunk),
+                            "Small multiples of the revenue forecast per segment: " + ", ".join(chunk),
+                            "The same view for each segment" + (f" ({i // PANELS_PER_FIGURE + 1})."
+                                                               if len(segs) > PANELS_PER_FIGURE else ".")))
+    rows = []
+    series = p.forecast_metrics.get("series", {})
+    for sid in [head, *sorted(s for s in ids if s != head)]:
+        m = series.get(sid)
+        n, unit, lo, mid, hi = forecast_total(p, sid)
+        text = accuracy_sentence(m, folds) if m else "No backtest is recorded for this series."
+        model = str(m.get("model", "")) if m else ""
+        rows.append(f'<div class="segment"><h3>{e(series_name(sid))}</h3>'
+                    f"<p>Next {n} {unit}: {e(fmt_money(mid))} {e(p.currency)} "
+                    f"expected (range {e(fmt_money(lo))} to {e(fmt_money(hi))}). {e(text)}"
+                    + (f" Model: {e(MODEL_NAMES.get(model, model))}." if model else "") + "</p></div>")
+    parts.append('<h3 class="sub">Accuracy per segment</h3>' + "".join(rows) + "</section>")
+    return "".join(parts)
+
+
+def churn(p: Pack, top_n: int = TOP_N) -> str:
+    """Churn-risk chart and the top red-listed customers with their reasons."""
+    require_pack(p)
+    if top_n < 0:
+        raise DataError(f"top_n must be >= 0, got {top_n}", fix="pass how many customers to list")
+    out = ['<section class="churn"><h2>Customers at risk</h2>', f"<p>{e(churn_sentence(p))}</p>"]
+    if p.churn_scores.empty:
+        return "".join(out) + "<p>No scored customers for this audience.</p></section>"
+    out.append(figure(figures.churn_risk(p), "Histogram of churn probabilities and bar chart of revenue at risk by region",
+                      "Left: how likely customers are to leave. Right: revenue at risk per region (red list in red)."))
+    ranked = p.churn_scores.sort_values(["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable")
+    top = ranked.head(top_n)
+    if top.empty:
+        return "".join(out) + "</section>"
+    rows = [[e(r.customer_name), e(r.customer_id), e(r.region), "call" if r.red else "",
+             e(fmt_pct(r.probability)), e(fmt_money(r.annual_value)), e(fmt_money(r.revenue_at_risk)),
+             e(pd.Timestamp(r.last_order).strftime("%Y-%m-%d")), e(r.reasons or "")]
+            for r in top.itertuples(index=False)]
+    out.append(f"<h3>Highest revenue at risk (top {len(top)} of {fmt_count(len(ranked))} customers)</h3>")
+    out.append(_table(["Customer", "ID", "Region", "Red list", "Risk", "Annual value", "At risk", "Last order",
+                       "Why"], rows, "risk"))
+    return "".join(out) + "</section>"
+
+
+def _count(value: object) -> str:
+    """An escaped data-quality count: '1,234' for numbers, the value's text otherwise."""
+    return e(fmt_count(value) if isinstance(value, (int, float)) else value)
+
+
+def notes(p: Pack) -> str:
+    """Data quality counts and method notes, so a reader can judge how far to trust the numbers."""
+    require_pack(p)
+    dq = p.data_quality
+    keys = [("rows_read", "Rows read"), ("rows_kept", "Rows kept"), ("duplicates_removed", "Duplicates removed"),
+            ("missing_region_filled", "Missing regions filled"), ("return_lines", "Return lines"),
+            ("n_customers", "Customers"), ("n_orders", "Orders")]
+    rows = [[e(label), _count(dq[k])] for k, label in keys if k in dq]
+    rows += [[e(f"Rejected: {reason}"), _count(n)] for reason, n in sorted((dq.get("rejected") or {}).items())]
+    fm, cm = p.forecast_metrics, p.churn_metrics
+    method = [
+        f"Forecasts: each series is forecast with the model that did best in {fm.get('folds', '?')} rolling "
+        f"backtests (Prophet, exponential smoothing or a seasonal naive baseline). The shaded range is the "
+        f"model's interval per period; the totals quoted add these up, so they are a wide range.",
+    ]
+    model = cm.get("model") or {}
+    if "roc_auc" in model:
+        base = (cm.get("baselines") or {}).get("recency", {})
+        extra = f" (a recency-only rule scores {base['roc_auc']:.2f})" if "roc_auc" in base else ""
+        method.append(f"Churn risk: a calibrated classifier estimates the chance that a customer orders nothing "
+                      f"in the next {cm.get('window_days', '?')} days. Its ROC AUC on held-out data is "
+                      f"{model['roc_auc']:.2f}{extra}; 0.5 is a coin toss, 1.0 is perfect.")
+    items = "".join(f"<li>{e(m)}</li>" for m in method)
+    return (f'<section class="notes"><h2>Data quality and method</h2>{_table(["Check", "Count"], rows, "dq")}'
+            f"<ul>{items}</ul></section>")
+
+
+def footer(p: Pack) -> str:
+    """Provenance footer: data period, git commit and parameters hash."""
+    require_pack(p)
+    return f'<footer class="provenance"><p>{e(p.provenance.footer())}</p></footer>'
+
+
+ALL_SECTIONS = (cover, summary, kpi_tiles, forecasts, churn, notes, footer)
+
+
+def document_body(p: Pack) -> str:
+    """Every section in order: what the notebook displays cell by cell, in one string (for tests/tools)."""
+    require_pack(p)
+    return "".join(fn(p) for fn in ALL_SECTIONS)

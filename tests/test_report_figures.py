@@ -1,0 +1,76 @@
+"""Report figures: PNG bytes, stable across calls, no global pyplot state, clear errors on empty input."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+from PIL import Image
+
+from datastory.errors import DataError
+from datastory.report import figures
+
+
+def _size(png: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.format == "PNG"
+        assert "Software" not in im.info
+        return im.size
+
+
+ALL = (figures.revenue_by_period, figures.forecast_chart, figures.segment_multiples, figures.churn_risk)
+
+
+@pytest.mark.parametrize("fn", ALL, ids=lambda f: f.__name__)
+def test_figures_are_stable_pngs_at_print_width(tiny_pack, fn):
+    png = fn(tiny_pack)
+    assert png == fn(tiny_pack)  # same pack, same bytes
+    width, _ = _size(png)
+    assert width == int(figures.WIDTH_IN * figures.DPI)
+
+
+@pytest.mark.parametrize("fn", ALL, ids=lambda f: f.__name__)
+def test_figures_need_a_pack(fn):
+    with pytest.raises(DataError, match="expected a datastory Pack, got dict"):
+        fn({"kpis": None})
+
+
+def test_figures_do_not_touch_pyplot(tiny_pack):
+    figures.revenue_by_period(tiny_pack)
+    plt = sys.modules.get("matplotlib.pyplot")
+    assert plt is None or plt.get_fignums() == []
+
+
+def test_headline_region_differs_between_packs(tiny_pack, north_pack):
+    assert figures.revenue_by_period(tiny_pack) != figures.revenue_by_period(north_pack)
+
+
+def test_palette_is_okabe_ito():
+    assert figures.ACTUAL == "#0072B2"
+    assert figures.FORECAST == "#E69F00"
+    assert figures.RISK == "#D55E00"
+
+
+def test_unknown_series_is_a_clear_error(tiny_pack):
+    with pytest.raises(DataError, match="forecast series 'Mars'"):
+        figures.forecast_chart(tiny_pack, "Mars")
+
+
+def test_empty_churn_scores_is_a_clear_error(tiny_pack):
+    import dataclasses
+    empty = dataclasses.replace(tiny_pack, churn_scores=tiny_pack.churn_scores.iloc[0:0])
+    with pytest.raises(DataError, match="churn scores has no rows"):
+        figures.churn_risk(empty)
+
+
+def test_segment_multiples_needs_segments(tiny_pack):
+    import dataclasses
+    only_head = dataclasses.replace(tiny_pack, forecast=tiny_pack.forecast[tiny_pack.forecast["series_id"] == "All"])
+    with pytest.raises(DataError, match="no segment series"):
+        figures.segment_multiples(only_head)
+
+
+def test_segment_multiples_unknown_series(tiny_pack):
+    with pytest.raises(DataError, match="unknown forecast series"):
+        figures.segment_multiples(tiny_pack, ["North", "Atlantis"])

@@ -1,0 +1,102 @@
+"""report.build: an executed 05_report notebook in, (html, pdf) out; real PDFs read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import io as _io
+import json
+import shutil
+
+import nbformat
+import pytest
+from conftest import REPO, make_pack, tiny_frames
+from pypdf import PdfReader
+
+from datastory import config, io, report, runner
+from datastory.errors import DataError, ParamsError
+from datastory.report import narrative, sections
+
+
+def full_notebook(p, fns=(sections.cover, sections.summary, sections.footer)) -> nbformat.NotebookNode:
+    """Code cells with their HTML display outputs, as papermill leaves them (default: no figures, fast)."""
+    cells = []
+    for fn in fns:
+        cell = nbformat.v4.new_code_cell(f"HTML(sections.{fn.__name__}(p))")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": fn(p)})]
+        cells.append(cell)
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(_io.BytesIO(pdf)).pages)
+
+
+@pytest.fixture(scope="module")
+def built():
+    nb = full_notebook(make_pack())
+    return nb, report.build(nb, "Letter")
+
+
+def test_build_returns_html_and_pdf_on_the_page_size(built):
+    _, (html, pdf) = built
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html.lower()
+    box = PdfReader(_io.BytesIO(pdf)).pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (612, 792)
+    assert "Executive summary" in _pdf_text(pdf)
+
+
+def test_build_rejects_unknown_page_size(built):
+    nb, _ = built
+    with pytest.raises(ParamsError, match="page_size.*'A5'"):
+        report.build(nb, "A5")
+
+
+def test_build_missing_notebook_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="executed report notebook not found"):
+        report.build(tmp_path / "nope.ipynb", "A4")
+
+
+def test_build_renders_with_too_few_complete_periods():
+    p = make_pack()
+    short = dataclasses.replace(p, provenance=dataclasses.replace(p.provenance, period_end="2025-02-27"))
+    html, pdf = report.build(full_notebook(short, (sections.cover, sections.summary, sections.kpi_tiles)), "A4")
+    assert narrative.NO_EARLIER_PERIOD in html
+    squashed = "".join(_pdf_text(pdf).split())
+    assert "".join(narrative.NO_EARLIER_PERIOD.split()) in squashed
+
+
+def write_tiny_project(project) -> None:
+    """The tiny pack's frames as the real artifacts of a project folder (what the earlier stages write)."""
+    f = tiny_frames()
+    paths = config.paths(project)
+    io.write_parquet(f["kpis"], paths.kpis)
+    io.write_parquet(f["forecast"], paths.forecast)
+    io.write_parquet(f["churn_scores"], paths.churn_scores)
+    io.write_json(f["forecast_metrics"], paths.forecast_metrics)
+    io.write_json(f["churn_metrics"], paths.churn_metrics)
+    io.write_json(f["data_quality"], paths.data_quality)
+
+
+@pytest.mark.slow
+def test_runner_executes_05_report_and_build_renders_it(project, monkeypatch):
+    import time
+
+    monkeypatch.delenv("DATASTORY_ROOT", raising=False)
+    shutil.copytree(REPO / "notebooks", project / "notebooks")
+    write_tiny_project(project)
+    t0 = time.perf_counter()
+    executed = runner.execute("report", project, extra={"audience": "north"}, suffix="north")
+    t1 = time.perf_counter()
+    html, pdf = report.build(executed, config.load("report", project).page_size)
+    t2 = time.perf_counter()
+    print(f"05_report north: notebook {t1 - t0:.1f}s, render {t2 - t1:.1f}s")
+    assert executed == runner.executed_path("report", project, "north") and executed.is_file()
+    assert "North sales" in html and "Delta BV" not in html  # north sees only its customers
+    assert "pack.load" not in html and "north.manager@example.com" not in html
+    text = _pdf_text(pdf)
+    assert "Customers at risk" in text and "Page 1 of" in text
+    # re-rendering the same executed notebook gives the same bytes
+    assert report.build(executed, "A4") == (html, pdf)
+    nb = nbformat.read(executed, as_version=4)
+    assert nb.metadata["papermill"]["parameters"]["audience"] == "north"
+    assert json.dumps(nb.metadata["papermill"]) not in html
