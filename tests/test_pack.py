@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 from conftest import make_pack, tiny_frames
 
@@ -45,3 +46,20 @@ def test_footer_names_period_commit_and_hash(tiny_pack):
 
 def test_git_commit_outside_a_repo(tmp_path):
     assert pack.git_commit(tmp_path) == "unversioned"
+
+
+def test_audience_listing_every_region_is_the_company_and_repeats_collapse():
+    report = config.ReportParams(audiences={"x": config.Audience(label="X", regions=["North", "South", "North"])})
+    prov = pack.Provenance("a", "b", "c", "d")
+    assert pack.select("x", report, "EUR", provenance=prov, **tiny_frames()).is_company
+    report = config.ReportParams(audiences={"y": config.Audience(label="Y", regions=["North", "North"])})
+    assert pack.select("y", report, "EUR", provenance=prov, **tiny_frames()).regions == ("North",)
+
+
+def test_audience_of_some_but_not_all_regions_is_refused_clearly():
+    frames = tiny_frames()
+    east = frames["kpis"][frames["kpis"]["region"] == "North"].assign(region="East")
+    frames["kpis"] = pd.concat([frames["kpis"], east], ignore_index=True)
+    report = config.ReportParams(audiences={"x": config.Audience(label="X", regions=["North", "South"])})
+    with pytest.raises(ParamsError, match="all regions or exactly one"):
+        pack.select("x", report, "EUR", provenance=pack.Provenance("a", "b", "c", "d"), **frames)

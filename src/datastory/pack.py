@@ -50,8 +50,8 @@ class Pack:
 
     @property
     def headline_region(self) -> str:
-        """The KPI segment this audience leads with: ALL, or its single region."""
-        return ALL if self.is_company or len(self.regions) != 1 else self.regions[0]
+        """The KPI segment and series this audience leads with: ALL for the company, else its region."""
+        return ALL if self.is_company else self.regions[0]
 
     @property
     def red_list(self) -> pd.DataFrame:
@@ -65,7 +65,14 @@ def audience_regions(audience: config.Audience, known: list[str]) -> tuple[tuple
     if unknown:
         raise ParamsError(f"audience regions {unknown} do not occur in the data; regions are {sorted(known)}",
                           file="params/report.yaml", fix="use region names exactly as in the data")
-    return tuple(audience.regions), set(audience.regions) >= set(known)
+    regions = tuple(dict.fromkeys(audience.regions))
+    if set(regions) >= set(known):
+        return tuple(sorted(known)), True
+    if len(regions) != 1:
+        raise ParamsError(f"audience regions {list(regions)}: an audience sees either all regions or exactly one",
+                          file="params/report.yaml",
+                          fix="use `regions: all`, or one audience per region (combined regions are not supported yet)")
+    return regions, False
 
 
 def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFrame,
