@@ -25,6 +25,7 @@ def test_parameter_defaults_equal_the_params_file(stage):
     for key, value in expected.items():
         assert ast.literal_eval(declared[key]["default"]) == value, f"{path.name}: {key}"
         assert declared[key]["inferred_type_name"] != "None", f"{path.name}: {key} has no type"
+        assert declared[key]["help"], f"{path.name}: {key} has no comment"
 
 
 @pytest.mark.parametrize("stage", sorted(NOTEBOOKS))

@@ -14,6 +14,8 @@ import yaml
 from e2e import REPO, copy_repo, sh
 from pypdf import PdfReader
 
+from datastory import workbook
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 AUDIENCES = yaml.safe_load((REPO / "params/report.yaml").read_text())["audiences"]
@@ -80,8 +82,8 @@ def test_workbook_red_rows_match_the_scores(built):
             if row[id_col].value is None:
                 continue
             seen_regions.add(row[region_col].value)
-            fill = row[id_col].fill.fgColor.rgb if row[id_col].fill and row[id_col].fill.fill_type else None
-            if fill and str(fill).upper().endswith(("FFC7CE", "FF0000", "F8CBAD", "FFCCCC", "F4CCCC")):
+            fill = row[id_col].fill
+            if fill.fill_type == "solid" and str(fill.fgColor.rgb).upper().endswith(workbook.RED_FILL_RGB):
                 red_ids.add(str(row[id_col].value))
         mine = scores[scores["region"].isin(_regions(aud, all_regions))]
         assert red_ids == set(mine.loc[mine["red"], "customer_id"]), key

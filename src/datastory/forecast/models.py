@@ -1,0 +1,198 @@
+"""Forecast models with one signature: fit on a history, predict `horizon` future periods.
+
+`fit_predict(train, horizon, freq, cfg) -> DataFrame[yhat, yhat_lower, yhat_upper]` indexed by the
+future period start dates. `train` is revenue indexed by period start (see series.py).
+Models are listed simplest first in MODELS; selection breaks ties in that order.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..config import ForecastParams
+from ..errors import ModelError
+from .series import OFFSET, check_freq
+
+SEASON = {"D": 7, "W": 52, "M": 12}
+# Fourier order of Prophet's yearly seasonality: a monthly series has only 12 points a year.
+YEARLY_ORDER = {"D": 10, "W": 10, "M": 5}
+# Prophet's interval draws (default 1000). On 13 future weeks the vectorised sampler costs ~3 ms per
+# 1000 draws, so this saves little time; 200 keeps memory small on long daily horizons.
+PROPHET_SAMPLES = 200
+MIN_HISTORY = 3  # periods a model needs at the very least
+Fitter = Callable[[pd.Series, int, str, ForecastParams], pd.DataFrame]
+OUT_COLUMNS = ["yhat", "yhat_lower", "yhat_upper"]
+
+
+def future_index(last: pd.Timestamp, horizon: int, freq: str) -> pd.DatetimeIndex:
+    """The `horizon` period start dates after `last`."""
+    check_freq(freq)
+    return pd.date_range(pd.Timestamp(last), periods=horizon + 1, freq=OFFSET[freq])[1:].astype(
+        "datetime64[ns]")
+
+
+def check_train(train: pd.Series, horizon: int, freq: str) -> pd.Series:
+    """The history as float64, or a ModelError saying why a model cannot use it."""
+    check_freq(freq)
+    if not isinstance(train, pd.Series):
+        raise ModelError(f"history must be a pandas Series indexed by date, got {type(train).__name__}")
+    if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 1:
+        raise ModelError(f"horizon must be a positive integer, got {horizon!r}", column="horizon",
+                         fix="set horizon >= 1 in params/forecast.yaml")
+    if not isinstance(train.index, pd.DatetimeIndex):
+        raise ModelError("history must be indexed by dates (a DatetimeIndex)", column="ds")
+    if train.index.has_duplicates:
+        dup = train.index[train.index.duplicated()][0]
+        raise ModelError(f"history has duplicate date {dup:%Y-%m-%d}", column="ds",
+                         row=int(np.flatnonzero(train.index == dup)[1]),
+                         fix="aggregate to one value per period (forecast.build_series)")
+    if not train.index.is_monotonic_increasing:
+        raise ModelError("history dates are not in increasing order", column="ds", fix="sort by ds")
+    expected = pd.date_range(train.index[0], periods=len(train), freq=OFFSET[freq]) if len(train) else None
+    if expected is not None and not expected.equals(pd.DatetimeIndex(train.index, dtype="datetime64[ns]")):
+        bad = int(np.flatnonzero(expected != train.index)[0])
+        raise ModelError(f"history dates are not consecutive {freq} periods starting on "
+                         f"{expected[0]:%Y-%m-%d} (row {bad} is {train.index[bad]:%Y-%m-%d}, "
+                         f"expected {expected[bad]:%Y-%m-%d})", row=bad, column="ds",
+                         fix="build the series with forecast.build_series (weeks are labelled by Monday, "
+                             "months by their first day), filling gaps with 0")
+    if not pd.api.types.is_numeric_dtype(train) or pd.api.types.is_bool_dtype(train):
+        raise ModelError(f"history values must be numeric, got dtype {train.dtype}", column="y",
+                         fix="y is net revenue: convert it to numbers")
+    y = train.astype("float64")
+    bad = ~np.isfinite(y.to_numpy())
+    if bad.any():
+        raise ModelError("history has a missing or infinite value", row=int(bad.argmax()), column="y",
+                         fix="fill gaps with 0 (forecast.build_series does this)")
+    if len(y) < MIN_HISTORY:
+        raise ModelError(f"history has {len(y)} period(s); a model needs at least {MIN_HISTORY}",
+                         fix="load more history or use a finer freq")
+    return y
+
+
+def _frame(index: pd.DatetimeIndex, yhat, lower, upper) -> pd.DataFrame:
+    out = pd.DataFrame({"yhat": yhat, "yhat_lower": lower, "yhat_upper": upper}, index=index,
+                       dtype="float64")
+    out.index.name = "ds"
+    if not np.isfinite(out.to_numpy()).all():
+        raise ModelError("model produced a non-finite forecast")
+    return out
+
+
+def season_length(n: int, freq: str) -> int:
+    """The seasonal lag to use on `n` periods: one season if more than a season is known, else 1."""
+    m = SEASON[check_freq(freq)]
+    return m if n > m else 1
+
+
+def seasonal_naive(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.DataFrame:
+    """Each future period repeats the same period one season earlier (naive if < 1 season of history).
+
+    Interval: yhat +- the `interval_width` quantile of the absolute historical seasonal differences
+    |y_t - y_{t-m}| (symmetric, so the point forecast always lies inside its band), widened by
+    sqrt(number of seasons ahead) as the errors of repeated seasonal steps add up.
+    """
+    y = check_train(train, horizon, freq).to_numpy()
+    n = len(y)
+    m = season_length(n, freq)
+    h = np.arange(horizon)
+    yhat = y[n - m + (h % m)]
+    resid = y[m:] - y[:-m]
+    half = float(np.quantile(np.abs(resid), cfg.interval_width)) * np.sqrt(h // m + 1)
+    return _frame(future_index(train.index[-1], horizon, freq), yhat, yhat - half, yhat + half)
+
+
+def ets(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.DataFrame:
+    """Exponential smoothing (statsmodels ETS): additive errors, damped additive trend and additive
+    seasonality when two full seasons are known. Intervals are the model's analytic ones."""
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    y = check_train(train, horizon, freq)
+    m = SEASON[freq]
+    seasonal = "add" if len(y) >= 2 * m + 2 else None
+    values = y.to_numpy()
+    if np.ptp(values) == 0:
+        # A constant history (e.g. a segment that never sold): the forecast is that constant.
+        idx = future_index(y.index[-1], horizon, freq)
+        return _frame(idx, np.full(horizon, values[0]), np.full(horizon, values[0]), np.full(horizon, values[0]))
+    model = ETSModel(pd.Series(values), error="add", trend="add", damped_trend=True, seasonal=seasonal,
+                     seasonal_periods=m if seasonal else None, initialization_method="heuristic"
+                     if seasonal else "estimated")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = model.fit(disp=False, maxiter=200)
+        pred = fit.get_prediction(start=len(values), end=len(values) + horizon - 1)
+        frame = pred.summary_frame(alpha=1 - cfg.interval_width)
+    return _frame(future_index(y.index[-1], horizon, freq), frame["mean"].to_numpy(),
+                  frame["pi_lower"].to_numpy(), frame["pi_upper"].to_numpy())
+
+
+def _quiet_prophet() -> None:
+    """Silence Prophet's and cmdstanpy's INFO chatter (and the plotly notice) for this process.
+
+    cmdstanpy sets its logger to DEBUG when it first builds it, so build it here first, then lower it.
+    """
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed"
+    logging.getLogger("prophet").setLevel(logging.WARNING)
+    from cmdstanpy.utils import get_logger
+
+    get_logger().setLevel(logging.WARNING)
+
+
+def prophet(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.DataFrame:
+    """Prophet with the params' growth, seasonality mode, changepoint prior and country holidays
+    (holidays only matter for daily series: a weekly or monthly ds rarely falls on a holiday).
+
+    Weekly seasonality only for daily data, yearly seasonality only with >= 2 years of history
+    (Fourier order 10, 5 for monthly data);
+    MAP fit (mcmc_samples=0) and uncertainty sampling seeded by cfg.seed, so repeat runs agree.
+    """
+    y = check_train(train, horizon, freq)
+    _quiet_prophet()
+    from prophet import Prophet
+
+    span_days = (y.index[-1] - y.index[0]).days
+    model = Prophet(growth=cfg.prophet.growth, seasonality_mode=cfg.prophet.seasonality_mode,
+                    changepoint_prior_scale=cfg.prophet.changepoint_prior_scale,
+                    yearly_seasonality=(YEARLY_ORDER[freq] if span_days >= 2 * 365 - 7 else False),
+                    weekly_seasonality=freq == "D",
+                    daily_seasonality=False, interval_width=cfg.interval_width,
+                    mcmc_samples=0, uncertainty_samples=PROPHET_SAMPLES)
+    if cfg.prophet.country_holidays:
+        model.add_country_holidays(country_name=cfg.prophet.country_holidays)
+    df = pd.DataFrame({"ds": y.index, "y": y.to_numpy()})
+    if np.ptp(df["y"].to_numpy()) == 0:
+        raise ModelError("Prophet cannot fit a constant history", fix="seasonal naive covers this series")
+    # LBFGS always: Prophet picks Newton below 100 rows, which can crawl for 10+ s on short monthly
+    # series; Prophet still falls back to Newton itself if LBFGS fails.
+    model.fit(df, seed=cfg.seed, algorithm="LBFGS")
+    idx = future_index(y.index[-1], horizon, freq)
+    state = np.random.get_state()
+    np.random.seed(cfg.seed)
+    try:
+        fc = model.predict(pd.DataFrame({"ds": idx}))
+    finally:
+        np.random.set_state(state)
+    return _frame(idx, fc["yhat"].to_numpy(), fc["yhat_lower"].to_numpy(), fc["yhat_upper"].to_numpy())
+
+
+# Simplest first: selection prefers the earlier one on a tie.
+MODELS: dict[str, Fitter] = {"seasonal_naive": seasonal_naive, "ets": ets, "prophet": prophet}
+COMPLEXITY = {name: i for i, name in enumerate(MODELS)}
+
+
+def get(name: str, fitters: dict[str, Fitter] | None = None) -> Fitter:
+    """The fit_predict function of model `name` (from `fitters` first, then MODELS)."""
+    table = {**MODELS, **(fitters or {})}
+    if name not in table:
+        raise ModelError(f"unknown model {name!r}; allowed: {', '.join(sorted(table))}", column="models",
+                         fix="list only known models in params/forecast.yaml")
+    return table[name]
+

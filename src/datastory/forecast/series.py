@@ -1,0 +1,156 @@
+"""Revenue series per segment, built from the cleaned transaction log.
+
+Period labels (the `ds` column) are the FIRST day of each period, like the KPI stage:
+- D: the calendar day;
+- W: weeks run Monday..Sunday (pandas "W-SUN") and are labelled by their Monday;
+- M: the first day of the calendar month.
+
+A period the data does not fully cover is dropped at either end: a week or month holding only a
+few days of data would look like a collapse (at the end) or a ramp-up (at the start) and would
+poison every model. Periods inside the range with no sales are kept as 0 revenue.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import schema
+from ..errors import DataError
+
+FREQS = ("D", "W", "M")
+# pandas period alias per freq (W-SUN: weeks ending Sunday) and the offset of the period labels.
+PERIOD = {"D": "D", "W": "W-SUN", "M": "M"}
+OFFSET = {"D": "D", "W": "W-MON", "M": "MS"}
+SERIES_COLUMNS = {"series_id": "string", "region": "string", "product_line": "string",
+                  "ds": "datetime64[ns]", "y": "float64"}
+SEP = " / "
+
+
+def check_freq(freq: str) -> str:
+    """`freq` itself if it is one of D, W, M; otherwise a DataError naming the allowed choices."""
+    if freq not in FREQS:
+        raise DataError(f"unknown forecast frequency {freq!r}; allowed: {', '.join(FREQS)}",
+                        column="freq", fix="set freq in params/forecast.yaml to D, W or M")
+    return freq
+
+
+def series_id(region: str, product_line: str) -> str:
+    """"All" for the company total, the region for a region total, "Region / Line" otherwise."""
+    if region == schema.ALL:
+        return schema.ALL
+    if product_line == schema.ALL:
+        return region
+    return f"{region}{SEP}{product_line}"
+
+
+def _validate(tx: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(tx, pd.DataFrame):
+        raise DataError(f"transactions must be a DataFrame, got {type(tx).__name__}")
+    missing = [c for c in ("timestamp", "region", "product_line", "amount") if c not in tx.columns]
+    if missing:
+        raise DataError(f"transactions: missing column(s) {', '.join(missing)}",
+                        column=missing[0], fix="run the ingest stage first; it writes schema.TRANSACTIONS")
+    if tx.empty:
+        raise DataError("transactions: no rows, nothing to forecast", fix="check the ingest stage's output")
+    amount = tx["amount"]
+    if not pd.api.types.is_numeric_dtype(amount) or pd.api.types.is_bool_dtype(amount):
+        raise DataError(f"transactions: amount must be numeric, got dtype {amount.dtype}", column="amount",
+                        fix="convert amount to numbers in the ingest stage")
+    bad = amount.isna().to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise DataError("transactions: amount is missing", row=row, column="amount",
+                        fix="the ingest stage should quarantine rows without an amount")
+    ts = tx["timestamp"]
+    if not pd.api.types.is_datetime64_any_dtype(ts):
+        raise DataError(f"transactions: timestamp must be a datetime, got dtype {ts.dtype}",
+                        column="timestamp", fix="parse timestamps in the ingest stage")
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_localize(None)
+    bad = ts.isna().to_numpy()
+    if bad.any():
+        raise DataError("transactions: timestamp is missing", row=int(bad.argmax()), column="timestamp",
+                        fix="the ingest stage should quarantine rows without a timestamp")
+    for col in ("region", "product_line"):
+        bad = tx[col].isna().to_numpy()
+        if bad.any():
+            raise DataError(f"transactions: {col} is missing", row=int(bad.argmax()), column=col,
+                            fix="the ingest stage should fill or quarantine it")
+    return pd.DataFrame({"ts": ts.astype("datetime64[ns]"), "region": tx["region"].astype(str),
+                         "product_line": tx["product_line"].astype(str),
+                         "amount": amount.astype("float64")})
+
+
+def full_periods(first: pd.Timestamp, last: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
+    """Start dates of the periods lying entirely inside the days [first, last]."""
+    check_freq(freq)
+    first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    p0 = first.to_period(PERIOD[freq])
+    p1 = last.to_period(PERIOD[freq])
+    if p0.start_time.normalize() < first:
+        p0 += 1
+    if p1.end_time.normalize() > last:
+        p1 -= 1
+    if p1 < p0:
+        return pd.DatetimeIndex([], dtype="datetime64[ns]")
+    return pd.period_range(p0, p1, freq=PERIOD[freq]).start_time.astype("datetime64[ns]")
+
+
+def build_series(tx: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """Net revenue per period of every region x product line, every region and the company.
+
+    Returns a long frame (series_id, region, product_line, ds, y) sorted by series_id then ds.
+    Every series covers the same full periods; periods without sales are 0.
+    """
+    check_freq(freq)
+    t = _validate(tx)
+    periods = full_periods(t["ts"].min(), t["ts"].max(), freq)
+    if len(periods) == 0:
+        raise DataError(f"transactions cover {t['ts'].min():%Y-%m-%d}..{t['ts'].max():%Y-%m-%d}, "
+                        f"not one full period of freq {freq!r}",
+                        column="timestamp", fix="use a finer freq (D or W) or load more history")
+    t["ds"] = t["ts"].dt.to_period(PERIOD[freq]).dt.start_time.astype("datetime64[ns]")
+    t = t[t["ds"].isin(periods)]
+    regions = sorted(t["region"].unique()) if len(t) else []
+    lines = sorted(t["product_line"].unique()) if len(t) else []
+    for label in (*regions, *lines):
+        if label == schema.ALL:
+            raise DataError(f"transactions: a region or product line is named {schema.ALL!r}, "
+                            "the label reserved for totals", fix="rename it in the source data")
+    cells = t.groupby(["region", "product_line", "ds"], sort=True)["amount"].sum()
+    full = pd.MultiIndex.from_product([regions, lines, periods], names=["region", "product_line", "ds"])
+    cells = cells.reindex(full, fill_value=0.0)
+    by_region = cells.groupby(level=["region", "ds"]).sum()
+    total = by_region.groupby(level="ds").sum().reindex(periods, fill_value=0.0)
+
+    parts = [pd.DataFrame({"region": schema.ALL, "product_line": schema.ALL, "ds": periods,
+                           "y": total.to_numpy()})]
+    for reg in regions:
+        parts.append(pd.DataFrame({"region": reg, "product_line": schema.ALL, "ds": periods,
+                                   "y": by_region.loc[reg].reindex(periods).to_numpy()}))
+        for line in lines:
+            parts.append(pd.DataFrame({"region": reg, "product_line": line, "ds": periods,
+                                       "y": cells.loc[(reg, line)].reindex(periods).to_numpy()}))
+    out = pd.concat(parts, ignore_index=True)
+    out["series_id"] = [series_id(r, p) for r, p in zip(out["region"], out["product_line"], strict=True)]
+    out = out.sort_values(["series_id", "ds"], kind="stable")
+    out = out.loc[:, list(SERIES_COLUMNS)].astype(SERIES_COLUMNS)
+    return out.reset_index(drop=True)
+
+
+def split(series_long: pd.DataFrame) -> dict[str, pd.Series]:
+    """series_id -> y indexed by ds, from build_series' long frame (checked)."""
+    missing = [c for c in SERIES_COLUMNS if c not in series_long.columns]
+    if missing:
+        raise DataError(f"series frame: missing column(s) {', '.join(missing)}", column=missing[0],
+                        fix="build it with forecast.build_series")
+    dup = series_long.duplicated(["series_id", "ds"]).to_numpy()
+    if dup.any():
+        row = int(dup.argmax())
+        raise DataError(f"series frame: duplicate date {series_long['ds'].iloc[row]} in series "
+                        f"{series_long['series_id'].iloc[row]!r}", row=row, column="ds",
+                        fix="build the series with forecast.build_series (one row per period)")
+    out = {}
+    for sid, grp in series_long.groupby("series_id", sort=True):
+        out[str(sid)] = pd.Series(grp["y"].to_numpy(), index=pd.DatetimeIndex(grp["ds"]), name=str(sid))
+    return out

@@ -1,0 +1,405 @@
+"""The Excel workbook: read back with openpyxl and by unzipping its XML."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+import time
+import zipfile
+
+import openpyxl
+import pandas as pd
+import pytest
+from conftest import HOSTILE, make_pack
+
+from datastory import kpis, workbook
+from datastory.errors import DataError
+from datastory.report import narrative
+from datastory.workbook import _cells, _churn, _summary
+
+
+@pytest.fixture
+def churn_pack(tiny_pack):
+    """tiny_pack with the churn stage's "churn_rate" (conftest's churn metrics lack it)."""
+    return dataclasses.replace(tiny_pack, churn_metrics={**tiny_pack.churn_metrics, "churn_rate": 0.2})
+
+
+def is_red(cell) -> bool:
+    return cell.fill.fill_type == "solid" and str(cell.fill.fgColor.rgb).upper().endswith(workbook.RED_FILL_RGB)
+
+
+def summary_rows(data: bytes) -> dict:
+    ws = load(data)["Summary"]
+    return {r[0].value: r for r in ws.iter_rows() if isinstance(r[0].value, str)}
+
+
+def load(data: bytes) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(io.BytesIO(data))
+
+
+def xml(data: bytes, name: str) -> str:
+    return zipfile.ZipFile(io.BytesIO(data)).read(name).decode("utf-8")
+
+
+def sheet_xml(data: bytes) -> dict[str, str]:
+    z = zipfile.ZipFile(io.BytesIO(data))
+    return {n: z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet")}
+
+
+def churn_rows(wb: openpyxl.Workbook) -> list[tuple]:
+    ws = wb["Churn risk"]
+    return [r for r in ws.iter_rows(min_row=2) if r[0].value is not None]
+
+
+def test_sheets_in_order(churn_pack):
+    assert load(workbook.build(churn_pack)).sheetnames == workbook.SHEETS
+
+
+def test_build_rejects_non_pack_and_missing_column(tiny_pack):
+    with pytest.raises(DataError, match="Pack"):
+        workbook.build({"kpis": None})
+    broken = dataclasses.replace(tiny_pack, churn_scores=tiny_pack.churn_scores.drop(columns="revenue_at_risk"))
+    with pytest.raises(DataError, match="churn_scores.*revenue_at_risk") as err:
+        workbook.build(broken)
+    assert err.value.column == "revenue_at_risk"
+    with pytest.raises(DataError, match="forecast is not a data frame"):
+        workbook.build(dataclasses.replace(tiny_pack, forecast=None))
+
+
+def test_kpi_tiles_are_the_reports_numbers(churn_pack):
+    ch = narrative.headline_change(churn_pack)
+    tiles = {t["key"]: t for t in workbook.kpi_tiles(ch, churn_pack.churn_metrics)}
+    assert list(tiles) == list(_summary.LABELS)
+    assert set(_summary.KPI_FORMATS) == set(narrative.KPI_LABELS)  # a format for every KPI the report shows
+    # the data ends 2025-05-31, so June is incomplete: May is compared with April
+    k = churn_pack.kpis
+    may = k[(k.region == "All") & (k.period == "2025-05-01")].iloc[0]
+    apr = k[(k.region == "All") & (k.period == "2025-04-01")].iloc[0]
+    assert tiles["revenue"]["value"] == may.revenue and tiles["revenue"]["previous"] == apr.revenue
+    assert tiles["revenue"]["change"] == pytest.approx(may.revenue / apr.revenue - 1)
+    assert tiles["revenue"]["trend"] == "up" and tiles["revenue"]["good"] is True
+    assert tiles["active_customers"]["trend"] == "flat" and tiles["active_customers"]["good"] is None
+    for key in narrative.KPI_LABELS:
+        assert {f: tiles[key][f] for f in ("value", "previous", "change")} == ch["kpis"][key]
+    churn = tiles["churn_rate"]
+    assert churn["value"] == 0.2 and churn["previous"] is None and churn["change"] is None
+    assert churn["good"] is None and "2025-05-31" in churn["note"]
+    # the Summary sheet carries exactly these numbers, in the tiles' order
+    rows = summary_rows(workbook.build(churn_pack))
+    for t in tiles.values():
+        row = rows[t["label"]]
+        assert row[1].value == pytest.approx(t["value"])
+        assert row[3].value == (pytest.approx(t["change"]) if t["change"] is not None else None)
+    assert "Whole company: May 2025 vs April 2025" in next(k for k in rows if k.startswith("Key figures"))
+
+
+def test_kpi_tiles_reject_bad_input(churn_pack):
+    ch = narrative.headline_change(churn_pack)
+    broken = {**ch, "kpis": {k: v for k, v in ch["kpis"].items() if k != "orders"}}
+    with pytest.raises(DataError, match="lacks orders") as err:
+        workbook.kpi_tiles(broken)
+    assert err.value.column == "orders"
+    with pytest.raises(DataError, match="lacks"):
+        workbook.kpi_tiles({"period": "2025-05-01"})
+    with pytest.raises(DataError, match="churn_rate is not a number") as err:
+        workbook.kpi_tiles(ch, {"churn_rate": "high"})
+    assert err.value.file == "metrics/churn.json"
+    with pytest.raises(DataError, match="churn_rate"):
+        workbook.kpi_tiles(None, {"churn_rate": True})
+    with pytest.raises(DataError, match="churn_rate"):  # and build stops before writing any sheet
+        workbook.build(dataclasses.replace(churn_pack, churn_metrics={"churn_rate": [0.2]}))
+    assert workbook.kpi_tiles(None, {"churn_rate": float("nan")}) == []  # nobody scored: no churn tile
+    assert workbook.kpi_tiles(None, None) == []
+
+
+def test_summary_arrows_and_colours(churn_pack):
+    k = churn_pack.kpis.copy()
+    k.loc[(k.region == "All") & (k.period == "2025-05-01"), "return_rate"] = 0.03  # more returns: bad
+    rows = summary_rows(workbook.build(dataclasses.replace(churn_pack, kpis=k)))
+    assert rows["Revenue"][4].value == "▲" and rows["Revenue"][4].font.color.rgb == _cells.GREEN
+    assert rows["Return rate"][4].value == "▲" and rows["Return rate"][4].font.color.rgb == _cells.RED
+    assert rows["Return rate"][3].value == pytest.approx(0.5)
+    assert rows["Active customers"][4].value is None  # flat: no arrow
+    assert rows["Revenue"][3].number_format == _cells.FMT_CHANGE
+    assert rows["Revenue"][1].number_format == _cells.FMT_MONEY and rows["Revenue"][5].value == "EUR"
+    assert rows["Return rate"][1].number_format == _cells.FMT_PCT and rows["Return rate"][5].value is None
+    churn = rows["Churn rate"]
+    assert churn[1].value == 0.2 and churn[1].number_format == _cells.FMT_PCT
+    assert churn[2].value is None and churn[3].value is None and churn[4].value is None
+    assert "no earlier score" in churn[6].value
+
+
+def test_summary_with_too_few_periods_says_so(churn_pack):
+    prov = dataclasses.replace(churn_pack.provenance, period_end="2025-01-31")  # only January is complete
+    short = dataclasses.replace(churn_pack, provenance=prov)
+    assert narrative.headline_change(short) is None
+    rows = summary_rows(workbook.build(short))
+    assert narrative.NO_EARLIER_PERIOD in rows
+    assert "Revenue" not in rows and rows["Churn rate"][1].value == 0.2
+    assert "Key figures, Whole company" in rows
+
+
+def test_summary_without_kpis_or_headline_region(churn_pack):
+    rows = summary_rows(workbook.build(dataclasses.replace(churn_pack, kpis=churn_pack.kpis.iloc[0:0])))
+    assert "No KPI data for this audience." in rows and "Revenue" not in rows
+    regional = churn_pack.kpis[churn_pack.kpis.region != "All"].reset_index(drop=True)
+    with pytest.raises(DataError, match="no KPIs for region 'All'"):
+        workbook.build(dataclasses.replace(churn_pack, kpis=regional))
+
+
+def test_north_summary_is_norths_change(north_pack):
+    rows = summary_rows(workbook.build(north_pack))
+    ch = kpis.latest_change(north_pack.kpis, "North", "2025-05-31")
+    assert rows["Revenue"][1].value == ch["kpis"]["revenue"]["value"]
+    assert "Key figures, North: May 2025 vs April 2025" in rows
+
+
+def test_summary_chart_references_headline_block(tiny_pack):
+    data = workbook.build(tiny_pack)
+    ws = load(data)["Forecast"]
+    col_a = [c.value for c in ws["A"]]
+    header = col_a.index("Date") + 1  # first block is the headline ("All")
+    assert ws.cell(header - 2, 1).value == "All"
+    n = int((tiny_pack.forecast.series_id == "All").sum())
+    chart = xml(data, "xl/charts/chart1.xml")
+    rels = xml(data, "xl/drawings/_rels/drawing1.xml.rels")
+    assert "chart1.xml" in rels
+    assert f"'Forecast'!$A${header + 1}:$A${header + n}" in chart
+    for col in "BCDE":
+        assert f"'Forecast'!${col}${header + 1}:${col}${header + n}" in chart
+    # one chart on Summary plus one per region-total series (company, North, South)
+    charts = [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.startswith("xl/charts/chart")]
+    totals = tiny_pack.forecast.loc[tiny_pack.forecast.product_line == "All", "series_id"].nunique()
+    assert len(charts) == 1 + totals
+
+
+def test_forecast_sheet_models_and_mase(tiny_pack):
+    ws = load(workbook.build(tiny_pack))["Forecast"]
+    model_rows = [r for r in ws.iter_rows(values_only=True) if r[0] == "Model"]
+    titles = [ws.cell(i, 1).value for i in range(1, ws.max_row + 1)
+              if ws.cell(i + 1, 1).value == "Model"]
+    assert titles == ["All", "North", "South", "North / Hardware", "South / Hardware"]
+    m = tiny_pack.forecast_metrics["series"]["North"]
+    north = model_rows[titles.index("North")]
+    assert north[1] == m["model"] and north[3] == m["mase"] and north[5] == m["naive_mase"]
+    assert north[6] == "beats naive"
+    dates = [c for c in ws["A"] if isinstance(c.value, dt.datetime)]
+    assert dates and all(c.number_format == _cells.FMT_DATE for c in dates)
+
+
+def test_churn_sheet_order_fill_formats_table(tiny_pack):
+    wb = load(workbook.build(tiny_pack))
+    ws = wb["Churn risk"]
+    rows = churn_rows(wb)
+    scores = tiny_pack.churn_scores
+    assert len(rows) == len(scores)
+    risk = [r[5].value for r in rows]
+    assert risk == sorted(risk, reverse=True)
+    filled = {r[0].value for r in rows if is_red(r[0])}
+    assert filled == set(scores.loc[scores.red, "customer_id"])
+    assert {r[9].value for r in rows if is_red(r[0])} == {"yes"}  # "Call this week"
+    assert {r[9].value for r in rows if not is_red(r[0])} == {"no"}
+    for r in rows:  # the whole row is filled, or none of it
+        assert len({c.fill.fgColor.rgb for c in r}) == 1
+    first = rows[0]
+    assert first[3].number_format == _cells.FMT_PCT
+    assert first[4].number_format == first[5].number_format == "#,##0"
+    assert first[6].number_format == "#,##0"
+    assert isinstance(first[7].value, dt.datetime) and first[7].number_format == _cells.FMT_DATE
+    assert ws.freeze_panes == "A2"
+    assert not ws.auto_filter.ref  # the table's own autoFilter, not a sheet one
+    table = ws.tables[_churn.TABLE_NAME]
+    assert table.ref == f"A1:J{len(scores) + 1}" and table.autoFilter.ref == table.ref
+    headers = [c.value for c in ws[1]]
+    assert table.column_names == headers and len(set(headers)) == len(headers)
+    assert ws.column_dimensions["B"].width >= 20
+
+
+def test_north_pack_only_north(north_pack):
+    north_pack = dataclasses.replace(north_pack, churn_metrics={**north_pack.churn_metrics, "churn_rate": 0.3})
+    wb = load(workbook.build(north_pack))
+    rows = churn_rows(wb)
+    assert rows and {r[2].value for r in rows} == {"North"}
+    ws = wb["Forecast"]
+    titles = [ws.cell(i, 1).value for i in range(1, ws.max_row + 1) if ws.cell(i + 1, 1).value == "Model"]
+    assert titles == ["North", "North / Hardware"]
+    summary = [c.value for r in wb["Summary"].iter_rows() for c in r if isinstance(c.value, str)]
+    assert not any("South" in v for v in summary)
+
+
+def test_empty_churn_and_forecast_still_build(tiny_pack):
+    empty = dataclasses.replace(tiny_pack, churn_scores=tiny_pack.churn_scores.iloc[0:0],
+                                forecast=tiny_pack.forecast.iloc[0:0])
+    data = workbook.build(empty)
+    wb = load(data)
+    ws = wb["Churn risk"]
+    assert "No customers" in ws["A2"].value and not ws.tables
+    assert any("No forecast" in str(c.value) for r in wb["Summary"].iter_rows() for c in r)
+    assert not [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if "chart" in n]
+
+
+HOSTILE_NAMES = [HOSTILE, "=1+1", "+SUM(A1)", "-2+3", "@cmd", "\t=tab", "\r=cr", "\n=lf", "=a\r\nb", "  lead", "#N/A", "#REF!"]
+
+
+def hostile_pack(names: list[str]):
+    p = make_pack()
+    scores = p.churn_scores.copy()
+    scores = pd.concat([scores] * (len(names) // len(scores) + 1), ignore_index=True).iloc[:len(names)]
+    scores["customer_id"] = [f"=ID{i}" for i in range(len(names))]
+    scores["customer_name"] = pd.array(names, dtype="string")
+    scores["reasons"] = pd.array(["@reason", *names[1:]], dtype="string")
+    scores["region"] = pd.array(["North"] * len(names), dtype="string")
+    return dataclasses.replace(p, churn_scores=scores, label="=Exec", title="+Title", company="-Co")
+
+
+def test_strings_never_become_formulas():
+    data = workbook.build(hostile_pack(HOSTILE_NAMES))
+    for name, text in sheet_xml(data).items():
+        assert "<f>" not in text and "<f " not in text, name
+    wb = load(data)
+    cells = {r[1].value: r[1] for r in churn_rows(wb)}
+    assert set(cells) == set(HOSTILE_NAMES)
+    for name in HOSTILE_NAMES:
+        assert cells[name].data_type == "s"
+    assert all(r[0].value.startswith("=ID") and r[0].data_type == "s" for r in churn_rows(wb))
+    summary = wb["Summary"]
+    assert summary["A1"].value == "+Title" and summary["A1"].data_type == "s"
+    assert summary["A2"].value == "-Co · =Exec"
+
+
+def test_hostile_fixture_round_trips(hostile_pack):
+    wb = load(workbook.build(hostile_pack))
+    names = [r[1] for r in churn_rows(wb)]
+    hit = [c for c in names if c.value == HOSTILE]
+    assert len(hit) == 1 and hit[0].data_type == "s"
+
+
+def test_control_characters_replaced():
+    data = workbook.build(hostile_pack(["bad\x00name\x08", "ok\x1fend", "tab\tkept"]))
+    got = {r[1].value for r in churn_rows(load(data))}
+    assert got == {"bad\ufffdname\ufffd", "ok\ufffdend", "tab\tkept"}
+    assert _cells.clean_text("a\x0bb\x0cc\x0e") == "a\ufffdb\ufffdc\ufffd"
+
+
+class _FakeDatetime(dt.datetime):
+    offset = dt.timedelta(0)
+
+    @classmethod
+    def now(cls, tz=None):
+        return dt.datetime.now(tz) + cls.offset
+
+    @classmethod
+    def utcnow(cls):
+        return dt.datetime.utcnow() + cls.offset
+
+
+def _build_at(monkeypatch, pack, shift_days: int, tz: str) -> bytes:
+    import openpyxl.packaging.core as core
+    import openpyxl.writer.excel as excel
+
+    fake = type("FakeDatetime", (_FakeDatetime,), {"offset": dt.timedelta(days=shift_days)})
+    fake_mod = type("m", (), {"datetime": fake, "timezone": dt.timezone, "timedelta": dt.timedelta})
+    monkeypatch.setattr(core, "datetime", fake_mod, raising=False)
+    monkeypatch.setattr(excel, "datetime", fake_mod, raising=False)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + shift_days * 86400)
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        return workbook.build(pack)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_deterministic_bytes(monkeypatch, hostile_pack):
+    a = _build_at(monkeypatch, hostile_pack, 0, "UTC")
+    b = _build_at(monkeypatch, hostile_pack, 400, "Pacific/Kiritimati")
+    assert hashlib.sha256(a).hexdigest() == hashlib.sha256(b).hexdigest()
+    core = xml(a, "docProps/core.xml")
+    assert "2025-05-31T00:00:00Z" in core and "datastory" in core
+    infos = zipfile.ZipFile(io.BytesIO(a)).infolist()
+    assert infos[0].filename == "[Content_Types].xml"
+    assert {i.date_time for i in infos} == {_cells.FIXED_ZIP_TIME}
+
+
+def test_data_quality_sheet(tiny_pack):
+    dq = {**tiny_pack.data_quality, "rejected": {"amount not a number": 4, "unparseable date": 2}}
+    ws = load(workbook.build(dataclasses.replace(tiny_pack, data_quality=dq)))["Data quality"]
+    kv = {r[0]: r[1] for r in ws.iter_rows(values_only=True) if r[0]}
+    assert kv["Rows read"] == dq["rows_read"] and kv["Rows kept"] == dq["rows_kept"]
+    assert kv["Duplicates removed"] == dq["duplicates_removed"]
+    assert kv["Regions filled (missing region)"] == dq["missing_region_filled"]
+    assert kv["amount not a number"] == 4 and kv["unparseable date"] == 2
+    assert kv["Period covered"] == f"{dq['period_start']} to {dq['period_end']}"
+
+
+def test_about_sheet_params_and_provenance(tiny_pack):
+    params = {"churn": {"threshold": 0.4, "top_k_per_region": 7, "window_days": 60},
+              "report": {"audiences": {"executive": {"label": "Exec", "to": ["secret.boss@example.com"]}}}}
+    data = workbook.build(tiny_pack, params=params)
+    ws = load(data)["About"]
+    kv = {r[0]: r[1] for r in ws.iter_rows(values_only=True) if r[0]}
+    assert kv["churn.threshold"] == 0.4 and kv["churn.top_k_per_region"] == 7
+    assert "40%" in kv["Red label"] and "top 7" in kv["Red label"] and "60 days" in kv["Red label"]
+    assert kv["Git commit"] == tiny_pack.provenance.commit
+    assert kv["Parameters hash"] == tiny_pack.provenance.params_hash
+    for key in ("Revenue", "Orders", "Active customers", "Average order value", "Churn rate"):
+        assert kv[key]
+    assert not any("secret.boss" in t for t in sheet_xml(data).values())
+    no_params = {r[0]: r[1] for r in load(workbook.build(tiny_pack))["About"].iter_rows(values_only=True) if r[0]}
+    assert "Not supplied" in str(no_params["Parameters used"] or "") or any(
+        "Not supplied" in str(k) for k in no_params)
+
+
+def test_long_and_empty_text():
+    long = "x" * 40_000
+    data = workbook.build(hostile_pack([long, "short"]))
+    got = {r[1].value for r in churn_rows(load(data))}
+    assert got == {"x" * _cells.MAX_TEXT, "short"}
+    # empty reasons become empty cells, never an inline string without text (Excel would repair it)
+    assert all(not re.search(r't="inlineStr"\s*/>', text) for text in sheet_xml(workbook.build(make_pack())).values())
+
+
+def test_carriage_return_survives():
+    names = ["\rcr", "a\r\nb", "x\ry"]
+    got = {r[1].value for r in churn_rows(load(workbook.build(hostile_pack(names))))}
+    assert got == set(names)
+
+
+def test_save_writes_atomically(tmp_path, tiny_pack):
+    out = workbook.save(tiny_pack, tmp_path / "r" / "report.xlsx")
+    assert out.read_bytes() == workbook.build(tiny_pack)
+    assert [p.name for p in out.parent.iterdir()] == ["report.xlsx"]
+    with pytest.raises(DataError):
+        workbook.save("not a pack", tmp_path / "bad.xlsx")
+    assert not (tmp_path / "bad.xlsx").exists()
+
+
+@pytest.mark.slow  # ~5 s: starts LibreOffice
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
+def test_libreoffice_round_trip(tmp_path, hostile_pack):
+    """LibreOffice opens the file and saves it again with the same values, strings still strings."""
+    src = workbook.save(hostile_pack, tmp_path / "in" / "report.xlsx")
+    out = tmp_path / "out"
+    subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo",
+                    "--convert-to", "xlsx", "--outdir", str(out), str(src)],
+                   check=True, capture_output=True, timeout=180)
+    ours, theirs = load(src.read_bytes()), openpyxl.load_workbook(out / "report.xlsx")
+    assert theirs.sheetnames == workbook.SHEETS
+    for name in ("Churn risk", "Forecast", "Data quality"):
+        # LibreOffice keeps 15 significant digits, so compare floats rounded
+        a = [[round(c, 6) if isinstance(c, float) else c for c in r if c is not None]
+             for r in ours[name].iter_rows(values_only=True)]
+        b = [[round(c, 6) if isinstance(c, float) else c for c in r if c is not None]
+             for r in theirs[name].iter_rows(values_only=True)]
+        assert [r for r in a if r] == [r for r in b if r], name
+    names = {r[1].value: r[1] for r in churn_rows(theirs)}
+    assert names[HOSTILE].data_type == "s"
+    assert "ChurnRisk" in theirs["Churn risk"].tables
+    assert not re.search(r"<f[ >]", xml((out / "report.xlsx").read_bytes(), "xl/worksheets/sheet3.xml"))
