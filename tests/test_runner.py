@@ -27,6 +27,19 @@ def test_params_are_injected_and_cwd_is_the_project(project):
     assert not list(out.parent.glob(".*tmp*"))
 
 
+def test_executed_notebook_has_no_timings_or_machine_paths_and_is_stable(project):
+    _install(project, "writes_param")
+    first = runner.execute("kpis", project).read_bytes()
+    text = first.decode()
+    for leak in ("start_time", "end_time", "duration", "iopub", str(project)):
+        assert leak not in text, leak
+    meta = nbformat.reads(text, as_version=4).metadata["papermill"]
+    assert meta["input_path"] == "notebooks/02_kpis.ipynb"
+    assert meta["output_path"] == "reports/runs/02_kpis.ipynb"
+    assert meta["parameters"] == {"period": "M"}
+    assert runner.execute("kpis", project).read_bytes() == first
+
+
 def test_bad_params_stop_before_a_kernel_starts(project):
     (project / "params" / "kpis.yaml").write_text("period: Y\n")
     _install(project, "writes_param")

@@ -45,7 +45,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         for path in stages.report(args.audience, args.root):
             print(f"wrote {path}")
     elif cmd == "deliver":
-        print(stages.deliver(args.audience, args.root, force=args.force))
+        r = stages.deliver(args.audience, args.root, force=args.force)
+        status = f"sent to {r.recipients} recipient(s)" if r.sent else f"not sent: {r.skipped}"
+        print(f"{r.audience}: wrote {r.eml}; {status}")
     elif cmd == "check-params":
         for stage in config.STAGES:
             config.load(stage, args.root)

@@ -60,7 +60,10 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
             papermill.execute_notebook(
                 str(source), str(tmp), parameters=parameters, cwd=str(base), kernel_name="python3",
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                # the kernel listens on loopback only; keep its start-up warnings off the terminal
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
+            normalise(tmp, str(source.relative_to(base)), str(target.relative_to(base)))
     except PapermillExecutionError as exc:
         if exc.ename in _USER_ERRORS:
             raise StageError(f"stage '{stage}' stopped: {exc.evalue}") from None
@@ -69,3 +72,30 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
             fix="open the notebook in Jupyter to explore, or re-run with `datastory --debug` for the traceback",
         ) from exc
     return target
+
+
+_TIMING_KEYS = ("start_time", "end_time", "duration")
+
+
+def normalise(nb_path: Path, source: str, target: str) -> None:
+    """Make an executed notebook a stable audit record: no timings, repo-relative paths.
+
+    Papermill stamps wall-clock times on the notebook and every cell, gives the injected cell a
+    random id and records absolute paths; those would make the record differ on every run and
+    leak this machine's folders.
+    """
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in _TIMING_KEYS:
+        meta.pop(key, None)
+    meta.update(input_path=source, output_path=target)
+    meta.pop("environment_variables", None)
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill gives it a random id
+        cell.metadata.pop("execution", None)
+        for key in _TIMING_KEYS:
+            cell.metadata.get("papermill", {}).pop(key, None)
+    nbformat.write(nb, nb_path)
