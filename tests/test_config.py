@@ -114,3 +114,18 @@ def test_params_hash_changes_with_a_value_and_not_with_other_audiences(project):
     assert config.params_hash(config.pack_params("north", project)) == before
     _edit(project, "forecast", horizon=26)
     assert config.params_hash(config.pack_params("north", project)) != before
+
+
+def test_dotenv_sets_missing_variables_and_never_overrides(project):
+    (project / ".env").write_text('# secrets\nDATASTORY_SMTP_USER=bot\nexport DATASTORY_SMTP_PASSWORD="s3 cr=t"\n'
+                                  "\nALREADY=from-file\n")
+    env = {"ALREADY": "from-env"}
+    assert config.load_dotenv(project, env) == ["DATASTORY_SMTP_USER", "DATASTORY_SMTP_PASSWORD"]
+    assert env == {"ALREADY": "from-env", "DATASTORY_SMTP_USER": "bot", "DATASTORY_SMTP_PASSWORD": "s3 cr=t"}
+
+
+def test_dotenv_absent_is_fine_and_a_bad_line_is_named(project):
+    assert config.load_dotenv(project, {}) == []
+    (project / ".env").write_text("GOOD=1\nthis is not an assignment\n")
+    with pytest.raises(ParamsError, match=r"\.env, row 2"):
+        config.load_dotenv(project, {})

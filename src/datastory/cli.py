@@ -37,6 +37,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from . import config, stages
 
     cmd = args.command
+    config.load_dotenv(args.root)
     if cmd == "sample":
         print(f"wrote {stages.sample(args.root)}")
     elif cmd in ("ingest", "kpis", "forecast", "churn"):

@@ -264,3 +264,32 @@ def params_hash(params: dict[str, Any]) -> str:
     """Short sha256 of a parameter set: the footer's proof of which settings made a pack."""
     text = json.dumps(params, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_dotenv(root: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> list[str]:
+    """Put KEY=VALUE lines of the project's git-ignored `.env` into the environment.
+
+    Secrets (SMTP and database credentials) live there or in the real environment, never in params.
+    A variable already set in the environment wins. Returns the names it set, never the values.
+    """
+    env = os.environ if environ is None else environ
+    path = project_root(root) / ".env"
+    if not path.is_file():
+        return []
+    names = []
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise ParamsError("expected KEY=VALUE", file=".env", row=n,
+                              fix="write one variable per line, e.g. DATASTORY_SMTP_PASSWORD=...")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if key not in env:
+            env[key] = value
+            names.append(key)
+    return names
