@@ -62,7 +62,9 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
 
 
 def cover(p: Pack) -> str:
-    """Title page: title, company, audience, data period and provenance.
+    """Title page: title, company, audience, data period, report date and provenance.
+
+    The report is dated by its data, never by the clock, so a re-run gives the same bytes.
 
     The data-* attributes carry the document title and date for render.py (HTML <title>, PDF
     metadata); the `.running-*` elements feed the PDF's running header and footer.
@@ -75,6 +77,7 @@ def cover(p: Pack) -> str:
         f"<h1>{e(p.title)}</h1>"
         f'<p class="audience">Prepared for <span class="running-audience">{e(p.label)}</span></p>'
         f'<p class="period">Data from {e(prov.period_start)} to {e(prov.period_end)}</p>'
+        f'<p class="date">Report date {e(prov.period_end)} (the last day of data)</p>'
         f'<p class="running-provenance">{e(prov.footer())}</p>'
         "</section>"
     )
