@@ -94,7 +94,7 @@ def test_footer_and_cover_carry_provenance(tiny_pack):
     assert html.escape(footer) in sections.footer(tiny_pack)
     cover = sections.cover(tiny_pack)
     assert 'data-doc-date="2025-05-31"' in cover and html.escape(footer) in cover
-    assert "Report date 2025-05-31" in cover and "Prepared for" in cover and tiny_pack.title in cover
+    assert "Report date 2025-05-31" in cover and "Prepared for" in cover and html.escape(tiny_pack.title) in cover
 
 
 def test_notes_list_data_quality_and_rejections(tiny_pack):
