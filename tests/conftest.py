@@ -109,6 +109,17 @@ def make_pack(audience: str = "executive", hostile: str | None = None) -> pack.P
     return pack.select(audience, report, "EUR", provenance=prov, **tiny_frames(hostile))
 
 
+def write_artifacts(project: Path, frames: dict) -> None:
+    """Write tiny_frames() as the real artifacts the earlier stages leave in a project folder."""
+    from datastory import io
+
+    paths = config.paths(project)
+    for name in ("kpis", "forecast", "churn_scores"):
+        io.write_parquet(frames[name], getattr(paths, name))
+    for name in ("forecast_metrics", "churn_metrics", "data_quality"):
+        io.write_json(frames[name], getattr(paths, name))
+
+
 @pytest.fixture
 def tiny_pack() -> pack.Pack:
     return make_pack()

@@ -8,7 +8,7 @@ import email.policy
 
 import pytest
 import yaml
-from conftest import make_pack, tiny_frames
+from conftest import make_pack, tiny_frames, write_artifacts
 from test_deliver_smtp import (  # noqa: F401  (tls_files is a fixture)
     PASSWORD,
     PDF,
@@ -175,13 +175,7 @@ def test_gate_ok_passes_the_fixture_and_explains_each_failure():
 # ---------------------------------------------------------------- run(): the stage entry point
 def _write_project(project, send: bool = False, port: int = 25):
     p = config.paths(project)
-    f = tiny_frames()
-    io.write_parquet(f["kpis"], p.kpis)
-    io.write_parquet(f["forecast"], p.forecast)
-    io.write_parquet(f["churn_scores"], p.churn_scores)
-    io.write_json(f["forecast_metrics"], p.forecast_metrics)
-    io.write_json(f["churn_metrics"], p.churn_metrics)
-    io.write_json(f["data_quality"], p.data_quality)
+    write_artifacts(project, tiny_frames())
     io.write_bytes(PDF, p.report("north", "pdf"))
     io.write_bytes(XLSX, p.report("north", "xlsx"))
     params = yaml.safe_load((project / "params/deliver.yaml").read_text())

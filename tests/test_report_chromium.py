@@ -22,9 +22,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import HOSTILE, REPO, tiny_frames
+from conftest import HOSTILE, REPO, tiny_frames, write_artifacts
 
-from datastory import config, io, report, runner
+from datastory import config, report, runner
 
 pytestmark = pytest.mark.slow
 
@@ -133,12 +133,7 @@ def write_hostile_project(root: Path) -> None:
     """The hostile tiny pack's frames as the artifacts the earlier stages write, plus params/ and notebooks/."""
     shutil.copytree(REPO / "params", root / "params")
     shutil.copytree(REPO / "notebooks", root / "notebooks")
-    f = tiny_frames(HOSTILE)
-    paths = config.paths(root)
-    for name in ("kpis", "forecast", "churn_scores"):
-        io.write_parquet(f[name], getattr(paths, name))
-    for name in ("forecast_metrics", "churn_metrics", "data_quality"):
-        io.write_json(f[name], getattr(paths, name))
+    write_artifacts(root, tiny_frames(HOSTILE))
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import shutil
 
 import nbformat
 import pytest
-from conftest import REPO, make_pack, tiny_frames
+from conftest import REPO, make_pack, tiny_frames, write_artifacts
 from pypdf import PdfReader
 
-from datastory import config, io, report, runner
+from datastory import config, report, runner
 from datastory.errors import DataError, ParamsError
 from datastory.report import narrative, sections
 
@@ -65,25 +65,13 @@ def test_build_renders_with_too_few_complete_periods():
     assert "".join(narrative.NO_EARLIER_PERIOD.split()) in squashed
 
 
-def write_tiny_project(project) -> None:
-    """The tiny pack's frames as the real artifacts of a project folder (what the earlier stages write)."""
-    f = tiny_frames()
-    paths = config.paths(project)
-    io.write_parquet(f["kpis"], paths.kpis)
-    io.write_parquet(f["forecast"], paths.forecast)
-    io.write_parquet(f["churn_scores"], paths.churn_scores)
-    io.write_json(f["forecast_metrics"], paths.forecast_metrics)
-    io.write_json(f["churn_metrics"], paths.churn_metrics)
-    io.write_json(f["data_quality"], paths.data_quality)
-
-
 @pytest.mark.slow
 def test_runner_executes_05_report_and_build_renders_it(project, monkeypatch):
     import time
 
     monkeypatch.delenv("DATASTORY_ROOT", raising=False)
     shutil.copytree(REPO / "notebooks", project / "notebooks")
-    write_tiny_project(project)
+    write_artifacts(project, tiny_frames())
     t0 = time.perf_counter()
     executed = runner.execute("report", project, extra={"audience": "north"}, suffix="north")
     t1 = time.perf_counter()
