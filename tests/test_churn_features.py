@@ -40,6 +40,9 @@ def test_hand_example_values():
     assert a["monetary"] == pytest.approx(210.0) and a["annual_value"] == pytest.approx(210.0)
     assert a["avg_gap_days"] == pytest.approx(15.0) and a["last_gap_days"] == pytest.approx(20.0)
     assert a["gap_trend"] == pytest.approx(20 / 15) and a["overdue_ratio"] == pytest.approx(28 / 15)
+    # gaps 10 and 20 days: median 15; 2 purchase days after the first in the 59 days up to the cutoff
+    assert a["median_gap_days"] == pytest.approx(15.0) and a["overdue_median"] == pytest.approx(28 / 15)
+    assert a["purchase_rate"] == pytest.approx(2 / 59) and a["missed_purchases"] == pytest.approx(28 * 2 / 59)
     assert a["spend_last_90"] == pytest.approx(210.0) and a["spend_prev_90"] == 0.0
     assert pd.isna(a["spend_change"])
     assert a["return_share"] == pytest.approx(20 / 230)
@@ -51,6 +54,7 @@ def test_hand_example_values():
     c = f.loc["C"]
     assert (c["frequency"], c["recency_days"], c["tenure_days"]) == (2, 8, 272)
     assert c["spend_last_90"] == pytest.approx(300.0) and c["lines_before"] == 1
+    assert c["median_gap_days"] == pytest.approx(264.0) and c["purchase_rate"] == pytest.approx(1 / 273)
     assert set(BASE_FEATURES) <= set(model_columns(f.reset_index()))
     assert not set(model_columns(f.reset_index())) & {"customer_id", "customer_name", "region", "last_order"}
 
@@ -60,6 +64,18 @@ def test_spend_trend_compares_last_quarter_with_the_one_before():
             ("B", "2025-03-15", "Hardware", 100.0, 0.0, False)]
     a = features_at(tx_frame(rows), CUTOFF, 365).iloc[0]
     assert a["spend_change"] == pytest.approx(-0.75)
+
+
+def test_median_gap_resists_one_long_pause_and_one_purchase_has_no_rhythm():
+    rows = [("A", d, "Hardware", 10.0, 0.0, False)
+            for d in ("2024-06-01", "2024-06-11", "2024-06-21", "2024-12-18", "2024-12-28")]
+    rows += [("C", "2025-02-01 10:00", "Hardware", 10.0, 0.0, False), ("C", "2025-03-10", "Hardware", 10.0, 0.0, False)]
+    f = features_at(tx_frame(rows), CUTOFF, 365).set_index("customer_id")
+    a, c = f.loc["A"], f.loc["C"]
+    assert a["avg_gap_days"] == pytest.approx(210 / 4) and a["median_gap_days"] == pytest.approx(10.0)
+    assert a["overdue_median"] == pytest.approx(63 / 10) and a["missed_purchases"] == pytest.approx(63 * 4 / 273)
+    assert pd.isna(c["median_gap_days"]) and pd.isna(c["overdue_median"])
+    assert c["purchase_rate"] == 0.0 and c["missed_purchases"] == 0.0
 
 
 def test_no_leakage_rows_at_or_after_the_cutoff_change_nothing():

@@ -98,14 +98,17 @@ def test_calibration_plot_draws_every_scorer(result):
 
 
 @pytest.mark.slow
-def test_model_beats_recency_on_the_sample_company():
+def test_model_beats_both_baselines_on_the_sample_company():
     from datastory import ingest, sample
 
     tx, _ = ingest.clean(sample.generate(config.SampleParams()), "sample")
     res = churn.run(tx, config.ChurnParams())
     m = res.metrics
-    assert m["model"]["roc_auc"] > m["baselines"]["recency"]["roc_auc"]
-    assert m["model"]["pr_auc"] > m["baselines"]["recency"]["pr_auc"]
-    assert m["model"]["brier"] < m["baselines"]["recency"]["brier"]
+    for base in ("recency", "rfm"):
+        theirs = m["baselines"][base]
+        assert m["model"]["roc_auc"] > theirs["roc_auc"], base
+        assert m["model"]["pr_auc"] > theirs["pr_auc"], base
+        assert m["model"]["brier"] < theirs["brier"], base
+        assert m["model"]["top_decile_lift"] > theirs["top_decile_lift"], base
     assert m["n_scored"] > 1000 and 0 < m["n_red"] < m["n_scored"]
     assert np.isfinite(m["revenue_at_risk"])

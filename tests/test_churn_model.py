@@ -149,6 +149,32 @@ def test_recency_auc_and_lift_hand_example():
     assert np.isnan(model.evaluate(np.array([True, True]), np.array([1.0, 2.0]), np.array([0.5, 0.5]))["roc_auc"])
 
 
+def test_top_decile_lift_averages_over_ties_whatever_the_row_order():
+    # 20 rows -> top decile of 2: one clear top row (churned) and 4 rows tied for the other place,
+    # 2 of them churned. Base rate 3/20. Expected churners in the top 2: 1 + 1 x 2/4.
+    y = np.array([1, 0, 0, 1, 1] + [0] * 15, dtype=bool)
+    score = np.array([5.0, 3.0, 3.0, 3.0, 3.0] + [1.0] * 15)
+    assert model.top_decile_lift(y, score) == pytest.approx(1.5 / 2 / 0.15)
+    # the same as the mean over every way of filling the free place with one tied row ...
+    brute = np.mean([(int(y[0]) + int(y[k])) / 2 / y.mean() for k in (1, 2, 3, 4)])
+    assert model.top_decile_lift(y, score) == pytest.approx(brute)
+    # ... and independent of the row order (a first-row-wins tie-break gave 3.33 here, reversed 6.67)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        perm = rng.permutation(len(y))
+        assert model.top_decile_lift(y[perm], score[perm]) == pytest.approx(5.0)
+    # without ties it is the plain churn rate of the top rows over the base rate
+    assert model.top_decile_lift(y, np.arange(20.0)[::-1]) == pytest.approx(0.5 / 0.15)
+    assert np.isnan(model.top_decile_lift(np.zeros(5, bool), np.arange(5.0)))
+
+
+def test_top_decile_lift_refuses_bad_scores():
+    with pytest.raises(ModelError, match="3 scores for 4 labels"):
+        model.top_decile_lift(np.array([1, 0, 1, 0]), np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(ModelError, match="NaN"):
+        model.top_decile_lift(np.array([1, 0]), np.array([1.0, np.nan]))
+
+
 def test_calibration_table_bins():
     table = model.calibration_table(np.array([1, 0, 1, 1]), np.array([0.05, 0.15, 0.95, 1.0]))
     assert len(table) == 10

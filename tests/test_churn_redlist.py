@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from datastory import config, schema
-from datastory.churn.redlist import changes, reasons_for, red_list
+from datastory.churn.redlist import changes, reasons, reasons_for, red_list
 from datastory.errors import DataError
 
 
@@ -69,6 +69,51 @@ def test_reason_texts_edge_cases():
         "no order for 120 days (usually every 20)"
     assert reasons_for(pd.Series({"recency_days": 20, "avg_gap_days": 20.0, "spend_change": -1.2})) == \
         "no net spend in the last quarter"
+
+
+def random_features(n: int, seed: int) -> pd.DataFrame:
+    """Rows built to hit every rule, its trigger level exactly, equal strengths and missing values."""
+    rng = np.random.default_rng(seed)
+
+    def pick(values: list, p_nan: float = 0.15) -> np.ndarray:
+        out = rng.choice(np.array(values, dtype="float64"), n)
+        return np.where(rng.random(n) < p_nan, np.nan, out)
+
+    return pd.DataFrame({
+        "recency_days": pick([0, 20, 40, 59, 60, 61, 89, 90, 120, 400], p_nan=0.05),
+        "avg_gap_days": pick([0.0, 10.0, 20.0, 20.5, 30.0, 45.0, 60.0], p_nan=0.3),
+        "spend_change": pick([-1.5, -1.0, -0.6, -0.3, -0.29, 0.0, 0.8]),
+        "return_share": pick([0.0, 0.149, 0.15, 0.3, 0.6]),
+        "discount_avg": pick([0.0, 0.2, 0.4, 0.123, 0.5]),
+        "lines_recent": pick([0, 1, 2, 3], p_nan=0.05),
+        "lines_before": pick([0, 1, 2, 3], p_nan=0.05),
+    }, index=pd.RangeIndex(100, 100 + n))
+
+
+def test_vectorised_reasons_equal_the_row_by_row_rules():
+    feats = random_features(600, seed=1)
+    expected = [reasons_for(row) for _, row in feats.iterrows()]
+    got = reasons(feats)
+    assert got.index.equals(feats.index) and str(got.dtype) == "string"
+    assert got.tolist() == expected
+    # the sample covers every rule, full lists of three and rows with no reason (so the check can fail)
+    joined = " | ".join(expected)
+    for text in ("no order for", "only one order", "spend down", "no net spend", "returns were",
+                 "heavy discounts", "fewer product lines"):
+        assert text in joined, text
+    assert any(e.count("; ") == 2 for e in expected) and "" in expected
+
+
+def test_vectorised_reasons_edge_cases():
+    assert reasons(random_features(0, seed=2)).tolist() == []
+    only_returns = pd.DataFrame({"return_share": [0.3, np.nan, 0.1]})   # other feature columns absent
+    assert reasons(only_returns).tolist() == [reasons_for(r) for _, r in only_returns.iterrows()] == [
+        "returns were 30% of purchases", "", ""]
+    nullable = pd.DataFrame({"recency_days": pd.array([90, None], dtype="Int64"),
+                             "avg_gap_days": [np.nan, 10.0]})
+    assert reasons(nullable).tolist() == ["only one order so far, 90 days ago", ""]
+    with pytest.raises(DataError, match="'return_share' is not numeric"):
+        reasons(pd.DataFrame({"return_share": ["lots"]}))
 
 
 def test_red_list_reasons_come_from_the_features():

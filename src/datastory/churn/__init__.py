@@ -18,10 +18,10 @@ from ..errors import DataError, ModelError
 from .features import check_transactions, features_at
 from .labels import labels_at
 from .model import fit, labelled_at, plan_cutoffs, predict, validate
-from .redlist import changes, reasons_for, red_list
+from .redlist import changes, reasons, reasons_for, red_list
 
 __all__ = ["ChurnResult", "run", "save", "metrics_table", "calibration_plot", "features_at", "labels_at",
-           "red_list", "changes", "reasons_for"]
+           "red_list", "changes", "reasons", "reasons_for"]
 
 METRIC_NAMES = ("roc_auc", "pr_auc", "brier", "top_decile_lift")
 
