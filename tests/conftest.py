@@ -85,6 +85,7 @@ def tiny_frames(hostile: str | None = None) -> dict:
     })
     scores["revenue_at_risk"] = scores["probability"] * scores["annual_value"]
     scores["red"] = scores["probability"] >= 0.5
+    scores["newly_red"] = scores["customer_id"].isin(["C003"])
     scores = scores.sort_values("revenue_at_risk", ascending=False, kind="stable")
     scores["rank_in_region"] = scores.groupby("region").cumcount() + 1
     churn_scores = schema.conform(scores, schema.CHURN_SCORES, "churn_scores")

@@ -15,7 +15,7 @@ from datastory.errors import DataError, ModelError
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"window_days", "lookback_days", "cutoffs_train", "cutoff_valid", "score_date", "n_train", "n_valid",
                "base_rate", "n_scored", "n_red", "revenue_at_risk", "churn_rate", "model", "baselines",
-               "calibration", "model_kind"}
+               "calibration", "model_kind", "compare_date", "newly_red", "cleared"}
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +59,36 @@ def test_same_inputs_give_byte_identical_files(tx, result, project):
     assert ja == io.write_json(again.metrics, project / "b.json").read_bytes()
 
 
-def test_save_writes_files_and_counts_changes(tx, result, project):
+def test_save_writes_files_read_back(result, project):
     paths = config.paths(project)
-    first = churn.save(result, paths)
-    assert first["newly_red"] is None and first["cleared"] is None
-    back = io.read_parquet(paths.churn_scores)
-    pd.testing.assert_frame_equal(back, result.scores)
-    assert io.read_json(paths.churn_metrics)["n_red"] == result.metrics["n_red"]
-    stricter = churn.run(tx, config.ChurnParams(threshold=0.9, top_k_per_region=2))
-    second = churn.save(stricter, paths)
-    diff = churn.changes(result.scores, stricter.scores)
-    assert (second["newly_red"], second["cleared"]) == (len(diff["newly_red"]), len(diff["cleared"]))
-    assert second["cleared"] > 0
-    assert io.read_json(paths.churn_metrics)["cleared"] == second["cleared"]
+    written = churn.save(result, paths)
+    pd.testing.assert_frame_equal(io.read_parquet(paths.churn_scores), result.scores)
+    assert io.read_json(paths.churn_metrics)["n_red"] == written["n_red"] == result.metrics["n_red"]
+
+
+def test_changes_compare_with_the_red_list_compare_days_earlier(result):
+    m, before = result.metrics, result.compared
+    assert m["compare_date"] == (pd.Timestamp(m["score_date"]) - pd.Timedelta(days=30)).date().isoformat()
+    assert list(before.columns) == list(schema.CHURN_SCORES)
+    assert (before["last_order"] < pd.Timestamp(m["compare_date"])).all()  # known before the compare date
+    diff = churn.changes(before, result.scores)
+    assert (m["newly_red"], m["cleared"]) == (len(diff["newly_red"]), len(diff["cleared"]))
+    assert m["newly_red"] + m["cleared"] > 0  # a month of behaviour moves somebody on or off the list
+    red_now = set(result.scores.loc[result.scores["red"], "customer_id"])
+    assert set(diff["newly_red"]) <= red_now and not set(diff["cleared"]) & red_now
+    assert set(result.scores.loc[result.scores["newly_red"], "customer_id"]) == set(diff["newly_red"])
+
+
+def test_cutoff_param_moves_validation_and_outside_data_is_refused(tx):
+    end = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    early = (end - pd.Timedelta(days=120)).date().isoformat()
+    res = churn.run(tx, config.ChurnParams(cutoff=early))
+    assert res.metrics["cutoff_valid"] == early
+    assert max(res.metrics["cutoffs_train"]) == (pd.Timestamp(early) - pd.Timedelta(days=90)).date().isoformat()
+    for bad in ((end - pd.Timedelta(days=30)).date().isoformat(), "1999-01-01"):
+        with pytest.raises(ModelError, match="outside the data") as exc:
+            churn.run(tx, config.ChurnParams(cutoff=bad))
+        assert "params/churn.yaml" in str(exc.value) and "cutoff" in str(exc.value)
 
 
 def test_bad_inputs_are_refused(tx):

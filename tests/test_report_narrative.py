@@ -183,3 +183,14 @@ def test_forecast_total_sums_the_future_rows(tiny_pack):
     no_freq = dataclasses.replace(tiny_pack, forecast_metrics={**tiny_pack.forecast_metrics, "freq": None})
     assert n.forecast_total(no_freq, "North")[1] == "periods"
     assert n.forecast_total(tiny_pack, "Nowhere")[:2] == (0, "weeks")
+
+
+def test_churn_sentence_counts_the_audiences_newly_red(tiny_pack, north_pack):
+    import dataclasses
+
+    assert "newly" not in n.churn_sentence(tiny_pack)  # no compare date in the metrics: no claim
+    metrics = {**tiny_pack.churn_metrics, "compare_date": "2025-05-01"}
+    text = n.churn_sentence(dataclasses.replace(tiny_pack, churn_metrics=metrics))
+    assert text.startswith("3 customers are at high risk") and "1 of them newly so (since 2025-05-01)" in text
+    north = n.churn_sentence(dataclasses.replace(north_pack, churn_metrics=metrics))
+    assert "newly" not in north  # the newly red customer is South's, not North's

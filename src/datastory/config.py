@@ -91,6 +91,19 @@ class ChurnParams(_Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
     top_k_per_region: int = Field(10, ge=0, le=100_000)
     seed: int = 0
+    cutoff: str = ""          # validation cutoff (YYYY-MM-DD); "" = the data's end minus window_days
+    compare_days: int = Field(30, ge=1, le=365)  # newly red / cleared vs the red list this many days earlier
+
+    @field_validator("cutoff")
+    @classmethod
+    def _iso_date(cls, v: str) -> str:
+        if v:
+            try:
+                dt.date.fromisoformat(v)
+            except ValueError:
+                raise ValueError("must be a date written YYYY-MM-DD, or empty for the data's end minus "
+                                 "window_days") from None
+        return v
 
 
 # ---------------------------------------------------------------- report

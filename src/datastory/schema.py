@@ -66,6 +66,7 @@ CHURN_SCORES = {
     "last_order": "datetime64[ns]",
     "reasons": "string",          # plain-words reason codes joined by "; "
     "rank_in_region": "int64",    # 1 = highest revenue at risk in the region
+    "newly_red": "bool",          # red now, not red compare_days earlier (params/churn.yaml)
 }
 
 

@@ -2,6 +2,7 @@
 
 `run(tx, cfg)` is the pure core (transactions + ChurnParams in, scores + metrics out);
 `save(result, paths)` is the I/O edge writing paths.churn_scores and paths.churn_metrics atomically.
+Newly red / cleared compare the red list at the data end with the one `compare_days` earlier.
 See model.py for the cutoffs and the calibration choice.
 """
 
@@ -28,8 +29,9 @@ METRIC_NAMES = ("roc_auc", "pr_auc", "brier", "top_decile_lift")
 
 @dataclass(frozen=True)
 class ChurnResult:
-    scores: pd.DataFrame        # schema.CHURN_SCORES
+    scores: pd.DataFrame        # schema.CHURN_SCORES at the data end
     metrics: dict[str, Any]     # metrics/churn.json content
+    compared: pd.DataFrame      # the same model's red list compare_days earlier (for newly red / cleared)
 
 
 def _iso(ts: pd.Timestamp) -> str:
@@ -51,8 +53,11 @@ def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
                          fix="use a longer lookback_days, or data that reaches closer to today")
     fitted = fit(train, cfg.seed)
     judged = validate(fitted, train, valid)
-    current = features_at(tx, cut.score, cfg.lookback_days, product_lines=product_lines, regions=regions)
-    scores = red_list(current, predict(fitted, current), cfg)
+    scores = _score_at(tx, cut.score, fitted, cfg, product_lines, regions)
+    compare_date = cut.score - pd.Timedelta(days=cfg.compare_days)
+    compared = _score_at(tx, compare_date, fitted, cfg, product_lines, regions)
+    diff = changes(compared, scores)
+    scores = scores.assign(newly_red=scores["customer_id"].isin(diff["newly_red"]))
     metrics: dict[str, Any] = {
         "window_days": cfg.window_days, "lookback_days": cfg.lookback_days,
         "cutoffs_train": [_iso(c) for c in cut.train], "cutoff_valid": _iso(cut.valid),
@@ -63,26 +68,30 @@ def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
         "revenue_at_risk": float(scores["revenue_at_risk"].sum()),
         "churn_rate": float(scores["probability"].mean()) if len(scores) else float("nan"),
         "model_kind": fitted.kind,
+        "compare_date": _iso(compare_date),
+        "newly_red": len(diff["newly_red"]), "cleared": len(diff["cleared"]),
         **judged,
     }
-    return ChurnResult(scores=scores, metrics=metrics)
+    return ChurnResult(scores=scores, metrics=metrics, compared=compared)
+
+
+def _score_at(tx: pd.DataFrame, when: pd.Timestamp, fitted: Any, cfg: ChurnParams, product_lines: list[str],
+              regions: list[str]) -> pd.DataFrame:
+    """The red list the fitted model gives at `when`, from the data known before it."""
+    current = features_at(tx, when, cfg.lookback_days, product_lines=product_lines, regions=regions)
+    return red_list(current, predict(fitted, current), cfg)
 
 
 def save(result: ChurnResult, paths: Paths) -> dict[str, Any]:
-    """Write scores and metrics; if a previous scores file exists, add newly_red/cleared counts.
+    """Write scores and metrics atomically; returns the metrics written.
 
-    Limit: `dvc repro` deletes a stage's outputs before running it, so under DVC there is no previous
-    file and both counts are null; they are filled when the stage is run by hand (notebook or CLI)
-    over an earlier result.
+    "Changes since the last run" (newly_red, cleared) are computed in `run` against the red list the
+    same model gives `compare_days` before the data end, not against a previous file: `dvc repro`
+    deletes outputs before a stage runs, and a pack must not depend on what happened to be on disk.
     """
-    metrics = dict(result.metrics)
-    metrics["newly_red"] = metrics["cleared"] = None
-    if paths.churn_scores.exists():
-        diff = changes(io.read_parquet(paths.churn_scores), result.scores)
-        metrics["newly_red"], metrics["cleared"] = len(diff["newly_red"]), len(diff["cleared"])
     io.write_parquet(result.scores, paths.churn_scores)
-    io.write_json(metrics, paths.churn_metrics)
-    return metrics
+    io.write_json(result.metrics, paths.churn_metrics)
+    return result.metrics
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:

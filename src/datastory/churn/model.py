@@ -71,7 +71,14 @@ def plan_cutoffs(tx: pd.DataFrame, cfg: ChurnParams) -> Cutoffs:
     """The validation, training and scoring cutoffs for this data; ModelError if history is too short."""
     start, end = data_span(tx)
     window = pd.Timedelta(days=cfg.window_days)
-    valid = end - window
+    valid = pd.Timestamp(cfg.cutoff) if cfg.cutoff else end - window
+    if not start < valid <= end - window:
+        last = (end - pd.Timedelta(days=1)).date()
+        raise ModelError(
+            f"cutoff {valid.date()} is outside the data: the data runs {start.date()} to {last}, and the "
+            f"{cfg.window_days}-day window after the cutoff must end inside it",
+            file="params/churn.yaml", column="cutoff",
+            fix=f"pick a cutoff after {start.date()} and no later than {(end - window).date()}, or leave it empty")
     train = tuple(valid - window - pd.Timedelta(days=k * cfg.cutoff_step_days)
                   for k in range(cfg.n_train_cutoffs))
     have = (end - start).days

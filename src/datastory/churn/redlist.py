@@ -144,6 +144,7 @@ def red_list(features: pd.DataFrame, probability: np.ndarray, cfg: ChurnParams) 
     out = out.sort_values(["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable")
     out["rank_in_region"] = out.groupby("region", sort=False).cumcount() + 1
     out["red"] = (out["probability"] >= cfg.threshold) | (out["rank_in_region"] <= cfg.top_k_per_region)
+    out["newly_red"] = False  # set by comparing with an earlier red list (see churn.run)
     return schema.conform(out, schema.CHURN_SCORES, "churn_scores")
 
 

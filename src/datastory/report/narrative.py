@@ -186,7 +186,7 @@ def forecast_sentence(p: Pack, series_id: str | None = None) -> str:
 
 
 def churn_sentence(p: Pack) -> str:
-    """'3 customers worth 2.5 k EUR a year are at high risk of leaving.'"""
+    """'3 customers are at high risk of leaving, worth 2.5 k EUR a year, 1 of them newly so; ...'"""
     require_pack(p)
     red = p.red_list
     n = len(red)
@@ -195,7 +195,10 @@ def churn_sentence(p: Pack) -> str:
     who = "customer is" if n == 1 else "customers are"
     worth = fmt_money(float(red["annual_value"].sum()))
     at_risk = fmt_money(float(red["revenue_at_risk"].sum()))
-    return (f"{fmt_count(n)} {who} at high risk of leaving, worth {worth} {p.currency} a year; "
+    new = int(red["newly_red"].sum())
+    since = p.churn_metrics.get("compare_date")
+    newly = f", {fmt_count(new)} of them newly so (since {since})" if new and since else ""
+    return (f"{fmt_count(n)} {who} at high risk of leaving, worth {worth} {p.currency} a year{newly}; "
             f"the expected loss is {at_risk} {p.currency}.")
 
 
