@@ -12,15 +12,16 @@ import subprocess
 import time
 import zipfile
 
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
 from conftest import HOSTILE, make_pack
 
-from datastory import kpis, workbook
+from datastory import kpis, schema, workbook
 from datastory.errors import DataError
 from datastory.report import narrative
-from datastory.workbook import _cells, _churn, _summary
+from datastory.workbook import _cells, _churn, _fastrows, _summary
 
 
 @pytest.fixture
@@ -204,6 +205,8 @@ def test_churn_sheet_order_fill_formats_table(tiny_pack):
     assert filled == set(scores.loc[scores.red, "customer_id"])
     assert {r[9].value for r in rows if is_red(r[0])} == {"yes"}  # "Call this week"
     assert {r[9].value for r in rows if not is_red(r[0])} == {"no"}
+    new = {r[0].value for r in rows if r[10].value == "yes"}  # "New on the list"
+    assert new == set(scores.loc[scores.newly_red, "customer_id"]) and new <= filled
     for r in rows:  # the whole row is filled, or none of it
         assert len({c.fill.fgColor.rgb for c in r}) == 1
     first = rows[0]
@@ -214,7 +217,7 @@ def test_churn_sheet_order_fill_formats_table(tiny_pack):
     assert ws.freeze_panes == "A2"
     assert not ws.auto_filter.ref  # the table's own autoFilter, not a sheet one
     table = ws.tables[_churn.TABLE_NAME]
-    assert table.ref == f"A1:J{len(scores) + 1}" and table.autoFilter.ref == table.ref
+    assert table.ref == f"A1:K{len(scores) + 1}" and table.autoFilter.ref == table.ref
     headers = [c.value for c in ws[1]]
     assert table.column_names == headers and len(set(headers)) == len(headers)
     assert ws.column_dimensions["B"].width >= 20
@@ -403,3 +406,136 @@ def test_libreoffice_round_trip(tmp_path, hostile_pack):
     assert names[HOSTILE].data_type == "s"
     assert "ChurnRisk" in theirs["Churn risk"].tables
     assert not re.search(r"<f[ >]", xml((out / "report.xlsx").read_bytes(), "xl/worksheets/sheet3.xml"))
+
+
+ODD_TEXT = [*HOSTILE_NAMES, "", None, "a & b <c> >d", "&amp; literal", "trail  ", "   ", "ctl\x00\x1f\x0b",
+            "Müller – 東京 🚀", "x" * 33_000]
+
+
+def big_churn_pack(n: int = 2_000):
+    """n scored customers with hostile and odd text, NaN/inf numbers, NaT, a time of day and a 1900 date."""
+    rng = np.random.default_rng(11)
+    prob = rng.random(n)
+    prob[::97] = np.nan
+    value = rng.gamma(2.0, 800.0, n)
+    value[5::89] = np.nan
+    value[7::401] = np.inf
+    last = pd.Timestamp("2025-05-31") - pd.to_timedelta(rng.integers(0, 400, n), unit="D")
+    last = pd.Series(last).mask(np.arange(n) % 53 == 0)  # NaT
+    last[1] = pd.Timestamp("2025-03-04 13:30")
+    last[2] = pd.Timestamp("1900-01-15")
+    scores = pd.DataFrame({
+        "customer_id": [f"=C{i:05d}" if i % 2 else f"C{i:05d}" for i in range(n)],
+        "customer_name": [ODD_TEXT[i % len(ODD_TEXT)] for i in range(n)],
+        "region": rng.choice(["North", "South", "+East"], n),
+        "probability": prob, "red": np.nan_to_num(prob) >= 0.7, "annual_value": value,
+        "revenue_at_risk": prob * value, "recency_days": rng.integers(0, 400, n),
+        "frequency": rng.integers(1, 40, n), "last_order": last,
+        "reasons": [None if i % 4 == 0 else ODD_TEXT[(3 * i) % len(ODD_TEXT)] for i in range(n)],
+        "rank_in_region": np.arange(1, n + 1), "newly_red": np.arange(n) % 7 == 0,
+    })
+    scores = schema.conform(scores, schema.CHURN_SCORES, "churn_scores")
+    return dataclasses.replace(make_pack(), churn_scores=scores)
+
+
+def expected_text(v):
+    if v is None or v is pd.NA or v == "":
+        return None
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "\ufffd", v)[:32_767]
+
+
+def expected_number(v):
+    return None if pd.isna(v) or np.isinf(v) else pytest.approx(float(v), rel=1e-15)
+
+
+def test_large_churn_list_reads_back_cell_for_cell():
+    pack = big_churn_pack()
+    data = workbook.build(pack)
+    assert not re.search(r"<f[ >]", xml(data, "xl/worksheets/sheet3.xml"))
+    df = pack.churn_scores
+    risk = df["revenue_at_risk"].tolist()
+    order = sorted(range(len(df)), key=lambda i: (pd.isna(risk[i]), 0 if pd.isna(risk[i]) else -risk[i],
+                                                  df["customer_id"].iloc[i]))
+    wb = load(data)
+    ws = wb["Churn risk"]
+    assert ws.max_row == len(df) + 1 and ws.tables[_churn.TABLE_NAME].ref == f"A1:K{len(df) + 1}"
+    formats = {3: _cells.FMT_PCT, 4: "#,##0", 5: "#,##0", 6: "#,##0", 7: _cells.FMT_DATE}
+    for r, i in zip(ws.iter_rows(min_row=2, max_col=10), order, strict=True):
+        row = df.iloc[i]
+        want = [expected_text(row[k]) for k in ("customer_id", "customer_name", "region")]
+        want += [expected_number(row[k]) for k in ("probability", "annual_value", "revenue_at_risk")]
+        want += [int(row["recency_days"])]
+        want += [None if pd.isna(row["last_order"]) else row["last_order"].to_pydatetime()]
+        want += [expected_text(row["reasons"]), "yes" if row["red"] else "no"]
+        assert [c.value for c in r] == want, f"row {r[0].row}"
+        for j, c in enumerate(r):
+            assert is_red(c) == bool(row["red"]), c.coordinate  # empty cells of a red row are red too
+            if c.value is not None and j in formats:
+                assert c.number_format == formats[j], c.coordinate
+            if isinstance(c.value, str):
+                assert c.data_type == "s", c.coordinate
+
+
+def test_fast_rows_escape_like_openpyxl():
+    bodies = _fastrows.escape_text(pd.Series(["a&<b>\r", "  lead", "   ", "", None, "ok\x00"], dtype="string"))
+    assert bodies == ["<t>a&amp;&lt;b&gt;&#13;</t>", '<t xml:space="preserve">  lead</t>', "<t>   </t>",
+                      None, None, "<t>ok\ufffd</t>"]
+    serial = _fastrows.excel_serial(pd.Series([pd.Timestamp("1900-01-01"), pd.Timestamp("1900-03-01"),
+                                                   pd.Timestamp("2025-05-31 12:00")]))
+    assert serial.tolist() == [1.0, 61.0, 45808.5]  # Excel's serials, with its phantom 1900-02-29
+    assert [_fastrows.letter(i) for i in (0, 9, 25, 26, 701)] == ["A", "J", "Z", "AA", "ZZ"]
+    aware = pd.Series(pd.to_datetime(["2025-05-31 12:00"]).tz_localize("Europe/Berlin"))
+    assert _fastrows.excel_serial(aware).tolist() == [45808.5]  # the wall-clock time, as plain() keeps it
+
+
+def test_layout_prints_one_page_wide_and_long_text_rows_are_tall(tiny_pack):
+    wb = load(workbook.build(tiny_pack))
+    for ws in wb.worksheets:
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1, ws.title
+        assert ws.page_setup.orientation == "landscape" and ws.page_setup.fitToHeight == 0, ws.title
+    about = wb["About"]
+    rows = {r[0].value: r[0].row for r in about.iter_rows(max_col=1) if r[0].value}
+    assert about.row_dimensions[rows["Change"]].height >= 30  # ~250 characters in a 90-wide column
+    assert about.row_dimensions[rows["Revenue"]].height is None  # one line: default height
+    churn = wb["Churn risk"]
+    assert churn["D1"].alignment.wrap_text and churn.row_dimensions[1].height == _churn.HEADER_HEIGHT
+    assert {c.font.name for c in churn[1]} == {_cells.FONT_NAME}  # no serif fallback for a nameless font
+
+
+def test_fast_rows_refuse_a_sheet_without_template_rows():
+    sheet = b'<worksheet><sheetData><row r="1"><c r="A1" s="6"/></row></sheetData></worksheet>'
+    with pytest.raises(ValueError, match="template row 2 missing"):
+        _fastrows.template_styles(sheet, 2, 2)
+    with pytest.raises(ValueError, match="row 2 or </sheetData> not found"):
+        _fastrows.splice(sheet, 2, b"")
+
+
+@pytest.mark.slow  # starts LibreOffice
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
+def test_libreoffice_reads_large_churn_list(tmp_path):
+    """LibreOffice converts the 2,000-row list and the values come back as written."""
+    src = workbook.save(big_churn_pack(), tmp_path / "in" / "big.xlsx")
+    out = tmp_path / "out"
+    subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo",
+                    "--convert-to", "xlsx", "--outdir", str(out), str(src)],
+                   check=True, capture_output=True, timeout=300)
+    ours, theirs = load(src.read_bytes())["Churn risk"], openpyxl.load_workbook(out / "big.xlsx")["Churn risk"]
+
+    def same(c):  # LibreOffice keeps 15 significant digits and saves a CR as LF (its own normalisation)
+        return round(c, 6) if isinstance(c, float) else c.replace("\r\n", "\n").replace("\r", "\n") \
+            if isinstance(c, str) else c
+
+    def values(ws):
+        return [[same(c) for c in r] for r in ws.iter_rows(min_row=1, max_col=10, values_only=True)]
+
+    a, b = values(ours), values(theirs)
+    assert len(a) == 2_001 and a == b[:len(a)] and not any(any(r) for r in b[len(a):])
+    red = [is_red(r[0]) for r in theirs.iter_rows(min_row=2, max_col=1)]
+    assert red == [v == "yes" for v in (r[9] for r in a[1:])]
+
+
+def test_churn_list_longer_than_an_excel_sheet_is_refused(monkeypatch, tiny_pack):
+    monkeypatch.setattr(_churn, "MAX_ROWS", len(tiny_pack.churn_scores))  # header + all rows would not fit
+    with pytest.raises(DataError, match="do not fit on one Excel sheet") as err:
+        workbook.build(tiny_pack)
+    assert err.value.fix

@@ -41,34 +41,37 @@ KPI_DEFINITIONS = [(LABELS[k], _DEFINED[k]) for k in LABELS] + [
 HIDDEN_KEYS = {"to", "cc", "bcc"}  # recipients are delivery details, not analysis parameters
 
 
-def kv_rows(ws, rows: list[tuple[str, Any]], fmt: str | None = None) -> None:
-    """Append (bold key, wrapped value) rows."""
+def kv_rows(add: c.Appender, rows: list[tuple[str, Any]], fmt: str | None = None) -> None:
+    """Append (bold key, wrapped value) rows; a number is left-aligned like the text values."""
+    ws = add.ws
     for key, value in rows:
-        ws.append([c.cell(ws, key, font=c.BOLD), c.cell(ws, value, fmt=fmt, align=c.WRAP)])
+        add([c.cell(ws, key, font=c.BOLD, align=c.TOP), c.cell(ws, value, fmt=fmt, align=c.WRAP_LEFT)],
+            text=value if isinstance(value, str) else None)
 
 
 def write_data_quality(ws, dq: dict[str, Any]) -> None:
     """Rows read, kept, removed and why, and the period covered."""
     c.widths(ws, {"A": 34, "B": 24})
+    add = c.Appender(ws, 24)
     dq = dq or {}
-    ws.append([c.cell(ws, "Data quality", font=c.TITLE)])
-    ws.append([])
-    kv_rows(ws, [(label, dq.get(key)) for key, label in DQ_ROWS], fmt=c.FMT_INT)
-    kv_rows(ws, [("Period covered", f"{dq.get('period_start', '?')} to {dq.get('period_end', '?')}")])
-    ws.append([])
-    ws.append([c.cell(ws, "Rows rejected, by reason", font=c.SUBTITLE)])
+    add([c.cell(ws, "Data quality", font=c.TITLE)])
+    add([])
+    kv_rows(add, [(label, dq.get(key)) for key, label in DQ_ROWS], fmt=c.FMT_INT)
+    kv_rows(add, [("Period covered", f"{dq.get('period_start', '?')} to {dq.get('period_end', '?')}")])
+    add([])
+    add([c.cell(ws, "Rows rejected, by reason", font=c.SUBTITLE)])
     rejected = dq.get("rejected") or {}
     if isinstance(rejected, dict) and rejected:
-        kv_rows(ws, [(str(k), v if isinstance(v, (int, float)) else str(v))
+        kv_rows(add, [(str(k), v if isinstance(v, (int, float)) else str(v))
                      for k, v in sorted(rejected.items())], fmt=c.FMT_INT)
     else:
-        ws.append([c.cell(ws, "None", font=c.MUTED)])
+        add([c.cell(ws, "None", font=c.MUTED)])
     known = {k for k, _ in DQ_ROWS} | {"period_start", "period_end", "rejected"}
     extra = sorted(k for k in dq if k not in known)
     if extra:
-        ws.append([])
-        ws.append([c.cell(ws, "Other checks", font=c.SUBTITLE)])
-        kv_rows(ws, [(k, dq[k] if isinstance(dq[k], (int, float, str)) else str(dq[k])) for k in extra])
+        add([])
+        add([c.cell(ws, "Other checks", font=c.SUBTITLE)])
+        kv_rows(add, [(k, dq[k] if isinstance(dq[k], (int, float, str)) else str(dq[k])) for k in extra])
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -106,26 +109,27 @@ def red_definition(params: dict[str, Any] | None, churn_metrics: dict[str, Any])
 def write_about(ws, pack: Pack, params: dict[str, Any] | None) -> None:
     """Definitions, the red-label rule, the parameters used and provenance."""
     c.widths(ws, {"A": 34, "B": 90})
-    ws.append([c.cell(ws, "About this workbook", font=c.TITLE)])
-    ws.append([])
-    ws.append([c.cell(ws, "Definitions", font=c.SUBTITLE)])
-    kv_rows(ws, KPI_DEFINITIONS)
-    kv_rows(ws, [("Red label", red_definition(params, pack.churn_metrics or {}))])
-    ws.append([])
-    ws.append([c.cell(ws, "Provenance", font=c.SUBTITLE)])
+    add = c.Appender(ws, 90)
+    add([c.cell(ws, "About this workbook", font=c.TITLE)])
+    add([])
+    add([c.cell(ws, "Definitions", font=c.SUBTITLE)])
+    kv_rows(add, KPI_DEFINITIONS)
+    kv_rows(add, [("Red label", red_definition(params, pack.churn_metrics or {}))])
+    add([])
+    add([c.cell(ws, "Provenance", font=c.SUBTITLE)])
     p = pack.provenance
-    kv_rows(ws, [("Audience", f"{pack.audience} ({pack.label})"), ("Data period", f"{p.period_start} to "
+    kv_rows(add, [("Audience", f"{pack.audience} ({pack.label})"), ("Data period", f"{p.period_start} to "
                  f"{p.period_end}"), ("Git commit", p.commit), ("Parameters hash", p.params_hash),
                  ("Footer", p.footer())])
-    ws.append([])
-    ws.append([c.cell(ws, "Parameters used", font=c.SUBTITLE)])
+    add([])
+    add([c.cell(ws, "Parameters used", font=c.SUBTITLE)])
     if params:
-        kv_rows(ws, flatten(params))
+        kv_rows(add, flatten(params))
     else:
-        ws.append([c.cell(ws, "Not supplied to this build; see the parameters hash above.", font=c.MUTED)])
+        add([c.cell(ws, "Not supplied to this build; see the parameters hash above.", font=c.MUTED)])
     metrics = [("forecast." + k, v) for k, v in flatten(pack.forecast_metrics or {}) if not k.startswith("series.")]
     metrics += [("churn." + k, v) for k, v in flatten(pack.churn_metrics or {})]
     if metrics:
-        ws.append([])
-        ws.append([c.cell(ws, "Model metrics", font=c.SUBTITLE)])
-        kv_rows(ws, metrics)
+        add([])
+        add([c.cell(ws, "Model metrics", font=c.SUBTITLE)])
+        kv_rows(add, metrics)

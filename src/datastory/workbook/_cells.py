@@ -15,6 +15,7 @@ import datetime as dt
 import io as _io
 import math
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -26,10 +27,18 @@ REPLACEMENT = "\ufffd"
 MAX_TEXT = 32_767
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
-BOLD = Font(bold=True)
-TITLE = Font(bold=True, size=16)
-SUBTITLE = Font(bold=True, size=12)
-MUTED = Font(italic=True, color="FF666666")
+FONT_NAME = "Calibri"  # the workbook's default font; a Font without a name renders in a serif in LibreOffice
+
+
+def font(*, size: float = 11, **kwargs: Any) -> Font:
+    """A Font in the workbook's own typeface (bold, italic, color... as keyword arguments)."""
+    return Font(name=FONT_NAME, size=size, **kwargs)
+
+
+BOLD = font(bold=True)
+TITLE = font(bold=True, size=16)
+SUBTITLE = font(bold=True, size=12)
+MUTED = font(italic=True, color="FF666666")
 HEADER_FILL = PatternFill("solid", fgColor="FFDDE4EE")
 # Excel's own "light red fill"; read back, a red row's fill.fgColor.rgb is "FF" + RED_FILL_RGB.
 RED_FILL_RGB = "FFC7CE"
@@ -37,6 +46,9 @@ RED_FILL = PatternFill("solid", fgColor="FF" + RED_FILL_RGB)
 GREEN = "FF1B7F3B"
 RED = "FFC00000"
 WRAP = Alignment(wrap_text=True, vertical="top")
+WRAP_LEFT = Alignment(wrap_text=True, vertical="top", horizontal="left")
+LEFT = Alignment(horizontal="left")
+TOP = Alignment(vertical="top")  # a number read as a label's value, not as a column of figures
 
 FMT_DATE = "yyyy-mm-dd"
 FMT_MONEY = "#,##0"
@@ -91,8 +103,34 @@ def cell(ws, value: Any, *, font: Font | None = None, fmt: str | None = None, fi
     return put(c, value)
 
 
+class Appender:
+    """Appends rows to a write-only sheet and knows their numbers (such a sheet keeps no public count), so a
+    row holding long wrapped text can be given its height before it is written: neither Excel nor
+    LibreOffice reliably grows a row for wrapped text on opening the file, and the text then overlaps."""
+
+    def __init__(self, ws, wrap_width: float):
+        self.ws, self.row, self.chars_per_line = ws, 0, max(1, int(wrap_width * 1.1))
+
+    def __call__(self, cells: list, text: str | None = None) -> None:
+        """Append `cells`; `text`, if given, is the row's wrapped text that sets its height."""
+        self.row += 1
+        if text:
+            lines = sum(max(1, math.ceil(len(part) / self.chars_per_line)) for part in text.split("\n"))
+            if lines > 1:
+                self.ws.row_dimensions[self.row].height = 15 * lines
+        self.ws.append(cells)
+
+
 def header_row(ws, names: list[str]) -> list[WriteOnlyCell]:
     return [cell(ws, n, font=BOLD, fill=HEADER_FILL) for n in names]
+
+
+def print_setup(ws) -> None:
+    """Print (and PDF-export) the sheet landscape, one page wide, as many pages tall as it needs."""
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
 
 
 def widths(ws, cols: dict[str, float]) -> None:
@@ -112,12 +150,14 @@ def period_end(text: str) -> dt.datetime:
     return ts.tz_localize(None).to_pydatetime() if ts.tzinfo else ts.to_pydatetime()
 
 
-def package(raw: bytes) -> bytes:
+def package(raw: bytes, rewrite: dict[str, Callable[[bytes], bytes]] | None = None) -> bytes:
     """Rewrite an .xlsx zip deterministically: fixed timestamps, attributes, order and compression.
 
     [Content_Types].xml goes first (as Excel writes it); the other entries keep openpyxl's order, which
     depends only on the workbook's content. Raw CRs in sheet XML become &#13; (see module docstring).
+    `rewrite` maps entry names to functions applied to their bytes first (the fast churn rows).
     """
+    rewrite = rewrite or {}
     src = zipfile.ZipFile(_io.BytesIO(raw))
     names = src.namelist()
     names.sort(key=lambda n: n != "[Content_Types].xml")
@@ -125,6 +165,8 @@ def package(raw: bytes) -> bytes:
     with zipfile.ZipFile(out, "w") as dst:
         for name in names:
             data = src.read(name)
+            if name in rewrite:
+                data = rewrite[name](data)
             if name.startswith("xl/worksheets/") and name.endswith(".xml"):
                 data = data.replace(b"\r", b"&#13;")
             info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)

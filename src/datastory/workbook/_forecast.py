@@ -53,8 +53,8 @@ def write_forecast(ws, pack: Pack) -> dict[str, dict[str, Any]]:
         ws.append([])
         ws.append([c.cell(ws, sid, font=c.SUBTITLE)])
         ws.append([c.cell(ws, "Model", font=c.BOLD), c.cell(ws, model), c.cell(ws, "MASE", font=c.BOLD),
-                   c.cell(ws, mase, fmt=c.FMT_RATIO), c.cell(ws, "Naive MASE", font=c.BOLD),
-                   c.cell(ws, naive, fmt=c.FMT_RATIO), c.cell(ws, verdict(mase, naive))])
+                   c.cell(ws, mase, fmt=c.FMT_RATIO, align=c.LEFT), c.cell(ws, "Naive MASE", font=c.BOLD),
+                   c.cell(ws, naive, fmt=c.FMT_RATIO, align=c.LEFT), c.cell(ws, verdict(mase, naive))])
         ws.append(c.header_row(ws, COLUMNS))
         row += 4
         first = row + 1

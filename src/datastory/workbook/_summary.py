@@ -12,8 +12,6 @@ import math
 from numbers import Real
 from typing import Any
 
-from openpyxl.styles import Font
-
 from ..errors import DataError
 from ..pack import Pack
 from ..report.narrative import (
@@ -125,7 +123,7 @@ def write_summary(ws, pack: Pack, figures: tuple[dict[str, Any] | None, list[dic
         rows.append(c.header_row(ws, HEADERS))
     for t in tiles:
         colour = None if t["good"] is None else (c.GREEN if t["good"] else c.RED)
-        font = Font(bold=True, color=colour) if colour else None
+        font = c.font(bold=True, color=colour) if colour else None
         unit = pack.currency if t["key"] in MONEY_KPIS else ""
         rows.append([c.cell(ws, t["label"], font=c.BOLD), c.cell(ws, t["value"], fmt=t["fmt"]),
                      c.cell(ws, t["previous"], fmt=t["fmt"]),
