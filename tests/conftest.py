@@ -137,3 +137,16 @@ HOSTILE = '=HYPERLINK("http://evil.example/","click")<script>alert(1)</script>'
 @pytest.fixture
 def hostile_pack() -> pack.Pack:
     return make_pack(hostile=HOSTILE)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """One small project built by the real `dvc repro` in the default time zone and locale.
+
+    Session-scoped so every end-to-end test file shares the one ~2-minute build; tests must only read it.
+    """
+    from e2e import copy_repo, sh
+
+    root = copy_repo(tmp_path_factory.mktemp("e2e"))
+    sh(root, "dvc", "repro")
+    return root

@@ -11,7 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 import yaml
-from e2e import REPO, copy_repo, sh
+from e2e import REPO, sh
 from pypdf import PdfReader
 
 from datastory import workbook
@@ -21,11 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 AUDIENCES = yaml.safe_load((REPO / "params/report.yaml").read_text())["audiences"]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    root = copy_repo(tmp_path_factory.mktemp("e2e"))
-    sh(root, "dvc", "repro")
-    return root
+# `built` (the project after one `dvc repro`) is a session fixture in conftest.py, shared with
+# test_promises_*.py.
 
 
 def _pdf_text(path: Path) -> str:

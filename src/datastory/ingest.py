@@ -73,9 +73,15 @@ def _timestamps(raw: pd.DataFrame, source: str) -> pd.Series:
     elif pd.api.types.is_datetime64_any_dtype(col):
         parsed = col
     else:
-        parsed = pd.to_datetime(col.astype("string"), errors="coerce")
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        # ISO 8601 first (fast, and "2025-03-31" may sit beside "2025-03-31 14:05"): letting pandas infer one
+        # format from the first row rejected every row written the other way. Other spellings go through
+        # dateutil, row by row. utc=True: offsets become UTC and mixed naive/aware columns still parse.
+        text = col.astype("string")
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+        retry = (parsed.isna() & text.notna()).to_numpy()
+        if retry.any():
+            parsed[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
+        parsed = parsed.dt.tz_localize(None)
     _fail(source, "timestamp", parsed.isna().to_numpy(), "timestamp missing or not a date",
           "write timestamps as ISO dates, e.g. 2025-03-31 or 2025-03-31 14:05:00")
     return parsed.astype("datetime64[ns]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,16 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
 
 
 _TIMING_KEYS = ("start_time", "end_time", "duration")
+_RANDOM_ID = re.compile(r"[0-9a-f]{8}")
+_STYLER_ID = re.compile(r'<table id="T_([0-9a-f]{5})"')
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+>")
+
+
+def _stable_styler_ids(html: str, cell_index: int) -> str:
+    """pandas Styler tables carry a random uuid (`T_1a2b3`) in their ids and CSS; number them instead."""
+    for n, uid in enumerate(dict.fromkeys(_STYLER_ID.findall(html))):
+        html = html.replace(f"T_{uid}", f"T_c{cell_index:02d}t{n}")
+    return html
 
 
 def normalise(nb_path: Path, source: str, target: str) -> None:
@@ -92,9 +103,17 @@ def normalise(nb_path: Path, source: str, target: str) -> None:
         meta.pop(key, None)
     meta.update(input_path=source, output_path=target)
     meta.pop("environment_variables", None)
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell["id"] = "injected-parameters"  # papermill gives it a random id
+        elif _RANDOM_ID.fullmatch(cell.get("id", "")):
+            cell["id"] = f"cell-{index:02d}"  # nbformat < 4.5 sources get random ids on upgrade
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if isinstance(data.get("text/html"), str):
+                data["text/html"] = _stable_styler_ids(data["text/html"], index)
+            if isinstance(data.get("text/plain"), str):  # "<Styler at 0x7f24e301bd90>": a memory address
+                data["text/plain"] = _ADDRESS.sub(">", data["text/plain"])
         cell.metadata.pop("execution", None)
         for key in _TIMING_KEYS:
             cell.metadata.get("papermill", {}).pop(key, None)
