@@ -54,3 +54,61 @@ def test_outside_a_project(tmp_path):
 def test_version_and_help(project, args):
     res = run(project, *args)
     assert res.returncode == 0 and "datastory" in res.stdout
+
+
+# ------------------------------------------------------------------ forecast-file
+def _long_csv(path: Path, n: int = 30) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    ds = pd.date_range("2020-01-01", periods=n, freq="MS").strftime("%Y-%m-%d")
+    season = 100 + 20 * np.sin(2 * np.pi * np.arange(n) / 12)
+    pd.concat([pd.DataFrame({"unique_id": sid, "ds": ds, "y": (season * k).round(2)})
+               for k, sid in ((1, "north"), (2, "south"))]).to_csv(path, index=False)
+    return path
+
+
+def test_forecast_file_round_trip_outside_a_project(tmp_path):
+    import pandas as pd
+
+    src = _long_csv(tmp_path / "sales.csv")
+    res = run(tmp_path, "forecast-file", "sales.csv", "--freq", "MS", "--horizon", "6", "--out", "fc.csv",
+              "--folds", "2", "--models", "seasonal_naive,ets", "--engine", "local", "--seed", "1")
+    assert res.returncode == 0, res.stderr
+    assert "wrote fc.csv: 2 series x 6 periods" in res.stdout and res.stderr == ""
+    out = pd.read_csv(tmp_path / "fc.csv")
+    assert list(out.columns) == ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper", "model"]
+    assert len(out) == 12 and out["ds"].iloc[0] == "2022-07-01" and src.exists()
+    assert (out.loc[out["unique_id"] == "south", "yhat"].to_numpy() > out.loc[out["unique_id"] == "north",
+                                                                             "yhat"].to_numpy()).all()
+
+
+def test_forecast_file_bad_input_exits_2_and_writes_nothing(tmp_path):
+    src = _long_csv(tmp_path / "sales.csv")
+    text = src.read_text().splitlines()
+    text[4] = text[4].replace(text[4].split(",")[2], "n/a")
+    src.write_text("\n".join(text) + "\n")
+    res = run(tmp_path, "forecast-file", "sales.csv", "--freq", "MS", "--horizon", "6", "--out", "fc.csv",
+              "--engine", "local")
+    assert res.returncode == 2
+    assert "sales.csv, row 5, column 'y'" in res.stderr and "'n/a'" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sales.csv"]
+
+
+def test_forecast_file_unknown_freq_exits_2(tmp_path):
+    _long_csv(tmp_path / "sales.csv")
+    res = run(tmp_path, "forecast-file", "sales.csv", "--freq", "fortnightly", "--horizon", "6", "--out", "fc.csv")
+    assert res.returncode == 2 and "unknown frequency 'fortnightly'" in res.stderr
+    assert not (tmp_path / "fc.csv").exists()
+
+
+@pytest.mark.slow
+def test_forecast_file_dask_engine_matches_local(tmp_path):
+    _long_csv(tmp_path / "sales.csv")
+    args = ["forecast-file", "sales.csv", "--freq", "MS", "--horizon", "6", "--folds", "2"]
+    local = run(tmp_path, *args, "--out", "local.csv", "--engine", "local")
+    dask = run(tmp_path, *args, "--out", "dask.csv", "--engine", "dask")
+    assert local.returncode == 0 and dask.returncode == 0, local.stderr + dask.stderr
+    assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
+    assert "distributed" not in dask.stderr  # no cluster chatter

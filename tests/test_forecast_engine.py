@@ -190,7 +190,7 @@ def test_non_numeric_y(series_long):
 
 
 def test_unknown_freq(series_long):
-    bad = cfg().model_copy(update={"freq": "Q"})
+    bad = cfg().model_copy(update={"freq": "Y"})
     with pytest.raises(DataError, match="unknown forecast frequency"):
         run(series_long, bad, progress=False)
 

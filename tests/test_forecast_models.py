@@ -96,7 +96,7 @@ def test_get_known_and_unknown():
 @pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.prophet])
 def test_unknown_freq(fit):
     with pytest.raises(DataError, match="unknown forecast frequency"):
-        fit(monthly(pattern(30)), 3, "Q", CFG)
+        fit(monthly(pattern(30)), 3, "Y", CFG)
 
 
 @pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.prophet])
@@ -135,3 +135,4 @@ def test_bad_horizon_and_type():
         models.seasonal_naive(monthly(pattern(20)), 0, "M", CFG)
     with pytest.raises(ModelError, match="pandas Series"):
         models.seasonal_naive(pattern(20), 3, "M", CFG)
+

@@ -87,8 +87,8 @@ def test_split_returns_series_by_id():
 
 # ------------------------------------------------------------------ negative
 def test_unknown_freq():
-    with pytest.raises(DataError, match="unknown forecast frequency 'Q'"):
-        fs.build_series(make_tx(), "Q")
+    with pytest.raises(DataError, match="unknown forecast frequency 'Y'"):
+        fs.build_series(make_tx(), "Y")
 
 
 def test_missing_column():

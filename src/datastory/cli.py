@@ -30,6 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--audience", required=True)
     dl.add_argument("--force", action="store_true", help="send again even if this exact pack was sent")
     sub.add_parser("check-params", help="validate every params/*.yaml and print the settings")
+    ff = sub.add_parser("forecast-file", help="backtest, select and forecast every series of a long CSV "
+                        "(unique_id, ds, y)")
+    ff.add_argument("input", help="CSV with columns unique_id, ds (YYYY-MM-DD), y")
+    ff.add_argument("--freq", required=True, help="D, W (or W-MON..W-SUN), MS/M/ME, QS/Q/QE")
+    ff.add_argument("--horizon", type=int, required=True, help="periods ahead")
+    ff.add_argument("--out", required=True, help="output CSV: unique_id, ds, yhat, yhat_lower, yhat_upper, model")
+    ff.add_argument("--folds", type=int, default=None, help="rolling-origin backtest folds (default 3)")
+    ff.add_argument("--models", default=None, help="comma-separated from seasonal_naive, ets, prophet and "
+                    "combination (default: seasonal_naive,ets,prophet)")
+    ff.add_argument("--engine", choices=["local", "dask"], default=None, help="default dask (LocalCluster)")
+    ff.add_argument("--seed", type=int, default=None, help="uncertainty-sampling seed (default 0)")
     return ap
 
 
@@ -37,6 +48,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from . import config, stages
 
     cmd = args.command
+    if cmd == "forecast-file":  # standalone: works on any file, inside a project or not
+        from .forecast import file as ffile
+
+        models = [x.strip() for x in args.models.split(",") if x.strip()] if args.models is not None else None
+        cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed)
+        path, out = ffile.forecast_file(args.input, args.out, cfg, args.freq, progress=False)
+        print(f"wrote {path}: {out['unique_id'].nunique()} series x {cfg.horizon} periods")
+        return 0
     config.load_dotenv(args.root)
     if cmd == "sample":
         print(f"wrote {stages.sample(args.root)}")

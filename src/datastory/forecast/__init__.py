@@ -1,7 +1,9 @@
 """Forecasting stage: revenue series per segment, backtested models, selection and forecasts.
 
 series.py builds the series, models.py holds the models (one fit_predict signature),
-scoring.py backtests them by rolling origin, engine.py runs every series (Dask or a local loop) and saves.
+scoring.py backtests them by rolling origin, combine.py adds an optional "combination" candidate (an
+inverse-MASE weighted average of the best backtested models), engine.py runs every series (Dask or a
+local loop) and saves; file.py forecasts any long CSV (unique_id, ds, y) for `datastory forecast-file`.
 """
 
 from __future__ import annotations

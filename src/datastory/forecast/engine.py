@@ -1,8 +1,10 @@
 """Run the forecast of every series (backtest, select, forecast), fanned out with Dask, and save it.
 
 Per series: each model in cfg.models is backtested; a model that raises is skipped for that series
-and its error recorded; the lowest mean MASE wins (ties -> simpler model), so when every other model
-fails, seasonal naive is chosen. The winner is refit on the whole history to forecast cfg.horizon
+and its error recorded; with "combination" listed, an inverse-MASE weighted average of the best
+backtested models is a further candidate (combine.py); the lowest mean MASE wins (ties -> simpler
+model, the combination counting as the most complex), so when every other model fails, seasonal
+naive is chosen. The winner is refit on the whole history to forecast cfg.horizon
 periods. History rows of the output frame carry y only (yhat NaN): the shipped accuracy is the
 out-of-sample backtest, not an in-sample fit.
 
@@ -13,9 +15,11 @@ worker finished first or on last-digit float noise.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +31,7 @@ import pandas as pd
 from .. import io, schema
 from ..config import ForecastParams, Paths
 from ..errors import DataError
+from . import combine as cb
 from . import models as m
 from .scoring import backtest, check_length, score, select
 from .series import split
@@ -62,6 +67,8 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
     errors: dict[str, str] = {}
     bts, scores = [], []
     for name in cfg.models:
+        if name == cb.NAME:
+            continue
         try:
             bt = backtest(y, cfg, [name], fitters)
             sc = score(bt, y, cfg)
@@ -72,11 +79,22 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
         scores.append(sc)
     score_df = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(
         columns=["model", "mase", "smape", "coverage"])
+    weights: dict[str, float] = {}
+    if cb.NAME in cfg.models and len(score_df):
+        weights = cb.weights(score_df)
+        if weights:  # the combination's backtest: the members' fold forecasts, weighted
+            bt = cb.combine({b["model"].iloc[0]: b.reset_index(drop=True) for b in bts}, weights)
+            bts.append(bt)
+            score_df = pd.concat([score_df, score(bt, y, cfg)], ignore_index=True)
     chosen = select(score_df) if len(score_df) else None
     future = None
     while chosen is not None:
         try:
-            future = m.get(chosen, fitters)(y, cfg.horizon, cfg.freq, cfg)
+            if chosen == cb.NAME:
+                future = cb.combine({name: m.get(name, fitters)(y, cfg.horizon, cfg.freq, cfg)
+                                     for name in weights}, weights)
+            else:
+                future = m.get(chosen, fitters)(y, cfg.horizon, cfg.freq, cfg)
             break
         except Exception as exc:  # refit on the full history failed: fall back to the baseline
             errors[chosen] = _describe(exc)
@@ -100,6 +118,10 @@ def _local_cluster(cfg: ForecastParams) -> Iterator[Any]:
     import dask
     from distributed import LocalCluster
 
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # distributed sets its loggers to INFO on import: ~30 lines of start/stop chatter per run.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     with dask.config.set({"distributed.worker.multiprocessing-method": method}):
         if method == "forkserver":
@@ -107,8 +129,13 @@ def _local_cluster(cfg: ForecastParams) -> Iterator[Any]:
 
             ctx = get_mp_context()  # sets Dask's own preload list; extend it before the server starts
             ctx.set_forkserver_preload(["distributed", *PRELOAD])
-        with LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster:
+        with warnings.catch_warnings():
+            # The scheduler's HTTP server falls back to a free port when 8787 is taken (another
+            # cluster on the machine); nothing here uses that port, so the notice is noise.
+            warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+            cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+        with cluster:
             yield cluster
 
 

@@ -18,9 +18,10 @@ from ..config import ForecastParams
 from ..errors import ModelError
 from .series import OFFSET, check_freq
 
-SEASON = {"D": 7, "W": 52, "M": 12}
-# Fourier order of Prophet's yearly seasonality: a monthly series has only 12 points a year.
-YEARLY_ORDER = {"D": 10, "W": 10, "M": 5}
+SEASON = {"D": 7, "W": 52, "M": 12, "Q": 4}
+# Fourier order of Prophet's yearly seasonality: a monthly series has only 12 points a year, a
+# quarterly one 4 (order 2 is as many terms as 4 points a year can pin down).
+YEARLY_ORDER = {"D": 10, "W": 10, "M": 5, "Q": 2}
 # Prophet's interval draws (default 1000). On 13 future weeks the vectorised sampler costs ~3 ms per
 # 1000 draws, so this saves little time; 200 keeps memory small on long daily horizons.
 PROPHET_SAMPLES = 200
@@ -137,9 +138,12 @@ def ets(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.Da
 def _quiet_prophet() -> None:
     """Silence Prophet's and cmdstanpy's INFO chatter (and the plotly notice) for this process.
 
-    cmdstanpy sets its logger to DEBUG when it first builds it, so build it here first, then lower it.
+    cmdstanpy sets its logger to DEBUG when it first builds it, and importing prophet sets the "prophet"
+    logger to INFO, so both are imported here first, then lowered.
     """
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed"
+    import prophet  # noqa: F401  (its import sets the "prophet" logger to INFO)
+
     logging.getLogger("prophet").setLevel(logging.WARNING)
     from cmdstanpy.utils import get_logger
 

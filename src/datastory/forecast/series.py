@@ -3,7 +3,8 @@
 Period labels (the `ds` column) are the FIRST day of each period, like the KPI stage:
 - D: the calendar day;
 - W: weeks run Monday..Sunday (pandas "W-SUN") and are labelled by their Monday;
-- M: the first day of the calendar month.
+- M: the first day of the calendar month;
+- Q: the first day of the calendar quarter (quarters end in March, June, September, December).
 
 A period the data does not fully cover is dropped at either end: a week or month holding only a
 few days of data would look like a collapse (at the end) or a ramp-up (at the start) and would
@@ -17,20 +18,20 @@ import pandas as pd
 from .. import schema
 from ..errors import DataError
 
-FREQS = ("D", "W", "M")
+FREQS = ("D", "W", "M", "Q")
 # pandas period alias per freq (W-SUN: weeks ending Sunday) and the offset of the period labels.
-PERIOD = {"D": "D", "W": "W-SUN", "M": "M"}
-OFFSET = {"D": "D", "W": "W-MON", "M": "MS"}
+PERIOD = {"D": "D", "W": "W-SUN", "M": "M", "Q": "Q-DEC"}
+OFFSET = {"D": "D", "W": "W-MON", "M": "MS", "Q": "QS-JAN"}
 SERIES_COLUMNS = {"series_id": "string", "region": "string", "product_line": "string",
                   "ds": "datetime64[ns]", "y": "float64"}
 SEP = " / "
 
 
 def check_freq(freq: str) -> str:
-    """`freq` itself if it is one of D, W, M; otherwise a DataError naming the allowed choices."""
+    """`freq` itself if it is one of D, W, M, Q; otherwise a DataError naming the allowed choices."""
     if freq not in FREQS:
         raise DataError(f"unknown forecast frequency {freq!r}; allowed: {', '.join(FREQS)}",
-                        column="freq", fix="set freq in params/forecast.yaml to D, W or M")
+                        column="freq", fix="set freq in params/forecast.yaml to D, W, M or Q")
     return freq
 
 
