@@ -68,3 +68,13 @@ def test_missing_notebook_and_unknown_stage(project):
         runner.execute("kpis", project)
     with pytest.raises(runner.StageError, match="unknown notebook stage"):
         runner.execute("train", project)
+
+
+def test_a_killed_runs_temp_record_is_removed_by_the_next_run(project):
+    _install(project, "writes_param")
+    runs = project / "reports" / "runs"
+    runs.mkdir(parents=True)
+    stale = runs / ".02_kpis.abc123.tmp.ipynb"
+    stale.write_text("{half")
+    runner.execute("kpis", project)
+    assert not stale.exists() and (runs / "02_kpis.ipynb").is_file()

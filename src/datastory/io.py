@@ -18,13 +18,21 @@ from typing import Any
 import pandas as pd
 
 
+def stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Temp files that `atomic_path` left beside `path` when a write was killed (SIGKILL, power loss).
+
+    Only a caller that knows it is the sole writer of `path` may delete them: a concurrent writer's
+    in-flight temp file looks the same.
+    """
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path` (same suffix); on success move it into place, else remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):  # left by a killed earlier write
-        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)

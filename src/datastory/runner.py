@@ -14,7 +14,7 @@ from typing import Any
 
 from . import config
 from .errors import DatastoryError
-from .io import atomic_path
+from .io import atomic_path, stale_temps
 
 # stage -> (notebook name without .ipynb, params file stage)
 NOTEBOOKS: dict[str, tuple[str, str]] = {
@@ -54,6 +54,8 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
                          fix="restore it from git: git checkout -- notebooks/")
     parameters = config.load(params_stage, base).model_dump(mode="json") | (extra or {})
     target = executed_path(stage, base, suffix)
+    for stale in stale_temps(target):  # a killed earlier run of this stage; one stage writes one record
+        stale.unlink(missing_ok=True)
     for name in ("papermill", "traitlets", "nbclient"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
