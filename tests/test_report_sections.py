@@ -42,7 +42,7 @@ def test_kpi_tiles_show_the_formatted_revenue(tiny_pack):
     assert f'<div class="value">{narrative.fmt_money(ch["kpis"]["revenue"]["value"])}</div>' in body
     assert "Key figures: May 2025" in body
     assert body.count('<div class="tile ') == len(narrative.KPI_LABELS)
-    assert 'class="tile up"' in body  # revenue rose
+    assert 'class="tile up good"' in body  # revenue rose: good news
     assert "+4.3% vs previous month" in body
 
 
@@ -127,3 +127,17 @@ def test_kpi_tiles_without_the_headline_region_is_a_clear_error(tiny_pack):
     no_total = dataclasses.replace(tiny_pack, kpis=tiny_pack.kpis[tiny_pack.kpis["region"] != "All"])
     with pytest.raises(DataError, match="region 'All'"):
         sections.kpi_tiles(no_total)
+
+
+def test_tile_colour_follows_good_news_not_direction(tiny_pack):
+    import pandas as pd
+
+    kpis = tiny_pack.kpis.copy()
+    last = kpis["period"] == pd.Timestamp("2025-05-01")
+    kpis.loc[last, "return_rate"] = 0.01  # down from 2%: good news
+    html_ = sections.kpi_tiles(dataclasses.replace(tiny_pack, kpis=kpis))
+    assert '<div class="tile down good"><div class="label">Return rate' in html_
+    assert '<div class="tile up good"><div class="label">Revenue' in html_
+    kpis.loc[last, "return_rate"] = 0.05  # up: bad news
+    html_ = sections.kpi_tiles(dataclasses.replace(tiny_pack, kpis=kpis))
+    assert '<div class="tile up bad"><div class="label">Return rate' in html_

@@ -107,6 +107,14 @@ def period_label(period: str | pd.Timestamp, freq: str) -> str:
     return f"{MONTHS[ts.month - 1]} {ts.year}"
 
 
+LOWER_IS_BETTER = frozenset({"return_rate", "churn_rate"})  # a rise of these KPIs is bad news
+
+
+def is_good(kpi: str, direction: str) -> bool | None:
+    """Whether a move of `kpi` in `direction` ("up"/"down"/"flat") is good news; None when flat."""
+    return None if direction == "flat" else (direction == "up") != (kpi in LOWER_IS_BETTER)
+
+
 def trend(change: float | None) -> str:
     """'up', 'down' or 'flat' for a relative change; flat when it shows as 0% (or is unknown).
 

@@ -28,6 +28,7 @@ from .narrative import (
     fmt_pct,
     forecast_total,
     headline_change,
+    is_good,
     period_label,
     require_pack,
     series_name,
@@ -96,6 +97,9 @@ def _tile(kpi: str, item: dict, word: str) -> str:
     """One KPI tile from an item of kpis.latest_change's "kpis" ({value, previous, change})."""
     change = item["change"]
     cls = trend(change)
+    good = is_good(kpi, cls)
+    if good is not None:
+        cls += " good" if good else " bad"
     delta = f"previous {word}: 0" if change is None else f"{fmt_pct(change, signed=True)} vs previous {word}"
     return (f'<div class="tile {cls}"><div class="label">{e(KPI_LABELS[kpi])}</div>'
             f'<div class="value">{e(fmt_kpi(kpi, item["value"]))}</div>'

@@ -18,6 +18,7 @@ from ..report.narrative import (
     KPI_LABELS,
     NO_EARLIER_PERIOD,
     headline_change,
+    is_good,
     period_label,
     series_name,
     trend,
@@ -29,7 +30,6 @@ LABELS = {**KPI_LABELS, "churn_rate": "Churn rate"}  # every tile's label, in ti
 KPI_FORMATS = {"revenue": c.FMT_MONEY, "orders": c.FMT_INT, "active_customers": c.FMT_INT,
                "new_customers": c.FMT_INT, "avg_order_value": c.FMT_NUMBER, "return_rate": c.FMT_PCT}
 MONEY_KPIS = ("revenue", "avg_order_value")  # shown with the pack's currency as unit
-LOWER_IS_BETTER = {"return_rate", "churn_rate"}  # a rise of these is bad news (red arrow)
 ARROWS = {"up": "▲", "down": "▼", "flat": ""}
 HEADERS = ["KPI", "Value", "Previous", "Change", "", "Unit", "Note"]
 
@@ -65,7 +65,7 @@ def kpi_tiles(change: dict[str, Any] | None, churn_metrics: dict[str, Any] | Non
             direction = trend(item["change"])
             tiles.append({"key": key, "label": label, "value": item["value"], "previous": item["previous"],
                           "change": item["change"], "fmt": KPI_FORMATS[key], "trend": direction,
-                          "good": None if direction == "flat" else (direction == "up") != (key in LOWER_IS_BETTER),
+                          "good": is_good(key, direction),
                           "note": "" if item["change"] is not None else "previous value 0"})
     rate = _churn_rate(churn_metrics)
     if rate is not None:
