@@ -386,9 +386,11 @@ def test_save_writes_atomically(tmp_path, tiny_pack):
 
 @pytest.mark.slow  # ~5 s: starts LibreOffice
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
-def test_libreoffice_round_trip(tmp_path, hostile_pack):
+@pytest.mark.parametrize("which", ["hostile_pack", "north_pack"])  # the company's workbook and a region's
+def test_libreoffice_round_trip(tmp_path, request, which):
     """LibreOffice opens the file and saves it again with the same values, strings still strings."""
-    src = workbook.save(hostile_pack, tmp_path / "in" / "report.xlsx")
+    pk = request.getfixturevalue(which)
+    src = workbook.save(pk, tmp_path / "in" / "report.xlsx")
     out = tmp_path / "out"
     subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo",
                     "--convert-to", "xlsx", "--outdir", str(out), str(src)],
@@ -403,7 +405,8 @@ def test_libreoffice_round_trip(tmp_path, hostile_pack):
              for r in theirs[name].iter_rows(values_only=True)]
         assert [r for r in a if r] == [r for r in b if r], name
     names = {r[1].value: r[1] for r in churn_rows(theirs)}
-    assert names[HOSTILE].data_type == "s"
+    assert set(names) == set(pk.churn_scores["customer_name"])
+    assert all(cell.data_type == "s" for cell in names.values())  # HOSTILE included, still text
     assert "ChurnRisk" in theirs["Churn risk"].tables
     assert not re.search(r"<f[ >]", xml((out / "report.xlsx").read_bytes(), "xl/worksheets/sheet3.xml"))
 
