@@ -26,7 +26,7 @@ def env(**extra: str) -> dict[str, str]:
 def own_code(cwd: Path) -> dict[str, str]:
     """PYTHONPATH=<copy>/src when `cwd` is a project copy: run the copy's code, not the editable install's.
 
-    The venv's editable install points at the live tree; without this a colleague's edit made while the
+    The venv's editable install points at the live tree; without this an edit to the working tree made while the
     tests run would change one copy's results but not the other's.
     """
     src = Path(cwd) / "src"
@@ -64,7 +64,7 @@ def copy_repo(dst: Path, n_customers: int = 300) -> Path:
 def clone(src: Path, dst: Path) -> Path:
     """A second checkout of `src`'s commit (a copy_repo project): the very same sources, no outputs.
 
-    Copying the live working tree twice could pick up a colleague's edit in between; a clone cannot.
+    Copying the live working tree twice could pick up an edit made in between; a clone cannot.
     """
     sh(dst.parent, "git", "clone", "-q", str(src), str(dst))
     return dst
