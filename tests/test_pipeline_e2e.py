@@ -99,6 +99,20 @@ def test_pdf_shows_sections_and_forecast_figures(built):
         assert narrative.fmt_money(future["yhat"].sum()) in text.replace("\n", " "), key
 
 
+def test_pdf_numbers_match_the_metrics_files_and_the_data(built):
+    churn = json.loads((built / "metrics/churn.json").read_text())
+    dq = json.loads((built / "metrics/data_quality.json").read_text())
+    scores = pd.read_parquet(built / "data/processed/churn_scores.parquet")
+    for key, aud in AUDIENCES.items():
+        text = " ".join(_pdf_text(built / "reports" / key / "report.pdf").split())
+        assert f"ROC AUC on held-out data is {churn['model']['roc_auc']:.2f}" in text, key
+        assert f"a recency-only rule scores {churn['baselines']['recency']['roc_auc']:.2f}" in text, key
+        assert f"Rows read {dq['rows_read']:,}" in text and f"Rows kept {dq['rows_kept']:,}" in text, key
+        mine = scores[scores["region"].isin(_regions(aud, set(scores["region"])))]
+        n_red = int(mine["red"].sum())
+        assert f"{n_red:,} customer{'s are' if n_red != 1 else ' is'} at high risk" in text, key
+
+
 def test_regional_pdf_has_no_other_regions_customers(built):
     scores = pd.read_parquet(built / "data/processed/churn_scores.parquet")
     for key, aud in AUDIENCES.items():
