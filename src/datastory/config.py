@@ -150,7 +150,6 @@ MODELS: dict[str, type[_Strict]] = {
 
 
 class Paths(_Strict):
-    raw_dir: Path
     sample: Path
     transactions: Path
     data_quality: Path
