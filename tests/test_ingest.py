@@ -91,7 +91,7 @@ def test_non_finite_amount_gives_first_row_and_count(bad):
     raw = raw_rows().astype({"amount": object})
     raw.loc[2, "amount"] = bad
     raw.loc[5, "amount"] = bad
-    with pytest.raises(DataError, match="2 bad value") as err:
+    with pytest.raises(DataError, match="2 row") as err:
         ingest.clean(raw, "orders.csv")
     assert (err.value.row, err.value.column, err.value.file) == (3, "amount", "orders.csv")
 
@@ -121,24 +121,30 @@ def test_sample_round_trip_through_read_source_and_save(project):
     paths = config.paths(project)
     cfg = config.load("data", project)
     with pytest.raises(DataError, match="datastory sample"):
-        ingest.read_source(cfg, paths)
+        ingest.read_source(cfg, paths, project)
     generated = sample.generate(cfg.sample)
     sample.run(project)
-    raw, name = ingest.read_source(cfg, paths)
-    pd.testing.assert_frame_equal(raw, generated)
-    tx, q = ingest.clean(raw, name)
+    raw = ingest.read_source(cfg, paths, project)
+    assert raw.name == "data/raw/sample/transactions.parquet" and raw.first_row == 1
+    result = ingest.prepare(raw, cfg)
+    tx, q = result.tx, result.quality
     assert q["duplicates_removed"] == generated.duplicated().sum() > 0
     assert q["missing_region_filled"] > 0 and not tx["region"].isna().any()
-    ingest.save(tx, q, paths)
+    ingest.save(result, paths)
     pd.testing.assert_frame_equal(io.read_parquet(paths.transactions), tx)
     assert io.read_json(paths.data_quality) == q
+    rejected = io.read_parquet(paths.rejected)
+    assert len(rejected) == q["duplicates_removed"] and set(rejected["disposition"]) == {"duplicate"}
     assert ingest.run(project) == q
 
 
 def test_save_refuses_an_incomplete_quality_dict(project):
-    tx, q = ingest.clean(raw_rows(), "x")
+    raw = ingest.Raw(frame=raw_rows().drop(columns="unit_price"), name="x")
+    result = ingest.prepare(raw, config.DataParams())
+    bad = ingest.Ingested(result.tx, result.rejected, {k: v for k, v in result.quality.items() if k != "rows_read"})
     with pytest.raises(DataError, match="rows_read"):
-        ingest.save(tx, {k: v for k, v in q.items() if k != "rows_read"}, config.paths(project))
+        ingest.save(bad, config.paths(project))
+    assert not config.paths(project).transactions.exists()
 
 
 # ---------------------------------------------------------------- notebook

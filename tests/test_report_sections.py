@@ -98,10 +98,13 @@ def test_footer_and_cover_carry_provenance(tiny_pack):
 
 
 def test_notes_list_data_quality_and_rejections(tiny_pack):
-    dq = {**tiny_pack.data_quality, "rejected": {"negative <quantity>": 4}}
+    dq = {**tiny_pack.data_quality, "rejected": {"negative <quantity>": 4}, "excluded": {"non-product line": 7},
+          "empty_periods": ["2025-02"]}
     body = sections.notes(dataclasses.replace(tiny_pack, data_quality=dq))
     assert "<td>Rows read</td><td>1,000</td>" in body
-    assert "Rejected: negative &lt;quantity&gt;" in body
+    assert "Rejected (unusable, set aside): negative &lt;quantity&gt;</td><td>4</td>" in body
+    assert "Excluded by rule: non-product line</td><td>7</td>" in body
+    assert "Months without any row</td><td>2025-02</td>" in body
     assert "ROC AUC on held-out data is 0.81" in body
 
 

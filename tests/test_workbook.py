@@ -332,9 +332,15 @@ def test_deterministic_bytes(monkeypatch, hostile_pack):
 
 
 def test_data_quality_sheet(tiny_pack):
-    dq = {**tiny_pack.data_quality, "rejected": {"amount not a number": 4, "unparseable date": 2}}
+    dq = {**tiny_pack.data_quality, "rejected": {"amount not a number": 4, "unparseable date": 2},
+          "excluded": {"=non-product line": 9}, "empty_periods": ["2025-02"], "source": "csv",
+          "on_bad_rows": "quarantine"}
     ws = load(workbook.build(dataclasses.replace(tiny_pack, data_quality=dq)))["Data quality"]
     kv = {r[0]: r[1] for r in ws.iter_rows(values_only=True) if r[0]}
+    assert kv["=non-product line"] == 9      # a reason from data stays text, never a formula
+    assert kv["Months without any row"] == "2025-02" and kv["Source"] == "csv (bad rows: quarantine)"
+    titles = [r[0] for r in ws.iter_rows(values_only=True) if r[0]]
+    assert titles.index("Rows excluded by the data rules, by reason") < titles.index("=non-product line")
     assert kv["Rows read"] == dq["rows_read"] and kv["Rows kept"] == dq["rows_kept"]
     assert kv["Duplicates removed"] == dq["duplicates_removed"]
     assert kv["Regions filled (missing region)"] == dq["missing_region_filled"]

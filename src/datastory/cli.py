@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show full tracebacks and library logs")
     ap.add_argument("--root", default=None, help="project folder (default: found from the current folder)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("sample", help="write the seeded sample company to data/raw/")
+    smp = sub.add_parser("sample", help="write the seeded sample company to data/raw/")
+    smp.add_argument("--invoice-log", metavar="CSV", default=None,
+                     help="also write it as a retail invoice-line log (InvoiceNo, StockCode, ..., Country) here")
     for stage in ("ingest", "kpis", "forecast", "churn"):
         sub.add_parser(stage, help=f"run notebooks' {stage} stage (papermill, params/*.yaml)")
     rep = sub.add_parser("report", help="build one audience's workbook, HTML and PDF")
@@ -30,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--audience", required=True)
     dl.add_argument("--force", action="store_true", help="send again even if this exact pack was sent")
     sub.add_parser("check-params", help="validate every params/*.yaml and print the settings")
+    sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml) and print a "
+                   "data-quality summary; writes nothing; exit 2 when the data cannot be used")
     ff = sub.add_parser("forecast-file", help="backtest, select and forecast every series of a long CSV "
                         "(unique_id, ds, y)")
     ff.add_argument("input", help="CSV with columns unique_id, ds (YYYY-MM-DD), y")
@@ -58,7 +62,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     config.load_dotenv(args.root)
     if cmd == "sample":
-        print(f"wrote {stages.sample(args.root)}")
+        path = stages.sample(args.root)
+        print(f"wrote {path}")
+        if args.invoice_log:
+            print(f"wrote {stages.invoice_log(path, args.invoice_log)}")
     elif cmd in ("ingest", "kpis", "forecast", "churn"):
         print(f"executed {stages.notebook(cmd, args.root)}")
     elif cmd == "report":
@@ -68,6 +75,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         r = stages.deliver(args.audience, args.root, force=args.force)
         status = f"sent to {r.recipients} recipient(s)" if r.sent else f"not sent: {r.skipped}"
         print(f"{r.audience}: wrote {r.eml}; {status}")
+    elif cmd == "check-data":
+        for line in stages.check_data(args.root):
+            print(line)
     elif cmd == "check-params":
         for stage in config.STAGES:
             config.load(stage, args.root)

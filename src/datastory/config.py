@@ -42,10 +42,153 @@ class SampleParams(_Strict):
         return self
 
 
+class FileParams(_Strict):
+    """A CSV (optionally .gz), Excel or Parquet export, by path relative to the project."""
+    path: str = "data/raw/transactions.csv"
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    decimal: Literal[".", ","] = "."
+    thousands: Literal["", ",", ".", " ", "'"] = ""
+    sheet: str = ""  # Excel: the sheet's name; empty = the first sheet
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError("not an encoding Python knows; e.g. utf-8, latin-1, cp1252") from None
+        return v
+
+    @model_validator(mode="after")
+    def _marks(self) -> FileParams:
+        if self.thousands and self.thousands == self.decimal:
+            raise ValueError("thousands and decimal marks must differ")
+        return self
+
+
+class SqlParams(_Strict):
+    """A table or query of a database. The password is read from the environment, never from here."""
+    url: str = ""  # SQLAlchemy URL without a password, e.g. postgresql+psycopg://shop@db.example.com/sales
+    password_env: str = "DATASTORY_DB_PASSWORD"
+    table: str = ""
+    query: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, v: str) -> str:
+        if v:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                url = make_url(v)
+            except ArgumentError:
+                raise ValueError("not a SQLAlchemy URL, e.g. sqlite:///data/raw/shop.db or "
+                                 "postgresql+psycopg://user@host/db") from None
+            if url.password:
+                raise ValueError("holds a password: remove it from the URL and put it in the environment "
+                                 "variable named by sql.password_env (or in .env)")
+        return v
+
+
+class ColumnsParams(_Strict):
+    """Canonical field -> the source's column name; empty = the source has no such column."""
+    order_id: str = "order_id"
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    amount: str = "amount"
+    quantity: str = "quantity"
+    unit_price: str = ""
+    discount: str = "discount"
+    region: str = "region"
+    country: str = ""
+    product: str = ""
+    product_line: str = "product_line"
+    customer_name: str = "customer_name"
+
+    @model_validator(mode="after")
+    def _required(self) -> ColumnsParams:
+        for key in ("order_id", "customer_id", "timestamp"):
+            if not getattr(self, key):
+                raise ValueError(f"columns.{key} is required: name the source column that holds it")
+        if not self.amount and not (self.quantity and self.unit_price):
+            raise ValueError("map either columns.amount, or both columns.quantity and columns.unit_price")
+        used = [v for v in self.model_dump().values() if v]
+        dup = sorted({v for v in used if used.count(v) > 1})
+        if dup:
+            raise ValueError(f"source column(s) {', '.join(dup)} mapped to more than one field")
+        return self
+
+    def mapped(self) -> dict[str, str]:
+        """Canonical field -> source column, for the mapped fields only."""
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class RulesParams(_Strict):
+    """How to read the source's conventions: dates, cancellations, returns, non-product lines, segments."""
+    date_format: str = ""        # strftime format, e.g. "%d/%m/%Y %H:%M"; empty: ISO 8601, else inferred
+    dayfirst: bool = False       # when inferring: 01/02/2025 is 1 February
+    timezone: str = ""           # zone of the source's clock times, e.g. Europe/London; empty = UTC
+    cancelled_prefix: str = ""   # e.g. "C": an order id starting with it is a cancellation
+    cancellations: Literal["return", "exclude"] = "return"  # return: negative revenue, like a return
+    missing_customer: Literal["exclude", "invalid"] = "exclude"  # rows without customer id
+    non_product_codes: list[str] = Field(default_factory=list)  # e.g. [POST, DOT, M, BANK CHARGES]
+    segment_by: Literal["region", "country", "none"] = "region"
+    country_regions: dict[str, str] = Field(default_factory=dict)  # country -> region (segment_by: country)
+    max_timestamp: str = ""      # later rows are "future" (invalid); empty = now
+    empty_periods: Literal["warn", "fail"] = "warn"  # a calendar month without any row inside the period
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        if v:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(v)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError("not a time zone name, e.g. Europe/London or UTC") from None
+        return v
+
+    @field_validator("max_timestamp")
+    @classmethod
+    def _iso(cls, v: str) -> str:
+        if v:
+            try:
+                dt.datetime.fromisoformat(v)
+            except ValueError:
+                raise ValueError("must be an ISO date or time, e.g. 2026-09-30, or empty for now") from None
+        return v
+
+
 class DataParams(_Strict):
-    source: Literal["sample"] = "sample"
+    source: Literal["sample", "csv", "excel", "parquet", "sql"] = "sample"
     currency: str = Field("EUR", min_length=1, max_length=8)
+    on_bad_rows: Literal["fail", "quarantine"] = "fail"
     sample: SampleParams = Field(default_factory=SampleParams)
+    file: FileParams = Field(default_factory=FileParams)
+    sql: SqlParams = Field(default_factory=SqlParams)
+    columns: ColumnsParams = Field(default_factory=ColumnsParams)
+    rules: RulesParams = Field(default_factory=RulesParams)
+
+    @model_validator(mode="after")
+    def _source(self) -> DataParams:
+        if self.source == "sql":
+            if not self.sql.url:
+                raise ValueError("source is sql: set sql.url")
+            if bool(self.sql.table) == bool(self.sql.query):
+                raise ValueError("source is sql: set exactly one of sql.table and sql.query")
+        if self.rules.segment_by == "region" and not self.columns.region:
+            raise ValueError("rules.segment_by is region but columns.region is empty: map the region "
+                             "column, or segment by country (map columns.country) or none")
+        if self.rules.segment_by == "country" and not self.columns.country:
+            raise ValueError("rules.segment_by is country: map columns.country")
+        if self.rules.non_product_codes and not (self.columns.product or self.columns.product_line):
+            raise ValueError("rules.non_product_codes needs columns.product (or columns.product_line)")
+        return self
 
 
 # ---------------------------------------------------------------- kpis
@@ -150,13 +293,16 @@ MODELS: dict[str, type[_Strict]] = {
 
 
 class Paths(_Strict):
+    raw_dir: Path
     sample: Path
     transactions: Path
+    rejected: Path
     data_quality: Path
     kpis: Path
     forecast: Path
     forecast_metrics: Path
     forecast_backtest: Path
+    forecast_backtest_plot: Path
     churn_scores: Path
     churn_metrics: Path
     runs_dir: Path

@@ -1,29 +1,47 @@
-"""Ingest: validate the raw order lines and clean them into schema.TRANSACTIONS.
+"""Ingest: map, validate and clean the source's rows into schema.TRANSACTIONS.
 
-`clean` is the pure core (raw frame in; transactions and a data-quality dict out). Problems that
-make a row unusable stop the run with a DataError naming the file, the 1-based data row, the column
-and the fix; known, harmless mess (exact duplicate rows, missing regions) is repaired and counted
-in the quality dict, never dropped silently. `read_source`, `save` and `run` are the I/O edge.
+`prepare` is the pure core: a `sources.Raw` (the mapped columns, as the source holds them) and the data
+params in; the transactions, every row set aside (and why) and the data-quality dict out. Each source row
+ends in exactly one place, so rows_read = rows_kept + duplicates + excluded + rejected:
+- kept: a transaction (cancellations may be kept as returns, missing regions filled from the customer's
+  other lines, both counted);
+- duplicate: an exact repeat of an earlier row;
+- excluded: a row the rules set aside on purpose (no customer id, a non-product code, a cancellation
+  when cancellations: exclude);
+- rejected: a row that cannot be used (a bad date, a non-number, a future date, ...). With
+  on_bad_rows: fail the first such problem stops the run with a DataError naming the file, row, column
+  and fix; with quarantine the rows are set aside and counted.
+Every set-aside row goes to data/interim/rejected.parquet with its row number and reason: none is
+dropped silently. `read_source`, `save` and `run` are the I/O edge.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from collections.abc import Callable
-from pathlib import Path
+import re
+import zoneinfo
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from . import config, io, schema
+from . import config, io, schema, sources
 from .config import DataParams, Paths
 from .errors import DataError
+from .sources import Raw
 
-UNKNOWN = "Unknown"
+UNKNOWN = "Unknown"            # region of a customer whose region is never given
+ONE_SEGMENT = "Company"        # region when rules.segment_by is none
+ALL_PRODUCTS = "All products"  # product line when the source has none
 SORT_KEYS = ["timestamp", "order_id", "customer_id", "product_line", "amount"]
+TEXT_FIELDS = ("order_id", "customer_id", "customer_name", "region", "country", "product", "product_line")
+IDS = ("order_id", "customer_id", "product", "product_line", "region", "country")
 
-# Column -> what it must hold; every one is required (customer_name is optional).
+# Column -> what it must hold, for messages (the canonical fields of params/data.yaml's columns:)
 REQUIRED = {
     "order_id": "the order (or invoice) number of the line",
     "customer_id": "a stable customer key",
@@ -36,62 +54,224 @@ REQUIRED = {
 }
 OPTIONAL = {"customer_name": "shown in the red list; defaults to customer_id"}
 QUALITY_KEYS = ("rows_read", "rows_kept", "duplicates_removed", "missing_region_filled", "return_lines",
-                "period_start", "period_end", "n_customers", "n_orders", "rejected", "currency")
+                "cancelled_lines", "period_start", "period_end", "n_customers", "n_orders", "rejected", "excluded",
+                "empty_periods", "source", "on_bad_rows", "currency")
+REJECTED_COLUMNS = ["row", "disposition", "reason", "column"]
+ISO_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
-def _fail(source: str, column: str, bad: np.ndarray, what: str, fix: str) -> None:
-    """Raise for the first bad row (1-based data row) with the count of bad rows, if any."""
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{what} ({int(bad.sum())} bad value(s) in this column; first shown)",
-                        file=source, row=first + 1, column=column, fix=fix)
+@dataclass(frozen=True)
+class Ingested:
+    tx: pd.DataFrame          # schema.TRANSACTIONS
+    rejected: pd.DataFrame    # REJECTED_COLUMNS + the source's columns as text
+    quality: dict[str, Any]
 
 
-def _check_columns(raw: pd.DataFrame, source: str) -> None:
-    if raw.empty:
-        raise DataError("holds no rows", file=source, fix="export the transactions again, with data rows")
-    for col, meaning in REQUIRED.items():
-        if col not in raw.columns:
-            raise DataError(f"required column '{col}' is missing (found: {', '.join(map(str, raw.columns))})",
-                            file=source, column=col, fix=f"add a column '{col}': {meaning}")
+@dataclass(frozen=True)
+class Check:
+    """One reason a row is set aside: a boolean mask over the rows and how to explain it."""
+
+    mask: np.ndarray
+    reason: str
+    field: str
+    fix: str
+    disposition: str = "rejected"   # rejected (bad data) or excluded (by the rules)
 
 
-def _text(raw: pd.DataFrame, col: str, source: str, required: bool) -> pd.Series:
-    """A column as stripped text; empty cells are NA. Required columns must be complete."""
-    values = raw[col].astype("string[pyarrow]").str.strip()
-    values = values.mask(values == "")
-    if required:
-        _fail(source, col, values.isna().to_numpy(), "empty value",
-              f"every row needs '{col}': {REQUIRED.get(col, '')}")
-    return values
-
-
-def _timestamps(raw: pd.DataFrame, source: str) -> pd.Series:
-    col = raw["timestamp"]
-    if isinstance(col.dtype, pd.DatetimeTZDtype):
-        parsed = col.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_any_dtype(col):
-        parsed = col
+# ---------------------------------------------------------------- parsing (pure, vectorised)
+def _as_text(values: pd.Series) -> pd.Series:
+    """Stripped text with empty -> NA; integral numbers (17850.0 from Excel or SQL) written without '.0'."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        v = values.to_numpy(dtype=float)
+        ok = np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)
+        text = values.astype("string[pyarrow]")
+        text = text.mask(ok, pd.Series(v, index=values.index).where(ok, 0).astype("int64").astype("string[pyarrow]"))
+    elif pd.api.types.is_object_dtype(values.dtype):
+        def one(x: Any) -> Any:
+            if x is None or x is pd.NA or x is pd.NaT or (isinstance(x, float) and not np.isfinite(x)):
+                return None
+            if isinstance(x, float) and x == int(x) and abs(x) < 2**53:
+                return str(int(x))
+            return str(x)
+        text = values.map(one).astype("string[pyarrow]")
     else:
-        # ISO 8601 first (fast, and "2025-03-31" may sit beside "2025-03-31 14:05"): letting pandas infer one
-        # format from the first row rejected every row written the other way. Other spellings go through
-        # dateutil, row by row. utc=True: offsets become UTC and mixed naive/aware columns still parse.
-        text = col.astype("string")
-        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-        retry = (parsed.isna() & text.notna()).to_numpy()
-        if retry.any():
-            parsed[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
-        parsed = parsed.dt.tz_localize(None)
-    _fail(source, "timestamp", parsed.isna().to_numpy(), "timestamp missing or not a date",
-          "write timestamps as ISO dates, e.g. 2025-03-31 or 2025-03-31 14:05:00")
+        text = values.astype("string[pyarrow]")
+    text = text.str.strip()
+    return text.mask(text == "")
+
+
+def parse_numbers(values: pd.Series, decimal: str = ".", thousands: str = "") -> pd.Series:
+    """float64 with NaN where a value is empty or not a number (inf and nan stay, to be reported)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64")
+    text = values.astype("string[pyarrow]").str.strip()
+    if thousands:
+        text = text.str.replace(thousands, "", regex=False)
+    if decimal != ".":
+        text = text.str.replace(decimal, ".", regex=False)
+    arr = pa.array(text.mask(text == ""), type=pa.string(), from_pandas=True)
+    try:
+        return pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=values.index)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def _localise(parsed: pd.Series, zone: str) -> pd.Series:
+    """Aware -> the local clock of `zone` (UTC when empty), naive; naive stays as it is."""
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert(zone or "UTC").dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
 
 
-def _numbers(raw: pd.DataFrame, col: str, source: str) -> pd.Series:
-    values = pd.to_numeric(raw[col], errors="coerce").astype("float64")
-    _fail(source, col, ~np.isfinite(values.to_numpy()), "not a finite number (empty, text, NaN or inf)",
-          f"'{col}' must be a plain number on every row: {REQUIRED[col]}")
-    return values
+def _strptime(text: pd.Series, fmt: str) -> pd.Series:
+    arr = pa.array(text, type=pa.string(), from_pandas=True)
+    try:
+        out = pc.strptime(arr, format=fmt, unit="ns", error_is_null=True)
+        return pd.Series(out.to_pandas(), index=text.index).astype("datetime64[ns]")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_datetime(text, format=fmt, errors="coerce")
+
+
+def parse_timestamps(values: pd.Series, date_format: str = "", dayfirst: bool = False,
+                     timezone: str = "") -> tuple[pd.Series, str]:
+    """Naive local timestamps (NaT where a value is not a date) and the format the column was read with.
+
+    Native dates pass through (aware ones are converted to `timezone`). Text: `date_format` when given;
+    otherwise ISO 8601, or one format guessed from the first non-ISO value (with `dayfirst`); a column
+    mixing formats keeps the format that reads the most rows, and the others are NaT (reported as rows
+    in another format). Text with a UTC offset is converted to `timezone`.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return _localise(values, timezone), "native"
+    if pd.api.types.is_object_dtype(values.dtype) and not values.map(lambda x: isinstance(x, str)).any():
+        return _localise(pd.to_datetime(values, errors="coerce", utc=values.map(
+            lambda x: getattr(x, "tzinfo", None) is not None).any()), timezone), "native"
+    text = _as_text(values)
+    if date_format:
+        return _strptime(text, date_format), date_format
+    aware = text.str.contains(ISO_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
+    iso = pd.to_datetime(text.mask(aware), errors="coerce", format="ISO8601")
+    if aware.any():
+        conv = _localise(pd.to_datetime(text[aware], errors="coerce", format="ISO8601", utc=True), timezone)
+        iso = iso.astype("datetime64[ns]")
+        iso[aware] = conv
+    iso = iso.astype("datetime64[ns]")
+    todo = (iso.isna() & text.notna()).to_numpy()
+    if not todo.any():
+        return iso, "ISO 8601"
+    from pandas.tseries.api import guess_datetime_format
+
+    first = str(text[todo].iloc[0])
+    fmt = guess_datetime_format(first, dayfirst=dayfirst)
+    if not fmt:
+        return iso, "ISO 8601"
+    other = _strptime(text, fmt)
+    if other.notna().sum() > iso.notna().sum():
+        return other, fmt
+    return iso, "ISO 8601"
+
+
+# ---------------------------------------------------------------- mapping and checks (pure)
+def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame, list[Check], str]:
+    """The canonical columns (not yet filtered) and every check, in the order they are reported."""
+    f, rules = raw.frame, cfg.rules
+    n = len(f)
+    col = raw.column
+    text = {k: _as_text(f[k]) for k in TEXT_FIELDS if k in f.columns}
+    ts, fmt = parse_timestamps(f["timestamp"], rules.date_format, rules.dayfirst, rules.timezone)
+    num = {k: parse_numbers(f[k], cfg.file.decimal, cfg.file.thousands)
+           for k in ("amount", "quantity", "unit_price", "discount") if k in f.columns}
+    none = np.zeros(n, dtype=bool)
+    checks: list[Check] = []
+
+    def missing(key: str) -> np.ndarray:
+        return text[key].isna().to_numpy() if key in text else none
+
+    checks.append(Check(missing("order_id"), "order id is empty", "order_id",
+                        f"every row needs an order or invoice number in '{col('order_id')}'"))
+    if rules.missing_customer == "invalid":
+        checks.append(Check(missing("customer_id"), "customer id is empty", "customer_id",
+                            "fill the customer id, or set rules.missing_customer: exclude"))
+    ts_raw = f["timestamp"]
+    empty_ts = ts_raw.isna().to_numpy() if not pd.api.types.is_string_dtype(ts_raw.dtype) else \
+        _as_text(ts_raw).isna().to_numpy()
+    checks.append(Check(empty_ts, "timestamp is empty", "timestamp", "every row needs a date"))
+    how = f"the column's format ({fmt})" if fmt not in ("native",) else "a date"
+    fix = ("set rules.date_format in params/data.yaml (e.g. \"%d/%m/%Y %H:%M\"), or rules.dayfirst"
+           if fmt != "native" else "store dates as dates in the source")
+    checks.append(Check(ts.isna().to_numpy() & ~empty_ts, f"timestamp is not {how}", "timestamp", fix))
+    checks.append(Check((ts > now).fillna(False).to_numpy(dtype=bool), "timestamp is in the future", "timestamp",
+                        f"correct the date (it is after {now:%Y-%m-%d %H:%M}), or set rules.max_timestamp if "
+                        "the data really runs later"))
+    for key, values in num.items():
+        v = values.to_numpy()
+        src_missing = f[key].isna().to_numpy() | (_as_text(f[key]).isna().to_numpy()
+                                                  if not pd.api.types.is_numeric_dtype(f[key].dtype) else none)
+        if key == "discount":
+            checks.append(Check(np.isnan(v) & ~src_missing, "discount is not a number", key,
+                                "give discount as a fraction (0.15 for 15%), or leave it empty for none"))
+            checks.append(Check(~np.isnan(v) & ~((v >= 0) & (v <= 1)), "discount is outside 0..1", key,
+                                "give discount as a fraction (0.15 for 15%)"))
+            continue
+        checks.append(Check(src_missing, f"{key.replace('_', ' ')} is empty", key,
+                            f"every row needs a number in '{col(key)}'"))
+        checks.append(Check(~np.isfinite(v) & ~src_missing, f"{key.replace('_', ' ')} is not a finite number",
+                            key, f"'{col(key)}' must be a plain number"
+                            + (f" written with '{cfg.file.decimal}' as decimal mark" if cfg.source == "csv" else "")
+                            + " (no text, NaN or inf); check file.decimal and file.thousands"))
+    if "unit_price" in num:
+        checks.append(Check((num["unit_price"] < 0).to_numpy(), "unit price is negative", "unit_price",
+                            "a price cannot be negative: book adjustments as their own lines with a non-product "
+                            "code listed in rules.non_product_codes"))
+    if "product_line" in text:
+        checks.append(Check(missing("product_line"), "product line is empty", "product_line",
+                            f"every row needs '{col('product_line')}', or unmap columns.product_line"))
+    # excluded by the rules, on purpose
+    if rules.missing_customer == "exclude":
+        checks.append(Check(missing("customer_id"), "no customer id", "customer_id",
+                            "rules.missing_customer: exclude", "excluded"))
+    if rules.non_product_codes:
+        key = "product" if "product" in text else "product_line"
+        codes = {c.strip().upper() for c in rules.non_product_codes}
+        hit = text[key].str.upper().isin(codes).fillna(False).to_numpy(dtype=bool)
+        checks.append(Check(hit, "non-product line", key, "rules.non_product_codes", "excluded"))
+    cancelled = none
+    if rules.cancelled_prefix:
+        cancelled = text["order_id"].str.startswith(rules.cancelled_prefix).fillna(False).to_numpy(dtype=bool)
+        if rules.cancellations == "exclude":
+            checks.append(Check(cancelled, "cancelled order", "order_id", "rules.cancellations: exclude",
+                                "excluded"))
+
+    # the canonical frame
+    if "amount" in num:
+        amount = num["amount"]
+        quantity = num["quantity"] if "quantity" in num else pd.Series(np.sign(amount).replace(0, 1), index=f.index)
+    else:
+        quantity = num["quantity"]
+        amount = quantity * num["unit_price"]
+    if rules.segment_by == "region":
+        region = text["region"]
+    elif rules.segment_by == "country":
+        region = text["country"].map(lambda c: rules.country_regions.get(c, c) if isinstance(c, str) else c,
+                                     na_action="ignore").astype("string[pyarrow]")
+    else:
+        region = pd.Series(ONE_SEGMENT, index=f.index, dtype="string[pyarrow]")
+    sign = np.where(cancelled & (rules.cancellations == "return"), -1.0, 1.0)
+    amount_v = np.where(sign < 0, -np.abs(amount.to_numpy()), amount.to_numpy())
+    quantity_v = np.where(sign < 0, -np.abs(quantity.to_numpy()), quantity.to_numpy())
+    canon = pd.DataFrame({
+        "order_id": text["order_id"],
+        "customer_id": text["customer_id"],
+        "customer_name": text.get("customer_name", pd.NA),
+        "timestamp": ts,
+        "region": region,
+        "product_line": text.get("product_line", ALL_PRODUCTS),
+        "quantity": quantity_v,
+        "amount": amount_v,
+        "discount": num["discount"].fillna(0.0) if "discount" in num else 0.0,
+        "cancelled": cancelled & (rules.cancellations == "return"),
+    }, index=f.index)
+    return canon, checks, fmt
 
 
 def _fill_regions(tx: pd.DataFrame) -> tuple[pd.Series, int]:
@@ -108,94 +288,165 @@ def _fill_regions(tx: pd.DataFrame) -> tuple[pd.Series, int]:
     return region.mask(missing, filled), int(missing.sum())
 
 
-def clean(raw: pd.DataFrame, source_name: str, *, currency: str = "EUR") -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Validated, de-duplicated, sorted transactions (schema.TRANSACTIONS) and the data-quality dict."""
-    _check_columns(raw, source_name)
-    rows_read = len(raw)
-    raw = raw.reset_index(drop=True)
-    # validate every row first, so row numbers refer to the file as read
-    tx = pd.DataFrame({
-        "order_id": _text(raw, "order_id", source_name, True),
-        "customer_id": _text(raw, "customer_id", source_name, True),
-        "timestamp": _timestamps(raw, source_name),
-        "region": _text(raw, "region", source_name, False),
-        "product_line": _text(raw, "product_line", source_name, True),
-        "quantity": _numbers(raw, "quantity", source_name),
-        "amount": _numbers(raw, "amount", source_name),
-        "discount": _numbers(raw, "discount", source_name),
-    })
-    _fail(source_name, "discount", ~tx["discount"].between(0, 1).to_numpy(), "discount outside 0..1",
-          "give discount as a fraction (0.15 for 15%)")
-    name = _text(raw, "customer_name", source_name, False) if "customer_name" in raw.columns else None
-    tx["customer_name"] = tx["customer_id"] if name is None else name.fillna(tx["customer_id"])
+def _first_value(raw: Raw, fieldname: str, pos: int) -> str:
+    value = raw.frame[fieldname].iloc[pos]
+    shown = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return (shown[:40] + "...") if len(shown) > 40 else shown
 
-    dup = raw.duplicated(keep="first").to_numpy()
-    tx = tx.loc[~dup].reset_index(drop=True)
+
+def _raise_first(raw: Raw, check: Check) -> None:
+    bad = np.flatnonzero(check.mask)
+    pos = int(bad[0])
+    value = _first_value(raw, check.field, pos) if check.field in raw.frame.columns else ""
+    shown = f" (value {value!r})" if value else ""
+    more = f"; {len(bad):,} row(s) have this problem, first shown" if len(bad) > 1 else ""
+    raise DataError(f"{check.reason}{shown}{more}", file=raw.name, row=raw.row(pos), column=raw.column(check.field),
+                    fix=f"{check.fix}; or set on_bad_rows: quarantine to set such rows aside")
+
+
+def _empty_periods(ts: pd.Series) -> list[str]:
+    """Calendar months with no kept row between the first and the last month."""
+    if ts.empty:
+        return []
+    months = ts.dt.to_period("M")
+    full = pd.period_range(months.min(), months.max(), freq="M")
+    return [str(p) for p in full.difference(pd.PeriodIndex(months.unique()))]
+
+
+def _set_aside(raw: Raw, reason: np.ndarray, disposition: np.ndarray, column: np.ndarray) -> pd.DataFrame:
+    rows = np.flatnonzero(disposition != "")
+    original = raw.frame.iloc[rows]
+    out = pd.DataFrame({
+        "row": (rows + raw.first_row).astype("int64"),
+        "disposition": pd.array(disposition[rows], dtype="string"),
+        "reason": pd.array(reason[rows], dtype="string"),
+        "column": pd.array(column[rows], dtype="string"),
+    })
+    for fieldname in original.columns:
+        values = original[fieldname]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            text = values.dt.strftime("%Y-%m-%d %H:%M:%S").astype("string")
+        elif pd.api.types.is_float_dtype(values.dtype):   # 17850.0 (an id column with gaps) -> "17850"
+            text = _as_text(values).astype("string")
+        else:
+            text = values.astype("string")
+        name = raw.column(fieldname)
+        out[f"{name} (source)" if name in REJECTED_COLUMNS else name] = text.reset_index(drop=True)
+    return out
+
+
+def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Ingested:
+    """Transactions, set-aside rows and the data-quality dict (see module doc). `now`: the future cut-off
+    when rules.max_timestamp is empty (default: the current time, in rules.timezone)."""
+    rules = cfg.rules
+    if rules.max_timestamp:
+        cutoff = pd.Timestamp(rules.max_timestamp)
+        cutoff = cutoff + pd.Timedelta(days=1) - pd.Timedelta(1) if len(rules.max_timestamp) == 10 else cutoff
+    else:
+        zone = zoneinfo.ZoneInfo(rules.timezone or "UTC")
+        cutoff = pd.Timestamp(now if now is not None else dt.datetime.now(zone).replace(tzinfo=None))
+    frame = raw.frame.reset_index(drop=True)
+    raw = Raw(frame=frame, name=raw.name, first_row=raw.first_row, source_columns=raw.source_columns)
+    n = len(frame)
+    if n == 0:
+        raise sources.no_rows(raw.name)
+    canon, checks, _ = _fields(raw, cfg, cutoff)
+
+    reason = np.full(n, "", dtype=object)
+    disposition = np.full(n, "", dtype=object)
+    column = np.full(n, "", dtype=object)
+    rejected: dict[str, int] = {}
+    excluded: dict[str, int] = {}
+    for check in checks:
+        hit = check.mask & (disposition == "")
+        if not hit.any():
+            continue
+        if check.disposition == "rejected" and cfg.on_bad_rows == "fail":
+            _raise_first(raw, Check(hit, check.reason, check.field, check.fix))
+        reason[hit], disposition[hit], column[hit] = check.reason, check.disposition, raw.column(check.field)
+        counts = rejected if check.disposition == "rejected" else excluded
+        counts[check.reason] = counts.get(check.reason, 0) + int(hit.sum())
+    dup = frame.duplicated(keep="first").to_numpy() & (disposition == "")
+    reason[dup], disposition[dup] = "exact duplicate of an earlier row", "duplicate"
+
+    keep = disposition == ""
+    if not keep.any():
+        counts = {**rejected, **excluded}
+        top = ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
+        raise DataError(f"no usable rows: all {n:,} rows were set aside ({top})", file=raw.name,
+                        fix="check the column mapping and rules in params/data.yaml (`datastory check-data`)")
+    tx = canon.loc[keep].reset_index(drop=True)
+    tx["customer_name"] = tx["customer_name"].astype("string[pyarrow]").fillna(tx["customer_id"])
     tx["region"], filled = _fill_regions(tx)
+    empty = _empty_periods(tx["timestamp"])
+    if empty and rules.empty_periods == "fail":
+        raise DataError(f"no rows at all in {len(empty)} month(s) inside the data's period: {', '.join(empty[:6])}",
+                        file=raw.name, column=raw.column("timestamp"),
+                        fix="check that the export covers the whole period, or set rules.empty_periods: warn")
+    cancelled_kept = int(tx["cancelled"].sum())
     tx["is_return"] = tx["amount"] < 0
-    tx = tx.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
-    # text was processed as Arrow strings (fast); hand on the same dtype that a Parquet read-back gives
-    text = [c for c, t in schema.TRANSACTIONS.items() if t == "string"]
-    tx = schema.conform(tx.astype({c: "string[python]" for c in text}), schema.TRANSACTIONS, "transactions")
+    tx = tx.drop(columns="cancelled").sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
+    text_cols = [c for c, t in schema.TRANSACTIONS.items() if t == "string"]
+    tx = schema.conform(tx.astype({c: "string[python]" for c in text_cols}), schema.TRANSACTIONS, "transactions")
     quality = {
-        "rows_read": rows_read,
+        "source": cfg.source,
+        "on_bad_rows": cfg.on_bad_rows,
+        "rows_read": n,
         "rows_kept": len(tx),
         "duplicates_removed": int(dup.sum()),
+        "excluded": dict(sorted(excluded.items())),
+        "rejected": dict(sorted(rejected.items())),
         "missing_region_filled": filled,
+        "cancelled_lines": cancelled_kept,
         "return_lines": int(tx["is_return"].sum()),
+        "empty_periods": empty,
         "period_start": tx["timestamp"].min().date().isoformat(),
         "period_end": tx["timestamp"].max().date().isoformat(),
         "n_customers": int(tx["customer_id"].nunique()),
         "n_orders": int(tx["order_id"].nunique()),
-        "rejected": {},
-        "currency": currency,
+        "currency": cfg.currency,
     }
-    return tx, quality
+    return Ingested(tx=tx, rejected=_set_aside(raw, reason, disposition, column), quality=quality)
 
 
-def _display(path: Path) -> str:
-    """A path for messages: relative to the working folder when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+def clean(raw: pd.DataFrame, source_name: str, *, currency: str = "EUR") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`prepare` for a frame already in the canonical columns (the sample's layout), strict: any bad row
+    (a missing customer id included) stops it."""
+    if raw.empty:
+        raise DataError("holds no rows", file=source_name, fix="export the transactions again, with data rows")
+    for col, meaning in REQUIRED.items():
+        if col not in raw.columns:
+            raise DataError(f"required column '{col}' is missing (found: {', '.join(map(str, raw.columns))})",
+                            file=source_name, column=col, fix=f"add a column '{col}': {meaning}")
+    mapping = {k: k for k in (*REQUIRED, *OPTIONAL) if k in raw.columns}
+    cfg = DataParams(currency=currency, columns=config.ColumnsParams(
+        **{k: mapping.get(k, "") for k in config.ColumnsParams.model_fields}),
+        rules=config.RulesParams(missing_customer="invalid"))
+    frame = pd.DataFrame({k: raw[k] for k in mapping}).reset_index(drop=True)
+    out = prepare(Raw(frame=frame, name=source_name, first_row=1, source_columns=mapping), cfg,
+                  now=pd.Timestamp.max)
+    return out.tx, out.quality
 
 
-def _read_sample(cfg: DataParams, paths: Paths) -> tuple[pd.DataFrame, str]:
-    name = _display(paths.sample)
-    if not paths.sample.is_file():
-        raise DataError("the sample company has not been generated yet", file=name,
-                        fix="run `datastory sample` or `dvc repro`")
-    return io.read_parquet(paths.sample), name
+# ---------------------------------------------------------------- I/O edge
+def read_source(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = None) -> Raw:
+    """The configured source's mapped columns."""
+    return sources.read(cfg, paths, config.project_root(root))
 
 
-# source -> reader; CSV / Excel / Parquet / SQL readers are added here later.
-READERS: dict[str, Callable[[DataParams, Paths], tuple[pd.DataFrame, str]]] = {"sample": _read_sample}
-
-
-def read_source(cfg: DataParams, paths: Paths) -> tuple[pd.DataFrame, str]:
-    """The raw frame of the configured source, and its display name for messages."""
-    reader = READERS.get(cfg.source)
-    if reader is None:
-        raise DataError(f"unknown source {cfg.source!r}; allowed: {', '.join(READERS)}",
-                        file="params/data.yaml", column="source", fix="set source: sample")
-    return reader(cfg, paths)
-
-
-def save(tx: pd.DataFrame, quality: dict[str, Any], paths: Paths) -> None:
-    """Write transactions and the data-quality metrics atomically."""
-    missing = [k for k in QUALITY_KEYS if k not in quality]
+def save(result: Ingested, paths: Paths) -> None:
+    """Write transactions, the set-aside rows and the data-quality metrics (each atomically)."""
+    missing = [k for k in QUALITY_KEYS if k not in result.quality]
     if missing:
-        raise DataError(f"data-quality dict lacks {', '.join(missing)}", fix="build it with ingest.clean")
-    io.write_parquet(schema.conform(tx, schema.TRANSACTIONS, "transactions"), paths.transactions)
-    io.write_json(quality, paths.data_quality)
+        raise DataError(f"data-quality dict lacks {', '.join(missing)}", fix="build it with ingest.prepare")
+    io.write_parquet(schema.conform(result.tx, schema.TRANSACTIONS, "transactions"), paths.transactions)
+    io.write_parquet(result.rejected, paths.rejected)
+    io.write_json(result.quality, paths.data_quality)
 
 
 def run(root: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The whole ingest stage without a notebook: read the source, clean, save; returns the quality dict."""
+    """The whole ingest stage without a notebook: read the source, prepare, save; returns the quality dict."""
     cfg = config.load("data", root)
-    paths = config.paths(root)
-    raw, name = read_source(cfg, paths)
-    tx, quality = clean(raw, name, currency=cfg.currency)
-    save(tx, quality, paths)
-    return quality
+    result = prepare(read_source(cfg, config.paths(root), root), cfg)
+    save(result, config.paths(root))
+    return result.quality

@@ -20,6 +20,23 @@ def sample(root: str | os.PathLike | None = None) -> Path:
     return sample_mod.run(root)
 
 
+def invoice_log(sample_path: Path, out: str | os.PathLike) -> Path:
+    """Write the sample company as a retail invoice-line CSV (the README's worked example)."""
+    from . import invoicelog
+
+    return invoicelog.write_csv(invoicelog.from_transactions(io.read_parquet(sample_path)), out)
+
+
+def check_data(root: str | os.PathLike | None = None) -> list[str]:
+    """Validate the configured source with the current params; the summary lines. Writes nothing."""
+    from . import ingest, quality
+
+    cfg = config.load("data", root)
+    raw = ingest.read_source(cfg, config.paths(root), root)
+    result = ingest.prepare(raw, cfg)
+    return [*quality.summary(result.quality, result.tx, raw.name), "verdict       usable"]
+
+
 def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:
     """Run one analysis notebook (ingest, kpis, forecast, churn)."""
     if stage == "report":

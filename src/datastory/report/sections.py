@@ -197,9 +197,15 @@ def notes(p: Pack) -> str:
     dq = p.data_quality
     keys = [("rows_read", "Rows read"), ("rows_kept", "Rows kept"), ("duplicates_removed", "Duplicates removed"),
             ("missing_region_filled", "Missing regions filled"), ("return_lines", "Return lines"),
+            ("cancelled_lines", "Cancelled lines (counted as returns)"),
             ("n_customers", "Customers"), ("n_orders", "Orders")]
     rows = [[e(label), _count(dq[k])] for k, label in keys if k in dq]
-    rows += [[e(f"Rejected: {reason}"), _count(n)] for reason, n in sorted((dq.get("rejected") or {}).items())]
+    rows += [[e(f"Rejected (unusable, set aside): {reason}"), _count(n)]
+             for reason, n in sorted((dq.get("rejected") or {}).items())]
+    rows += [[e(f"Excluded by rule: {reason}"), _count(n)] for reason, n in sorted((dq.get("excluded") or {}).items())]
+    empty = dq.get("empty_periods") or []
+    if empty:
+        rows.append([e("Months without any row"), e(", ".join(str(m) for m in empty))])
     fm, cm = p.forecast_metrics, p.churn_metrics
     method = [
         f"Forecasts: each series is forecast with the model that did best in {fm.get('folds', '?')} rolling "

@@ -15,6 +15,7 @@ DQ_ROWS = [
     ("duplicates_removed", "Duplicates removed"),
     ("missing_region_filled", "Regions filled (missing region)"),
     ("return_lines", "Return lines"),
+    ("cancelled_lines", "Cancelled lines (kept as returns)"),
     ("n_customers", "Customers"),
     ("n_orders", "Orders"),
 ]
@@ -56,17 +57,25 @@ def write_data_quality(ws, dq: dict[str, Any]) -> None:
     dq = dq or {}
     add([c.cell(ws, "Data quality", font=c.TITLE)])
     add([])
-    kv_rows(add, [(label, dq.get(key)) for key, label in DQ_ROWS], fmt=c.FMT_INT)
+    kv_rows(add, [(label, dq.get(key)) for key, label in DQ_ROWS if key in dq], fmt=c.FMT_INT)
     kv_rows(add, [("Period covered", f"{dq.get('period_start', '?')} to {dq.get('period_end', '?')}")])
-    add([])
-    add([c.cell(ws, "Rows rejected, by reason", font=c.SUBTITLE)])
-    rejected = dq.get("rejected") or {}
-    if isinstance(rejected, dict) and rejected:
-        kv_rows(add, [(str(k), v if isinstance(v, (int, float)) else str(v))
-                     for k, v in sorted(rejected.items())], fmt=c.FMT_INT)
-    else:
-        add([c.cell(ws, "None", font=c.MUTED)])
-    known = {k for k, _ in DQ_ROWS} | {"period_start", "period_end", "rejected"}
+    if "source" in dq:
+        kv_rows(add, [("Source", f"{dq['source']} (bad rows: {dq.get('on_bad_rows', '?')})")])
+    empty = dq.get("empty_periods") or []
+    if empty:
+        kv_rows(add, [("Months without any row", ", ".join(str(m) for m in empty))])
+    for title, key in (("Rows rejected as unusable (set aside), by reason", "rejected"),
+                       ("Rows excluded by the data rules, by reason", "excluded")):
+        add([])
+        add([c.cell(ws, title, font=c.SUBTITLE)])
+        counts = dq.get(key) or {}
+        if isinstance(counts, dict) and counts:
+            kv_rows(add, [(str(k), v if isinstance(v, (int, float)) else str(v))
+                         for k, v in sorted(counts.items())], fmt=c.FMT_INT)
+        else:
+            add([c.cell(ws, "None", font=c.MUTED)])
+    known = {k for k, _ in DQ_ROWS} | {"period_start", "period_end", "rejected", "excluded", "empty_periods",
+                                        "source", "on_bad_rows"}
     extra = sorted(k for k in dq if k not in known)
     if extra:
         add([])

@@ -1,0 +1,45 @@
+"""The data-quality summary that `datastory check-data` prints: pure, from ingest's result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+MAX_SEGMENTS_SHOWN = 8
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def summary(quality: dict[str, Any], tx: pd.DataFrame, source_name: str) -> list[str]:
+    """Short human-readable lines: rows in and where they went, period, customers, segments, warnings."""
+    q = quality
+    n = int(q["rows_read"])
+    lines = [f"source        {source_name} ({q['source']}, on_bad_rows: {q['on_bad_rows']})",
+             f"rows read     {n:,}",
+             f"kept          {q['rows_kept']:,} ({_pct(q['rows_kept'], n)})",
+             f"duplicates    {q['duplicates_removed']:,} exact repeats set aside"]
+    for title, key in (("excluded", "excluded"), ("rejected", "rejected")):
+        counts = q.get(key) or {}
+        total = sum(counts.values())
+        lines.append(f"{title:<13} {total:,} ({_pct(total, n)})")
+        lines += [f"  {reason}: {count:,}" for reason, count in sorted(counts.items(), key=lambda kv: -kv[1])]
+    lines += [f"period        {q['period_start']} to {q['period_end']}",
+              f"customers     {q['n_customers']:,}; orders {q['n_orders']:,}; currency {q['currency']}",
+              f"returns       {q['return_lines']:,} lines (of which {q['cancelled_lines']:,} cancellations)",
+              f"regions filled from the customer's other lines: {q['missing_region_filled']:,}"]
+    seg = tx.groupby("region", observed=True)["amount"].agg(["size", "sum"]).sort_values("sum", ascending=False)
+    shown = "; ".join(f"{r} {int(s):,} lines" for r, s in seg["size"].head(MAX_SEGMENTS_SHOWN).items())
+    more = f"; and {len(seg) - MAX_SEGMENTS_SHOWN} more" if len(seg) > MAX_SEGMENTS_SHOWN else ""
+    lines.append(f"segments      {len(seg)}: {shown}{more}")
+    lines.append(f"product lines {tx['product_line'].nunique()}")
+    empty = q.get("empty_periods") or []
+    if empty:
+        lines.append(f"warning: no rows in {len(empty)} month(s) inside the period: {', '.join(empty[:6])}")
+    rejected = sum((q.get("rejected") or {}).values())
+    if rejected:
+        lines.append(f"warning: {rejected:,} rows were rejected and set aside in the rejected rows file; "
+                     "fix them at the source")
+    return lines

@@ -1,0 +1,139 @@
+"""Readers of the transaction sources declared in params/data.yaml: sample, CSV, Excel, Parquet, SQL.
+
+Every reader returns a `Raw`: the mapped columns only, renamed to their canonical field names
+(config.ColumnsParams), in the source's row order, values as the source holds them (text for CSV,
+native types for Excel, Parquet and SQL). Reading never repairs or drops a row: that is ingest's job.
+A source that cannot be read at all (missing, empty, corrupt, a mapped column absent) raises a
+DataError naming the file and the fix. `read` dispatches on `source`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import DataParams, Paths
+from ..errors import DataError
+
+
+@dataclass(frozen=True)
+class Raw:
+    """The mapped columns of a source, and how to point at its rows in messages."""
+
+    frame: pd.DataFrame            # canonical field -> values, one row per source row
+    name: str                      # the source for messages: a project-relative path, or a URL without password
+    first_row: int = 1             # the row number of the first data row as the user sees it (2 under a header)
+    source_columns: dict[str, str] = field(default_factory=dict)  # canonical field -> source column name
+
+    def row(self, position: int) -> int:
+        """The user's row number of the 0-based data row `position`."""
+        return self.first_row + int(position)
+
+    def column(self, fieldname: str) -> str:
+        """The user's name of a canonical field's column."""
+        return self.source_columns.get(fieldname, fieldname)
+
+
+def display(path: str | os.PathLike, root: Path | None = None) -> str:
+    """A path for messages: relative to the project (or the working folder) when inside it."""
+    p = Path(path)
+    for base in (root, Path.cwd()):
+        if base is None:
+            continue
+        try:
+            return str(p.resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(p)
+
+
+def check_header(names: list[str], columns: dict[str, str], name: str, hint: str = "") -> None:
+    """Refuse a header with blank or repeated names, or without every mapped column.
+
+    `columns` is canonical field -> source column (mapped fields only). `hint` is appended to the fix of
+    a missing column (e.g. a delimiter suggestion).
+    """
+    clean = [str(n).strip() for n in names]
+    dup = sorted(n for n, k in Counter(clean).items() if k > 1 and n)
+    if dup:
+        raise DataError(f"the header repeats the column name(s) {', '.join(repr(d) for d in dup)}, so it is not "
+                        "clear which one to use", file=name, row=1, column=dup[0],
+                        fix="rename the columns so that every header name is unique")
+    for fieldname, col in columns.items():
+        if col not in clean:
+            shown = ", ".join(repr(n) for n in clean[:12]) + (" ..." if len(clean) > 12 else "")
+            raise DataError(f"column '{col}' (mapped to {fieldname}) is not in the header; found: {shown}",
+                            file=name, row=1, column=col,
+                            fix=f"set columns.{fieldname} in params/data.yaml to one of the header names"
+                                + (f"; {hint}" if hint else ""))
+
+
+def source_path(cfg: DataParams, root: Path) -> Path:
+    """The configured file, made absolute against the project; a clear error when it is not there."""
+    path = Path(cfg.file.path)
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise DataError("file not found", file=cfg.file.path,
+                        fix="put the export there (data/raw/ is watched by `dvc repro`), or set file.path in "
+                            "params/data.yaml")
+    if path.stat().st_size == 0:
+        raise DataError("the file is empty (0 bytes)", file=cfg.file.path,
+                        fix="export the transactions again; the file should hold a header and data rows")
+    return path
+
+
+def no_rows(name: str) -> DataError:
+    return DataError("holds a header but no data rows", file=name,
+                     fix="export the transactions again, with data rows")
+
+
+def _read_sample(cfg: DataParams, paths: Paths, root: Path) -> Raw:
+    from . import tabular
+
+    return tabular.read_sample(cfg, paths, root)
+
+
+def _read_csv(cfg: DataParams, paths: Paths, root: Path) -> Raw:
+    from . import csv
+
+    return csv.read(cfg, root)
+
+
+def _read_excel(cfg: DataParams, paths: Paths, root: Path) -> Raw:
+    from . import excel
+
+    return excel.read(cfg, root)
+
+
+def _read_parquet(cfg: DataParams, paths: Paths, root: Path) -> Raw:
+    from . import tabular
+
+    return tabular.read_parquet(cfg, root)
+
+
+def _read_sql(cfg: DataParams, paths: Paths, root: Path) -> Raw:
+    from . import sql
+
+    return sql.read(cfg, root)
+
+
+READERS: dict[str, Callable[[DataParams, Paths, Path], Raw]] = {
+    "sample": _read_sample, "csv": _read_csv, "excel": _read_excel, "parquet": _read_parquet, "sql": _read_sql,
+}
+
+
+def read(cfg: DataParams, paths: Paths, root: Path) -> Raw:
+    """The configured source's mapped columns (see module doc)."""
+    reader = READERS.get(cfg.source)
+    if reader is None:
+        raise DataError(f"unknown source {cfg.source!r}; allowed: {', '.join(READERS)}",
+                        file="params/data.yaml", column="source", fix="set source to one of those")
+    raw = reader(cfg, paths, root)
+    if raw.frame.empty:
+        raise no_rows(raw.name)
+    return raw

@@ -1,0 +1,36 @@
+"""check-data's summary: every count from the quality dict, segments capped, warnings when they apply."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from datastory import quality
+
+Q = {"source": "csv", "on_bad_rows": "quarantine", "rows_read": 1000, "rows_kept": 900, "duplicates_removed": 10,
+     "excluded": {"no customer id": 60, "non-product line": 20}, "rejected": {"timestamp is empty": 10},
+     "missing_region_filled": 3, "cancelled_lines": 4, "return_lines": 7, "empty_periods": ["2025-02"],
+     "period_start": "2025-01-01", "period_end": "2025-03-31", "n_customers": 50, "n_orders": 400, "currency": "EUR"}
+
+
+def tx(n_regions: int) -> pd.DataFrame:
+    regions = [f"R{i:02d}" for i in range(n_regions)]
+    return pd.DataFrame({"region": regions, "amount": range(n_regions, 0, -1), "product_line": "All products"})
+
+
+def test_summary_lists_every_count_and_warning():
+    text = "\n".join(quality.summary(Q, tx(3), "data/raw/x.csv"))
+    for fragment in ("data/raw/x.csv (csv, on_bad_rows: quarantine)", "rows read     1,000", "kept          900 (90.0%)",
+                     "excluded      80 (8.0%)", "  no customer id: 60", "rejected      10 (1.0%)",
+                     "  timestamp is empty: 10", "2025-01-01 to 2025-03-31", "4 cancellations",
+                     "segments      3: R00 1 lines", "warning: no rows in 1 month(s) inside the period: 2025-02",
+                     "warning: 10 rows were rejected"):
+        assert fragment in text, fragment
+    lines = quality.summary(Q, tx(3), "x")
+    assert lines.index("  no customer id: 60") < lines.index("  non-product line: 20")  # largest first
+
+
+def test_many_segments_are_capped_and_clean_data_has_no_warnings():
+    clean = {**Q, "rejected": {}, "empty_periods": []}
+    text = "\n".join(quality.summary(clean, tx(12), "x"))
+    assert "segments      12:" in text and "and 4 more" in text and "R11" not in text
+    assert "warning" not in text
