@@ -282,8 +282,6 @@ def test_ingest_command_fails_cleanly(case_id, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="runner.execute creates reports/runs/ (atomic_path mkdir) before the "
-                   "notebook runs, so a failed ingest leaves empty folders reports/ and reports/runs/ behind")
 def test_failed_ingest_command_creates_no_folders(tmp_path):
     case = BY_ID[SUBPROCESS_CASES[0]]
     root = build(tmp_path / "project", case, notebook=True)

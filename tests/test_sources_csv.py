@@ -93,3 +93,14 @@ def test_truncated_gzip_is_explained(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         csv.read(cfg(), tmp_path)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
+def test_blank_lines_keep_file_line_numbers_across_chunks(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(csv, "SCAN_BLOCK", block)
+    text = HEADER + "\n" + ROWS + "\r\n\n" + "536367,1,2025-12-02 09:00,1,1.0,France,x\n"
+    put(tmp_path, text.encode())
+    assert csv.blank_lines(tmp_path / "data/raw/t.csv", "utf-8").tolist() == [2, 5, 6]
+    raw = csv.read(cfg(), tmp_path)
+    assert raw.rows(raw.frame.index.to_numpy()).tolist() == [3, 4, 7]
+    assert raw.frame["order_id"].tolist() == ["536365", "536366", "536367"]

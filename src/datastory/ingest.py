@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import warnings
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +107,10 @@ def parse_numbers(values: pd.Series, decimal: str = ".", thousands: str = "") ->
         return values.astype("float64")
     text = values.astype("string[pyarrow]").str.strip()
     if thousands:
+        # a thousands mark must separate groups of three digits: with decimal "," and thousands ".", a
+        # value written 1.85 is not 185 but a value in another convention, so it is refused (NaN)
+        grouped = text.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+(?:{re.escape(decimal)}\d*)?")
+        text = text.mask(text.str.contains(thousands, regex=False).fillna(False) & ~grouped.fillna(False))
         text = text.str.replace(thousands, "", regex=False)
     if decimal != ".":
         text = text.str.replace(decimal, ".", regex=False)
@@ -162,7 +167,9 @@ def parse_timestamps(values: pd.Series, date_format: str = "", dayfirst: bool = 
     from pandas.tseries.api import guess_datetime_format
 
     first = str(text[todo].iloc[0])
-    fmt = guess_datetime_format(first, dayfirst=dayfirst)
+    with warnings.catch_warnings():  # pandas warns when the guess contradicts dayfirst: the rows say it
+        warnings.simplefilter("ignore", UserWarning)
+        fmt = guess_datetime_format(first, dayfirst=dayfirst)
     if not fmt:
         return iso, "ISO 8601"
     other = _strptime(text, fmt)
@@ -216,9 +223,11 @@ def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame,
         checks.append(Check(src_missing, f"{key.replace('_', ' ')} is empty", key,
                             f"every row needs a number in '{col(key)}'"))
         checks.append(Check(~np.isfinite(v) & ~src_missing, f"{key.replace('_', ' ')} is not a finite number",
-                            key, f"'{col(key)}' must be a plain number"
-                            + (f" written with '{cfg.file.decimal}' as decimal mark" if cfg.source == "csv" else "")
-                            + " (no text, NaN or inf); check file.decimal and file.thousands"))
+                            key, f"'{col(key)}' must be a plain number (no text, NaN or inf)"
+                            + (f" written with '{cfg.file.decimal}' as decimal mark"
+                               + (f" and '{cfg.file.thousands}' between thousands" if cfg.file.thousands else
+                                  " and no thousands mark") + "; check file.decimal and file.thousands"
+                               if cfg.source == "csv" else "")))
     if "unit_price" in num:
         checks.append(Check((num["unit_price"] < 0).to_numpy(), "unit price is negative", "unit_price",
                             "a price cannot be negative: book adjustments as their own lines with a non-product "
@@ -290,7 +299,8 @@ def _fill_regions(tx: pd.DataFrame) -> tuple[pd.Series, int]:
 
 def _first_value(raw: Raw, fieldname: str, pos: int) -> str:
     value = raw.frame[fieldname].iloc[pos]
-    shown = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    shown = "" if value is None or value is pd.NA or value is pd.NaT or (
+        isinstance(value, float) and np.isnan(value)) else str(value)
     return (shown[:40] + "...") if len(shown) > 40 else shown
 
 
@@ -317,7 +327,7 @@ def _set_aside(raw: Raw, reason: np.ndarray, disposition: np.ndarray, column: np
     rows = np.flatnonzero(disposition != "")
     original = raw.frame.iloc[rows]
     out = pd.DataFrame({
-        "row": (rows + raw.first_row).astype("int64"),
+        "row": raw.rows(rows),
         "disposition": pd.array(disposition[rows], dtype="string"),
         "reason": pd.array(reason[rows], dtype="string"),
         "column": pd.array(column[rows], dtype="string"),
@@ -346,7 +356,8 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
         zone = zoneinfo.ZoneInfo(rules.timezone or "UTC")
         cutoff = pd.Timestamp(now if now is not None else dt.datetime.now(zone).replace(tzinfo=None))
     frame = raw.frame.reset_index(drop=True)
-    raw = Raw(frame=frame, name=raw.name, first_row=raw.first_row, source_columns=raw.source_columns)
+    raw = Raw(frame=frame, name=raw.name, first_row=raw.first_row, source_columns=raw.source_columns,
+              skipped_lines=raw.skipped_lines)
     n = len(frame)
     if n == 0:
         raise sources.no_rows(raw.name)

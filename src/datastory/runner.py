@@ -6,6 +6,7 @@ A failure inside the notebook comes back as one clear message, not a kernel trac
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -58,6 +59,7 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
         stale.unlink(missing_ok=True)
     for name in ("papermill", "traitlets", "nbclient"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    created = [d for d in (target.parent, *target.parent.parents) if d.is_relative_to(base) and not d.exists()]
     try:
         with atomic_path(target) as tmp:
             papermill.execute_notebook(
@@ -68,13 +70,24 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
             )
             normalise(tmp, str(source.relative_to(base)), str(target.relative_to(base)))
     except PapermillExecutionError as exc:
+        _remove_empty(created)
         if exc.ename in _USER_ERRORS:
             raise StageError(f"stage '{stage}' stopped: {exc.evalue}") from None
         raise StageError(
             f"stage '{stage}' failed in notebooks/{nb_name}.ipynb cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
             fix="open the notebook in Jupyter to explore, or re-run with `datastory --debug` for the traceback",
         ) from exc
+    except BaseException:
+        _remove_empty(created)
+        raise
     return target
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove folders this run created (deepest first) if they stayed empty: a failed stage leaves nothing."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 _TIMING_KEYS = ("start_time", "end_time", "duration")

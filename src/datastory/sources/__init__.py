@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..config import DataParams, Paths
@@ -29,10 +30,20 @@ class Raw:
     name: str                      # the source for messages: a project-relative path, or a URL without password
     first_row: int = 1             # the row number of the first data row as the user sees it (2 under a header)
     source_columns: dict[str, str] = field(default_factory=dict)  # canonical field -> source column name
+    skipped_lines: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # blank lines
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The user's row numbers (a CSV's own line numbers, empty lines counted) of 0-based data rows."""
+        base = np.asarray(positions, dtype=np.int64) + self.first_row
+        skipped = np.sort(np.asarray(self.skipped_lines, dtype=np.int64))
+        if not len(skipped):
+            return base
+        # a row lands after every skipped line whose number, less the skipped lines before it, is <= its base
+        return base + np.searchsorted(skipped - np.arange(len(skipped)), base, side="right")
 
     def row(self, position: int) -> int:
         """The user's row number of the 0-based data row `position`."""
-        return self.first_row + int(position)
+        return int(self.rows(np.array([position]))[0])
 
     def column(self, fieldname: str) -> str:
         """The user's name of a canonical field's column."""
@@ -52,23 +63,25 @@ def display(path: str | os.PathLike, root: Path | None = None) -> str:
     return str(p)
 
 
-def check_header(names: list[str], columns: dict[str, str], name: str, hint: str = "") -> None:
+def check_header(names: list[str], columns: dict[str, str], name: str, hint: str = "",
+                 header_row: int | None = 1) -> None:
     """Refuse a header with blank or repeated names, or without every mapped column.
 
     `columns` is canonical field -> source column (mapped fields only). `hint` is appended to the fix of
-    a missing column (e.g. a delimiter suggestion).
+    a missing column (e.g. a delimiter suggestion). `header_row`: the header's row for messages (None for
+    Parquet and SQL, whose column names are not a row).
     """
     clean = [str(n).strip() for n in names]
     dup = sorted(n for n, k in Counter(clean).items() if k > 1 and n)
     if dup:
         raise DataError(f"the header repeats the column name(s) {', '.join(repr(d) for d in dup)}, so it is not "
-                        "clear which one to use", file=name, row=1, column=dup[0],
+                        "clear which one to use", file=name, row=header_row, column=dup[0],
                         fix="rename the columns so that every header name is unique")
     for fieldname, col in columns.items():
         if col not in clean:
             shown = ", ".join(repr(n) for n in clean[:12]) + (" ..." if len(clean) > 12 else "")
             raise DataError(f"column '{col}' (mapped to {fieldname}) is not in the header; found: {shown}",
-                            file=name, row=1, column=col,
+                            file=name, row=header_row, column=col,
                             fix=f"set columns.{fieldname} in params/data.yaml to one of the header names"
                                 + (f"; {hint}" if hint else ""))
 
@@ -88,7 +101,7 @@ def source_path(cfg: DataParams, root: Path) -> Path:
 
 
 def no_rows(name: str) -> DataError:
-    return DataError("holds a header but no data rows", file=name,
+    return DataError("holds no data rows", file=name,
                      fix="export the transactions again, with data rows")
 
 

@@ -193,8 +193,8 @@ def locate_sheet(fh: BinaryIO, infos: dict[str, zipfile.ZipInfo], wanted: str, n
         if chosen is None:
             listed = ", ".join(repr(s[0]) for s in sheets)
             raise DataError(f"the workbook has no sheet named {wanted!r}; its sheets: {listed}", file=name,
-                            column="file.sheet", fix="set file.sheet in params/data.yaml to one of those names, "
-                                                     "or leave it empty for the first sheet")
+                            fix="set file.sheet in params/data.yaml to one of those names, "
+                                "or leave it empty for the first sheet")
     if chosen[1] not in infos:
         raise DataError(f"{CORRUPT}: the part of sheet {chosen[0]!r} is missing", file=name, fix=CORRUPT_FIX)
     return chosen

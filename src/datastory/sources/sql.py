@@ -118,16 +118,16 @@ def read(cfg: DataParams, root: Path) -> Raw:
                 if cfg.sql.table not in tables:
                     shown_tables = ", ".join(sorted(tables)[:20]) or "none"
                     raise DataError(f"table {cfg.sql.table!r} does not exist (tables: {shown_tables})", file=shown,
-                                    column="sql.table", fix="set sql.table in params/data.yaml to one of those")
+                                    fix="set sql.table in params/data.yaml to one of those")
                 table = sa.Table(cfg.sql.table, sa.MetaData(), autoload_with=conn)
-                check_header([c.name for c in table.columns], mapped, name)
+                check_header([c.name for c in table.columns], mapped, name, header_row=None)
                 stmt = sa.select(*[table.c[col] for col in dict.fromkeys(mapped.values())])
             else:
                 stmt = sa.text(cfg.sql.query)
             result = conn.execute(stmt)
             names = list(map(str, result.keys()))  # iterating a Result would yield rows, not names
             if not cfg.sql.table:
-                check_header(names, mapped, name)
+                check_header(names, mapped, name, header_row=None)
             frame = pd.DataFrame.from_records(result.fetchall(), columns=names)
     except DataError:
         raise

@@ -20,7 +20,7 @@ def _read(path: Path, cfg: DataParams, name: str) -> Raw:
         raise DataError(f"not a readable Parquet file ({str(exc)[:120]})", file=name,
                         fix="export the data again as Parquet, or use a CSV export (source: csv)") from None
     mapped = cfg.columns.mapped()
-    check_header(list(schema.names), mapped, name)
+    check_header(list(schema.names), mapped, name, header_row=None)
     try:
         table = pq.read_table(path, columns=list(dict.fromkeys(mapped.values())))
     except (pa.ArrowInvalid, OSError) as exc:
