@@ -129,3 +129,12 @@ def test_dotenv_absent_is_fine_and_a_bad_line_is_named(project):
     (project / ".env").write_text("GOOD=1\nthis is not an assignment\n")
     with pytest.raises(ParamsError, match=r"\.env, row 2"):
         config.load_dotenv(project, {})
+
+
+def test_a_password_in_the_sql_url_is_refused_and_never_echoed(project):
+    secret = "Sup3r-S3cret"
+    with pytest.raises(ParamsError) as err:
+        config.load("data", project, {"source": "sql",
+                                      "sql": {"url": f"postgresql://bob:{secret}@db.example.com/x", "table": "t"}})
+    msg = str(err.value)
+    assert "holds a password" in msg and "sql.url" in msg and secret not in msg and "bob:***@" in msg

@@ -350,10 +350,27 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _redact(key: str, value: Any) -> Any:
+    """A value fit for a message: a URL's password hidden, a secret-looking key's value withheld."""
+    if any(word in key.lower() for word in ("password", "secret", "token")) and key != "sql.password_env":
+        return "***"
+    if "url" in key.lower() and isinstance(value, str):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except ArgumentError:
+            return value
+    if isinstance(value, dict):
+        return {k: _redact(f"{key}.{k}", v) for k, v in value.items()}
+    return value
+
+
 def _explain(exc: ValidationError, rel: str, data: dict[str, Any]) -> ParamsError:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "(file)"
-    value = err.get("input")
+    value = _redact(key, err.get("input"))
     if err["type"] == "extra_forbidden":
         return ParamsError(f"unknown key '{key}'", file=rel,
                            fix="remove it, or check its spelling against the file's comments")
