@@ -195,3 +195,17 @@ def test_params_refuse_inconsistent_mappings():
         config.DataParams(columns=config.ColumnsParams(region=""))
     with pytest.raises(ValueError, match="password"):
         config.SqlParams(url="postgresql://u:secret@h/db")
+
+
+def test_repeated_rows_match_pandas_duplicated():
+    rng = np.random.default_rng(3)
+    n = 3000
+    frame = pd.DataFrame({
+        "order_id": pd.array(rng.integers(0, 40, n).astype(str), dtype="string[pyarrow]"),
+        "product": pd.array(rng.choice(["A", "B", None], n), dtype="string[pyarrow]"),
+        "quantity": pd.array(rng.integers(1, 3, n).astype(str), dtype="string[pyarrow]"),
+        "customer_id": pd.array(rng.integers(0, 3, n).astype(str), dtype="string[pyarrow]"),
+    })
+    expected = frame.duplicated(keep="first").to_numpy()
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(ingest._repeated(frame), expected)

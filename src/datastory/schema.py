@@ -76,8 +76,8 @@ def conform(df: pd.DataFrame, schema: dict[str, str], name: str) -> pd.DataFrame
     if missing:
         raise DataError(f"{name}: missing column(s) {', '.join(missing)}",
                         fix="this is a bug in the stage that produced it; please report it")
-    out = df.loc[:, list(schema)].copy()
+    out = df.loc[:, list(schema)].copy(deep=False)   # selecting a list of columns has copied them already
     for col, dtype in schema.items():
         if str(out[col].dtype) != dtype:
             out[col] = out[col].astype(dtype)
-    return out.reset_index(drop=True)
+    return out if out.index.equals(pd.RangeIndex(len(out))) else out.reset_index(drop=True)

@@ -1,0 +1,435 @@
+"""Benchmark: ingest invoice-line logs of 1 and 10 million lines (CSV -> transactions.parquet); time and memory.
+
+Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep DIR]
+                                      [--phases | --profile N | --sample] [--src DIR --params DIR]
+     e.g. `--sizes 1e5,1e6` for a quick run. Targets (the scale issue): peak RSS <= 3 GB at 10 million lines,
+     and time(10M) <= 11 x time(1M).
+
+- Data: a seeded, vectorised (numpy + pyarrow) invoice-line log in the layout of datastory.invoicelog
+  (InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country): one customer per
+  40 lines (25k at 1M, 250k at 10M) with skewed purchase rates, invoices of 1-10 product lines, ~2% of
+  lines on cancelled invoices ("C" prefix, negative quantity), ~3% postage lines (StockCode POST), ~1% of
+  lines (guest invoices) without a customer id, ~0.02% exact duplicate lines, 11 countries, non-ASCII
+  descriptions (some with commas and quotes), US-style dates (12/1/2025 8:26) over Dec 2023 - Oct 2026.
+  Written (pyarrow string kernels, 1M-line chunks) to a temp folder, or to --keep DIR where a later run
+  reuses it; generation is timed, not counted.
+- Timed: for each size and repeat a FRESH child process (this script with --child) in a temp project
+  (a copy of params/ whose data.yaml maps the log: the invoice mapping of the README's example) runs
+  datastory.ingest.run(root): read (sources.csv) + prepare + save (transactions.parquet,
+  rejected.parquet, data_quality.json). Wall time is measured inside the child around run() (imports
+  excluded); the table quotes the median over the repeats.
+- Memory: the child's own peak resident set size at its end: VmHWM of /proc/self/status (Linux; else
+  getrusage(RUSAGE_SELF).ru_maxrss, printed beside it), the maximum over the repeats. The log is generated
+  in a process of its own too: ru_maxrss of a child starts from its parent's RSS at fork.
+- --phases: the child instead times sources.read, ingest.prepare and ingest.save separately, with the
+  peak RSS after each; --profile N: cProfile of prepare in the child, the top N functions by own time.
+  --sample: a sampling thread charges seconds and peak RSS of prepare + save to source lines.
+  --src DIR: import datastory from DIR (e.g. a patched copy of src/) in the children; --params DIR: the
+  params folder to copy (default: the project's; give a snapshot matching --src).
+Not a test: timings depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RSS_TARGET_MB = 3000.0       # peak RSS at 10 million lines
+RATIO_TARGET = 11.0          # time(10M) / time(1M)
+LINES_PER_CUSTOMER = 40
+CANCEL_SHARE = 0.02          # invoices (so about that share of lines) that are cancellations
+POSTAGE_INVOICE_SHARE = 0.17  # non-cancelled invoices with a postage line: ~3% of lines
+GUEST_SHARE = 0.01           # invoices without a customer id
+DUPLICATE_SHARE = 0.0002     # lines exported twice
+N_PRODUCTS = 4000
+FIRST_DAY, N_DAYS = np.datetime64("2023-12-01", "D"), 1066   # up to 2026-10-31
+COUNTRIES = ["United Kingdom", "Norway", "Sweden", "Spain", "Italy", "Poland", "Czechia", "Portugal",
+             "Ireland", "Germany", "Österreich"]
+COUNTRY_WEIGHTS = [0.30, 0.08, 0.08, 0.09, 0.08, 0.07, 0.05, 0.06, 0.07, 0.08, 0.04]
+ADJECTIVES = ["Größe 2", "rouge", "blå", "zielony", "Ørsted", "café", "naïve", "große", "pequeño", "żółty",
+              "Česká", "vintage", "XL", "mini", "\"deluxe\"", "set of 3,"]
+NOUNS = ["Drehmomentschlüssel", "câble d'acier", "mjukvara", "instalación", "szkolenie", "lanterne",
+         "tasse à café", "Schürze", "kaffekopp", "candle holder", "Łyżka", "hrnek"]
+# The invoice layout mapped through params only (the README's worked example)
+INVOICE: dict[str, Any] = {
+    "source": "csv", "currency": "EUR", "on_bad_rows": "fail",
+    "file": {"path": "data/raw/invoices.csv", "delimiter": ",", "encoding": "utf-8", "decimal": ".",
+             "thousands": ""},
+    "columns": {"order_id": "InvoiceNo", "customer_id": "CustomerID", "timestamp": "InvoiceDate", "amount": "",
+                "quantity": "Quantity", "unit_price": "UnitPrice", "discount": "", "region": "",
+                "country": "Country", "product": "StockCode", "product_line": "", "customer_name": ""},
+    "rules": {"date_format": "%m/%d/%Y %H:%M", "cancelled_prefix": "C", "non_product_codes": ["POST"],
+              "segment_by": "country", "max_timestamp": "2026-11-30",
+              "country_regions": {"Norway": "North", "Sweden": "North", "Spain": "South", "Italy": "South",
+                                  "Poland": "East", "Czechia": "East", "Portugal": "West", "Ireland": "West"}},
+}
+
+
+# ---------------------------------------------------------------- the log (pure, vectorised)
+def _text(values: np.ndarray) -> pa.Array:
+    return pc.cast(pa.array(values), pa.string())
+
+
+def _catalogue(rng: np.random.Generator) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """Stock codes, descriptions and unit prices (cents) of N_PRODUCTS products (+ POST at the end)."""
+    codes = [f"{20000 + i}{'ABC'[i % 7] if i % 7 < 3 else ''}" for i in range(N_PRODUCTS)] + ["POST"]
+    adj = rng.integers(0, len(ADJECTIVES), N_PRODUCTS)
+    noun = rng.integers(0, len(NOUNS), N_PRODUCTS)
+    desc = [f"{NOUNS[n]} {ADJECTIVES[a]} {i % 97}" for i, (a, n) in enumerate(zip(adj, noun, strict=True))]
+    cents = np.maximum(np.round(rng.lognormal(np.log(350), 0.9, N_PRODUCTS)), 10).astype(np.int64)
+    return pa.array(codes), pa.array(_csv_quote([*desc, "POSTAGE"])), np.append(cents, 1800)
+
+
+def _us_dates(minutes: np.ndarray) -> pa.Array:
+    """'M/D/YYYY H:MM' (no zero padding of month, day, hour) of minutes since FIRST_DAY."""
+    t = FIRST_DAY.astype("datetime64[m]") + minutes.astype("timedelta64[m]")
+    day = t.astype("datetime64[D]")
+    month = day.astype("datetime64[M]")
+    year = month.astype("datetime64[Y]").astype(np.int64) + 1970
+    m = month.astype(np.int64) % 12 + 1
+    d = (day - month.astype("datetime64[D]")).astype(np.int64) + 1
+    mins = (t - day.astype("datetime64[m]")).astype(np.int64)
+    date = pc.binary_join_element_wise(_text(m), _text(d), _text(year), "/")
+    clock = pc.binary_join_element_wise(_text(mins // 60), pc.utf8_lpad(_text(mins % 60), 2, "0"), ":")
+    return pc.binary_join_element_wise(date, clock, " ")
+
+
+def generate(n_lines: int, seed: int = 0) -> pa.Table:
+    """An invoice-line log of exactly `n_lines` lines (see module doc); same seed, same table.
+
+    Description holds its CSV field text (quoted when it has a comma or quote), so the writer can join
+    the fields as they are.
+    """
+    rng = np.random.default_rng(seed)
+    n_cust = max(50, n_lines // LINES_PER_CUSTOMER)
+    n_inv = int(n_lines / 5.0) + 100                 # more than needed; cut at n_lines
+    size = rng.integers(1, 11, n_inv)                # product lines per invoice
+    cancel = rng.random(n_inv) < CANCEL_SHARE
+    post = ~cancel & (rng.random(n_inv) < POSTAGE_INVOICE_SHARE)
+    total = size + post
+    n_inv = int(np.searchsorted(np.cumsum(total), n_lines)) + 1
+    size, cancel, post, total = size[:n_inv], cancel[:n_inv], post[:n_inv], total[:n_inv]
+    # invoices in time order, numbered in that order (536365, 536366, ...)
+    minutes = np.sort(rng.integers(0, N_DAYS, n_inv) * 1440 + rng.integers(7 * 60, 20 * 60, n_inv))
+    weight = rng.lognormal(0.0, 1.0, n_cust)
+    cust = rng.choice(n_cust, n_inv, p=weight / weight.sum())
+    guest = rng.random(n_inv) < GUEST_SHARE
+    number = _text(np.arange(n_inv) + 536365)
+    invoice_no = pc.if_else(pa.array(cancel), pc.binary_join_element_wise("C", number, ""), number)
+    cust_id = pc.if_else(pa.array(guest), pa.scalar(None, pa.string()), pc.take(_text(np.arange(n_cust) + 12346),
+                                                                             pa.array(cust)))
+    country_of = np.asarray(COUNTRIES, dtype=object)[rng.choice(len(COUNTRIES), n_cust, p=COUNTRY_WEIGHTS)]
+    country = pc.take(pa.array(country_of.tolist()), pa.array(cust))
+    date = _us_dates(minutes)
+    # lines: a few duplicated (the copy follows its original), cut at n_lines
+    inv = np.repeat(np.arange(n_inv), total)
+    pos = np.arange(len(inv)) - np.repeat(np.cumsum(total) - total, total)
+    dup = rng.choice(len(inv), int(len(inv) * DUPLICATE_SHARE), replace=False)
+    order = np.sort(np.concatenate([np.arange(len(inv)), dup]), kind="stable")[:n_lines]
+    is_post = (post[inv] & (pos == size[inv]))
+    codes, descs, cents = _catalogue(rng)
+    # an invoice's lines are distinct products: a popular first one, then fixed steps through the catalogue
+    base = rng.choice(N_PRODUCTS, n_inv, p=(w := rng.lognormal(0.0, 1.5, N_PRODUCTS)) / w.sum())
+    step = rng.integers(1, 300, n_inv)
+    product = np.where(is_post, N_PRODUCTS, (base[inv] + pos * step[inv]) % N_PRODUCTS)
+    qty = np.minimum(rng.geometric(0.25, len(inv)), 48)
+    qty = np.where(is_post, 1, np.where(cancel[inv], -qty, qty))
+    price = cents[product]
+    price_text = pc.binary_join_element_wise(_text(price // 100), pc.utf8_lpad(_text(price % 100), 2, "0"), ".")
+    take_inv = pa.array(inv[order])
+    return pa.table({
+        "InvoiceNo": pc.take(invoice_no, take_inv),
+        "StockCode": pc.take(codes, pa.array(product[order])),
+        "Description": pc.take(descs, pa.array(product[order])),
+        "Quantity": pa.array(qty[order]),
+        "InvoiceDate": pc.take(date, take_inv),
+        "UnitPrice": pc.take(price_text, pa.array(order)),
+        "CustomerID": pc.take(cust_id, take_inv),
+        "Country": pc.take(country, take_inv),
+    })
+
+
+def _csv_quote(values: list[str]) -> list[str]:
+    """CSV fields as a spreadsheet writes them: quoted (quotes doubled) only when they hold , or "."""
+    return [f'"{v.replace(chr(34), 2 * chr(34))}"' if ("," in v or '"' in v) else v for v in values]
+
+
+def _csv_chunk(table: pa.Table) -> bytes:
+    """The rows of `table` as CSV lines (no header); only Description can need quoting (see generate)."""
+    cols = [pc.fill_null(pc.cast(table[c].combine_chunks(), pa.string()), "") for c in table.column_names]
+    lines = pc.binary_join_element_wise(*cols, ",")
+    lines = pc.binary_join_element_wise(lines, pa.scalar("\n"), "")
+    offsets, data = lines.buffers()[1], lines.buffers()[2]
+    first, last = np.frombuffer(offsets, dtype=np.int32)[[lines.offset, lines.offset + len(lines)]]
+    return data.to_pybytes()[first:last]
+
+
+def write_log(n_lines: int, folder: Path, seed: int = 0, chunk: int = 1_000_000) -> tuple[Path, float]:
+    """Generate the log of `n_lines` lines and write it as UTF-8 CSV; (path, seconds). A log already in
+    `folder` (kept by an earlier --keep run with the same seed) is reused."""
+    start = time.perf_counter()
+    path = folder / f"invoices_{n_lines}_seed{seed}.csv"
+    if path.is_file():
+        return path, 0.0
+    table = generate(n_lines, seed)
+    with open(path, "wb") as fh:
+        fh.write((",".join(table.column_names) + "\n").encode())
+        for i in range(0, table.num_rows, chunk):
+            fh.write(_csv_chunk(table.slice(i, chunk)))
+    return path, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- the child: one ingest, own process
+def _peaks() -> dict[str, float]:
+    """Peak RSS so far, MB: VmHWM of /proc/self/status (Linux) as "peak_mb", else ru_maxrss; both kept."""
+    import resource
+
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"ru_maxrss_mb": maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(("VmHWM:", "VmRSS:")):
+                out[line.split(":")[0] + "_mb"] = int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    out["peak_mb"] = out.get("VmHWM_mb", out["ru_maxrss_mb"])
+    return out
+
+
+class Sampler:
+    """A poor man's py-spy: a thread that every few ms reads this process's RSS and the line the main
+    thread is on (its innermost frame inside datastory), and charges the elapsed time and the RSS to it."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import threading
+
+        self.interval, self.main = interval, threading.main_thread().ident
+        self.lines: dict[str, list[float]] = {}     # line -> [seconds, max RSS MB]
+        self.peak: tuple[float, list[str]] = (0.0, [])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _where(self) -> list[str]:
+        frame, stack = sys._current_frames().get(self.main), []
+        while frame is not None:
+            code = frame.f_code
+            if "datastory" in code.co_filename:
+                stack.append(f"{Path(code.co_filename).name}:{frame.f_lineno} {code.co_name}")
+            frame = frame.f_back
+        return stack
+
+    def _loop(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE") / 2**20
+        last = time.perf_counter()
+        while not self._stop.wait(self.interval):
+            now = time.perf_counter()
+            with open("/proc/self/statm") as fh:
+                rss = int(fh.read().split()[1]) * page
+            stack = self._where()
+            key = stack[0] if stack else "(outside datastory)"
+            entry = self.lines.setdefault(key, [0.0, 0.0])
+            entry[0] += now - last
+            entry[1] = max(entry[1], rss)
+            if rss > self.peak[0]:
+                self.peak = (rss, stack)
+            last = now
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self, top: int) -> str:
+        rows = sorted(self.lines.items(), key=lambda kv: -kv[1][0])[:top]
+        out = [f"{'seconds':>8} {'max RSS MB':>10}  line (innermost datastory frame)"]
+        out += [f"{s:8.2f} {r:10.0f}  {k}" for k, (s, r) in rows]
+        out.append(f"peak RSS {self.peak[0]:,.0f} MB at: " + " <- ".join(self.peak[1][:6]))
+        return "\n".join(out)
+
+
+def child(root: Path, mode: str, top: int) -> dict[str, Any]:
+    """Ingest the project at `root` once; wall time, peaks and the row counts."""
+    from datastory import config, ingest
+
+    out: dict[str, Any] = {"phases": []}
+    start = time.perf_counter()
+    if mode == "run":
+        quality = ingest.run(root)
+    else:
+        cfg = config.load("data", root)
+        paths = config.paths(root)
+        t = time.perf_counter()
+        box = [ingest.read_source(cfg, paths, root)]   # prepare gets the only reference, as in ingest.run
+        out["phases"].append(("read", time.perf_counter() - t, _peaks()))
+        t = time.perf_counter()
+        if mode == "sample":
+            with Sampler() as sampler:
+                result = ingest.prepare(box.pop(), cfg)
+                ingest.save(result, paths)
+            out["profile"] = sampler.report(top or 25)
+        elif mode == "profile":
+            import cProfile
+            import io
+            import pstats
+
+            prof = cProfile.Profile()
+            result = prof.runcall(ingest.prepare, box.pop(), cfg)
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+            out["profile"] = buf.getvalue()
+        else:
+            result = ingest.prepare(box.pop(), cfg)
+        out["phases"].append(("prepare" if mode != "sample" else "prep+save", time.perf_counter() - t, _peaks()))
+        t = time.perf_counter()
+        if mode != "sample":
+            ingest.save(result, paths)
+            out["phases"].append(("save", time.perf_counter() - t, _peaks()))
+        quality = result.quality
+    out["wall_s"] = time.perf_counter() - start
+    out.update(_peaks())
+    out["rows_read"], out["rows_kept"] = quality["rows_read"], quality["rows_kept"]
+    out["set_aside"] = {**quality["excluded"], **quality["rejected"],
+                        "duplicates": quality["duplicates_removed"]}
+    return out
+
+
+# ---------------------------------------------------------------- the parent
+def make_project(folder: Path, csv_path: Path, params: Path = ROOT / "params") -> Path:
+    """A temp project: a copy of `params` with data.yaml mapping the invoice log at `csv_path`."""
+    root = folder / "project"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(params, root / "params")
+    data = yaml.safe_load((root / "params" / "data.yaml").read_text(encoding="utf-8"))
+    for key, value in INVOICE.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    data["file"]["path"] = str(csv_path)
+    (root / "params" / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return root
+
+
+def run_child(root: Path, mode: str, top: int, src: str) -> dict[str, Any]:
+    env = {**os.environ, "DATASTORY_ROOT": str(root)}
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, __file__, "--child", str(root), "--mode", mode, "--profile", str(top)],
+                          capture_output=True, text=True, env=env, cwd=root, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def generate_in_child(n_lines: int, folder: Path, seed: int) -> tuple[Path, float]:
+    """write_log in its own process, so that this parent stays small: on Linux a child's ru_maxrss starts
+    from the RSS of the process that forked it (it survives exec), and the ingest children fork from here."""
+    proc = subprocess.run([sys.executable, __file__, "--generate", str(n_lines), "--keep", str(folder),
+                           "--seed", str(seed)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"generating the log failed:\n{proc.stderr[-3000:]}")
+    path, secs = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Path(path), secs
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(float(s)) for s in text.split(",") if s.strip()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1e6,1e7", help="lines per log, comma-separated (default 1e6,1e7)")
+    ap.add_argument("--repeats", default="", help="runs per size, comma-separated (default 3 below 5M lines, else 1)")
+    ap.add_argument("--keep", default="", help="write the logs (and temp projects) here and keep them")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--phases", action="store_true", help="time read / prepare / save separately")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile prepare: top N by own time")
+    ap.add_argument("--sample", action="store_true",
+                    help="sample prepare + save every 5 ms: seconds and max RSS per source line of datastory")
+    ap.add_argument("--src", default="", help="import datastory from this folder in the children")
+    ap.add_argument("--params", default=str(ROOT / "params"), help="params folder to copy (one matching --src)")
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--generate", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="run", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(Path(args.child), args.mode, args.profile)))
+        return
+    if args.generate:
+        path, secs = write_log(args.generate, Path(args.keep), args.seed)
+        print(json.dumps([str(path), secs]))
+        return
+    sizes = _sizes(args.sizes)
+    repeats = [int(r) for r in args.repeats.split(",")] if args.repeats else [3 if n < 5_000_000 else 1
+                                                                              for n in sizes]
+    repeats = (repeats + repeats[-1:] * len(sizes))[:len(sizes)]
+    mode = "sample" if args.sample else "profile" if args.profile else "phases" if args.phases else "run"
+    tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="bench_ingest_")
+    folder = Path(args.keep or tmp.name).resolve()  # type: ignore[union-attr]
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"bench/ingest.py: sizes {sizes}, repeats {repeats}, mode {mode}, folder {folder}"
+          + (f", datastory from {args.src}" if args.src else ""))
+    rows = []
+    try:
+        for n, rep in zip(sizes, repeats, strict=True):
+            path, gen_s = generate_in_child(n, folder, args.seed)
+            mb = path.stat().st_size / 1e6
+            print(f"  generated {n:,} lines, {mb:,.0f} MB in {gen_s:.1f} s (not counted)" if gen_s else
+                  f"  reusing {path.name}, {mb:,.0f} MB")
+            runs = []
+            for i in range(rep):
+                res = run_child(make_project(folder, path, Path(args.params)), mode, args.profile, args.src)
+                runs.append(res)
+                print(f"  {n:>12,} run {i + 1}/{rep}: {res['wall_s']:7.2f} s, peak RSS {res['peak_mb']:7.0f} MB"
+                      f" (ru_maxrss {res['ru_maxrss_mb']:.0f} MB); read {res['rows_read']:,},"
+                      f" kept {res['rows_kept']:,}, set aside {res['set_aside']}")
+                for name, secs, peaks in res["phases"]:
+                    print(f"      {name:<8} {secs:7.2f} s   peak RSS so far {peaks['peak_mb']:7.0f} MB,"
+                          f" RSS now {peaks.get('VmRSS_mb', float('nan')):7.0f} MB")
+                if res.get("profile"):
+                    print(res["profile"])
+            wall = statistics.median(r["wall_s"] for r in runs)
+            rows.append((n, mb, wall, max(r["peak_mb"] for r in runs), rep))
+            if not args.keep:
+                path.unlink()
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    print()
+    print(f"{'lines':>12} {'file MB':>8} {'runs':>4} {'wall s (median)':>16} {'peak RSS MB':>12} {'lines/s':>11}")
+    for n, mb, wall, rss, rep in rows:
+        print(f"{n:>12,} {mb:>8,.0f} {rep:>4} {wall:>16.2f} {rss:>12,.0f} {n / wall:>11,.0f}")
+    print("peak RSS: the child's VmHWM (/proc/self/status; ru_maxrss where there is no /proc), max over its runs;"
+          "\nwall: inside the child, ingest.run (read + prepare + save), imports excluded; median over its runs")
+    walls = {n: wall for n, _, wall, _, _ in rows}
+    rss = {n: r for n, _, _, r, _ in rows}
+    if 1_000_000 in walls and 10_000_000 in walls:
+        ratio = walls[10_000_000] / walls[1_000_000]
+        print(f"time(10M)/time(1M) = {ratio:.2f}  target <= {RATIO_TARGET:g}: "
+              f"{'PASS' if ratio <= RATIO_TARGET else 'MISS'}")
+        print(f"peak RSS at 10M = {rss[10_000_000]:,.0f} MB  target <= {RSS_TARGET_MB:,.0f} MB: "
+              f"{'PASS' if rss[10_000_000] <= RSS_TARGET_MB else 'MISS'}")
+    elif len(rows) >= 2:
+        (n0, _, w0, _, _), (n1, _, w1, _, _) = rows[0], rows[-1]
+        print(f"time({n1:,})/time({n0:,}) = {w1 / w0:.2f} for {n1 / n0:g} x the lines "
+              "(targets apply to 1M and 10M only)")
+
+
+if __name__ == "__main__":
+    main()
