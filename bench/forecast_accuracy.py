@@ -8,11 +8,14 @@ Run: .venv/bin/python bench/forecast_accuracy.py [monthly|quarterly|both] [--lim
   seasonal naive; Prophet with default settings (no tuning; MAP fit, the reference's setup);
   our engine: rolling-origin backtest of the pipeline's models on the training part only, per-series
   selection (lowest backtest MASE), refit on all training data, forecast h; once with the pipeline's
-  three models and once adding the "combination" candidate (inverse-MASE weighted average of the best
-  backtested models, see src/datastory/forecast/combine.py). Folds: 2 (the shortest
-  training series, 67 months / 22 quarters, allows no more with h = 24 / 8).
+  three models and once adding the "combination" candidate (which also backtests Theta; an inverse-MASE
+  weighted average of the best backtested models, kept unless a single model backtests 10% better, see
+  src/datastory/forecast/combine.py). Folds: 2 (the shortest training series, 67 months / 22 quarters,
+  allows no more with h = 24 / 8).
 - Metrics (README conventions): MASE = mean |y - yhat| / in-sample mean |y_t - y_{t-m}| (m = 12 / 4);
   MAPE = 100 mean |(y - yhat) / y|; sMAPE = 100 mean 2|y - yhat| / (|y| + |yhat|); means over series.
+  coverage = share of the test actuals inside the shipped 80% interval (nominal 0.80; default Prophet is
+  run without interval sampling, like the reference, so it has none).
 - Engine: Dask LocalCluster of 2 single-threaded workers (the pipeline's default) for our engine and
   for default Prophet. --limit N keeps the first N series (a quick look; the table says so).
 Not a test: the figures depend on library versions; timings on the machine.
@@ -58,16 +61,17 @@ def load(name: str, limit: int | None) -> tuple[dict[str, pd.Series], dict[str, 
     return train, test
 
 
-def scores(train: pd.Series, test: pd.Series, yhat: np.ndarray, m: int) -> tuple[float, float, float]:
-    """(MASE, MAPE %, sMAPE %) of one series' forecast."""
-    y, tr = test.to_numpy(), train.to_numpy()
+def scores(train: pd.Series, test: pd.Series, fc: dict[str, np.ndarray], m: int) -> tuple[float, ...]:
+    """(MASE, MAPE %, sMAPE %, interval coverage) of one series' forecast (yhat and, if any, its band)."""
+    y, tr, yhat = test.to_numpy(), train.to_numpy(), fc["yhat"]
+    cov = float(np.mean((y >= fc["yhat_lower"]) & (y <= fc["yhat_upper"]))) if "yhat_lower" in fc else np.nan
     err = np.abs(y - yhat)
     scale = np.mean(np.abs(tr[m:] - tr[:-m]))
     with np.errstate(divide="ignore", invalid="ignore"):
         mape = 100 * np.mean(err / np.abs(y))
         den = np.abs(y) + np.abs(yhat)
         smape = 100 * np.mean(np.where(den == 0, 0.0, 2 * err / den))
-    return float(np.mean(err) / scale), float(mape), float(smape)
+    return float(np.mean(err) / scale), float(mape), float(smape), cov
 
 
 def default_prophet(train: pd.Series, h: int, freq: str) -> np.ndarray:
@@ -81,18 +85,18 @@ def default_prophet(train: pd.Series, h: int, freq: str) -> np.ndarray:
     return model.predict(pd.DataFrame({"ds": future}))["yhat"].to_numpy()
 
 
-def run_default_prophet(train: dict[str, pd.Series], h: int, freq: str) -> dict[str, np.ndarray]:
+def run_default_prophet(train: dict[str, pd.Series], h: int, freq: str) -> dict[str, dict[str, np.ndarray]]:
     """Default Prophet on every series, over a 2-worker LocalCluster."""
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         futures = {sid: client.submit(default_prophet, y, h, freq, pure=False) for sid, y in train.items()}
-        return {sid: fut.result() for sid, fut in futures.items()}
+        return {sid: {"yhat": fut.result()} for sid, fut in futures.items()}
 
 
-def run_engine(train: dict[str, pd.Series], spec: dict, models_: list[str]) -> tuple[dict[str, np.ndarray],
-                                                                                       dict[str, int]]:
+def run_engine(train: dict[str, pd.Series], spec: dict, models_: list[str]) -> tuple[
+        dict[str, dict[str, np.ndarray]], dict[str, int]]:
     """Our engine (backtest on the training part, select, refit, forecast h) with the Dask engine."""
     cfg = ffile.file_params(spec["freq"], spec["h"], spec["folds"], models_, "dask", 0)
     long = pd.concat([pd.DataFrame({"series_id": sid, "region": sid, "product_line": "", "ds": y.index,
@@ -100,7 +104,8 @@ def run_engine(train: dict[str, pd.Series], spec: dict, models_: list[str]) -> t
     res = engine.run(long.astype({"series_id": "string", "region": "string", "product_line": "string"}), cfg,
                      progress=False)
     fut = res.frame[res.frame["is_forecast"]]
-    out = {str(sid): g.sort_values("ds")["yhat"].to_numpy() for sid, g in fut.groupby("series_id")}
+    out = {str(sid): {c: g.sort_values("ds")[c].to_numpy() for c in models.OUT_COLUMNS}
+           for sid, g in fut.groupby("series_id")}
     return out, {k: v for k, v in res.metrics["wins"].items() if v}
 
 
@@ -108,11 +113,11 @@ def bench(name: str, limit: int | None, variants: list[list[str]]) -> None:
     spec = SETS[name]
     train, test = load(name, limit)
     h, m, freq = spec["h"], spec["m"], spec["freq"]
-    fc: dict[str, dict[str, np.ndarray]] = {}
+    fc: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
-    fc["seasonal naive"] = {sid: models.seasonal_naive(y, h, freq, ffile.file_params(freq, h))["yhat"].to_numpy()
-                            for sid, y in train.items()}
+    fc["seasonal naive"] = {sid: {c: v.to_numpy() for c, v in models.seasonal_naive(
+        y, h, freq, ffile.file_params(freq, h)).items()} for sid, y in train.items()}
     secs["seasonal naive"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fc["Prophet (default)"] = run_default_prophet(train, h, freq)
@@ -127,7 +132,7 @@ def bench(name: str, limit: int | None, variants: list[list[str]]) -> None:
     for method, per in fc.items():
         s = np.array([scores(train[sid], test[sid], per[sid], m) for sid in train])
         rows.append({"method": method, "MASE": np.mean(s[:, 0]), "MAPE": np.mean(s[:, 1]),
-                     "sMAPE": np.mean(s[:, 2]), "seconds": secs[method]})
+                     "sMAPE": np.mean(s[:, 2]), "coverage": np.mean(s[:, 3]), "seconds": secs[method]})
     table = pd.DataFrame(rows)
     scope = f"first {len(train)} series" if limit else f"all {len(train)} series"
     print(f"\nTourism {name}: {scope}, h={h}, backtest folds={spec['folds']}, Dask LocalCluster 2 workers")

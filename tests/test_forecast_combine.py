@@ -67,14 +67,41 @@ def test_engine_combination_candidate_is_scored_and_consistent():
     y = monthly()
     r = engine.forecast_series("s", y, cfg)
     sc = r["scores"].set_index("model")
-    assert set(sc.index) == {"seasonal_naive", "ets", "combination"}
+    assert set(sc.index) == {"seasonal_naive", "ets", "theta", "combination"}  # Theta comes with it
     bt = r["backtest"]
     parts = {name: g.reset_index(drop=True) for name, g in bt.groupby("model")}
     w = combine.weights(r["scores"][r["scores"]["model"] != "combination"])
+    assert len(w) == combine.TOP_K
     expect = sum(wt * parts[name]["yhat"].to_numpy() for name, wt in w.items())
     np.testing.assert_allclose(parts["combination"]["yhat"], expect)
-    assert r["model"] == sc["mase"].idxmin() or sc["mase"].min() == sc.loc[r["model"], "mase"]
+    singles = sc.drop(index="combination")["mase"]
+    if r["model"] == "combination":
+        assert singles.min() >= (1 - combine.MARGIN) * sc.loc["combination", "mase"]
+    else:
+        assert sc.loc[r["model"], "mase"] == singles.min()
+        assert singles.min() < (1 - combine.MARGIN) * sc.loc["combination", "mase"]
     assert len(r["future"]) == 6
+
+
+def test_candidates_add_theta_only_with_the_combination():
+    assert combine.candidates(["seasonal_naive", "ets"]) == ["seasonal_naive", "ets"]
+    assert combine.candidates(["seasonal_naive", "combination", "ets"]) == ["seasonal_naive", "ets", "theta"]
+    with pytest.raises(ModelError, match="list of model names"):
+        combine.candidates("ets")
+
+
+def test_select_keeps_the_combination_unless_a_model_is_clearly_better():
+    close = scores(seasonal_naive=1.2, ets=0.95, combination=1.0)
+    assert combine.select(close) == "combination"  # ets is only 5% better: not enough evidence
+    clear = scores(seasonal_naive=1.2, ets=0.85, combination=1.0)
+    assert combine.select(clear) == "ets"  # 15% better
+    assert combine.select(close, margin=0.0) == "ets"
+    assert combine.select(scores(seasonal_naive=1.2, ets=0.9)) == "ets"  # no combination: plain selection
+    assert combine.select(scores(seasonal_naive=1.0, combination=float("nan"))) == "seasonal_naive"
+    with pytest.raises(ModelError, match="margin"):
+        combine.select(close, margin=1.5)
+    with pytest.raises(ModelError, match="nothing to select"):
+        combine.select(close.iloc[:0])
 
 
 def test_engine_without_combination_in_models_has_no_such_candidate():

@@ -10,7 +10,7 @@ import pytest
 
 from datastory import config, io, schema
 from datastory.errors import DataError, ModelError
-from datastory.forecast import build_series, engine, models, run, save
+from datastory.forecast import backtest, build_series, engine, intervals, models, run, save, score
 
 
 def make_tx(years: int = 3, seed: int = 3) -> pd.DataFrame:
@@ -57,7 +57,7 @@ def test_run_contracts(series_long):
 
     m = res.metrics
     assert (m["freq"], m["horizon"], m["folds"], m["interval_width"]) == ("M", 3, 2, 0.8)
-    assert set(m["overall"]) == {"mase", "smape", "coverage", "naive_mase", "naive_smape"}
+    assert set(m["overall"]) == {"mase", "smape", "coverage", "raw_coverage", "naive_mase", "naive_smape"}
     assert set(m["series"]) == set(series_long["series_id"])
     north = m["series"]["North"]
     assert north["region"] == "North" and north["product_line"] == schema.ALL and north["error"] is None
@@ -68,6 +68,22 @@ def test_run_contracts(series_long):
         assert s["mase"] <= s["naive_mase"] + 1e-9
     assert list(res.backtest.columns) == engine.BACKTEST_CSV_COLUMNS
     assert len(res.backtest) == len(m["series"]) * len(c.models) * c.folds * c.horizon
+
+
+def test_shipped_band_is_calibrated_on_the_backtest(series_long):
+    c = cfg(models=["seasonal_naive"], horizon=6, interval_width=0.5)
+    one = series_long[series_long["series_id"] == "All"]
+    res = run(one, c, progress=False)
+    y = pd.Series(one["y"].to_numpy(), index=pd.DatetimeIndex(one["ds"]), name="All")
+    bt = backtest(y, c)
+    expected = intervals.calibrate(bt, models.seasonal_naive(y, 6, "M", c), 0.5)
+    fut = res.frame[res.frame["is_forecast"]]
+    np.testing.assert_allclose(fut["yhat_lower"], expected["yhat_lower"].round(6))
+    np.testing.assert_allclose(fut["yhat_upper"], expected["yhat_upper"].round(6))
+    s = res.metrics["series"]["All"]
+    assert s["interval_factor"] == round(intervals.fit(bt, 0.5)[0], 6)
+    assert s["coverage"] == round(intervals.cv_coverage(bt, 0.5), 6)  # leave-one-fold-out, not in-sample
+    assert s["raw_coverage"] == round(float(score(bt, y, c)["coverage"].iloc[0]), 6)
 
 
 def test_progress_bar_has_no_timings(series_long, capsys):
@@ -138,6 +154,14 @@ def test_save_writes_readable_deterministic_files(series_long, project):
     csv = pd.read_csv(paths.forecast_backtest)
     assert list(csv.columns) == engine.BACKTEST_CSV_COLUMNS
     assert csv["ds"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    plot = pd.read_csv(paths.forecast_backtest_plot)  # what `dvc plots show` draws: the company total
+    assert list(plot.columns) == ["ds", "value", "line"]
+    assert set(plot["line"]) == {"actual", *c.models}
+    total = csv[csv["series_id"] == "All"]
+    for name in c.models:
+        line = plot[plot["line"] == name]
+        assert len(line) == c.folds * c.horizon and not line["ds"].duplicated().any()
+        np.testing.assert_allclose(line["value"], total[total["model"] == name]["yhat"])
 
 
 @pytest.mark.slow
@@ -198,3 +222,9 @@ def test_unknown_freq(series_long):
 def test_missing_columns():
     with pytest.raises(DataError, match="missing column"):
         run(pd.DataFrame({"series_id": ["All"], "y": [1.0]}), cfg(), progress=False)
+
+
+def test_plot_csv_without_any_backtest_is_an_empty_table():
+    empty = engine.ForecastResult(frame=pd.DataFrame(columns=list(schema.FORECAST)), metrics={},
+                                  backtest=pd.DataFrame(columns=engine.BACKTEST_CSV_COLUMNS))
+    assert engine.plot_csv(empty) == "ds,value,line\n"

@@ -69,6 +69,22 @@ def test_ets_constant_history_is_constant():
     assert (out["yhat"] == 5.0).all()
 
 
+def test_theta_recovers_trend_and_seasonality():
+    full = pattern(72)
+    out = models.theta(monthly(full[:60]), 12, "M", CFG)
+    truth = 100 + 1.5 * np.arange(60, 72) + 20 * np.sin(2 * np.pi * np.arange(60, 72) / 12)
+    assert np.mean(np.abs(out["yhat"].to_numpy() - truth)) < 8.0
+    assert np.corrcoef(out["yhat"], truth)[0, 1] > 0.95
+    assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
+
+
+def test_theta_constant_history_and_short_history():
+    out = models.theta(monthly([5.0] * 30), 4, "M", CFG)
+    assert (out["yhat"] == 5.0).all()
+    short = models.theta(monthly([10.0, 12.0, 11.0, 15.0, 14.0]), 3, "M", CFG)  # < 2 seasons: no adjustment
+    assert np.isfinite(short.to_numpy()).all() and len(short) == 3
+
+
 def test_prophet_recovers_trend_and_seasonality_deterministically(caplog, capfd):
     full = pattern(72)
     y = monthly(full[:60])
@@ -93,13 +109,13 @@ def test_get_known_and_unknown():
 
 
 # ------------------------------------------------------------------ negative
-@pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.prophet])
+@pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.theta, models.prophet])
 def test_unknown_freq(fit):
     with pytest.raises(DataError, match="unknown forecast frequency"):
         fit(monthly(pattern(30)), 3, "Y", CFG)
 
 
-@pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.prophet])
+@pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.theta, models.prophet])
 def test_too_short(fit):
     with pytest.raises(ModelError, match="at least 3"):
         fit(monthly([1.0, 2.0]), 3, "M", CFG)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from datastory.errors import DataError
@@ -54,3 +56,32 @@ def test_bad_input(tiny_frames_forecast):
         views.wins_table([])
     with pytest.raises(DataError, match="no series 'Nowhere'"):
         views.plot_series(tiny_frames_forecast, "Nowhere")
+
+
+def backtest_rows(tiny_frames_forecast) -> pd.DataFrame:
+    """Two models' backtest of the last 4 history periods of "All" (one fold), as the engine records it."""
+    hist = tiny_frames_forecast[(tiny_frames_forecast["series_id"] == "All") & ~tiny_frames_forecast["is_forecast"]]
+    last = hist.sort_values("ds").tail(4)
+    return pd.concat([pd.DataFrame({"series_id": "All", "model": name, "fold": 0, "ds": last["ds"].to_numpy(),
+                                    "y": last["y"].to_numpy(), "yhat": last["y"].to_numpy() * k})
+                      for name, k in (("seasonal_naive", 0.9), ("ets", 1.1))], ignore_index=True)
+
+
+def test_backtest_plot_is_one_line_per_model_plus_actuals(tiny_frames_forecast):
+    bt = backtest_rows(tiny_frames_forecast)
+    out = views.backtest_plot(tiny_frames_forecast, bt, "All")
+    assert list(out.columns) == views.PLOT_COLUMNS
+    assert list(dict.fromkeys(out["line"])) == ["actual", "ets", "seasonal_naive"]
+    actual = out[out["line"] == "actual"]
+    assert len(actual) == 8  # the 4 backtest periods and 4 before them, for context
+    assert actual["ds"].is_monotonic_increasing and not actual["ds"].duplicated().any()
+    ets = out[out["line"] == "ets"].set_index("ds")["value"]
+    np.testing.assert_allclose(ets, actual.set_index("ds")["value"].reindex(ets.index) * 1.1)
+
+
+def test_backtest_plot_bad_input(tiny_frames_forecast):
+    bt = backtest_rows(tiny_frames_forecast)
+    with pytest.raises(DataError, match="no backtest of series 'North'"):
+        views.backtest_plot(tiny_frames_forecast, bt, "North")
+    with pytest.raises(DataError, match="missing column"):
+        views.backtest_plot(tiny_frames_forecast, bt.drop(columns="yhat"))

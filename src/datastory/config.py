@@ -209,7 +209,7 @@ class ForecastParams(_Strict):
     horizon: int = Field(13, ge=1, le=1000)
     folds: int = Field(3, ge=1, le=20)
     interval_width: float = Field(0.8, gt=0, lt=1)
-    models: list[Literal["prophet", "seasonal_naive", "ets", "combination"]] = Field(
+    models: list[Literal["prophet", "seasonal_naive", "ets", "theta", "combination"]] = Field(
         default_factory=lambda: ["prophet", "seasonal_naive", "ets"], min_length=1)
     seed: int = 0
     engine: Literal["dask", "local"] = "dask"

@@ -2,16 +2,18 @@
 
 series.py builds the series, models.py holds the models (one fit_predict signature),
 scoring.py backtests them by rolling origin, combine.py adds an optional "combination" candidate (an
-inverse-MASE weighted average of the best backtested models), engine.py runs every series (Dask or a
-local loop) and saves; file.py forecasts any long CSV (unique_id, ds, y) for `datastory forecast-file`.
+inverse-MASE weighted average of the best backtested models, Theta included), intervals.py rescales the
+chosen model's band on its backtest errors (conformal), engine.py runs every series (Dask or a local loop)
+and saves; views.py holds the notebook's tables and the `dvc plots` table; file.py forecasts any long CSV
+(unique_id, ds, y) for `datastory forecast-file`.
 """
 
 from __future__ import annotations
 
 from .engine import ForecastResult, forecast_series, run, save
-from .models import MODELS, ets, prophet, seasonal_naive
+from .models import MODELS, ets, prophet, seasonal_naive, theta
 from .scoring import backtest, score, select
 from .series import build_series
 
 __all__ = ["MODELS", "ForecastResult", "backtest", "build_series", "ets", "forecast_series", "prophet", "run",
-           "save", "score", "seasonal_naive", "select"]
+           "save", "score", "seasonal_naive", "select", "theta"]

@@ -1,12 +1,17 @@
 """Run the forecast of every series (backtest, select, forecast), fanned out with Dask, and save it.
 
 Per series: each model in cfg.models is backtested; a model that raises is skipped for that series
-and its error recorded; with "combination" listed, an inverse-MASE weighted average of the best
-backtested models is a further candidate (combine.py); the lowest mean MASE wins (ties -> simpler
-model, the combination counting as the most complex), so when every other model fails, seasonal
-naive is chosen. The winner is refit on the whole history to forecast cfg.horizon
-periods. History rows of the output frame carry y only (yhat NaN): the shipped accuracy is the
-out-of-sample backtest, not an in-sample fit.
+and its error recorded; with "combination" listed, Theta is backtested too and an inverse-MASE weighted
+average of the best backtested models is a further candidate, kept unless a single model backtests
+clearly better (combine.py); otherwise the lowest mean MASE wins (ties -> simpler model), so when every
+other model fails, seasonal naive is chosen. The winner is refit on the whole history to forecast
+cfg.horizon periods, and its interval is rescaled on its own backtest errors (intervals.py). History
+rows of the output frame carry y only (yhat NaN): the shipped accuracy is the out-of-sample backtest,
+not an in-sample fit.
+
+Metrics per series (metrics/forecast.json): the chosen model's backtest MASE/sMAPE; coverage = backtest
+coverage of the shipped (rescaled) interval, leave-one-fold-out; raw_coverage = that of the model's own
+band; interval_factor = the rescaling factor (> 1 widened). "overall" holds their means over series.
 
 Outputs are ordered by series_id and rounded to 6 decimals, so their bytes do not depend on which
 worker finished first or on last-digit float noise.
@@ -32,8 +37,10 @@ from .. import io, schema
 from ..config import ForecastParams, Paths
 from ..errors import DataError
 from . import combine as cb
+from . import intervals as iv
 from . import models as m
-from .scoring import backtest, check_length, score, select
+from . import views
+from .scoring import backtest, check_length, score
 from .series import split
 
 NAIVE = "seasonal_naive"
@@ -66,9 +73,7 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
     """
     errors: dict[str, str] = {}
     bts, scores = [], []
-    for name in cfg.models:
-        if name == cb.NAME:
-            continue
+    for name in cb.candidates(cfg.models):
         try:
             bt = backtest(y, cfg, [name], fitters)
             sc = score(bt, y, cfg)
@@ -86,7 +91,7 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
             bt = cb.combine({b["model"].iloc[0]: b.reset_index(drop=True) for b in bts}, weights)
             bts.append(bt)
             score_df = pd.concat([score_df, score(bt, y, cfg)], ignore_index=True)
-    chosen = select(score_df) if len(score_df) else None
+    chosen = cb.select(score_df) if len(score_df) else None
     future = None
     while chosen is not None:
         try:
@@ -99,16 +104,24 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
         except Exception as exc:  # refit on the full history failed: fall back to the baseline
             errors[chosen] = _describe(exc)
             chosen = NAIVE if chosen != NAIVE and NAIVE in set(score_df["model"]) else None
-    return {"series_id": sid, "model": chosen, "scores": score_df,
-            "backtest": pd.concat(bts, ignore_index=True) if bts else None,
-            "future": future, "errors": errors, "pid": os.getpid()}
+    backtest_all = pd.concat(bts, ignore_index=True) if bts else None
+    calibration: dict[str, float] = {}
+    if future is not None and backtest_all is not None:
+        # The shipped band: the chosen model's band shape, rescaled on its own backtest errors.
+        own = backtest_all[backtest_all["model"] == chosen]
+        factor, absolute = iv.fit(own, cfg.interval_width)
+        future = iv.apply(future, factor, absolute)
+        calibration = {"interval_factor": factor, "coverage": iv.cv_coverage(own, cfg.interval_width)}
+    return {"series_id": sid, "model": chosen, "scores": score_df, "backtest": backtest_all,
+            "future": future, "errors": errors, "calibration": calibration, "pid": os.getpid()}
 
 
 # Heavy modules imported once by the forkserver, so each LocalCluster worker forks with them loaded
 # (cuts worker start from ~3-6 s of imports to ~0.1 s). Prophet itself is left out: importing it
 # prints a plotly notice, which the model function silences before its own (then cheap) import.
 PRELOAD = ["numpy", "pandas", "scipy.stats", "matplotlib.pyplot", "holidays", "cmdstanpy",
-           "statsmodels.tsa.exponential_smoothing.ets", "datastory.forecast.engine"]
+           "statsmodels.tsa.exponential_smoothing.ets", "statsmodels.tsa.forecasting.theta",
+           "statsmodels.tsa.seasonal", "datastory.forecast.engine"]
 
 
 @contextlib.contextmanager
@@ -213,9 +226,12 @@ def _assemble(results: list[dict[str, Any]], series: dict[str, pd.Series], label
             bts.append(r["backtest"].assign(series_id=sid))
         sc = r["scores"]
         errors = "; ".join(f"{k}: {v}" for k, v in sorted(r["errors"].items())) or None
+        cal = r.get("calibration") or {}
         per_series[sid] = {"region": region, "product_line": line, "model": chosen,
                            "mase": _metric(sc, chosen, "mase"), "smape": _metric(sc, chosen, "smape"),
-                           "coverage": _metric(sc, chosen, "coverage"),
+                           "coverage": float(cal.get("coverage", np.nan)),
+                           "raw_coverage": _metric(sc, chosen, "coverage"),
+                           "interval_factor": float(cal.get("interval_factor", np.nan)),
                            "naive_mase": _metric(sc, NAIVE, "mase"), "naive_smape": _metric(sc, NAIVE, "smape"),
                            "error": errors}
     frame = _round(schema.conform(pd.concat(frames, ignore_index=True), schema.FORECAST, "forecast"))
@@ -227,14 +243,14 @@ def _assemble(results: list[dict[str, Any]], series: dict[str, pd.Series], label
         vals = np.array([s[key] for s in per_series.values()], dtype=float)
         return float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
 
-    wins = {name: 0 for name in cfg.models}
+    wins = {name: 0 for name in [*cfg.models, *cb.candidates(cfg.models)]}
     for s in per_series.values():
         if s["model"]:
             wins[s["model"]] = wins.get(s["model"], 0) + 1
     metrics = {"freq": cfg.freq, "horizon": cfg.horizon, "folds": cfg.folds,
                "interval_width": cfg.interval_width,
-               "overall": {k: round(mean(k), DECIMALS) for k in ("mase", "smape", "coverage", "naive_mase",
-                                                                  "naive_smape")},
+               "overall": {k: round(mean(k), DECIMALS) for k in ("mase", "smape", "coverage", "raw_coverage",
+                                                                  "naive_mase", "naive_smape")},
                "series": {sid: {k: (round(v, DECIMALS) if isinstance(v, float) else v) for k, v in s.items()}
                           for sid, s in per_series.items()},
                "wins": wins}
@@ -270,8 +286,25 @@ def backtest_csv(bt: pd.DataFrame) -> str:
     return out.to_csv(index=False, float_format=f"%.{DECIMALS}f", lineterminator="\n")
 
 
+def plot_csv(result: ForecastResult, series_id: str = schema.ALL) -> str:
+    """CSV text (ds, value, line) of one series' actuals vs each model's backtest forecast, for `dvc plots`.
+
+    The company total by default; the first series in id order when there is no total (a file run).
+    """
+    ids = sorted(result.backtest["series_id"].astype(str).unique())
+    if not ids:  # no model could backtest any series: an empty plot, not a failed save
+        return ",".join(views.PLOT_COLUMNS) + "\n"
+    if series_id not in ids:
+        series_id = ids[0]
+    out = _round(views.backtest_plot(result.frame, result.backtest, series_id))
+    out["ds"] = out["ds"].dt.strftime("%Y-%m-%d")
+    return out.to_csv(index=False, float_format=f"%.{DECIMALS}f", lineterminator="\n")
+
+
 def save(result: ForecastResult, paths: Paths) -> list[Path]:
-    """Write the forecast parquet, the metrics JSON and the backtest CSV atomically; return their paths."""
+    """Write the forecast parquet, the metrics JSON, the backtest CSV (every series, model and fold) and
+    the readable backtest plot CSV of the company total atomically; return their paths."""
     return [io.write_parquet(result.frame, paths.forecast),
             io.write_json(result.metrics, paths.forecast_metrics),
-            io.write_text(backtest_csv(result.backtest), paths.forecast_backtest)]
+            io.write_text(backtest_csv(result.backtest), paths.forecast_backtest),
+            io.write_text(plot_csv(result), paths.forecast_backtest_plot)]

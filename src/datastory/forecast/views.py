@@ -9,8 +9,10 @@ import pandas as pd
 from .. import schema
 from ..errors import DataError
 
+PLOT_COLUMNS = ["ds", "value", "line"]
+ACTUAL = "actual"
 ACCURACY_COLUMNS = ["region", "product_line", "model", "mase", "naive_mase", "smape", "naive_smape",
-                    "coverage", "error"]
+                    "coverage", "raw_coverage", "interval_factor", "error"]
 
 
 def _series(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -20,7 +22,8 @@ def _series(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def accuracy_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """One row per series: selected model, its backtest MASE/sMAPE/coverage next to seasonal naive's."""
+    """One row per series: selected model, its backtest MASE/sMAPE next to seasonal naive's, and the
+    backtest coverage of its shipped (calibrated) interval next to its own raw band's."""
     rows = _series(metrics)
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=ACCURACY_COLUMNS)
     table["beats_naive"] = table["mase"] < table["naive_mase"]
@@ -60,3 +63,36 @@ def plot_series(frame: pd.DataFrame, series_id: str = schema.ALL, ax: Any = None
     ax.legend(loc="upper left", frameon=False)
     fig.tight_layout()
     return fig
+
+
+def backtest_plot(frame: pd.DataFrame, backtest: pd.DataFrame, series_id: str = schema.ALL) -> pd.DataFrame:
+    """One series' backtest as a long table a line chart reads directly: ds, value, line.
+
+    line "actual" holds the series' actuals over the backtest span and as many periods before it (for
+    context); every other line is one model's backtest forecast (its folds tile the span without overlap,
+    so each model is one line). This is the file `dvc plots show` draws for the forecast stage: x = ds,
+    y = value, one colour per line. `frame` is ForecastResult.frame, `backtest` ForecastResult.backtest.
+    """
+    missing = [c for c in ("series_id", "ds", "y", "is_forecast") if c not in frame.columns] + [
+        c for c in ("series_id", "model", "ds", "yhat") if c not in backtest.columns]
+    if missing:
+        raise DataError(f"forecast frame or backtest: missing column(s) {', '.join(missing)}",
+                        column=missing[0], fix="pass ForecastResult.frame and ForecastResult.backtest")
+    hist = frame[(frame["series_id"] == series_id) & ~frame["is_forecast"]].sort_values("ds")
+    bt = backtest[backtest["series_id"] == series_id]
+    if hist.empty or bt.empty:
+        known = ", ".join(sorted(backtest["series_id"].astype(str).unique())[:5])
+        raise DataError(f"no backtest of series {series_id!r} (known: {known})", column="series_id",
+                        fix="pick a series_id that was forecast")
+    start = pd.Timestamp(bt["ds"].min())
+    span = int((hist["ds"] >= start).sum())
+    first = max(0, int((hist["ds"] < start).sum()) - span)
+    actual = hist.iloc[first:]
+    parts = [pd.DataFrame({"ds": actual["ds"].to_numpy(), "value": actual["y"].to_numpy(float), "line": ACTUAL})]
+    for name in sorted(bt["model"].astype(str).unique()):
+        one = bt[bt["model"] == name].sort_values("ds", kind="stable")
+        parts.append(pd.DataFrame({"ds": one["ds"].to_numpy(), "value": one["yhat"].to_numpy(float),
+                                   "line": name}))
+    out = pd.concat(parts, ignore_index=True)
+    out["ds"] = pd.to_datetime(out["ds"])
+    return out.loc[:, PLOT_COLUMNS]

@@ -35,7 +35,8 @@ from .narrative import (
     trend,
 )
 
-MODEL_NAMES = {"prophet": "Prophet", "seasonal_naive": "seasonal naive", "ets": "exponential smoothing"}
+MODEL_NAMES = {"prophet": "Prophet", "seasonal_naive": "seasonal naive", "ets": "exponential smoothing",
+               "theta": "Theta", "combination": "a weighted average of the best models"}
 PANELS_PER_FIGURE = 9  # small multiples per figure: 3 rows of 3 fit a page
 TOP_N = 15  # customers shown in the report's risk list (the workbook has all of them)
 
@@ -209,8 +210,10 @@ def notes(p: Pack) -> str:
     fm, cm = p.forecast_metrics, p.churn_metrics
     method = [
         f"Forecasts: each series is forecast with the model that did best in {fm.get('folds', '?')} rolling "
-        f"backtests (Prophet, exponential smoothing or a seasonal naive baseline). The shaded range is the "
-        f"model's interval per period; the totals quoted add these up, so they are a wide range.",
+        f"backtests (Prophet, exponential smoothing, Theta, a seasonal naive baseline, or a weighted average of "
+        f"the best of them). The shaded range is the model's interval per period, widened or narrowed so that "
+        f"in the backtests about {fm.get('interval_width', 0.8):.0%} of actual values fell inside it; the "
+        f"totals quoted add these up, so they are a wide range.",
     ]
     model = cm.get("model") or {}
     if "roc_auc" in model:
