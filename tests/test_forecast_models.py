@@ -103,9 +103,23 @@ def test_prophet_recovers_trend_and_seasonality_deterministically(caplog, capfd)
 
 
 def test_get_known_and_unknown():
-    assert models.get("ets") is models.ets
+    y = pd.Series(100.0 + np.arange(40) % 4, index=pd.date_range("2020-01-01", periods=40, freq="QS"))
+    pd.testing.assert_frame_equal(models.get("ets")(y, 4, "Q", CFG), models.ets(y, 4, "Q", CFG))
     with pytest.raises(ModelError, match="unknown model 'arima'"):
         models.get("arima")
+
+
+def test_get_fits_on_the_history_the_outlier_setting_leaves():
+    seen = []
+    def spy(train, horizon, freq, cfg):
+        seen.append(train.copy())
+        return models.seasonal_naive(train, horizon, freq, cfg)
+    y = pd.Series(100.0 + np.arange(40) % 4, index=pd.date_range("2020-01-01", periods=40, freq="QS"))
+    y.iloc[20] = 1000.0
+    clip = CFG.model_copy(update={"outliers": "clip"})
+    models.get("spy", {"spy": spy})(y, 4, "Q", clip)
+    models.get("spy", {"spy": spy})(y, 4, "Q", CFG)
+    assert seen[0].iloc[20] < 200 and seen[1].iloc[20] == 1000.0
 
 
 # ------------------------------------------------------------------ negative

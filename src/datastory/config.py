@@ -215,6 +215,8 @@ class ForecastParams(_Strict):
     engine: Literal["dask", "local"] = "dask"
     n_workers: int = Field(2, ge=1, le=256)
     scheduler_address: str = ""
+    outliers: Literal["none", "clip"] = "none"
+    outlier_threshold: float = Field(5.0, gt=0, le=100)
     prophet: ProphetParams = Field(default_factory=ProphetParams)
 
     @field_validator("models")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..config import ForecastParams
 from ..errors import ModelError
+from . import outliers
 from .series import OFFSET, check_freq
 
 SEASON = {"D": 7, "W": 52, "M": 12, "Q": 4}
@@ -249,5 +250,11 @@ def get(name: str, fitters: dict[str, Fitter] | None = None) -> Fitter:
     if name not in table:
         raise ModelError(f"unknown model {name!r}; allowed: {', '.join(sorted(table))}", column="models",
                          fix="list only known models in params/forecast.yaml")
-    return table[name]
+    fit = table[name]
+
+    def fit_cleaned(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.DataFrame:
+        """`fit` on the history as params/forecast.yaml's `outliers` leaves it (see outliers.py)."""
+        return fit(outliers.clean(train, freq, cfg.outliers, cfg.outlier_threshold), horizon, freq, cfg)
+
+    return fit_cleaned
 
