@@ -466,7 +466,7 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
         if tx[col].dtype != "string[pyarrow]":
             tx[col] = tx[col].astype("string[pyarrow]")
     pa.default_memory_pool().release_unused()
-    tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
+    tx = schema.conform(tx, schema.TRANSACTIONS, "transactions", copy=False)
     quality = {
         "source": cfg.source,
         "on_bad_rows": cfg.on_bad_rows,
@@ -518,7 +518,7 @@ def save(result: Ingested, paths: Paths) -> None:
     missing = [k for k in QUALITY_KEYS if k not in result.quality]
     if missing:
         raise DataError(f"data-quality dict lacks {', '.join(missing)}", fix="build it with ingest.prepare")
-    io.write_parquet(schema.conform(result.tx, schema.TRANSACTIONS, "transactions"), paths.transactions)
+    io.write_parquet(schema.conform(result.tx, schema.TRANSACTIONS, "transactions", copy=False), paths.transactions)
     io.write_parquet(result.rejected, paths.rejected)
     io.write_json(result.quality, paths.data_quality)
 

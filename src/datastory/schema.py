@@ -70,13 +70,17 @@ CHURN_SCORES = {
 }
 
 
-def conform(df: pd.DataFrame, schema: dict[str, str], name: str) -> pd.DataFrame:
-    """Exactly the schema's columns, in order, with its dtypes; a clear error if one is missing."""
+def conform(df: pd.DataFrame, schema: dict[str, str], name: str, copy: bool = True) -> pd.DataFrame:
+    """Exactly the schema's columns, in order, with its dtypes; a clear error if one is missing.
+
+    copy=False shares the columns with `df` (for a producer that owns `df` and drops it: ten million rows
+    are not copied once more); the default copies, so the result is independent of `df`.
+    """
     missing = [c for c in schema if c not in df.columns]
     if missing:
         raise DataError(f"{name}: missing column(s) {', '.join(missing)}",
                         fix="this is a bug in the stage that produced it; please report it")
-    out = df.loc[:, list(schema)].copy(deep=False)   # selecting a list of columns has copied them already
+    out = pd.DataFrame({c: df[c] for c in schema}, copy=copy)
     for col, dtype in schema.items():
         if str(out[col].dtype) != dtype:
             out[col] = out[col].astype(dtype)
