@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     ff.add_argument("--out", required=True, help="output CSV: unique_id, ds, yhat, yhat_lower, yhat_upper, model")
     ff.add_argument("--folds", type=int, default=None, help="rolling-origin backtest folds (default 3)")
     ff.add_argument("--models", default=None, help="comma-separated from seasonal_naive, ets, theta, prophet and "
-                    "combination (default: seasonal_naive,ets,prophet)")
+                    "combination (default: the pipeline's, seasonal_naive,ets,prophet,combination)")
     ff.add_argument("--engine", choices=["local", "dask"], default=None, help="default dask (LocalCluster)")
     ff.add_argument("--seed", type=int, default=None, help="uncertainty-sampling seed (default 0)")
     return ap

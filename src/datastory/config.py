@@ -210,7 +210,7 @@ class ForecastParams(_Strict):
     folds: int = Field(3, ge=1, le=20)
     interval_width: float = Field(0.8, gt=0, lt=1)
     models: list[Literal["prophet", "seasonal_naive", "ets", "theta", "combination"]] = Field(
-        default_factory=lambda: ["prophet", "seasonal_naive", "ets"], min_length=1)
+        default_factory=lambda: ["prophet", "seasonal_naive", "ets", "combination"], min_length=1)
     seed: int = 0
     engine: Literal["dask", "local"] = "dask"
     n_workers: int = Field(2, ge=1, le=256)
