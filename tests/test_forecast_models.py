@@ -166,3 +166,11 @@ def test_bad_horizon_and_type():
     with pytest.raises(ModelError, match="pandas Series"):
         models.seasonal_naive(pattern(20), 3, "M", CFG)
 
+
+
+def test_prophet_on_just_under_two_years_logs_nothing(caplog):
+    y = pd.Series(100.0 + 10 * np.sin(np.arange(726) / 58.0),
+                  index=pd.date_range("2023-01-01", periods=726, freq="D"))
+    with caplog.at_level(logging.WARNING):
+        out = models.prophet(y, 7, "D", CFG)
+    assert len(out) == 7 and not [r for r in caplog.records if "Yearly seasonality" in r.getMessage()]

@@ -187,6 +187,14 @@ def theta(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.
     return _frame(idx, mean, mean - half, mean + half)
 
 
+class _ShortYearFilter(logging.Filter):
+    """Drop Prophet's warning about yearly seasonality on 723-729 days of history: `prophet` below turns it on
+    from two years less a week on purpose (a fold's history often ends a few days short of two years)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Yearly seasonality is enabled with less than 730 days")
+
+
 def _quiet_prophet() -> None:
     """Silence Prophet's and cmdstanpy's INFO chatter (and the plotly notice) for this process.
 
@@ -196,7 +204,10 @@ def _quiet_prophet() -> None:
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed"
     import prophet  # noqa: F401  (its import sets the "prophet" logger to INFO)
 
-    logging.getLogger("prophet").setLevel(logging.WARNING)
+    log = logging.getLogger("prophet")
+    log.setLevel(logging.WARNING)
+    if not any(isinstance(f, _ShortYearFilter) for f in log.filters):
+        log.addFilter(_ShortYearFilter())
     from cmdstanpy.utils import get_logger
 
     get_logger().setLevel(logging.WARNING)
