@@ -105,6 +105,14 @@ def _as_text(values: pd.Series) -> pd.Series:
     return text.mask(empty) if empty.any() else text
 
 
+def _blank(values: pd.Series) -> np.ndarray:
+    """Cells the source left empty: missing, or (for text) nothing but spaces."""
+    dtype = values.dtype
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return values.isna().to_numpy()
+    return _as_text(values).isna().to_numpy()
+
+
 def parse_numbers(values: pd.Series, decimal: str = ".", thousands: str = "") -> pd.Series:
     """float64 with NaN where a value is empty or not a number (inf and nan stay, to be reported)."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
@@ -203,9 +211,7 @@ def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame,
     if rules.missing_customer == "invalid":
         checks.append(Check(missing("customer_id"), "customer id is empty", "customer_id",
                             "fill the customer id, or set rules.missing_customer: exclude"))
-    ts_raw = f["timestamp"]
-    empty_ts = ts_raw.isna().to_numpy() if not pd.api.types.is_string_dtype(ts_raw.dtype) else \
-        _as_text(ts_raw).isna().to_numpy()
+    empty_ts = _blank(f["timestamp"])
     checks.append(Check(empty_ts, "timestamp is empty", "timestamp", "every row needs a date"))
     how = f"the column's format ({fmt})" if fmt not in ("native",) else "a date"
     fix = ("set rules.date_format in params/data.yaml (e.g. \"%d/%m/%Y %H:%M\"), or rules.dayfirst"
@@ -216,8 +222,7 @@ def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame,
                         "the data really runs later"))
     for key, values in num.items():
         v = values.to_numpy()
-        src_missing = f[key].isna().to_numpy() | (_as_text(f[key]).isna().to_numpy()
-                                                  if not pd.api.types.is_numeric_dtype(f[key].dtype) else none)
+        src_missing = _blank(f[key])
         if key == "discount":
             checks.append(Check(np.isnan(v) & ~src_missing, "discount is not a number", key,
                                 "give discount as a fraction (0.15 for 15%), or leave it empty for none"))
