@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -174,6 +176,19 @@ def test_local_cluster_workers_run_the_fits_and_match_local(series_long):
     assert set(local.workers.values()) == {os.getpid()}
     pd.testing.assert_frame_equal(res.frame, local.frame)
     assert res.metrics == local.metrics
+
+
+@pytest.mark.slow
+def test_local_cluster_workers_fork_warm_and_unprofiled():
+    """Workers fork from a server that already imported Prophet (no per-worker import on the first fit), with
+    the closing-heartbeat filter installed and Dask's statistical profiler off."""
+    probe = lambda: ("prophet" in sys.modules,  # noqa: E731  (shipped to the workers by value)
+                     sorted(type(f).__name__ for f in logging.getLogger("distributed.worker").filters),
+                     __import__("dask").config.get("distributed.worker.profile.enabled"))
+    with engine._client(cfg(engine="dask", n_workers=2)) as client:
+        seen = list(client.run(probe).values())
+    assert len(seen) == 2
+    assert all(s == (True, ["_ClosingHeartbeat"], False) for s in seen), seen
 
 
 def test_determinism_with_prophet(series_long, tmp_path):

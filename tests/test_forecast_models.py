@@ -102,6 +102,52 @@ def test_prophet_recovers_trend_and_seasonality_deterministically(caplog, capfd)
     assert "start processing" not in capfd.readouterr().err
 
 
+def test_prophet_band_ignores_other_threads_drawing_from_numpys_global_generator():
+    """A Dask worker's event loop calls np.random (dask's sizeof samples object columns) while a task runs;
+    the band must not move with it (it did when Prophet sampled its band from that generator)."""
+    import threading
+
+    y = monthly(pattern(60))
+    quiet = models.prophet(y, 12, "M", CFG)
+    stop = threading.Event()
+
+    def draw():
+        while not stop.is_set():
+            np.random.choice(np.arange(100), size=100)
+
+    worker = threading.Thread(target=draw)
+    worker.start()
+    try:
+        busy = [models.prophet(y, 12, "M", CFG) for _ in range(3)]
+    finally:
+        stop.set()
+        worker.join()
+    for out in busy:
+        pd.testing.assert_frame_equal(out, quiet)
+
+
+def test_prophet_band_matches_prophets_own_simulation():
+    """The closed-form band has the spread of Prophet's simulated futures (its trend changes plus noise)."""
+    from prophet import Prophet
+
+    models._quiet_prophet()
+    y = monthly(pattern(60, noise=6.0))
+    model = Prophet(mcmc_samples=0, uncertainty_samples=0, yearly_seasonality=5, weekly_seasonality=False,
+                    daily_seasonality=False, seasonality_mode="multiplicative")
+    model.fit(pd.DataFrame({"ds": y.index, "y": y.to_numpy()}), seed=0, algorithm="LBFGS")
+    idx = models.future_index(y.index[-1], 24, "M")
+    fc = model.predict(pd.DataFrame({"ds": idx}))
+    lower, upper = models.prophet_band(model, fc, 0.8)
+    sd_closed = (upper - lower) / (2 * 1.2815515655446004)
+
+    np.random.seed(1)
+    model.uncertainty_samples = 20000
+    sims = model.sample_posterior_predictive(model.setup_dataframe(pd.DataFrame({"ds": idx})), True)["yhat"]
+    sd_sim = sims.std(axis=1)
+    np.testing.assert_allclose(sd_closed, sd_sim, rtol=0.05)
+    assert sd_closed[-1] > sd_closed[0]  # the trend's uncertainty grows with the horizon
+
+
 def test_get_known_and_unknown():
     y = pd.Series(100.0 + np.arange(40) % 4, index=pd.date_range("2020-01-01", periods=40, freq="QS"))
     pd.testing.assert_frame_equal(models.get("ets")(y, 4, "Q", CFG), models.ets(y, 4, "Q", CFG))

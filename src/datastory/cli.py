@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     ff.add_argument("--models", default=None, help="comma-separated from seasonal_naive, ets, theta, prophet and "
                     "combination (default: the pipeline's, seasonal_naive,ets,prophet,combination)")
     ff.add_argument("--engine", choices=["local", "dask"], default=None, help="default dask (LocalCluster)")
-    ff.add_argument("--seed", type=int, default=None, help="uncertainty-sampling seed (default 0)")
+    ff.add_argument("--seed", type=int, default=None, help="Prophet optimizer seed (default 0)")
     return ap
 
 

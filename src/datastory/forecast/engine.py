@@ -117,11 +117,12 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
 
 
 # Heavy modules imported once by the forkserver, so each LocalCluster worker forks with them loaded
-# (cuts worker start from ~3-6 s of imports to ~0.1 s). Prophet itself is left out: importing it
-# prints a plotly notice, which the model function silences before its own (then cheap) import.
+# (cuts worker start from ~3-6 s of imports to ~0.1 s). warm.py imports Prophet with its notices silenced.
 PRELOAD = ["numpy", "pandas", "scipy.stats", "matplotlib.pyplot", "holidays", "cmdstanpy",
            "statsmodels.tsa.exponential_smoothing.ets", "statsmodels.tsa.forecasting.theta",
-           "statsmodels.tsa.seasonal", "datastory.forecast.engine"]
+           "statsmodels.tsa.seasonal", "datastory.forecast.engine", "datastory.forecast.warm"]
+# Dask's statistical profiler samples every worker thread's stack each 10 ms; nothing reads it here.
+DASK_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 @contextlib.contextmanager
@@ -136,7 +137,7 @@ def _local_cluster(cfg: ForecastParams) -> Iterator[Any]:
         logging.getLogger("distributed").setLevel(logging.WARNING)
 
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+    with dask.config.set({"distributed.worker.multiprocessing-method": method, **DASK_CONFIG}):
         if method == "forkserver":
             from distributed.utils import get_mp_context
 

@@ -11,6 +11,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,6 @@ SEASON = {"D": 7, "W": 52, "M": 12, "Q": 4}
 # Fourier order of Prophet's yearly seasonality: a monthly series has only 12 points a year, a
 # quarterly one 4 (order 2 is as many terms as 4 points a year can pin down).
 YEARLY_ORDER = {"D": 10, "W": 10, "M": 5, "Q": 2}
-# Prophet's interval draws (default 1000). On 13 future weeks the vectorised sampler costs ~3 ms per
-# 1000 draws, so this saves little time; 200 keeps memory small on long daily horizons.
-PROPHET_SAMPLES = 200
 MIN_HISTORY = 3  # periods a model needs at the very least
 Fitter = Callable[[pd.Series, int, str, ForecastParams], pd.DataFrame]
 OUT_COLUMNS = ["yhat", "yhat_lower", "yhat_upper"]
@@ -213,13 +211,47 @@ def _quiet_prophet() -> None:
     get_logger().setLevel(logging.WARNING)
 
 
+def prophet_band(model: Any, fc: pd.DataFrame, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of a fitted Prophet's predictive band on the future rows `fc` of model.predict, in closed form.
+
+    Prophet simulates its band: each future step a slope change with probability p = changepoints x step
+    (step = one period in Prophet's time units), of Laplace(0, b) size, b = mean |historical change|; the
+    trend's deviation is step x the double cumulative sum of the (two-step averaged) changes; plus
+    Normal(0, sigma_obs) noise. Here the variance of that very process is summed exactly,
+    Var(trend dev at step j) = step^2 p 2b^2 sum_l c_jl^2 with c_jl = j - l + 1/2 (l < j), 1/2 (l = j),
+    scaled by (1 + multiplicative terms), and the band is yhat +- z sd.
+
+    No random draws: Prophet draws from NumPy's global generator, which other threads of a Dask worker also
+    use (dask's sizeof samples object columns with it), so a sampled band was not reproducible there.
+    The engine rescales the band on the backtest anyway (intervals.py); only its shape matters.
+    """
+    ds = pd.to_datetime(fc["ds"])
+    t = ((ds - model.start) / model.t_scale).to_numpy(float)
+    n = len(t)
+    step = float(np.diff(t).mean()) if n > 1 else float(np.diff(model.history["t"].to_numpy(float)).mean())
+    var_trend = np.zeros(n)
+    if model.growth == "linear":
+        p = min(len(model.changepoints_t) * step, 1.0)
+        b = float(np.mean(np.abs(model.params["delta"][0]))) + 1e-8
+        j, k = np.arange(1, n + 1)[:, None], np.arange(1, n + 1)[None, :]
+        c = np.where(k < j, j - k + 0.5, np.where(k == j, 0.5, 0.0))
+        var_trend = step ** 2 * p * 2 * b ** 2 * (c ** 2).sum(axis=1)
+    sigma = float(np.ravel(model.params["sigma_obs"])[0])
+    scale = 1.0 + fc["multiplicative_terms"].to_numpy(float)
+    sd = float(model.y_scale) * np.sqrt(var_trend * scale ** 2 + sigma ** 2)
+    half = NormalDist().inv_cdf(0.5 + level / 2) * sd
+    yhat = fc["yhat"].to_numpy(float)
+    return yhat - half, yhat + half
+
+
 def prophet(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.DataFrame:
     """Prophet with the params' growth, seasonality mode, changepoint prior and country holidays
     (holidays only matter for daily series: a weekly or monthly ds rarely falls on a holiday).
 
     Weekly seasonality only for daily data, yearly seasonality only with >= 2 years of history
-    (Fourier order 10, 5 for monthly data);
-    MAP fit (mcmc_samples=0) and uncertainty sampling seeded by cfg.seed, so repeat runs agree.
+    (Fourier order 10, 5 for monthly data); MAP fit (mcmc_samples=0, optimizer seeded by cfg.seed) and
+    the band of Prophet's own uncertainty model computed without sampling (prophet_band), so every run
+    gives the same numbers.
     """
     y = check_train(train, horizon, freq)
     _quiet_prophet()
@@ -231,7 +263,7 @@ def prophet(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> p
                     yearly_seasonality=(YEARLY_ORDER[freq] if span_days >= 2 * 365 - 7 else False),
                     weekly_seasonality=freq == "D",
                     daily_seasonality=False, interval_width=cfg.interval_width,
-                    mcmc_samples=0, uncertainty_samples=PROPHET_SAMPLES)
+                    mcmc_samples=0, uncertainty_samples=0)
     if cfg.prophet.country_holidays:
         model.add_country_holidays(country_name=cfg.prophet.country_holidays)
     df = pd.DataFrame({"ds": y.index, "y": y.to_numpy()})
@@ -241,13 +273,9 @@ def prophet(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> p
     # series; Prophet still falls back to Newton itself if LBFGS fails.
     model.fit(df, seed=cfg.seed, algorithm="LBFGS")
     idx = future_index(y.index[-1], horizon, freq)
-    state = np.random.get_state()
-    np.random.seed(cfg.seed)
-    try:
-        fc = model.predict(pd.DataFrame({"ds": idx}))
-    finally:
-        np.random.set_state(state)
-    return _frame(idx, fc["yhat"].to_numpy(), fc["yhat_lower"].to_numpy(), fc["yhat_upper"].to_numpy())
+    fc = model.predict(pd.DataFrame({"ds": idx}))
+    lower, upper = prophet_band(model, fc, cfg.interval_width)
+    return _frame(idx, fc["yhat"].to_numpy(), lower, upper)
 
 
 # Simplest first: selection prefers the earlier one on a tie.
