@@ -180,14 +180,18 @@ def test_local_cluster_workers_run_the_fits_and_match_local(series_long):
 
 @pytest.mark.slow
 def test_local_cluster_workers_fork_warm_and_unprofiled():
-    """Workers fork from a server that already imported Prophet (no per-worker import on the first fit), with
-    the closing-heartbeat filter installed and Dask's statistical profiler off."""
+    """n_workers 0 (the default) starts one worker per CPU core; workers fork from a server that already imported
+    Prophet (no per-worker import on the first fit), with the closing-heartbeat filter installed and Dask's
+    statistical profiler off."""
+    from dask.system import CPU_COUNT
+
     probe = lambda: ("prophet" in sys.modules,  # noqa: E731  (shipped to the workers by value)
                      sorted(type(f).__name__ for f in logging.getLogger("distributed.worker").filters),
                      __import__("dask").config.get("distributed.worker.profile.enabled"))
-    with engine._client(cfg(engine="dask", n_workers=2)) as client:
+    assert config.ForecastParams().n_workers == 0
+    with engine._client(cfg(engine="dask", n_workers=0)) as client:
         seen = list(client.run(probe).values())
-    assert len(seen) == 2
+    assert len(seen) == CPU_COUNT
     assert all(s == (True, ["_ClosingHeartbeat"], False) for s in seen), seen
 
 

@@ -213,7 +213,7 @@ class ForecastParams(_Strict):
         default_factory=lambda: ["prophet", "seasonal_naive", "ets", "combination"], min_length=1)
     seed: int = 0
     engine: Literal["dask", "local"] = "dask"
-    n_workers: int = Field(2, ge=1, le=256)
+    n_workers: int = Field(0, ge=0, le=256)  # 0: one per CPU core
     scheduler_address: str = ""
     outliers: Literal["none", "clip"] = "none"
     outlier_threshold: float = Field(5.0, gt=0, le=100)

@@ -127,9 +127,10 @@ DASK_CONFIG = {"distributed.worker.profile.enabled": False}
 
 @contextlib.contextmanager
 def _local_cluster(cfg: ForecastParams) -> Iterator[Any]:
-    """A LocalCluster of cfg.n_workers single-threaded worker processes, forked from a warm forkserver
-    where the platform has one (Linux, macOS), else spawned as Dask does by default."""
+    """A LocalCluster of cfg.n_workers single-threaded worker processes (0: one per CPU core this process may
+    use), forked from a warm forkserver where the platform has one (Linux, macOS), else spawned as Dask does."""
     import dask
+    from dask.system import CPU_COUNT
     from distributed import LocalCluster
 
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
@@ -147,7 +148,7 @@ def _local_cluster(cfg: ForecastParams) -> Iterator[Any]:
             # The scheduler's HTTP server falls back to a free port when 8787 is taken (another
             # cluster on the machine); nothing here uses that port, so the notice is noise.
             warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
-            cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
+            cluster = LocalCluster(n_workers=cfg.n_workers or CPU_COUNT, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
         with cluster:
             yield cluster
