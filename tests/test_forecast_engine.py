@@ -203,6 +203,7 @@ def test_determinism_with_prophet(series_long, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")  # another cluster on the machine holds 8787
 def test_existing_scheduler_from_env(series_long, monkeypatch):
     from distributed import Client, LocalCluster
 
