@@ -78,7 +78,7 @@ def test_shipped_band_is_calibrated_on_the_backtest(series_long):
     res = run(one, c, progress=False)
     y = pd.Series(one["y"].to_numpy(), index=pd.DatetimeIndex(one["ds"]), name="All")
     bt = backtest(y, c)
-    expected = intervals.calibrate(bt, models.seasonal_naive(y, 6, "M", c), 0.5)
+    expected = intervals.apply(models.seasonal_naive(y, 6, "M", c), *intervals.fit(bt, 0.5))
     fut = res.frame[res.frame["is_forecast"]]
     np.testing.assert_allclose(fut["yhat_lower"], expected["yhat_lower"].round(6))
     np.testing.assert_allclose(fut["yhat_upper"], expected["yhat_upper"].round(6))

@@ -56,9 +56,9 @@ def test_zero_width_band_uses_absolute_errors():
     np.testing.assert_allclose(out["yhat"] - out["yhat_lower"], 3.0)
 
 
-def test_calibrate_applies_the_backtest_factor_to_the_future():
+def test_the_backtest_factor_applies_to_the_future():
     future = pd.DataFrame({"yhat": [5.0, 6.0], "yhat_lower": [4.0, 4.0], "yhat_upper": [6.0, 8.0]})
-    out = iv.calibrate(bt(10 + np.linspace(-2, 2, 20)), future, 0.8)
+    out = iv.apply(future, *iv.fit(bt(10 + np.linspace(-2, 2, 20)), 0.8))
     factor, _ = iv.fit(bt(10 + np.linspace(-2, 2, 20)), 0.8)
     np.testing.assert_allclose(out["yhat_upper"] - out["yhat"], factor * np.array([1.0, 2.0]))
 

@@ -102,11 +102,6 @@ def apply(frame: pd.DataFrame, factor: float, absolute: float) -> pd.DataFrame:
     return out
 
 
-def calibrate(bt: pd.DataFrame, future: pd.DataFrame, level: float) -> pd.DataFrame:
-    """The future forecast with its band calibrated on the model's backtest rows `bt`."""
-    return apply(future, *fit(bt, level))
-
-
 def cv_coverage(bt: pd.DataFrame, level: float) -> float:
     """Backtest coverage of calibrated bands, leave-one-fold-out (NaN with a single fold)."""
     _check(bt, level)
