@@ -186,13 +186,14 @@ def test_local_cluster_workers_fork_warm_and_unprofiled():
     from dask.system import CPU_COUNT
 
     probe = lambda: ("prophet" in sys.modules,  # noqa: E731  (shipped to the workers by value)
-                     sorted(type(f).__name__ for f in logging.getLogger("distributed.worker").filters),
+                     [getattr(f, "prefix", type(f).__name__) for f in logging.getLogger("distributed.worker").filters],
                      __import__("dask").config.get("distributed.worker.profile.enabled"))
     assert config.ForecastParams().n_workers == 0
     with engine._client(cfg(engine="dask", n_workers=0)) as client:
         seen = list(client.run(probe).values())
     assert len(seen) == CPU_COUNT
-    assert all(s == (True, ["_ClosingHeartbeat"], False) for s in seen), seen
+    heartbeat = ["Failed to communicate with scheduler during heartbeat"]
+    assert all(s == (True, heartbeat, False) for s in seen), seen
 
 
 def test_determinism_with_prophet(series_long, tmp_path):

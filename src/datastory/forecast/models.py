@@ -185,12 +185,27 @@ def theta(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.
     return _frame(idx, mean, mean - half, mean + half)
 
 
-class _ShortYearFilter(logging.Filter):
-    """Drop Prophet's warning about yearly seasonality on 723-729 days of history: `prophet` below turns it on
-    from two years less a week on purpose (a fold's history often ends a few days short of two years)."""
+# Prophet's warning about yearly seasonality on 723-729 days of history: `prophet` below turns it on from two
+# years less a week on purpose (a fold's history often ends a few days short of two years).
+SHORT_YEAR_NOTICE = "Yearly seasonality is enabled with less than 730 days"
+
+
+class _DropPrefix(logging.Filter):
+    """Drops the records whose message starts with `prefix`."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Yearly seasonality is enabled with less than 730 days")
+        return not record.getMessage().startswith(self.prefix)
+
+
+def drop_messages(logger: str, prefix: str) -> None:
+    """Drop the messages of `logger` that start with `prefix` (one filter, however often this is called)."""
+    log = logging.getLogger(logger)
+    if not any(isinstance(f, _DropPrefix) and f.prefix == prefix for f in log.filters):
+        log.addFilter(_DropPrefix(prefix))
 
 
 def _quiet_prophet() -> None:
@@ -202,10 +217,8 @@ def _quiet_prophet() -> None:
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed"
     import prophet  # noqa: F401  (its import sets the "prophet" logger to INFO)
 
-    log = logging.getLogger("prophet")
-    log.setLevel(logging.WARNING)
-    if not any(isinstance(f, _ShortYearFilter) for f in log.filters):
-        log.addFilter(_ShortYearFilter())
+    logging.getLogger("prophet").setLevel(logging.WARNING)
+    drop_messages("prophet", SHORT_YEAR_NOTICE)
     from cmdstanpy.utils import get_logger
 
     get_logger().setLevel(logging.WARNING)

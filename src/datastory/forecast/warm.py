@@ -7,16 +7,7 @@
   of a successful run. A worker that really loses its scheduler is still closed by its nanny.
 """
 
-import logging
-
-from .models import _quiet_prophet
+from .models import _quiet_prophet, drop_messages
 
 _quiet_prophet()
-
-
-class _ClosingHeartbeat(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to communicate with scheduler during heartbeat")
-
-
-logging.getLogger("distributed.worker").addFilter(_ClosingHeartbeat())
+drop_messages("distributed.worker", "Failed to communicate with scheduler during heartbeat")
