@@ -75,23 +75,37 @@ def test_forecast_file_round_trip_outside_a_project(tmp_path):
     res = run(tmp_path, "forecast-file", "sales.csv", "--freq", "MS", "--horizon", "6", "--out", "fc.csv",
               "--folds", "2", "--models", "seasonal_naive,ets", "--engine", "local", "--seed", "1")
     assert res.returncode == 0, res.stderr
-    assert "wrote fc.csv: 2 series x 6 periods" in res.stdout and res.stderr == ""
+    assert "wrote fc.csv: 2 series x 6 periods" in res.stdout and "wrote fc.series.csv" in res.stdout
+    assert "forecast (local): 2/2 series" in res.stderr and "forecast 2 of 2 series" in res.stderr
+    assert "Traceback" not in res.stderr
     out = pd.read_csv(tmp_path / "fc.csv")
     assert list(out.columns) == ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper", "model"]
     assert len(out) == 12 and out["ds"].iloc[0] == "2022-07-01" and src.exists()
     assert (out.loc[out["unique_id"] == "south", "yhat"].to_numpy() > out.loc[out["unique_id"] == "north",
                                                                              "yhat"].to_numpy()).all()
+    assert list(pd.read_csv(tmp_path / "fc.series.csv")["status"]) == ["forecast", "forecast"]
 
 
-def test_forecast_file_bad_input_exits_2_and_writes_nothing(tmp_path):
+def test_forecast_file_bad_value_skips_its_series_and_exits_3(tmp_path):
     src = _long_csv(tmp_path / "sales.csv")
     text = src.read_text().splitlines()
     text[4] = text[4].replace(text[4].split(",")[2], "n/a")
     src.write_text("\n".join(text) + "\n")
     res = run(tmp_path, "forecast-file", "sales.csv", "--freq", "MS", "--horizon", "6", "--out", "fc.csv",
+              "--engine", "local", "--models", "seasonal_naive,ets")
+    assert res.returncode == 3, res.stderr
+    assert "forecast 1 of 2 series; skipped 1" in res.stderr
+    assert "skipped north: sales.csv, row 5, column 'y'" in res.stderr and "'n/a'" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fc.csv", "fc.series.csv", "sales.csv"]
+
+
+def test_forecast_file_with_no_usable_series_exits_2_and_writes_nothing(tmp_path):
+    src = _long_csv(tmp_path / "sales.csv")
+    src.write_text(src.read_text().replace("-01,", "-15,"))  # no date is a month's first day
+    res = run(tmp_path, "forecast-file", "sales.csv", "--freq", "MS", "--horizon", "6", "--out", "fc.csv",
               "--engine", "local")
-    assert res.returncode == 2
-    assert "sales.csv, row 5, column 'y'" in res.stderr and "'n/a'" in res.stderr
+    assert res.returncode == 2 and "no series can be forecast" in res.stderr
     assert "Traceback" not in res.stderr + res.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sales.csv"]
 

@@ -1,8 +1,6 @@
-"""forecast.intervals: conformal rescaling of a model's band from its backtest errors."""
+"""forecast.intervals: ranges from pooled backtest errors per step, robust to one bad fold, never negative."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -12,74 +10,83 @@ from datastory.errors import ModelError
 from datastory.forecast import intervals as iv
 
 
-def bt(y, yhat=10.0, half=1.0, folds=2) -> pd.DataFrame:
-    """Backtest rows: forecasts yhat with a band +-half, actuals y, split evenly over `folds` folds."""
-    y = np.asarray(y, dtype=float)
-    return pd.DataFrame({"model": "m", "fold": np.arange(len(y)) * folds // len(y), "y": y, "yhat": yhat,
-                         "yhat_lower": yhat - half, "yhat_upper": yhat + half})
+def pool(errors: np.ndarray, horizon: int, folds: int = 3, series: int = 1) -> pd.DataFrame:
+    """A pool laid out series x fold x step from a flat error array."""
+    rows = [(f"s{s}", k, h) for s in range(series) for k in range(folds) for h in range(1, horizon + 1)]
+    df = pd.DataFrame(rows, columns=["series_id", "fold", "step"])
+    return df.assign(e=np.asarray(errors, dtype=float))
 
 
-def test_conformal_quantile_is_the_corrected_order_statistic():
-    s = np.arange(1.0, 11.0)  # 1..10
-    assert iv.conformal_quantile(s, 0.8) == 9.0    # ceil(11 * 0.8) = 9th smallest
-    assert iv.conformal_quantile(s, 0.95) == 10.0  # beyond n: the largest
-    assert iv.conformal_quantile(np.array([np.nan, 2.0]), 0.5) == 2.0
-    assert math.isinf(iv.conformal_quantile(np.array([]), 0.8))
+def test_rank_quantiles_are_the_conformal_order_statistics():
+    v = np.arange(1.0, 11.0)  # 1..10
+    lo, hi = iv.rank_quantiles(v, 0.8)  # ceil(11 x 0.9) = 10th, floor(11 x 0.1) = 1st
+    assert (lo, hi) == (1.0, 10.0)
+    lo, hi = iv.rank_quantiles(np.arange(1.0, 101.0), 0.8)
+    assert (lo, hi) == (10.0, 91.0)
+    assert iv.rank_quantiles(np.array([]), 0.8) == (-np.inf, np.inf)
 
 
-def test_fit_widens_a_band_that_is_too_narrow():
-    errors = np.linspace(-4, 4, 40)  # the band +-1 holds only a few of these
-    factor, absolute = iv.fit(bt(10 + errors), 0.8)
-    assert factor > 3
-    band = iv.apply(bt(10 + errors), factor, absolute)
-    inside = (band["yhat_lower"] <= 10 + errors) & (10 + errors <= band["yhat_upper"])
-    assert inside.mean() >= 0.8
-    np.testing.assert_allclose(band["yhat"], 10.0)
+def test_band_widens_with_the_step_and_matches_the_pooled_spread():
+    rng = np.random.default_rng(0)
+    h, folds, series = 6, 3, 40
+    steps = np.tile(np.arange(1, h + 1), folds * series)
+    errors = rng.normal(0, 1, len(steps)) * np.sqrt(steps)  # spread grows with the step
+    band = iv.fit(pool(errors, h, folds, series), h, 0.8)
+    assert band.backtested
+    width = band.upper - band.lower
+    assert np.all(np.diff(width) >= 0)
+    assert width[-1] > 1.5 * width[0]
+    # about 80% of the pooled errors fall inside their step's band
+    inside = (errors >= band.lower[steps - 1]) & (errors <= band.upper[steps - 1])
+    assert 0.75 <= inside.mean() <= 0.9
 
 
-def test_fit_narrows_a_band_that_is_too_wide_and_keeps_asymmetry():
-    rows = bt(10 + np.linspace(-0.5, 0.5, 30), half=5.0)
-    rows["yhat_upper"] = 20.0  # upper side twice as wide as the lower (+10 / -5)
-    factor, _ = iv.fit(rows, 0.8)
-    assert factor < 0.2
-    out = iv.apply(rows, factor, 0.0)
-    up, down = out["yhat_upper"] - out["yhat"], out["yhat"] - out["yhat_lower"]
-    np.testing.assert_allclose(up, 2 * down)
+def test_one_outlier_fold_does_not_set_the_range():
+    rng = np.random.default_rng(1)
+    h = 8
+    calm = rng.normal(0, 1, 3 * h)
+    broken = calm.copy()
+    broken[2 * h:] += 40.0  # the latest fold holds a structural break
+    clean_band = iv.fit(pool(calm, h), h, 0.8)
+    band = iv.fit(pool(broken, h), h, 0.8)
+    naive_hi = iv.rank_quantiles(broken, 0.8)[1]  # what a plain quantile over all folds would give
+    assert naive_hi > 30
+    assert band.upper.max() < 10 and band.upper.max() < clean_band.upper.max() + 5
 
 
-def test_zero_width_band_uses_absolute_errors():
-    rows = bt(10 + np.array([1.0, -2.0, 3.0, -4.0]), half=0.0)
-    factor, absolute = iv.fit(rows, 0.5)
-    assert factor == 1.0 and absolute == 3.0  # ceil(5 * 0.5) = 3rd smallest of |e| = 1, 2, 3, 4
-    out = iv.apply(rows, factor, absolute)
-    np.testing.assert_allclose(out["yhat_upper"] - out["yhat"], 3.0)
-    np.testing.assert_allclose(out["yhat"] - out["yhat_lower"], 3.0)
+def test_apply_scales_per_series_and_never_goes_below_zero():
+    band = iv.Band(lower=np.array([-1.0, -2.0]), upper=np.array([1.0, 3.0]), backtested=True)
+    lo, hi = iv.apply(np.array([100.0, 100.0]), 10.0, band, nonneg=False)
+    np.testing.assert_allclose(lo, [90, 80])
+    np.testing.assert_allclose(hi, [110, 130])
+    lo, hi = iv.apply(np.array([5.0, 5.0]), 10.0, band, nonneg=True)
+    np.testing.assert_allclose(lo, [0, 0])
+    lo, hi = iv.apply(np.array([5.0, 5.0]), 0.0, band, nonneg=True)  # a constant history: no width
+    np.testing.assert_allclose(hi - lo, [0, 0])
 
 
-def test_the_backtest_factor_applies_to_the_future():
-    future = pd.DataFrame({"yhat": [5.0, 6.0], "yhat_lower": [4.0, 4.0], "yhat_upper": [6.0, 8.0]})
-    out = iv.apply(future, *iv.fit(bt(10 + np.linspace(-2, 2, 20)), 0.8))
-    factor, _ = iv.fit(bt(10 + np.linspace(-2, 2, 20)), 0.8)
-    np.testing.assert_allclose(out["yhat_upper"] - out["yhat"], factor * np.array([1.0, 2.0]))
+def test_empty_pool_gives_a_random_walk_band_marked_not_backtested():
+    band = iv.fit(pd.DataFrame(columns=iv.POOL_COLUMNS), 4, 0.8)
+    assert not band.backtested
+    np.testing.assert_allclose(band.upper / band.upper[0], np.sqrt([1, 2, 3, 4]))
+    np.testing.assert_allclose(band.lower, -band.upper)
 
 
-def test_cv_coverage_is_leave_one_fold_out():
-    # Fold 0 errors are small, fold 1 errors large: each fold's band is fitted on the other one only.
-    y = np.r_[10 + np.linspace(-0.1, 0.1, 10), 10 + np.linspace(-5, 5, 10)]
-    cov = iv.cv_coverage(bt(y), 0.8)
-    assert 0.4 <= cov <= 0.6  # fold 0 fully inside (wide band from fold 1), fold 1 mostly outside
-    assert math.isnan(iv.cv_coverage(bt(y, folds=1), 0.8))
+def test_out_of_fold_coverage_checks_each_fold_against_the_others():
+    rng = np.random.default_rng(2)
+    h, folds, series = 4, 3, 30
+    errors = rng.normal(0, 1, h * folds * series)
+    p = pool(errors, h, folds, series)
+    inside = iv.out_of_fold_inside(p, h, 0.8)
+    assert inside.shape == (len(p),)
+    assert 0.7 <= inside.mean() <= 0.9
+    # a fold unlike the others is caught out of fold (its own errors did not set its band)
+    p.loc[p["fold"] == 0, "e"] *= 10
+    assert iv.out_of_fold_inside(p, h, 0.8)[p["fold"].to_numpy() == 0].mean() < 0.5
 
 
-def test_bad_input_is_a_model_error():
-    with pytest.raises(ModelError, match="missing column"):
-        iv.fit(bt([1.0, 2.0]).drop(columns="yhat_upper"), 0.8)
+def test_bad_input():
     with pytest.raises(ModelError, match="between 0 and 1"):
-        iv.fit(bt([1.0, 2.0]), 1.5)
-    with pytest.raises(ModelError, match="no backtest points"):
-        iv.fit(bt([1.0, 2.0]).iloc[:0], 0.8)
-    two = pd.concat([bt([1.0]), bt([2.0]).assign(model="other")])
-    with pytest.raises(ModelError, match="one model at a time"):
-        iv.cv_coverage(two, 0.8)
-    with pytest.raises(ModelError, match="finite"):
-        iv.apply(bt([1.0]), math.inf, 0.0)
+        iv.fit(pool(np.zeros(3), 3, 1), 3, 1.5)
+    with pytest.raises(ModelError, match="missing column"):
+        iv.fit(pd.DataFrame({"e": [1.0]}), 3, 0.8)

@@ -1,4 +1,5 @@
-"""Forecast models: seasonal naive exactness, ETS/Prophet recover a known pattern, bad input."""
+"""Forecast models: seasonal naive exactness, the statistical models and Prophet recover a known pattern,
+missing periods, bad input."""
 
 from __future__ import annotations
 
@@ -32,125 +33,72 @@ def test_future_index_period_starts():
         pd.to_datetime(["2025-02-01", "2025-03-01"]))
 
 
-def test_seasonal_naive_repeats_last_season_exactly():
+def test_seasonal_naive_repeats_last_season_exactly_with_two_seasons():
     y = monthly(np.arange(1, 27) ** 1.5)  # 26 months, non-periodic so a wrong lag would show
     out = models.seasonal_naive(y, 15, "M", CFG)
     v = y.to_numpy()
-    expected = [v[26 - 12 + (h % 12)] for h in range(15)]
-    np.testing.assert_allclose(out["yhat"], expected)
-    assert out.index[0] == pd.Timestamp("2022-03-01")
-    # half-width: 80% quantile of |y_t - y_{t-12}|, times sqrt(seasons ahead)
-    half = np.quantile(np.abs(v[12:] - v[:-12]), 0.8)
-    np.testing.assert_allclose((out["yhat_upper"] - out["yhat"]).iloc[:12], half)
-    np.testing.assert_allclose((out["yhat"] - out["yhat_lower"]).iloc[12:], half * np.sqrt(2))
+    np.testing.assert_allclose(out, [v[26 - 12 + (h % 12)] for h in range(15)])
+    assert out.index[0] == pd.Timestamp("2022-03-01") and out.name == "yhat"
 
 
-def test_seasonal_naive_falls_back_to_naive_below_one_season():
-    y = monthly([10.0, 12.0, 11.0, 15.0, 14.0])
-    out = models.seasonal_naive(y, 3, "M", CFG)
-    np.testing.assert_allclose(out["yhat"], [14.0, 14.0, 14.0])
-    half = np.quantile(np.abs(np.diff(y.to_numpy())), 0.8)
-    np.testing.assert_allclose(out["yhat_upper"] - out["yhat"], half * np.sqrt([1, 2, 3]))
+def test_seasonal_naive_is_naive_below_two_seasons():
+    """18 months hold one year and a half: not enough to call a repeat of last year seasonal."""
+    y = monthly(np.arange(18, dtype=float))
+    np.testing.assert_allclose(models.seasonal_naive(y, 3, "M", CFG), [17.0, 17.0, 17.0])
 
 
-def test_ets_recovers_trend_and_seasonality():
-    full = pattern(72)
-    y = monthly(full[:60])
-    out = models.ets(y, 12, "M", CFG)
+def test_models_fill_a_missing_period_and_prophet_skips_it():
+    y = monthly(pattern(40))
+    y.iloc[[10, 25]] = np.nan
+    for fit in (models.seasonal_naive, models.ets, models.theta, models.ces, models.prophet):
+        out = fit(y, 6, "M", CFG)
+        assert len(out) == 6 and np.isfinite(out.to_numpy()).all()
+
+
+def test_recent_level_is_the_mean_of_the_last_known_periods():
+    y = monthly([5.0, 50.0, 10.0, np.nan, 20.0, 30.0])
+    np.testing.assert_allclose(models.recent_level(y, 2, "M", CFG), [20.0, 20.0])  # last 3 known: 10, 20, 30
+
+
+@pytest.mark.parametrize("fit, tolerance", [(models.ets, 6.0), (models.theta, 8.0), (models.ces, 8.0)])
+def test_statistical_models_recover_trend_and_seasonality(fit, tolerance):
+    y = monthly(pattern(72)[:60])
+    out = fit(y, 12, "M", CFG)
     truth = 100 + 1.5 * np.arange(60, 72) + 20 * np.sin(2 * np.pi * np.arange(60, 72) / 12)
     # level ~190 with a seasonal swing of 40: a flat or non-seasonal forecast misses by ~15 on average
-    assert np.mean(np.abs(out["yhat"].to_numpy() - truth)) < 6.0
-    assert np.corrcoef(out["yhat"], truth)[0, 1] > 0.95  # the seasonal shape is there
-    assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
+    assert np.mean(np.abs(out.to_numpy() - truth)) < tolerance
+    assert np.corrcoef(out, truth)[0, 1] > 0.95  # the seasonal shape is there
 
 
-def test_ets_constant_history_is_constant():
-    out = models.ets(monthly([5.0] * 30), 4, "M", CFG)
-    assert (out["yhat"] == 5.0).all()
+def test_weekly_ets_takes_the_yearly_season_out_with_stl():
+    t = np.arange(156)
+    y = pd.Series(1000 + 300 * np.sin(2 * np.pi * t / 52) + np.random.default_rng(0).normal(0, 20, 156),
+                  index=pd.date_range("2023-01-02", periods=156, freq="W-MON"))
+    out = models.ets(y.iloc[:130], 26, "W", CFG)
+    assert np.corrcoef(out, y.iloc[130:])[0, 1] > 0.9
 
 
-def test_theta_recovers_trend_and_seasonality():
-    full = pattern(72)
-    out = models.theta(monthly(full[:60]), 12, "M", CFG)
-    truth = 100 + 1.5 * np.arange(60, 72) + 20 * np.sin(2 * np.pi * np.arange(60, 72) / 12)
-    assert np.mean(np.abs(out["yhat"].to_numpy() - truth)) < 8.0
-    assert np.corrcoef(out["yhat"], truth)[0, 1] > 0.95
-    assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
+@pytest.mark.parametrize("fit", [models.ets, models.theta, models.ces, models.prophet])
+def test_constant_history_is_constant(fit):
+    assert (fit(monthly([5.0] * 30), 4, "M", CFG) == 5.0).all()
 
 
-def test_theta_constant_history_and_short_history():
-    out = models.theta(monthly([5.0] * 30), 4, "M", CFG)
-    assert (out["yhat"] == 5.0).all()
-    short = models.theta(monthly([10.0, 12.0, 11.0, 15.0, 14.0]), 3, "M", CFG)  # < 2 seasons: no adjustment
-    assert np.isfinite(short.to_numpy()).all() and len(short) == 3
-
-
-def test_prophet_recovers_trend_and_seasonality_deterministically(caplog, capfd):
-    full = pattern(72)
-    y = monthly(full[:60])
+def test_prophet_recovers_trend_and_seasonality_deterministically_and_quietly(caplog, capfd):
+    y = monthly(pattern(72)[:60])
     with caplog.at_level(logging.INFO):
         out = models.prophet(y, 12, "M", CFG)
     truth = 100 + 1.5 * np.arange(60, 72) + 20 * np.sin(2 * np.pi * np.arange(60, 72) / 12)
-    assert np.mean(np.abs(out["yhat"].to_numpy() - truth)) < 6.0
-    assert np.corrcoef(out["yhat"], truth)[0, 1] > 0.95
-    assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
-    again = models.prophet(y, 12, "M", CFG)
-    pd.testing.assert_frame_equal(out, again)
-    # quiet: no cmdstanpy / prophet INFO lines
+    assert np.mean(np.abs(out.to_numpy() - truth)) < 6.0
+    assert np.corrcoef(out, truth)[0, 1] > 0.95
+    pd.testing.assert_series_equal(out, models.prophet(y, 12, "M", CFG))
     assert not [r for r in caplog.records if r.name.startswith(("cmdstanpy", "prophet"))
                 and r.levelno < logging.WARNING]
     assert "start processing" not in capfd.readouterr().err
 
 
-def test_prophet_band_ignores_other_threads_drawing_from_numpys_global_generator():
-    """A Dask worker's event loop calls np.random (dask's sizeof samples object columns) while a task runs;
-    the band must not move with it (it did when Prophet sampled its band from that generator)."""
-    import threading
-
-    y = monthly(pattern(60))
-    quiet = models.prophet(y, 12, "M", CFG)
-    stop = threading.Event()
-
-    def draw():
-        while not stop.is_set():
-            np.random.choice(np.arange(100), size=100)
-
-    worker = threading.Thread(target=draw)
-    worker.start()
-    try:
-        busy = [models.prophet(y, 12, "M", CFG) for _ in range(3)]
-    finally:
-        stop.set()
-        worker.join()
-    for out in busy:
-        pd.testing.assert_frame_equal(out, quiet)
-
-
-def test_prophet_band_matches_prophets_own_simulation():
-    """The closed-form band has the spread of Prophet's simulated futures (its trend changes plus noise)."""
-    from prophet import Prophet
-
-    models._quiet_prophet()
-    y = monthly(pattern(60, noise=6.0))
-    model = Prophet(mcmc_samples=0, uncertainty_samples=0, yearly_seasonality=5, weekly_seasonality=False,
-                    daily_seasonality=False, seasonality_mode="multiplicative")
-    model.fit(pd.DataFrame({"ds": y.index, "y": y.to_numpy()}), seed=0, algorithm="LBFGS")
-    idx = models.future_index(y.index[-1], 24, "M")
-    fc = model.predict(pd.DataFrame({"ds": idx}))
-    lower, upper = models.prophet_band(model, fc, 0.8)
-    sd_closed = (upper - lower) / (2 * 1.2815515655446004)
-
-    np.random.seed(1)
-    model.uncertainty_samples = 20000
-    sims = model.sample_posterior_predictive(model.setup_dataframe(pd.DataFrame({"ds": idx})), True)["yhat"]
-    sd_sim = sims.std(axis=1)
-    np.testing.assert_allclose(sd_closed, sd_sim, rtol=0.05)
-    assert sd_closed[-1] > sd_closed[0]  # the trend's uncertainty grows with the horizon
-
-
 def test_get_known_and_unknown():
     y = pd.Series(100.0 + np.arange(40) % 4, index=pd.date_range("2020-01-01", periods=40, freq="QS"))
-    pd.testing.assert_frame_equal(models.get("ets")(y, 4, "Q", CFG), models.ets(y, 4, "Q", CFG))
+    pd.testing.assert_series_equal(models.get("ets")(y, 4, "Q", CFG), models.ets(y, 4, "Q", CFG))
     with pytest.raises(ModelError, match="unknown model 'arima'"):
         models.get("arima")
 
@@ -169,16 +117,17 @@ def test_get_fits_on_the_history_the_outlier_setting_leaves():
 
 
 # ------------------------------------------------------------------ negative
-@pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.theta, models.prophet])
+@pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.theta, models.ces, models.prophet])
 def test_unknown_freq(fit):
     with pytest.raises(DataError, match="unknown forecast frequency"):
         fit(monthly(pattern(30)), 3, "Y", CFG)
 
 
-@pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.theta, models.prophet])
+@pytest.mark.parametrize("fit", [models.seasonal_naive, models.ets, models.theta, models.ces, models.prophet,
+                                 models.recent_level])
 def test_too_short(fit):
     with pytest.raises(ModelError, match="at least 3"):
-        fit(monthly([1.0, 2.0]), 3, "M", CFG)
+        fit(monthly([1.0, np.nan, 2.0]), 3, "M", CFG)
 
 
 def test_non_numeric():
@@ -195,10 +144,10 @@ def test_duplicate_dates():
     assert exc.value.column == "ds"
 
 
-def test_missing_value_and_irregular_dates():
+def test_infinite_value_and_irregular_dates():
     y = monthly(pattern(20))
-    y.iloc[4] = np.nan
-    with pytest.raises(ModelError, match="missing or infinite") as exc:
+    y.iloc[4] = np.inf
+    with pytest.raises(ModelError, match="infinite value") as exc:
         models.seasonal_naive(y, 3, "M", CFG)
     assert exc.value.row == 4
     weekly_sundays = pd.Series(1.0, index=pd.date_range("2025-01-05", periods=10, freq="W-SUN"))
@@ -211,7 +160,6 @@ def test_bad_horizon_and_type():
         models.seasonal_naive(monthly(pattern(20)), 0, "M", CFG)
     with pytest.raises(ModelError, match="pandas Series"):
         models.seasonal_naive(pattern(20), 3, "M", CFG)
-
 
 
 def test_prophet_on_just_under_two_years_logs_nothing(caplog):

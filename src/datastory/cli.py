@@ -41,8 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     ff.add_argument("--horizon", type=int, required=True, help="periods ahead")
     ff.add_argument("--out", required=True, help="output CSV: unique_id, ds, yhat, yhat_lower, yhat_upper, model")
     ff.add_argument("--folds", type=int, default=None, help="rolling-origin backtest folds (default 3)")
-    ff.add_argument("--models", default=None, help="comma-separated from seasonal_naive, ets, theta, prophet and "
-                    "combination (default: the pipeline's, seasonal_naive,ets,prophet,combination)")
+    ff.add_argument("--models", default=None, help="comma-separated from seasonal_naive, theta, ets, ces, prophet "
+                    "and combination (default: the pipeline's, all of them)")
+    ff.add_argument("--fill", choices=["interpolate", "zero", "none"], default=None,
+                    help="a period missing from a series: interpolate (default; never scored), zero (a missing "
+                         "row means nothing happened) or none (Prophet fits around it)")
+    ff.add_argument("--summary", default=None, help="per-series summary CSV: what was done with each series and "
+                    "why (default: beside --out, NAME.series.csv)")
     ff.add_argument("--engine", choices=["local", "dask"], default=None, help="default dask (LocalCluster)")
     ff.add_argument("--seed", type=int, default=None, help="Prophet optimizer seed (default 0)")
     return ap
@@ -56,10 +61,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .forecast import file as ffile
 
         models = [x.strip() for x in args.models.split(",") if x.strip()] if args.models is not None else None
-        cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed)
-        path, out = ffile.forecast_file(args.input, args.out, cfg, args.freq, progress=False)
-        print(f"wrote {path}: {out['unique_id'].nunique()} series x {cfg.horizon} periods")
-        return 0
+        cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed, args.fill)
+        run = ffile.forecast_file(args.input, args.out, cfg, args.freq, progress=True, summary_to=args.summary)
+        for line in ffile.summary_lines(run.summary):
+            print(line, file=sys.stderr)
+        print(f"wrote {run.out_path}: {run.forecast['unique_id'].nunique()} series x {cfg.horizon} periods")
+        print(f"wrote {run.summary_path}: what was done with each series")
+        return 3 if run.problems else 0  # some series had bad input and were left out
     config.load_dotenv(args.root)
     if cmd == "sample":
         path = stages.sample(args.root)

@@ -209,8 +209,10 @@ class ForecastParams(_Strict):
     horizon: int = Field(13, ge=1, le=1000)
     folds: int = Field(3, ge=1, le=20)
     interval_width: float = Field(0.8, gt=0, lt=1)
-    models: list[Literal["prophet", "seasonal_naive", "ets", "theta", "combination"]] = Field(
-        default_factory=lambda: ["prophet", "seasonal_naive", "ets", "combination"], min_length=1)
+    models: list[Literal["prophet", "seasonal_naive", "ets", "theta", "ces", "combination"]] = Field(
+        default_factory=lambda: ["seasonal_naive", "theta", "ets", "ces", "prophet", "combination"], min_length=1)
+    fill: Literal["zero", "interpolate", "none"] = "zero"
+    closures: list[str] = Field(default_factory=list)
     seed: int = 0
     engine: Literal["dask", "local"] = "dask"
     n_workers: int = Field(0, ge=0, le=256)  # 0: one per CPU core
@@ -225,6 +227,16 @@ class ForecastParams(_Strict):
         if "seasonal_naive" not in v:
             raise ValueError("models must include seasonal_naive: every forecast is judged against it")
         return v
+
+    @field_validator("closures")
+    @classmethod
+    def _closures(cls, v: list[str]) -> list[str]:
+        from .forecast.calendar import check
+
+        try:
+            return check(v)
+        except ParamsError as exc:
+            raise ValueError(f"{exc.problem}; {exc.fix}") from None
 
 
 # ---------------------------------------------------------------- churn

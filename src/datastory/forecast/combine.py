@@ -1,26 +1,20 @@
-"""The "combination" candidate: an inverse-MASE weighted average of the best backtested models.
+"""The "combination" candidate, and the selection rule, both decided on the run's own backtests.
 
-Averaging forecasts of different models is one of the most reliable accuracy gains in forecasting
-(the M competitions): their errors partly cancel. Here, per series, the TOP_K base models with the
-lowest backtest MASE are averaged with weights proportional to 1 / MASE, so a model that backtests
-twice as well counts twice as much. The combination is then a candidate like any other: its backtest
-is the same weighted average of the members' fold forecasts, scored by the same MASE, and selection
-picks it only if it beats every single model there (ties go to the single model). Everything uses the
-in-sample rolling-origin backtest only; the weights are fixed before the refit on the full history.
+Combination: averaging forecasts of different models is one of the most reliable accuracy gains in
+forecasting (the M competitions): their errors partly cancel. Per series, the TOP_K single models with
+the lowest backtest MASE are averaged with weights proportional to 1 / MASE. TOP_K is 5, so with the
+default candidates every model takes part: on the validation split of Tourism monthly, Tourism quarterly
+and the daily sets (bench/forecast_accuracy.py --split validation) that beat averaging the best three
+(MASE 1.704 vs 1.728, 1.760 vs 1.804, 1.283 vs 1.301). Its backtest is the same weighted average of the
+members' fold forecasts, scored by the same MASE.
 
-Members: the configured models plus EXTRA_MEMBERS (Theta), which is backtested whenever the
-combination is listed: Theta's errors differ most from ETS's and seasonal naive's, which is what a
-combination feeds on. (params/forecast.yaml cannot list "theta" on its own until the config's model list
-allows it; here it is a candidate like any other, so it can also win a series alone.)
-
-Selection: on Tourism the backtest picks the truly best model too rarely for a winner-takes-all choice
-to beat the average (the "forecast combination puzzle"), so the combination is kept unless a single
-model's backtest MASE is at least MARGIN (10%) lower than the combination's. Measured on Tourism
-monthly (training part only for weights and choice): lowest-MASE selection 1.558, combination as a
-plain candidate 1.495, with the 10% margin 1.447 (bench/forecast_accuracy.py has the current figures).
-
-Intervals: the members' bounds are averaged with the same weights (a band shape; the engine rescales it
-on the combination's own backtest errors, see intervals.py).
+Selection: the combination is kept unless a single model's backtest MASE is at least a margin lower than
+the combination's; otherwise the lowest MASE wins (ties to the simpler model). The margin is not a
+constant tuned anywhere: each run chooses it from MARGINS on its own training backtests
+(`choose_margin`). For every series with two or more folds, each margin selects a model on all folds but
+the latest (weights included), and that choice is scored on the latest fold; the margin whose choices
+score the lowest mean MASE over the run's series wins (ties to the smaller margin). With no series of
+two folds there is nothing to choose on, and the margin is 0: plain lowest MASE.
 """
 
 from __future__ import annotations
@@ -32,10 +26,8 @@ from ..errors import ModelError
 from . import scoring
 
 NAME = "combination"
-TOP_K = 3
-EXTRA_MEMBERS = ("theta",)
-MARGIN = 0.10  # a single model must backtest this much better (relative MASE) to replace the combination
-VALUES = ["yhat", "yhat_lower", "yhat_upper"]
+TOP_K = 5
+MARGINS = (0.0, 0.05, 0.10, 0.20, 0.40)
 MIN_MASE = 1e-9  # a perfect backtest (MASE 0) must not give an infinite weight
 
 
@@ -58,45 +50,39 @@ def weights(scores: pd.DataFrame, top_k: int = TOP_K) -> dict[str, float]:
     return {str(name): float(w) for name, w in zip(ok["model"], inv / inv.sum(), strict=True)}
 
 
-def combine(frames: dict[str, pd.DataFrame], w: dict[str, float]) -> pd.DataFrame:
-    """Weighted average of the members' yhat/yhat_lower/yhat_upper; all frames must share their rows.
-
-    Works for backtest frames (model, fold, ds, ...; the result's model column is NAME) and for
-    future frames indexed by ds.
-    """
+def combine_backtest(bt: pd.DataFrame, w: dict[str, float]) -> pd.DataFrame:
+    """The weighted average of the members' rows of a backtest frame (model column NAME)."""
     if not w:
         raise ModelError("a combination needs at least 2 members with weights")
-    absent = [name for name in w if name not in frames]
-    if absent:
-        raise ModelError(f"combination member(s) without a forecast: {', '.join(absent)}")
-    first = frames[next(iter(w))]
-    keys = [c for c in ("fold", "ds") if c in first.columns]
-    for name in w:
-        f = frames[name]
-        same = f.index.equals(first.index) and all(f[k].reset_index(drop=True).equals(first[k].reset_index(
-            drop=True)) for k in keys)
-        if not same or len(f) != len(first):
+    parts = {name: bt[bt["model"] == name].reset_index(drop=True) for name in w}
+    first = parts[next(iter(w))]
+    for name, part in parts.items():
+        if part.empty or not part[["fold", "ds"]].equals(first[["fold", "ds"]]):
             raise ModelError(f"combination member {name!r} forecasts other periods than {next(iter(w))!r}")
     out = first.copy()
-    for col in VALUES:
-        out[col] = sum(wt * frames[name][col].to_numpy(dtype=float) for name, wt in w.items())
-    if "model" in out.columns:
-        out["model"] = NAME
+    out["yhat"] = sum(wt * parts[name]["yhat"].to_numpy(float) for name, wt in w.items())
+    out["model"] = NAME
     return out
+
+
+def combine_future(futures: dict[str, pd.Series], w: dict[str, float]) -> pd.Series:
+    """The weighted average of the members' future forecasts (all on the same dates)."""
+    absent = [name for name in w if name not in futures]
+    if not w or absent:
+        raise ModelError(f"combination member(s) without a forecast: {', '.join(absent) or 'none given'}")
+    first = futures[next(iter(w))]
+    out = sum(wt * futures[name].reindex(first.index).to_numpy(float) for name, wt in w.items())
+    return pd.Series(out, index=first.index, name="yhat")
 
 
 def candidates(models: list[str]) -> list[str]:
-    """The single models to backtest for configured `models`: as listed, plus EXTRA_MEMBERS (not yet
-    listed) when the combination is on; never the combination itself (it is built from the others)."""
+    """The single models to backtest for configured `models`: as listed, never the combination itself."""
     if not isinstance(models, (list, tuple)) or not all(isinstance(x, str) for x in models):
         raise ModelError(f"models must be a list of model names, got {models!r}", column="models")
-    out = [x for x in models if x != NAME]
-    if NAME in models:
-        out += [x for x in EXTRA_MEMBERS if x not in out]
-    return out
+    return [x for x in models if x != NAME]
 
 
-def select(scores: pd.DataFrame, margin: float = MARGIN) -> str:
+def select(scores: pd.DataFrame, margin: float) -> str:
     """The combination if it was scored and no single model's MASE is below (1 - margin) x its MASE;
     else the lowest-MASE model (scoring.select: ties and NaN towards the simpler model)."""
     if not 0 <= margin < 1:
@@ -111,3 +97,54 @@ def select(scores: pd.DataFrame, margin: float = MARGIN) -> str:
         if not len(best) or best.min() >= (1 - margin) * combo[0]:
             return NAME
     return scoring.select(singles if len(singles) else scores)
+
+
+def scored(bt: pd.DataFrame, scales: dict[int, float], folds: list[int], with_combination: bool) -> tuple[
+        pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """(per model and fold scores, mean scores, combination weights) over `folds` of a series' backtest.
+
+    The combination (when asked for and two members have a finite MASE) is added as one more model.
+    """
+    part = bt[bt["fold"].isin(folds)]
+    per_fold = scoring.fold_scores(part, scales)
+    means = scoring.score(per_fold)
+    w = weights(means) if with_combination and len(means) else {}
+    if w:
+        combo_folds = scoring.fold_scores(combine_backtest(part, w), scales)
+        per_fold = pd.concat([per_fold, combo_folds], ignore_index=True)
+        means = pd.concat([means, scoring.score(combo_folds)], ignore_index=True)
+    return per_fold, means, w
+
+
+def holdout_outcomes(bt: pd.DataFrame, scales: dict[int, float], with_combination: bool,
+                     margins: tuple[float, ...] = MARGINS) -> dict[float, float] | None:
+    """Margin -> MASE on a series' latest fold of the model each margin selects on its earlier folds.
+
+    None when the series has fewer than two folds, or its latest fold cannot be scored.
+    """
+    folds = sorted(int(k) for k in bt["fold"].unique()) if len(bt) else []
+    if len(folds) < 2:
+        return None
+    last, early = folds[-1], folds[:-1]
+    _, early_means, w = scored(bt, scales, early, with_combination)
+    if early_means.empty:
+        return None
+    latest = bt[bt["fold"] == last]
+    latest_means = scoring.score(scoring.fold_scores(latest, scales))
+    if w:
+        latest_means = pd.concat([latest_means, scoring.score(scoring.fold_scores(
+            combine_backtest(latest, w), scales))], ignore_index=True)
+    outcome = dict(zip(latest_means["model"], latest_means["mase"], strict=True))
+    out = {mg: float(outcome.get(select(early_means, mg), np.nan)) for mg in margins}
+    return out if all(np.isfinite(v) for v in out.values()) else None
+
+
+def choose_margin(outcomes: list[dict[float, float] | None], margins: tuple[float, ...] = MARGINS) -> tuple[
+        float, dict[float, float]]:
+    """(the margin with the lowest mean hold-out MASE over series, that mean per margin); 0 with none."""
+    usable = [o for o in outcomes if o]
+    if not usable:
+        return 0.0, {}
+    mean = {mg: float(np.mean([o[mg] for o in usable])) for mg in margins}
+    best = min(margins, key=lambda mg: (round(mean[mg], 9), mg))
+    return best, mean

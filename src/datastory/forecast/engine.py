@@ -1,20 +1,23 @@
-"""Run the forecast of every series (backtest, select, forecast), fanned out with Dask, and save it.
+"""Run the forecast of every series (plan, backtest, select, forecast, range), fanned out with Dask, and save it.
 
-Per series: each model in cfg.models is backtested; a model that raises is skipped for that series
-and its error recorded; with "combination" listed, Theta is backtested too and an inverse-MASE weighted
-average of the best backtested models is a further candidate, kept unless a single model backtests
-clearly better (combine.py); otherwise the lowest mean MASE wins (ties -> simpler model), so when every
-other model fails, seasonal naive is chosen. The winner is refit on the whole history to forecast
-cfg.horizon periods, and its interval is rescaled on its own backtest errors (intervals.py). History
-rows of the output frame carry y only (yhat NaN): the shipped accuracy is the out-of-sample backtest,
-not an in-sample fit.
+Per series, on a worker (`forecast_series`): history.prepare trims it to its usable span, fills its gaps
+as the policy says, applies the closures calendar and plans the backtest (fewer folds for a short
+history). Each configured model is then backtested on those folds and refit on the whole history; a model
+that raises is skipped for that series and its error recorded. A history too short for one fold is
+forecast from its recent level; one too short for anything gets no forecast and a note. One series never
+stops the run.
 
-Metrics per series (metrics/forecast.json): the chosen model's backtest MASE/sMAPE; coverage = backtest
-coverage of the shipped (rescaled) interval, leave-one-fold-out; raw_coverage = that of the model's own
-band; interval_factor = the rescaling factor (> 1 widened). "overall" holds their means over series.
+Across series, in this process (`finish`), everything the backtests must decide:
+- the selection margin, chosen on the run's own backtests (combine.choose_margin);
+- per series, the combination's weights and the chosen model (combine.select);
+- the range of every forecast, from the pooled backtest errors per horizon step (intervals.py), with
+  its coverage measured out of fold.
 
-Outputs are ordered by series_id and rounded to 6 decimals, so their bytes do not depend on which
-worker finished first or on last-digit float noise.
+History rows of the output frame carry y only (yhat NaN): the shipped accuracy is the out-of-sample
+backtest, not an in-sample fit. Metrics per series (metrics/forecast.json): status, folds, the chosen
+model's backtest MASE/sMAPE next to the baseline's (named: seasonal naive, or naive when fewer than two
+seasons are known), the out-of-fold coverage of its range, and notes in plain words. Outputs are ordered
+by series_id and rounded to 6 decimals, so their bytes do not depend on which worker finished first.
 """
 
 from __future__ import annotations
@@ -36,16 +39,18 @@ import pandas as pd
 from .. import io, schema
 from ..config import ForecastParams, Paths
 from ..errors import DataError
+from . import calendar, views
 from . import combine as cb
+from . import history as hs
 from . import intervals as iv
 from . import models as m
-from . import views
-from .scoring import backtest, check_length, score
-from .series import split
+from .scoring import backtest, fold_scales, naive_scale, origins
+from .series import check_freq, split
 
-NAIVE = "seasonal_naive"
+NAIVE = m.BASELINE
 DECIMALS = 6
 BACKTEST_CSV_COLUMNS = ["series_id", "model", "fold", "ds", "y", "yhat"]
+BASELINE_WORDS = {True: "seasonal naive", False: "naive"}
 
 
 @dataclass(frozen=True)
@@ -64,63 +69,55 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+def _ship(prep: hs.Prepared, yhat: pd.Series, cfg: ForecastParams) -> pd.Series:
+    """A model's future as it ships: times the open share of each period, >= 0 for a non-negative series."""
+    out = yhat * calendar.open_share(yhat.index, cfg.freq, cfg.closures)
+    return out.clip(lower=0.0) if prep.nonneg else out
+
+
 def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
                     fitters: dict[str, m.Fitter] | None = None) -> dict[str, Any]:
-    """Backtest every model on one series, select the best, forecast with it. Never raises for a model.
+    """Plan, backtest and refit every model on one series. Never raises for a model or a short history.
 
-    Returns a plain dict (cheap to ship back from a worker): series_id, model, scores, backtest,
-    future, errors (model -> message) and pid.
+    Returns a plain dict (cheap to ship back from a worker): series_id, plan, nonneg, scale (the whole
+    history's naive error), scales (per fold), backtest (every model), futures (model -> shipped forecast),
+    fallback (the forecast when no model could be backtested), errors (model -> message) and pid.
     """
+    prep = hs.prepare(y, cfg.freq, cfg.horizon, cfg.folds, cfg.fill, cfg.closures)
+    p = prep.plan
     errors: dict[str, str] = {}
-    bts, scores = [], []
-    for name in cb.candidates(cfg.models):
-        try:
-            bt = backtest(y, cfg, [name], fitters)
-            sc = score(bt, y, cfg)
-        except Exception as exc:  # isolation: one model's failure must not stop the series
-            errors[name] = _describe(exc)
-            continue
-        bts.append(bt)
-        scores.append(sc)
-    score_df = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(
-        columns=["model", "mase", "smape", "coverage"])
-    weights: dict[str, float] = {}
-    if cb.NAME in cfg.models and len(score_df):
-        weights = cb.weights(score_df)
-        if weights:  # the combination's backtest: the members' fold forecasts, weighted
-            bt = cb.combine({b["model"].iloc[0]: b.reset_index(drop=True) for b in bts}, weights)
+    bts, futures = [], {}
+    fallback = None
+    if p.status == "backtested":
+        for name in cb.candidates(cfg.models):
+            try:
+                bt = backtest(prep, cfg, name, fitters)
+                future = _ship(prep, m.get(name, fitters)(prep.model_y, cfg.horizon, cfg.freq, cfg), cfg)
+            except Exception as exc:  # isolation: one model's failure must not stop the series
+                errors[name] = _describe(exc)
+                continue
             bts.append(bt)
-            score_df = pd.concat([score_df, score(bt, y, cfg)], ignore_index=True)
-    chosen = cb.select(score_df) if len(score_df) else None
-    future = None
-    while chosen is not None:
+            futures[name] = future
+    if not futures and p.status in ("backtested", "recent_level"):
         try:
-            if chosen == cb.NAME:
-                future = cb.combine({name: m.get(name, fitters)(y, cfg.horizon, cfg.freq, cfg)
-                                     for name in weights}, weights)
-            else:
-                future = m.get(chosen, fitters)(y, cfg.horizon, cfg.freq, cfg)
-            break
-        except Exception as exc:  # refit on the full history failed: fall back to the baseline
-            errors[chosen] = _describe(exc)
-            chosen = NAIVE if chosen != NAIVE and NAIVE in set(score_df["model"]) else None
-    backtest_all = pd.concat(bts, ignore_index=True) if bts else None
-    calibration: dict[str, float] = {}
-    if future is not None and backtest_all is not None:
-        # The shipped band: the chosen model's band shape, rescaled on its own backtest errors.
-        own = backtest_all[backtest_all["model"] == chosen]
-        factor, absolute = iv.fit(own, cfg.interval_width)
-        future = iv.apply(future, factor, absolute)
-        calibration = {"interval_factor": factor, "coverage": iv.cv_coverage(own, cfg.interval_width)}
-    return {"series_id": sid, "model": chosen, "scores": score_df, "backtest": backtest_all,
-            "future": future, "errors": errors, "calibration": calibration, "pid": os.getpid()}
+            fallback = ("recent_level", _ship(prep, m.recent_level(prep.model_y, cfg.horizon, cfg.freq, cfg), cfg))
+        except Exception as exc:
+            errors["recent_level"] = _describe(exc)
+    elif p.status == "all_zero":
+        last = y.index[-1]
+        fallback = ("zero", pd.Series(0.0, index=m.future_index(last, cfg.horizon, cfg.freq), name="yhat"))
+    actual = prep.actual.to_numpy(float)
+    return {"series_id": sid, "plan": p, "nonneg": prep.nonneg,
+            "scale": naive_scale(actual, cfg.freq) if len(actual) else float("nan"),
+            "scales": fold_scales(prep, cfg) if p.folds else {},
+            "backtest": pd.concat(bts, ignore_index=True) if bts else None, "futures": futures,
+            "fallback": fallback, "errors": errors, "pid": os.getpid()}
 
 
 # Heavy modules imported once by the forkserver, so each LocalCluster worker forks with them loaded
 # (cuts worker start from ~3-6 s of imports to ~0.1 s). warm.py imports Prophet with its notices silenced.
-PRELOAD = ["numpy", "pandas", "scipy.stats", "matplotlib.pyplot", "holidays", "cmdstanpy",
-           "statsmodels.tsa.exponential_smoothing.ets", "statsmodels.tsa.forecasting.theta",
-           "statsmodels.tsa.seasonal", "datastory.forecast.engine", "datastory.forecast.warm"]
+PRELOAD = ["numpy", "pandas", "scipy.stats", "matplotlib.pyplot", "holidays", "cmdstanpy", "statsforecast.models",
+           "datastory.forecast.engine", "datastory.forecast.warm"]
 # Dask's statistical profiler samples every worker thread's stack each 10 ms; nothing reads it here.
 DASK_CONFIG = {"distributed.worker.profile.enabled": False}
 
@@ -202,40 +199,106 @@ def _round(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _metric(scores: pd.DataFrame, model: str | None, col: str) -> float:
-    row = scores[scores["model"] == model]
+def _pool_rows(sid: str, chosen_bt: pd.DataFrame, scales: dict[int, float], folds: int) -> pd.DataFrame:
+    """The chosen forecast's backtest errors, scaled, with folds counted from the latest (0 = latest)."""
+    scale = chosen_bt["fold"].map(scales).to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = (chosen_bt["y"].to_numpy(float) - chosen_bt["yhat"].to_numpy(float)) / scale
+    keep = np.isfinite(e) & (scale > 0)
+    return pd.DataFrame({"series_id": sid, "fold": folds - 1 - chosen_bt["fold"].to_numpy(int)[keep],
+                         "step": chosen_bt["step"].to_numpy(int)[keep], "e": e[keep]})
+
+
+def _value(means: pd.DataFrame, model: str | None, col: str) -> float:
+    row = means[means["model"] == model]
     return float(row[col].iloc[0]) if len(row) else float("nan")
 
 
-def _assemble(results: list[dict[str, Any]], series: dict[str, pd.Series], labels: dict[str, tuple[str, str]],
-              cfg: ForecastParams) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
-    frames, bts, per_series = [], [], {}
+def finish(results: list[dict[str, Any]], cfg: ForecastParams) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The cross-series decisions: margin, selection, combination and ranges.
+
+    Returns one dict per series (forecasts_series' keys plus model, frame (yhat, yhat_lower, yhat_upper) or
+    None, chosen_bt and metrics) and the run's own figures (margin, by_margin, coverage, band_backtested).
+    """
+    with_combo = cb.NAME in cfg.models
+    margin, by_margin = cb.choose_margin([cb.holdout_outcomes(r["backtest"], r["scales"], with_combo)
+                                          for r in results if r["backtest"] is not None])
+    done, pools = [], []
     for r in results:
-        sid, y, chosen = r["series_id"], series[r["series_id"]], r["model"]
+        p: hs.Plan = r["plan"]
+        chosen, future, chosen_bt = None, None, None
+        means = pd.DataFrame(columns=["model", "mase", "smape"])
+        if r["backtest"] is not None:
+            folds = sorted(int(k) for k in r["backtest"]["fold"].unique())
+            _, means, w = cb.scored(r["backtest"], r["scales"], folds, with_combo)
+            chosen = cb.select(means, margin)
+            if chosen == cb.NAME:
+                future = cb.combine_future(r["futures"], w)
+                chosen_bt = cb.combine_backtest(r["backtest"], w)
+            else:
+                future = r["futures"][chosen]
+                chosen_bt = r["backtest"][r["backtest"]["model"] == chosen]
+            pools.append(_pool_rows(r["series_id"], chosen_bt, r["scales"], p.folds))
+        elif r["fallback"] is not None:
+            chosen, future = r["fallback"]
+        done.append({**r, "model": chosen, "future": future, "chosen_bt": chosen_bt, "means": means})
+    pool = pd.concat(pools, ignore_index=True) if pools else pd.DataFrame(columns=iv.POOL_COLUMNS)
+    band = iv.fit(pool, cfg.horizon, cfg.interval_width)
+    inside = iv.out_of_fold_inside(pool, cfg.horizon, cfg.interval_width) if len(pool) else np.array([])
+    coverage = pd.Series(inside, index=pool["series_id"].to_numpy(), dtype=float).groupby(level=0).mean()
+    out = []
+    for r in done:
+        sid, p = r["series_id"], r["plan"]
+        notes = list(p.notes)
+        if p.status == "backtested" and r["model"] == "recent_level":
+            notes.append("every model failed on this series: forecast from the recent level")
+        frame = None
+        if r["future"] is not None:
+            yhat = r["future"].to_numpy(float)
+            lower, upper = iv.apply(yhat, r["scale"], band, r["nonneg"])
+            frame = pd.DataFrame({"yhat": yhat, "yhat_lower": lower, "yhat_upper": upper}, index=r["future"].index)
+            if r["model"] != "zero" and (not band.backtested or r["chosen_bt"] is None):
+                notes.append("range not backtested: it spans the history's period-to-period changes"
+                             if not band.backtested else
+                             "range from the backtest errors of the run's other series")
+        seasonal = p.season > 1 and p.folds > 0 and all(
+            hs.season_length(o, cfg.freq) > 1 for o in origins(p.n, p.folds, cfg.horizon))
+        metrics = {"model": r["model"], "status": p.status if r["future"] is not None else "no_forecast",
+                   "history": p.n, "folds": p.folds,
+                   "mase": _value(r["means"], r["model"], "mase"), "smape": _value(r["means"], r["model"], "smape"),
+                   "naive_mase": _value(r["means"], NAIVE, "mase"),
+                   "naive_smape": _value(r["means"], NAIVE, "smape"),
+                   "baseline": BASELINE_WORDS[seasonal] if p.folds else None,
+                   "coverage": float(coverage.get(sid, np.nan)),
+                   "notes": "; ".join(notes) or None,
+                   "error": "; ".join(f"{k}: {v}" for k, v in sorted(r["errors"].items())) or None}
+        out.append({**r, "frame": frame, "metrics": metrics})
+    overall_cov = float(np.nanmean(inside)) if np.isfinite(inside).any() else float("nan")
+    return out, {"margin": margin, "by_margin": by_margin, "coverage": overall_cov,
+                 "band_backtested": band.backtested}
+
+
+def _assemble(done: list[dict[str, Any]], run_info: dict[str, Any], series: dict[str, pd.Series],
+              labels: dict[str, tuple[str, str]], cfg: ForecastParams) -> tuple[
+        pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    frames, bts, per_series = [], [], {}
+    for r in done:
+        sid, y = r["series_id"], series[r["series_id"]]
         region, line = labels[sid]
-        model_label = chosen or "none"
+        model_label = r["model"] or "none"
         frames.append(pd.DataFrame({"series_id": sid, "region": region, "product_line": line, "ds": y.index,
                                     "y": y.to_numpy(), "yhat": np.nan, "yhat_lower": np.nan,
                                     "yhat_upper": np.nan, "model": model_label, "is_forecast": False}))
-        if r["future"] is not None:
-            fut = r["future"]
+        if r["frame"] is not None:
+            fut = r["frame"]
             frames.append(pd.DataFrame({"series_id": sid, "region": region, "product_line": line,
                                         "ds": fut.index, "y": np.nan, "yhat": fut["yhat"].to_numpy(),
                                         "yhat_lower": fut["yhat_lower"].to_numpy(),
                                         "yhat_upper": fut["yhat_upper"].to_numpy(), "model": model_label,
                                         "is_forecast": True}))
-        if r["backtest"] is not None:
-            bts.append(r["backtest"].assign(series_id=sid))
-        sc = r["scores"]
-        errors = "; ".join(f"{k}: {v}" for k, v in sorted(r["errors"].items())) or None
-        cal = r.get("calibration") or {}
-        per_series[sid] = {"region": region, "product_line": line, "model": chosen,
-                           "mase": _metric(sc, chosen, "mase"), "smape": _metric(sc, chosen, "smape"),
-                           "coverage": float(cal.get("coverage", np.nan)),
-                           "raw_coverage": _metric(sc, chosen, "coverage"),
-                           "interval_factor": float(cal.get("interval_factor", np.nan)),
-                           "naive_mase": _metric(sc, NAIVE, "mase"), "naive_smape": _metric(sc, NAIVE, "smape"),
-                           "error": errors}
+        parts = [b for b in (r["backtest"], r["chosen_bt"] if r["model"] == cb.NAME else None) if b is not None]
+        bts.extend(b.assign(series_id=sid) for b in parts)
+        per_series[sid] = {"region": region, "product_line": line, **r["metrics"]}
     frame = _round(schema.conform(pd.concat(frames, ignore_index=True), schema.FORECAST, "forecast"))
     bt = (pd.concat(bts, ignore_index=True) if bts else pd.DataFrame(columns=BACKTEST_CSV_COLUMNS))
     bt = _round(bt.loc[:, BACKTEST_CSV_COLUMNS].sort_values(["series_id", "model", "fold", "ds"], kind="stable")
@@ -245,14 +308,16 @@ def _assemble(results: list[dict[str, Any]], series: dict[str, pd.Series], label
         vals = np.array([s[key] for s in per_series.values()], dtype=float)
         return float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
 
-    wins = {name: 0 for name in [*cfg.models, *cb.candidates(cfg.models)]}
+    wins = {name: 0 for name in [*cfg.models]}
     for s in per_series.values():
         if s["model"]:
             wins[s["model"]] = wins.get(s["model"], 0) + 1
+    overall = {k: round(mean(k), DECIMALS) for k in ("mase", "smape", "naive_mase", "naive_smape")}
+    overall["coverage"] = round(run_info["coverage"], DECIMALS)
     metrics = {"freq": cfg.freq, "horizon": cfg.horizon, "folds": cfg.folds,
-               "interval_width": cfg.interval_width,
-               "overall": {k: round(mean(k), DECIMALS) for k in ("mase", "smape", "coverage", "raw_coverage",
-                                                                  "naive_mase", "naive_smape")},
+               "interval_width": cfg.interval_width, "fill": cfg.fill,
+               "selection_margin": run_info["margin"],
+               "overall": overall,
                "series": {sid: {k: (round(v, DECIMALS) if isinstance(v, float) else v) for k, v in s.items()}
                           for sid, s in per_series.items()},
                "wins": wins}
@@ -261,22 +326,27 @@ def _assemble(results: list[dict[str, Any]], series: dict[str, pd.Series], label
 
 def run(series_long: pd.DataFrame, cfg: ForecastParams, progress: bool = True,
         fitters: dict[str, m.Fitter] | None = None) -> ForecastResult:
-    """Backtest, select and forecast every series of `series_long` (from build_series).
+    """Plan, backtest, select and forecast every series of `series_long` (from build_series).
 
     cfg.engine 'dask' fans the series out over a Dask cluster (cfg.scheduler_address, else env
     DASK_SCHEDULER_ADDRESS, else a LocalCluster of cfg.n_workers started and closed here); 'local'
     loops in this process. `fitters` overrides model functions by name (tests inject failures).
+    A series that cannot be forecast gets a note, never an error; a DataError only when none can be.
     """
+    check_freq(cfg.freq)
     series = split(series_long)
     if not series:
         raise DataError("no series to forecast", fix="check the transactions input")
-    for sid, y in series.items():
-        check_length(len(y), cfg, f"series {sid!r}")
-        m.check_train(y, cfg.horizon, cfg.freq)
     labels = {str(sid): (str(g["region"].iloc[0]), str(g["product_line"].iloc[0]))
               for sid, g in series_long.groupby("series_id", sort=True)}
     results = _fan_out(series, cfg, progress, fitters)
-    frame, metrics, bt = _assemble(results, series, labels, cfg)
+    done, run_info = finish(results, cfg)
+    if all(r["frame"] is None for r in done):
+        first = done[0]
+        why = first["metrics"]["notes"] or first["metrics"]["error"] or "no model could forecast it"
+        raise DataError(f"no series could be forecast ({len(done)} series); {first['series_id']!r}: {why}",
+                        fix="load more history, lower horizon in params/forecast.yaml, or use a finer freq")
+    frame, metrics, bt = _assemble(done, run_info, series, labels, cfg)
     return ForecastResult(frame=frame, metrics=metrics, backtest=bt,
                           workers={r["series_id"]: r["pid"] for r in results})
 

@@ -1,117 +1,143 @@
-"""Honest prediction intervals: each series' band rescaled from its own backtest errors (split conformal).
+"""Prediction ranges from the run's backtest errors: empirical quantiles per horizon step.
 
-A model's own interval is only as good as its assumptions: Prophet's 80% band held ~48% of the actuals
-in the backtest, and ETS's analytic band assumes the model is right. So the engine keeps each model's
-band *shape* (its width per horizon step and its asymmetry) and rescales it per series by one factor
-fitted on the rolling-origin backtest:
+A model's own interval is only as good as its assumptions (Prophet's 80% band held about half the actuals
+in backtests; on real daily series, 29-64%). So the range of every shipped forecast comes from how wrong the
+chosen forecasts actually were in the rolling-origin backtest:
 
-- score of a backtest point = how far the actual lies outside/inside the band, in units of the band's
-  half-width on that side: (y - yhat) / (upper - yhat) above the forecast, (yhat - y) / (yhat - lower)
-  below it (a point on the band's edge scores 1);
-- factor = the conformal quantile of the scores: the ceil((n + 1) q)-th smallest of n, q = interval_width
-  (the usual finite-sample correction, so small backtests err on the wide side); capped at MAX_FACTOR;
-- calibrated band = yhat - factor (yhat - lower) .. yhat + factor (upper - yhat).
+- each backtest point's error is scaled by its series' in-sample naive error (the MASE denominator of
+  its fold), so errors of a large and a small series can be pooled: e = (y - yhat) / scale;
+- every series of the run adds its chosen model's scaled errors to one pool, by horizon step (1 = the
+  first period ahead);
+- per fold and step h, the lower and upper bounds are conformal quantiles (the finite-sample rank) of that
+  fold's errors at steps h - w .. h + w (w = horizon // 8, at least 1, widened until the window holds
+  MIN_POINTS errors, so a single series is judged on its whole fold);
+- robust to one bad fold: folds are counted from the latest, so they line up in time across series, and
+  the bounds are the median of the per-fold bounds (the mean of two with two folds). A structural break, a
+  lockdown or a one-off order inside one fold moves that fold's bounds, not the median;
+- the band only widens with the step (the future does not get more certain further out), and always
+  holds the point forecast;
+- a series' range is yhat + scale x [lower(h), upper(h)], with its own scale from its whole history, and
+  never below 0 for a series that never went negative.
 
-A band of zero width on a side (e.g. a constant history) cannot be scaled; there the absolute errors set
-the half-width instead (same conformal quantile of |y - yhat|).
-
-Backtest coverage of calibrated bands is measured out of sample, leave-one-fold-out: each fold's band is
-calibrated on the other folds' scores only, so the coverage in metrics/forecast.json is not flattered by
-fitting the factor on the points it is checked on.
+Coverage in metrics/forecast.json is measured out of sample: each backtest point is checked against the
+band fitted without its fold. When no series could be backtested at all, the range is the one of a random
+walk with the history's period-to-period changes (1.25 x mean absolute change ~ its standard deviation),
+and the forecast's note says the range is not backtested.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
 
-MAX_FACTOR = 20.0  # a factor above this means the model's band is meaningless; cap the blow-up
-TINY = 1e-12
-REQUIRED = ("fold", "y", "yhat", "yhat_lower", "yhat_upper")
+POOL_COLUMNS = ["series_id", "fold", "step", "e"]
+MAD_TO_SD = 1.25  # mean absolute deviation of a normal variable x this = its standard deviation
+MIN_POINTS = 20   # errors a fold's bound at one step is read from, at least (or the whole fold)
 
 
-def _check(bt: pd.DataFrame, level: float) -> None:
-    missing = [c for c in REQUIRED if c not in bt.columns]
-    if missing:
-        raise ModelError(f"backtest frame: missing column(s) {', '.join(missing)}", column=missing[0],
-                         fix="pass one model's rows of the frame returned by forecast.backtest")
+@dataclass(frozen=True)
+class Band:
+    """Scaled error bounds per horizon step (index 0 = one period ahead)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    backtested: bool
+
+
+def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ModelError(f"interval level must be between 0 and 1, got {level!r}", column="interval_width",
                          fix="set interval_width in params/forecast.yaml to e.g. 0.8")
-    if bt.empty:
-        raise ModelError("no backtest points to calibrate the interval on")
-    if "model" in bt.columns and bt["model"].nunique() > 1:
-        raise ModelError("calibrate one model at a time: the backtest frame holds several models",
-                         column="model")
 
 
-def conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """The ceil((n + 1) level)-th smallest score (the largest one when that exceeds n); inf if none."""
-    s = np.sort(np.asarray(scores, dtype=float)[np.isfinite(scores)])
-    if len(s) == 0:
-        return math.inf
-    k = min(math.ceil((len(s) + 1) * level), len(s))
-    return float(s[k - 1])
+def window(horizon: int) -> int:
+    """Steps pooled on each side of a step: horizon // 8, at least 1."""
+    return max(1, horizon // 8)
 
 
-def scores(bt: pd.DataFrame) -> np.ndarray:
-    """Each backtest point's distance from yhat in units of the band's half-width on its side.
-
-    NaN where that side of the band has zero width (then the absolute error is used instead).
-    """
-    y, yhat = bt["y"].to_numpy(float), bt["yhat"].to_numpy(float)
-    up = bt["yhat_upper"].to_numpy(float) - yhat
-    down = yhat - bt["yhat_lower"].to_numpy(float)
-    err = y - yhat
-    side = np.where(err >= 0, up, down)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(side > TINY, np.abs(err) / side, np.nan)
+def rank_quantiles(values: np.ndarray, level: float) -> tuple[float, float]:
+    """(lower, upper) conformal bounds of `values` at central `level`: the ceil((n + 1)(1 + level) / 2)-th
+    smallest for the upper, the mirror rank for the lower (the extreme ones when n is small)."""
+    s = np.sort(np.asarray(values, dtype=float))
+    n = len(s)
+    if n == 0:
+        return -math.inf, math.inf
+    k_hi = min(math.ceil((n + 1) * (1 + level) / 2), n)
+    k_lo = max(math.floor((n + 1) * (1 - level) / 2), 1)
+    return float(s[k_lo - 1]), float(s[k_hi - 1])
 
 
-def fit(bt: pd.DataFrame, level: float) -> tuple[float, float]:
-    """(factor, absolute half-width) calibrated on one model's backtest rows at `level` (see module doc).
-
-    The factor scales the band where it has width; the absolute half-width (the conformal quantile of
-    |y - yhat|) is used where it has none.
-    """
-    _check(bt, level)
-    s = scores(bt)
-    factor = conformal_quantile(s, level) if np.isfinite(s).any() else 1.0
-    factor = float(min(max(factor, 0.0), MAX_FACTOR))
-    absolute = conformal_quantile(np.abs(bt["y"].to_numpy(float) - bt["yhat"].to_numpy(float)), level)
-    return factor, float(absolute)
-
-
-def apply(frame: pd.DataFrame, factor: float, absolute: float) -> pd.DataFrame:
-    """`frame` (yhat, yhat_lower, yhat_upper) with its band rescaled by `factor` around yhat.
-
-    A side of zero width gets the absolute half-width instead. yhat is unchanged.
-    """
-    if not (np.isfinite(factor) and factor >= 0 and np.isfinite(absolute) and absolute >= 0):
-        raise ModelError(f"calibration factor {factor!r} / half-width {absolute!r} must be finite and >= 0")
-    out = frame.copy()
-    yhat = out["yhat"].to_numpy(float)
-    up = out["yhat_upper"].to_numpy(float) - yhat
-    down = yhat - out["yhat_lower"].to_numpy(float)
-    out["yhat_upper"] = yhat + np.where(up > TINY, factor * up, absolute)
-    out["yhat_lower"] = yhat - np.where(down > TINY, factor * down, absolute)
-    return out
+def _fold_bounds(pool: pd.DataFrame, horizon: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) per step from one fold's errors."""
+    steps = pool["step"].to_numpy(int)
+    e = pool["e"].to_numpy(float)
+    lo, hi = np.empty(horizon), np.empty(horizon)
+    for h in range(1, horizon + 1):
+        w = window(horizon)
+        near = np.abs(steps - h) <= w
+        while near.sum() < MIN_POINTS and w < horizon:
+            w += 1
+            near = np.abs(steps - h) <= w
+        lo[h - 1], hi[h - 1] = rank_quantiles(e[near], level)
+    return lo, hi
 
 
-def cv_coverage(bt: pd.DataFrame, level: float) -> float:
-    """Backtest coverage of calibrated bands, leave-one-fold-out (NaN with a single fold)."""
-    _check(bt, level)
-    folds = sorted(bt["fold"].unique())
-    if len(folds) < 2:
-        return float("nan")
-    inside = []
-    for k in folds:
-        held = bt[bt["fold"] == k]
-        band = apply(held, *fit(bt[bt["fold"] != k], level))
-        y = held["y"].to_numpy(float)
-        inside.append((y >= band["yhat_lower"].to_numpy(float)) & (y <= band["yhat_upper"].to_numpy(float)))
-    return float(np.mean(np.concatenate(inside)))
+def _combined(pool: pd.DataFrame, horizon: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The median over folds of each fold's bounds (the mean of two), widening with the step."""
+    fits = [_fold_bounds(grp, horizon, level) for _, grp in pool.groupby("fold", sort=True)]
+    pick = np.median if len(fits) != 2 else np.mean
+    lo = pick(np.stack([f[0] for f in fits]), axis=0)
+    hi = pick(np.stack([f[1] for f in fits]), axis=0)
+    return np.minimum(np.minimum.accumulate(lo), 0.0), np.maximum(np.maximum.accumulate(hi), 0.0)
+
+
+def fit(pool: pd.DataFrame, horizon: int, level: float) -> Band:
+    """The band of scaled errors per step from the pooled backtest errors (the median of the folds' own
+    bounds); a random walk's band when the pool is empty."""
+    _check_level(level)
+    missing = [c for c in POOL_COLUMNS if c not in pool.columns]
+    if missing:
+        raise ModelError(f"error pool: missing column(s) {', '.join(missing)}", column=missing[0])
+    pool = pool[np.isfinite(pool["e"].to_numpy(float))]
+    if pool.empty:
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        half = z * MAD_TO_SD * np.sqrt(np.arange(1, horizon + 1))
+        return Band(-half, half, backtested=False)
+    lo, hi = _combined(pool, horizon, level)
+    return Band(lo, hi, backtested=True)
+
+
+def apply(yhat: np.ndarray, scale: float, band: Band, nonneg: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of a forecast: yhat + scale x the band per step; floored at 0 for a non-negative
+    series. A series without a usable scale (a constant history) gets a band of zero width."""
+    yhat = np.asarray(yhat, dtype=float)
+    s = scale if np.isfinite(scale) and scale > 0 else 0.0
+    h = len(yhat)
+    lower, upper = yhat + s * band.lower[:h], yhat + s * band.upper[:h]
+    if nonneg:
+        lower, upper = np.maximum(lower, 0.0), np.maximum(upper, 0.0)
+    return np.minimum(lower, yhat), np.maximum(upper, yhat)
+
+
+def out_of_fold_inside(pool: pd.DataFrame, horizon: int, level: float) -> np.ndarray:
+    """Per pool row: 1.0 if its error is inside the band fitted without its fold, else 0.0 (in pool order).
+    With a single fold, the band is fitted on the other series instead; NaN where nothing else is known."""
+    _check_level(level)
+    e = pool["e"].to_numpy(float)
+    steps = pool["step"].to_numpy(int)
+    inside = np.full(len(pool), np.nan)
+    key = "fold" if pool["fold"].nunique() >= 2 else "series_id"
+    for value in pool[key].unique():
+        held = (pool[key] == value).to_numpy()
+        if not (~held).any():
+            continue
+        lo, hi = _combined(pool[~held], horizon, level)
+        idx = np.clip(steps[held] - 1, 0, horizon - 1)
+        inside[held] = ((e[held] >= lo[idx]) & (e[held] <= hi[idx])).astype(float)
+    return inside

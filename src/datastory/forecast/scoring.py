@@ -1,13 +1,17 @@
-"""Rolling-origin backtest, accuracy metrics and model selection.
+"""Rolling-origin backtest and accuracy metrics.
 
-Fold k (0 = oldest) trains on everything before origin n - (folds - k) * horizon and forecasts the
-next `horizon` periods, so the folds tile the last folds x horizon periods without overlap.
+With F folds (history.plan: as many as the history allows, at most the configured number), fold k
+(0 = oldest) trains on everything before origin n - (F - k) * horizon and forecasts the next `horizon`
+periods, so the folds tile the last F x horizon periods without overlap. A fold's forecast is scored the
+way it would have shipped: multiplied back by the open share of its periods (calendar.py), and kept at or
+above 0 for a series that never went negative. Periods without an actual (a gap that was interpolated or
+left missing) are never scored.
 
 Metrics per fold, then averaged over folds:
-- MASE: mean absolute error / in-sample MAE of the seasonal naive forecast on that fold's training
-  window (lag = one season, or 1 when the window is not longer than a season). < 1 beats naive.
+- MASE: mean absolute error / the mean absolute change between periods one season apart in that fold's
+  training actuals (one period apart when fewer than two seasons are known: history.season_length).
+  Below 1 beats that in-sample naive forecast.
 - sMAPE: mean of 2|y - yhat| / (|y| + |yhat|), as a fraction (0..2); 0/0 counts as 0.
-- coverage: share of actuals inside [yhat_lower, yhat_upper].
 """
 
 from __future__ import annotations
@@ -18,38 +22,28 @@ import pandas as pd
 from ..config import ForecastParams
 from ..errors import ModelError
 from . import models as m
+from .history import Prepared, season_length
 
-BACKTEST_COLUMNS = ["model", "fold", "ds", "y", "yhat", "yhat_lower", "yhat_upper"]
-SCORE_COLUMNS = ["model", "mase", "smape", "coverage"]
-
-
-def min_length(cfg: ForecastParams) -> int:
-    """Periods a series needs for cfg.folds folds of cfg.horizon plus a minimal training window."""
-    return cfg.folds * cfg.horizon + m.MIN_HISTORY
-
-
-def check_length(n: int, cfg: ForecastParams, what: str = "the series") -> None:
-    """A ModelError if `n` periods are too few to backtest with cfg."""
-    need = min_length(cfg)
-    if n < need:
-        raise ModelError(f"{what} has {n} {cfg.freq} periods; a backtest of {cfg.folds} fold(s) x horizon "
-                         f"{cfg.horizon} needs at least {need}", column="horizon",
-                         fix="lower folds or horizon in params/forecast.yaml, use a finer freq, "
-                             "or load more history")
+BACKTEST_COLUMNS = ["model", "fold", "step", "ds", "y", "yhat"]
+FOLD_COLUMNS = ["model", "fold", "mase", "smape"]
+SCORE_COLUMNS = ["model", "mase", "smape"]
 
 
 def naive_scale(train: np.ndarray, freq: str) -> float:
-    """In-sample MAE of the seasonal naive forecast on `train` (the MASE denominator)."""
-    lag = m.season_length(len(train), freq)
+    """Mean |y_t - y_{t-lag}| over the pairs of known values (lag: history.season_length); NaN if none."""
+    train = np.asarray(train, dtype=float)
+    lag = season_length(len(train), freq)
     if len(train) <= lag:
-        raise ModelError(f"training window of {len(train)} period(s) is too short to scale MASE")
-    return float(np.mean(np.abs(train[lag:] - train[:-lag])))
+        return float("nan")
+    diffs = np.abs(train[lag:] - train[:-lag])
+    diffs = diffs[np.isfinite(diffs)]
+    return float(np.mean(diffs)) if len(diffs) else float("nan")
 
 
 def mase(y: np.ndarray, yhat: np.ndarray, scale: float) -> float:
-    """Mean absolute scaled error; NaN when the scale is 0 (a constant training window)."""
-    mae = float(np.mean(np.abs(np.asarray(y) - np.asarray(yhat))))
-    if scale == 0:
+    """Mean absolute scaled error; NaN when the scale is 0 or unknown (a constant training window)."""
+    mae = float(np.mean(np.abs(np.asarray(y, dtype=float) - np.asarray(yhat, dtype=float))))
+    if not np.isfinite(scale) or scale == 0:
         return 0.0 if mae == 0 else float("nan")
     return mae / scale
 
@@ -63,58 +57,62 @@ def smape(y: np.ndarray, yhat: np.ndarray) -> float:
     return float(np.mean(ratio))
 
 
-def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """Share of actuals inside their closed prediction interval."""
-    y = np.asarray(y, dtype=float)
-    return float(np.mean((y >= np.asarray(lower)) & (y <= np.asarray(upper))))
+def origins(n: int, folds: int, horizon: int) -> list[int]:
+    """Position of each fold's first forecast period in a history of `n`, oldest fold first."""
+    return [n - (folds - k) * horizon for k in range(folds)]
 
 
-def backtest(series_y: pd.Series, cfg: ForecastParams, models: list[str] | None = None,
+def fold_scales(prep: Prepared, cfg: ForecastParams) -> dict[int, float]:
+    """Fold -> MASE denominator on that fold's training actuals."""
+    actual = prep.actual.to_numpy(float)
+    return {k: naive_scale(actual[:o], cfg.freq) for k, o in enumerate(origins(len(prep.actual), prep.plan.folds, cfg.horizon))}
+
+
+def backtest(prep: Prepared, cfg: ForecastParams, name: str,
              fitters: dict[str, m.Fitter] | None = None) -> pd.DataFrame:
-    """Forecasts of every fold by each model (default cfg.models), long: model, fold, ds, y, yhat, lower, upper.
+    """One model's forecast of every fold, long: model, fold, step, ds, y, yhat (periods with an actual).
 
     A model that raises propagates its error: the engine isolates failures per model.
     """
-    y = m.check_train(series_y, cfg.horizon, cfg.freq)
-    check_length(len(y), cfg, f"series {series_y.name!r}" if series_y.name else "the series")
-    n = len(y)
+    fit = m.get(name, fitters)
     parts = []
-    for name in models or cfg.models:
-        fit = m.get(name, fitters)
-        for k in range(cfg.folds):
-            origin = n - (cfg.folds - k) * cfg.horizon
-            train, test = y.iloc[:origin], y.iloc[origin:origin + cfg.horizon]
-            fc = fit(train, cfg.horizon, cfg.freq, cfg)
-            if len(fc) != len(test) or not fc.index.equals(test.index):
-                raise ModelError(f"model {name!r} returned dates that do not match the fold's "
-                                 f"{cfg.horizon} future periods")
-            parts.append(pd.DataFrame({"model": name, "fold": k, "ds": test.index, "y": test.to_numpy(),
-                                       "yhat": fc["yhat"].to_numpy(), "yhat_lower": fc["yhat_lower"].to_numpy(),
-                                       "yhat_upper": fc["yhat_upper"].to_numpy()}))
-    return pd.concat(parts, ignore_index=True).loc[:, BACKTEST_COLUMNS]
+    for k, origin in enumerate(origins(len(prep.actual), prep.plan.folds, cfg.horizon)):
+        train = prep.model_y.iloc[:origin]
+        test = prep.actual.iloc[origin:origin + cfg.horizon]
+        fc = fit(train, cfg.horizon, cfg.freq, cfg)
+        if len(fc) != len(test) or not fc.index.equals(test.index):
+            raise ModelError(f"model {name!r} returned dates that do not match the fold's "
+                             f"{cfg.horizon} future periods")
+        yhat = fc.to_numpy(float) * prep.share.iloc[origin:origin + cfg.horizon].to_numpy(float)
+        if prep.nonneg:
+            yhat = np.maximum(yhat, 0.0)
+        parts.append(pd.DataFrame({"model": name, "fold": k, "step": np.arange(1, cfg.horizon + 1),
+                                   "ds": test.index, "y": test.to_numpy(float), "yhat": yhat}))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BACKTEST_COLUMNS)
+    return out[np.isfinite(out["y"].to_numpy(float))].reset_index(drop=True).loc[:, BACKTEST_COLUMNS]
 
 
-def score(bt: pd.DataFrame, series_y: pd.Series, cfg: ForecastParams) -> pd.DataFrame:
-    """Per model: MASE, sMAPE and coverage, each the mean over folds of `bt` (from backtest)."""
+def fold_scores(bt: pd.DataFrame, scales: dict[int, float]) -> pd.DataFrame:
+    """Per model and fold: MASE (against that fold's scale) and sMAPE."""
     missing = [c for c in BACKTEST_COLUMNS if c not in bt.columns]
     if missing:
         raise ModelError(f"backtest frame: missing column(s) {', '.join(missing)}", column=missing[0],
                          fix="pass the frame returned by forecast.backtest")
-    y = m.check_train(series_y, cfg.horizon, cfg.freq)
-    pos = {ds: i for i, ds in enumerate(y.index)}
     rows = []
-    for name, grp in bt.groupby("model", sort=False):
-        per_fold = []
-        for _, f in grp.groupby("fold", sort=True):
-            origin = pos.get(f["ds"].iloc[0])
-            if origin is None:
-                raise ModelError(f"backtest date {f['ds'].iloc[0]} is not in the series", column="ds")
-            scale = naive_scale(y.to_numpy()[:origin], cfg.freq)
-            per_fold.append((mase(f["y"], f["yhat"], scale), smape(f["y"], f["yhat"]),
-                             coverage(f["y"], f["yhat_lower"], f["yhat_upper"])))
-        arr = np.array(per_fold, dtype=float)
-        mean = [float(np.nanmean(arr[:, j])) if not np.isnan(arr[:, j]).all() else float("nan") for j in range(3)]
-        rows.append({"model": name, "mase": mean[0], "smape": mean[1], "coverage": mean[2]})
+    for (name, k), f in bt.groupby(["model", "fold"], sort=False):
+        rows.append({"model": name, "fold": int(k), "mase": mase(f["y"], f["yhat"], scales.get(int(k), np.nan)),
+                     "smape": smape(f["y"], f["yhat"])})
+    return pd.DataFrame(rows, columns=FOLD_COLUMNS)
+
+
+def score(folds: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the mean over folds of MASE and sMAPE (NaN folds skipped; NaN when every fold is)."""
+    rows = []
+    for name, grp in folds.groupby("model", sort=False):
+        vals = grp[["mase", "smape"]].to_numpy(float)
+        mean = [float(np.nanmean(vals[:, j])) if np.isfinite(vals[:, j]).any() else float("nan")
+                for j in range(2)]
+        rows.append({"model": name, "mase": mean[0], "smape": mean[1]})
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 

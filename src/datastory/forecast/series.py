@@ -13,6 +13,7 @@ poison every model. Periods inside the range with no sales are kept as 0 revenue
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .. import schema
@@ -97,11 +98,13 @@ def full_periods(first: pd.Timestamp, last: pd.Timestamp, freq: str) -> pd.Datet
     return pd.period_range(p0, p1, freq=PERIOD[freq]).start_time.astype("datetime64[ns]")
 
 
-def build_series(tx: pd.DataFrame, freq: str) -> pd.DataFrame:
+def build_series(tx: pd.DataFrame, freq: str, fill: str = "zero") -> pd.DataFrame:
     """Net revenue per period of every region x product line, every region and the company.
 
     Returns a long frame (series_id, region, product_line, ds, y) sorted by series_id then ds.
-    Every series covers the same full periods; periods without sales are 0.
+    Every series covers the same full periods. A segment without a sale in a period is 0. A period without
+    a single transaction anywhere is 0 with `fill: zero` (the default: no line, no sale) and missing (NaN,
+    left to the engine's fill policy) otherwise: an export with a hole, not a quiet week.
     """
     check_freq(freq)
     t = _validate(tx)
@@ -126,6 +129,12 @@ def build_series(tx: pd.DataFrame, freq: str) -> pd.DataFrame:
 
     parts = [pd.DataFrame({"region": schema.ALL, "product_line": schema.ALL, "ds": periods,
                            "y": total.to_numpy()})]
+    if fill != "zero":
+        silent = ~periods.isin(t["ds"].unique())
+        if silent.any():
+            cells[cells.index.get_level_values("ds").isin(periods[silent])] = np.nan
+            by_region[by_region.index.get_level_values("ds").isin(periods[silent])] = np.nan
+            parts[0].loc[silent, "y"] = np.nan
     for reg in regions:
         parts.append(pd.DataFrame({"region": reg, "product_line": schema.ALL, "ds": periods,
                                    "y": by_region.loc[reg].reindex(periods).to_numpy()}))
@@ -151,6 +160,10 @@ def split(series_long: pd.DataFrame) -> dict[str, pd.Series]:
         raise DataError(f"series frame: duplicate date {series_long['ds'].iloc[row]} in series "
                         f"{series_long['series_id'].iloc[row]!r}", row=row, column="ds",
                         fix="build the series with forecast.build_series (one row per period)")
+    y = series_long["y"]
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        raise DataError(f"series frame: y must be numeric, got dtype {y.dtype}", column="y",
+                        fix="y is revenue per period: convert it to numbers")
     out = {}
     for sid, grp in series_long.groupby("series_id", sort=True):
         out[str(sid)] = pd.Series(grp["y"].to_numpy(), index=pd.DatetimeIndex(grp["ds"]), name=str(sid))

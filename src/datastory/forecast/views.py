@@ -11,8 +11,8 @@ from ..errors import DataError
 
 PLOT_COLUMNS = ["ds", "value", "line"]
 ACTUAL = "actual"
-ACCURACY_COLUMNS = ["region", "product_line", "model", "mase", "naive_mase", "smape", "naive_smape",
-                    "coverage", "raw_coverage", "interval_factor", "error"]
+ACCURACY_COLUMNS = ["region", "product_line", "model", "status", "history", "folds", "mase", "naive_mase",
+                    "baseline", "smape", "naive_smape", "coverage", "notes", "error"]
 
 
 def _series(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -22,8 +22,8 @@ def _series(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def accuracy_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """One row per series: selected model, its backtest MASE/sMAPE next to seasonal naive's, and the
-    backtest coverage of its shipped (calibrated) interval next to its own raw band's."""
+    """One row per series: what its history allowed (status, periods, folds), the selected model, its backtest
+    MASE/sMAPE next to the baseline's, the out-of-fold coverage of its range, and its notes."""
     rows = _series(metrics)
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=ACCURACY_COLUMNS)
     table["beats_naive"] = table["mase"] < table["naive_mase"]
@@ -58,7 +58,7 @@ def plot_series(frame: pd.DataFrame, series_id: str = schema.ALL, ax: Any = None
     if len(fut):
         ax.plot(fut["ds"], fut["yhat"], color="#1f77b4", lw=1.6, label=f"forecast ({fut['model'].iloc[0]})")
         ax.fill_between(fut["ds"], fut["yhat_lower"], fut["yhat_upper"], color="#1f77b4", alpha=0.25,
-                        label="interval")
+                        label="range")
     ax.set_title(f"{series_id}: net revenue")
     ax.legend(loc="upper left", frameon=False)
     fig.tight_layout()
