@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -74,3 +75,20 @@ def test_segment_multiples_needs_segments(tiny_pack):
 def test_segment_multiples_unknown_series(tiny_pack):
     with pytest.raises(DataError, match="unknown forecast series"):
         figures.segment_multiples(tiny_pack, ["North", "Atlantis"])
+
+
+def test_partial_periods_are_the_ones_the_data_covers_only_in_part():
+    periods = pd.Series(pd.date_range("2025-01-01", periods=6, freq="MS"))
+    assert figures.partial_periods(periods, "2025-01-15", "2025-05-20") == [True, False, False, False, True, True]
+    assert figures.partial_periods(periods, "2025-01-01", "2025-06-30") == [False] * 6
+    quarters = pd.Series(pd.date_range("2025-01-01", periods=2, freq="QS"))
+    assert figures.partial_periods(quarters, "2025-01-01", "2025-05-31", "Q") == [False, True]
+    assert figures.partial_periods(periods, "?", "?") == [False] * 6  # no known period: nothing is marked
+
+
+def test_revenue_chart_marks_a_partial_last_month(tiny_pack):
+    import dataclasses
+
+    whole = dataclasses.replace(tiny_pack, provenance=dataclasses.replace(tiny_pack.provenance,
+                                                                          period_end="2025-06-30"))
+    assert figures.revenue_by_period(whole) != figures.revenue_by_period(tiny_pack)  # June ends after the data

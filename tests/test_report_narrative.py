@@ -140,18 +140,34 @@ def test_pack_functions_need_a_pack(fn):
 
 
 def test_accuracy_sentence_better_and_worse():
-    better = n.accuracy_sentence({"smape": 0.12, "naive_smape": 0.16}, 3)
-    assert better == ("Over 3 backtests, this forecast was off by 12% on average, "
-                      "25% better than repeating last year's figures.")
-    worse = n.accuracy_sentence({"smape": 0.20, "naive_smape": 0.16}, 1)
+    m = {"smape": 0.12, "naive_smape": 0.16, "folds": 3, "baseline": "seasonal naive"}
+    assert n.accuracy_sentence(m, "W") == ("Over 3 backtests, this forecast was off by 12% on average, "
+                                           "25% better than repeating last year's figures.")
+    worse = n.accuracy_sentence({**m, "smape": 0.20, "folds": 1}, "M")
     assert worse.startswith("Over 1 backtest, this forecast was off by 20%")
     assert worse.endswith("25% worse than repeating last year's figures.")
-    assert "no better than" in n.accuracy_sentence({"smape": 0.16, "naive_smape": 0.16}, 2)
+    assert "no better than" in n.accuracy_sentence({**m, "smape": 0.16}, "W")
+
+
+def test_accuracy_sentence_names_the_baseline_that_was_used():
+    """Without two years of history the baseline repeats the latest period: never say 'last year'."""
+    m = {"smape": 0.12, "naive_smape": 0.16, "folds": 2, "baseline": "naive"}
+    assert n.accuracy_sentence(m, "W").endswith("25% better than repeating the latest week's figure.")
+    assert "last year" not in n.accuracy_sentence(m, "M")
+    daily = n.accuracy_sentence({**m, "baseline": "seasonal naive"}, "D")
+    assert daily.endswith("than repeating the same weekday of the week before.")
+
+
+def test_accuracy_sentence_without_a_backtest_says_why():
+    m = {"smape": None, "naive_smape": None, "folds": 0,
+         "notes": "8 weeks of history: forecast from the recent level; no backtest possible"}
+    assert n.accuracy_sentence(m, "W") == ("This forecast could not be backtested: 8 weeks of history: forecast "
+                                           "from the recent level; no backtest possible.")
 
 
 def test_accuracy_sentence_missing_metrics():
     with pytest.raises(DataError, match="lack naive_smape"):
-        n.accuracy_sentence({"smape": 0.1}, 3)
+        n.accuracy_sentence({"smape": 0.1}, "W")
 
 
 def test_executive_summary_from_pack(tiny_pack):

@@ -188,9 +188,24 @@ def test_forecast_sheet_models_and_mase(tiny_pack):
     m = tiny_pack.forecast_metrics["series"]["North"]
     north = model_rows[titles.index("North")]
     assert north[1] == m["model"] and north[3] == m["mase"] and north[5] == m["naive_mase"]
-    assert north[6] == "beats naive"
+    assert north[6] == "beats seasonal naive"  # the baseline the backtest really used
     dates = [c for c in ws["A"] if isinstance(c.value, dt.datetime)]
     assert dates and all(c.number_format == _cells.FMT_DATE for c in dates)
+
+
+def test_forecast_sheet_notes_a_short_history(tiny_pack):
+    import dataclasses
+
+    fm = {**tiny_pack.forecast_metrics}
+    fm["series"] = {**fm["series"], "North": {**fm["series"]["North"], "baseline": "naive",
+                                              "notes": "39 weeks (about 9 months) of history: yearly seasonality "
+                                                       "cannot be estimated (it needs two full years)"}}
+    ws = load(workbook.build(dataclasses.replace(tiny_pack, forecast_metrics=fm)))["Forecast"]
+    rows = list(ws.iter_rows(values_only=True))
+    north = next(i for i, r in enumerate(rows) if r[0] == "North")
+    assert rows[north + 1][6] == "beats naive"
+    assert rows[north + 2][:2] == ("Note", fm["series"]["North"]["notes"])
+    assert rows[north + 3][:2] == ("Date", "Actual")  # then the table, as for every series
 
 
 def test_churn_sheet_order_fill_formats_table(tiny_pack):

@@ -55,24 +55,53 @@ def _need(df: pd.DataFrame, what: str) -> None:
         raise DataError(f"nothing to plot: {what} has no rows", fix="check the pack's audience and inputs")
 
 
+def partial_periods(periods: pd.Series, start: str, end: str, freq: str = "M") -> list[bool]:
+    """Per KPI period start: is the period only partly covered by the data (from `start` to `end`)?"""
+    offset = pd.offsets.QuarterEnd(0) if freq == "Q" else pd.offsets.MonthEnd(0)
+    try:
+        first, last = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    except ValueError:
+        return [False] * len(periods)
+    return [bool(pd.Timestamp(d) < first or pd.Timestamp(d) + offset > last) for d in periods]
+
+
 def revenue_by_period(p: Pack) -> bytes:
-    """Bars of revenue per KPI period for the headline region; the latest period highlighted."""
+    """Bars of revenue per KPI period for the headline region; the latest complete period highlighted, a
+    period the data covers only in part hatched and labelled 'to date' (or 'part'), never a collapse."""
     require_pack(p)
     rows = p.kpis[p.kpis["region"] == p.headline_region].sort_values("period", kind="stable")
     _need(rows, f"KPIs of {p.headline_region}")
+    gaps = rows["period"].drop_duplicates().diff().dropna()
+    freq = "Q" if len(gaps) and gaps.min() > pd.Timedelta(days=31) else "M"
+    partial = partial_periods(rows["period"], p.provenance.period_start, p.provenance.period_end, freq)
+    complete = [i for i, part in enumerate(partial) if not part]
+    latest = complete[-1] if complete else None
     with rc_context(RC):
         fig = Figure(figsize=(WIDTH_IN, 2.6), layout="constrained")
         ax = fig.add_subplot()
         x = list(range(len(rows)))
-        colours = [OKABE_ITO["sky"]] * (len(rows) - 1) + [ACTUAL]
-        ax.bar(x, rows["revenue"].to_numpy(), color=colours, width=0.75)
+        colours = [ACTUAL if i == latest else OKABE_ITO["sky"] for i in x]
+        bars = ax.bar(x, rows["revenue"].to_numpy(), color=colours, width=0.75)
+        for bar, part in zip(bars, partial, strict=True):
+            if part:
+                bar.set_facecolor("white")
+                bar.set_edgecolor(OKABE_ITO["sky"])
+                bar.set_hatch("////")
+        labels = []
+        for i, d in enumerate(rows["period"]):
+            t = pd.Timestamp(d)
+            text = f"{t.year}-Q{t.quarter}" if freq == "Q" else f"{MONTHS[t.month - 1][:3]} {t.year}"
+            labels.append(text + ((" (to date)" if i == len(partial) - 1 else " (part)") if partial[i] else ""))
         step = max(1, math.ceil(len(rows) / 9))
-        labels = [f"{MONTHS[pd.Timestamp(d).month - 1][:3]} {pd.Timestamp(d).year}" for d in rows["period"]]
-        ax.set_xticks(x[::step], labels[::step])
+        ticks = sorted(set(x[::step]) | {i for i, part in enumerate(partial) if part})
+        ax.set_xticks(ticks, [labels[i] for i in ticks])
         ax.yaxis.set_major_formatter(_money_axis)
         ax.set_ylabel(f"Revenue ({p.currency})")
         ax.grid(axis="x", visible=False)
-        ax.set_title(f"Revenue per period: {series_name(p.headline_region)}", loc="left")
+        title = f"Revenue per period: {series_name(p.headline_region)}"
+        if any(partial):
+            title += " (hatched: the data covers only part of that period)"
+        ax.set_title(title, loc="left")
         return _png(fig)
 
 

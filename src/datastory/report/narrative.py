@@ -210,23 +210,39 @@ def churn_sentence(p: Pack) -> str:
             f"the expected loss is {at_risk} {p.currency}.")
 
 
-def accuracy_sentence(metrics: dict[str, Any], folds: int) -> str:
-    """'Over 3 backtests, this forecast was off by 12% on average, 25% better than repeating last year's figures.'"""
+def baseline_words(baseline: str | None, freq: str) -> str:
+    """What the baseline did, as a reader says it: 'repeating last year's figures' only when it did.
+
+    The engine's baseline repeats the same period one season earlier only when two full seasons are known
+    ("seasonal naive"); otherwise it repeats the latest period ("naive"), and the words must say so.
+    """
+    unit = FREQ_WORDS.get(freq, "period")
+    if baseline == "seasonal naive":
+        return "repeating the same weekday of the week before" if freq == "D" else "repeating last year's figures"
+    return f"repeating the latest {unit}'s figure"
+
+
+def accuracy_sentence(metrics: dict[str, Any], freq: str) -> str:
+    """'Over 3 backtests, this forecast was off by 12% on average, 25% better than repeating last year's
+    figures.' from one series' metrics (smape, naive_smape, folds, baseline; notes when not backtested)."""
     missing = [k for k in ("smape", "naive_smape") if k not in metrics]
     if missing:
         raise DataError(f"forecast metrics lack {', '.join(missing)}", file="metrics/forecast.json",
                         fix="re-run the forecast stage")
     err, naive = metrics["smape"], metrics["naive_smape"]
-    if err is None or naive is None or math.isnan(float(err)):
-        return "This forecast could not be backtested: there is too little history."
+    folds = int(metrics.get("folds") or 0)
+    if err is None or naive is None or math.isnan(float(err)) or not folds:
+        why = metrics.get("notes") or "there is too little history"
+        return f"This forecast could not be backtested: {why}."
     head = f"Over {folds} backtest{'s' if folds != 1 else ''}, this forecast was off by {fmt_pct(err)} on average"
     if not naive or math.isnan(float(naive)):
         return head + "."
+    words = baseline_words(metrics.get("baseline"), freq)
     rel = 1 - float(err) / float(naive)
     if trend(rel) == "flat":
-        return head + ", no better than repeating last year's figures."
+        return head + f", no better than {words}."
     word = "better" if rel > 0 else "worse"
-    return head + f", {fmt_pct(abs(rel))} {word} than repeating last year's figures."
+    return head + f", {fmt_pct(abs(rel))} {word} than {words}."
 
 
 def executive_summary(p: Pack) -> list[str]:

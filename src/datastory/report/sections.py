@@ -36,7 +36,9 @@ from .narrative import (
 )
 
 MODEL_NAMES = {"prophet": "Prophet", "seasonal_naive": "seasonal naive", "ets": "exponential smoothing",
-               "theta": "Theta", "combination": "a weighted average of the best models"}
+               "theta": "Theta", "ces": "complex exponential smoothing",
+               "combination": "a weighted average of the best models", "recent_level": "the recent level",
+               "zero": "no sales so far"}
 PANELS_PER_FIGURE = 9  # small multiples per figure: 3 rows of 3 fit a page
 TOP_N = 15  # customers shown in the report's risk list (the workbook has all of them)
 
@@ -135,7 +137,7 @@ def forecasts(p: Pack) -> str:
     require_pack(p)
     if p.forecast.empty:
         return '<section class="forecast"><h2>Revenue forecast</h2><p>No forecast for this audience.</p></section>'
-    folds = int(p.forecast_metrics.get("folds", 0))
+    freq = str(p.forecast_metrics.get("freq", ""))
     parts = ['<section class="forecast"><h2>Revenue forecast</h2>']
     ids = list(dict.fromkeys(p.forecast["series_id"]))
     head = p.headline_region if p.headline_region in ids else ids[0]
@@ -153,12 +155,15 @@ def forecasts(p: Pack) -> str:
     for sid in [head, *sorted(s for s in ids if s != head)]:
         m = series.get(sid)
         n, unit, lo, mid, hi = forecast_total(p, sid)
-        text = accuracy_sentence(m, folds) if m else "No backtest is recorded for this series."
-        model = str(m.get("model", "")) if m else ""
+        text = accuracy_sentence(m, freq) if m else "No backtest is recorded for this series."
+        model = str(m.get("model") or "") if m else ""
+        note = str(m.get("notes") or "") if m and int(m.get("folds") or 0) else ""
+        expect = (f"Next {n} {unit}: {e(fmt_money(mid))} {e(p.currency)} expected (range {e(fmt_money(lo))} "
+                  f"to {e(fmt_money(hi))}). " if n else "No forecast: ")
         rows.append(f'<div class="segment"><h3>{e(series_name(sid))}</h3>'
-                    f"<p>Next {n} {unit}: {e(fmt_money(mid))} {e(p.currency)} "
-                    f"expected (range {e(fmt_money(lo))} to {e(fmt_money(hi))}). {e(text)}"
-                    + (f" Model: {e(MODEL_NAMES.get(model, model))}." if model else "") + "</p></div>")
+                    f"<p>{expect}{e(text)}"
+                    + (f" Model: {e(MODEL_NAMES.get(model, model))}." if model else "")
+                    + (f" Note: {e(note)}." if note else "") + "</p></div>")
     parts.append('<h3 class="sub">Accuracy per segment</h3>' + "".join(rows) + "</section>")
     return "".join(parts)
 
@@ -209,11 +214,13 @@ def notes(p: Pack) -> str:
         rows.append([e("Months without any row"), e(", ".join(str(m) for m in empty))])
     fm, cm = p.forecast_metrics, p.churn_metrics
     method = [
-        f"Forecasts: each series is forecast with the model that did best in {fm.get('folds', '?')} rolling "
-        f"backtests (Prophet, exponential smoothing, Theta, a seasonal naive baseline, or a weighted average of "
-        f"the best of them). The shaded range is the model's interval per period, widened or narrowed so that "
-        f"in the backtests about {fm.get('interval_width', 0.8):.0%} of actual values fell inside it; the "
-        f"totals quoted add these up, so they are a wide range.",
+        f"Forecasts: each series is forecast with the model that did best in up to {fm.get('folds', '?')} "
+        f"rolling backtests (Prophet, exponential smoothing, Theta, complex exponential smoothing, a naive "
+        f"baseline, or an average of them weighted by their backtest accuracy); a history too short to backtest is forecast from "
+        f"its recent level, and seasonality is only used with two full years of history. The shaded range "
+        f"comes from the backtest errors: at each step ahead, the range that held "
+        f"{fm.get('interval_width', 0.8):.0%} of the actual values over all series; the totals quoted add "
+        f"these up, so they are a wide range.",
     ]
     model = cm.get("model") or {}
     if "roc_auc" in model:

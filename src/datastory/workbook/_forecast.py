@@ -24,10 +24,10 @@ def series_order(forecast: pd.DataFrame, headline: str) -> list[str]:
     return [r.series_id for r in sorted(firsts.itertuples(index=False), key=key)]
 
 
-def verdict(mase: Any, naive: Any) -> str:
+def verdict(mase: Any, naive: Any, baseline: Any = "naive") -> str:
     if mase is None or naive is None:
         return "no backtest"
-    return "beats naive" if mase < naive else "no better than naive"
+    return f"beats {baseline}" if mase < naive else f"no better than {baseline}"
 
 
 def write_forecast(ws, pack: Pack) -> dict[str, dict[str, Any]]:
@@ -36,8 +36,10 @@ def write_forecast(ws, pack: Pack) -> dict[str, dict[str, Any]]:
     fm = pack.forecast_metrics or {}
     ws.append([c.cell(ws, "Revenue forecasts by segment", font=c.TITLE)])
     ws.append([c.cell(ws, f"Frequency {fm.get('freq', '?')}, horizon {fm.get('horizon', '?')} periods, "
-                          f"{fm.get('folds', '?')} backtest folds. MASE < 1 beats a naive forecast "
-                          "on average; the naive baseline's own MASE is shown beside it.", font=c.MUTED)])
+                          f"up to {fm.get('folds', '?')} backtest folds. MASE < 1 beats a naive forecast "
+                          "on average; the baseline's own MASE is shown beside it (seasonal naive repeats last "
+                          "year, and needs two years of history; naive repeats the latest period).",
+                          font=c.MUTED)])
     row = 2
     blocks: dict[str, dict[str, Any]] = {}
     fc = pack.forecast
@@ -50,13 +52,18 @@ def write_forecast(ws, pack: Pack) -> dict[str, dict[str, Any]]:
         m = metrics.get(sid, {}) or {}
         model = m.get("model") or (rows["model"].dropna().iloc[-1] if rows["model"].notna().any() else "?")
         mase, naive = c.plain(m.get("mase")), c.plain(m.get("naive_mase"))
+        baseline = m.get("baseline") or "naive"
         ws.append([])
         ws.append([c.cell(ws, sid, font=c.SUBTITLE)])
         ws.append([c.cell(ws, "Model", font=c.BOLD), c.cell(ws, model), c.cell(ws, "MASE", font=c.BOLD),
-                   c.cell(ws, mase, fmt=c.FMT_RATIO, align=c.LEFT), c.cell(ws, "Naive MASE", font=c.BOLD),
-                   c.cell(ws, naive, fmt=c.FMT_RATIO, align=c.LEFT), c.cell(ws, verdict(mase, naive))])
+                   c.cell(ws, mase, fmt=c.FMT_RATIO, align=c.LEFT), c.cell(ws, "Baseline MASE", font=c.BOLD),
+                   c.cell(ws, naive, fmt=c.FMT_RATIO, align=c.LEFT), c.cell(ws, verdict(mase, naive, baseline))])
+        row += 3
+        if m.get("notes"):
+            ws.append([c.cell(ws, "Note", font=c.BOLD), c.cell(ws, m["notes"], font=c.MUTED)])
+            row += 1
         ws.append(c.header_row(ws, COLUMNS))
-        row += 4
+        row += 1
         first = row + 1
         for r in rows.itertuples(index=False):
             ws.append([c.cell(ws, r.ds, fmt=c.FMT_DATE), c.cell(ws, r.y, fmt=c.FMT_MONEY),
