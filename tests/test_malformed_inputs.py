@@ -313,6 +313,7 @@ def test_ok_case(case, tmp_path, capsys, env):
     assert status == 0, err
     assert not shown, f"library warnings would reach the terminal: {shown}"
     assert "verdict       usable" in out and "Traceback" not in out + err
+    assert "\nforecast      " in out  # what the history allows the forecast, said before anything runs
     assert snapshot(root) == before
 
     returned = ingest.run(root)

@@ -75,6 +75,8 @@ def test_check_data_summarises_the_log(csv_project):
     out = sh(csv_project, "datastory", "check-data").stdout
     assert "data/raw/invoices.csv (csv, on_bad_rows: fail)" in out
     assert "non-product line" in out and "verdict       usable" in out
+    assert ("forecast      156 weeks (about 3 years) of full weeks: weekly forecast with yearly seasonality, "
+            "backtested on 3 folds of 13 weeks") in out
 
 
 def test_same_log_from_a_sqlite_table_gives_the_same_transactions(csv_project):

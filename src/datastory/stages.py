@@ -30,11 +30,16 @@ def invoice_log(sample_path: Path, out: str | os.PathLike) -> Path:
 def check_data(root: str | os.PathLike | None = None) -> list[str]:
     """Validate the configured source with the current params; the summary lines. Writes nothing."""
     from . import ingest, quality
+    from .forecast.history import outlook
 
     cfg = config.load("data", root)
+    fc = config.load("forecast", root)
     raw = ingest.read_source(cfg, config.paths(root), root)
     result = ingest.prepare(raw, cfg)
-    return [*quality.summary(result.quality, result.tx, raw.name), "verdict       usable"]
+    ts = result.tx["timestamp"]
+    forecast = f"forecast      {outlook(ts.min(), ts.max(), fc.freq, fc.horizon, fc.folds)}" if len(ts) else (
+        "forecast      no transactions: nothing to forecast")
+    return [*quality.summary(result.quality, result.tx, raw.name), forecast, "verdict       usable"]
 
 
 def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:
