@@ -272,7 +272,8 @@ def test_nothing_forecastable_refuses_the_file_and_says_why(tmp_path):
 @pytest.mark.parametrize(("kw", "flag"), [({"horizon": 0}, "--horizon"), ({"folds": 0}, "--folds"),
                                           ({"models": ["ets"]}, "--models"),
                                           ({"models": ["seasonal_naive", "arima"]}, "--models"),
-                                          ({"engine_name": "spark"}, "--engine")])
+                                          ({"engine_name": "spark"}, "--engine"),
+                                          ({"holidays": "Narnia"}, "--holidays")])
 def test_bad_params(kw, flag):
     with pytest.raises(ParamsError, match=flag):
         ff.file_params("M", **{"horizon": 4, **kw})
@@ -288,6 +289,11 @@ def test_every_model_failing_still_forecasts_from_the_recent_level(tmp_path, mon
     assert set(run.forecast["model"]) == {"recent_level"}
     assert run.summary["note"].str.contains("every model failed on this series").all()
     assert run.summary["note"].str.contains("ets: ModelError: boom").all()
+
+
+def test_holidays_reach_prophet():
+    assert ff.file_params("D", 14, holidays="NZ").prophet.country_holidays == "NZ"
+    assert ff.file_params("D", 14).prophet.country_holidays == ""
 
 
 def test_combination_is_accepted_next_to_base_models():

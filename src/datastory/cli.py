@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     ff.add_argument("--fill", choices=["interpolate", "zero", "none"], default=None,
                     help="a period missing from a series: interpolate (default; never scored), zero (a missing "
                          "row means nothing happened) or none (Prophet fits around it)")
+    ff.add_argument("--holidays", default=None, metavar="CC",
+                    help="country code (e.g. US, DE, GB) whose public holidays Prophet learns; default none")
     ff.add_argument("--summary", default=None, help="per-series summary CSV: what was done with each series and "
                     "why (default: beside --out, NAME.series.csv)")
     ff.add_argument("--engine", choices=["local", "dask"], default=None, help="default dask (LocalCluster)")
@@ -61,7 +63,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .forecast import file as ffile
 
         models = [x.strip() for x in args.models.split(",") if x.strip()] if args.models is not None else None
-        cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed, args.fill)
+        cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed, args.fill,
+                                args.holidays)
         run = ffile.forecast_file(args.input, args.out, cfg, args.freq, progress=True, summary_to=args.summary)
         for line in ffile.summary_lines(run.summary):
             print(line, file=sys.stderr)

@@ -203,6 +203,17 @@ class ProphetParams(_Strict):
     changepoint_prior_scale: float = Field(0.05, gt=0, le=10)
     country_holidays: str = ""
 
+    @field_validator("country_holidays")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        if v:
+            from holidays.utils import list_supported_countries
+
+            if v not in list_supported_countries():
+                raise ValueError("must be a country code the holidays package knows (ISO 3166, e.g. US, DE, GB, NZ), "
+                                 "or empty")
+        return v
+
 
 class ForecastParams(_Strict):
     freq: Literal["D", "W", "M", "Q"] = "W"

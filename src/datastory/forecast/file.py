@@ -81,17 +81,21 @@ def engine_freq(alias: str) -> tuple[str, int | None]:
 
 
 def file_params(freq: str, horizon: int, folds: int | None = None, models: list[str] | None = None,
-                engine_name: str | None = None, seed: int | None = None, fill: str | None = None) -> ForecastParams:
+                engine_name: str | None = None, seed: int | None = None, fill: str | None = None,
+                holidays: str | None = None) -> ForecastParams:
     """Validated forecast params for a file run; unset options keep the pipeline's defaults, except the fill
-    policy: a period missing from a file is interpolated unless `fill` says otherwise (FILE_FILL)."""
+    policy: a period missing from a file is interpolated unless `fill` says otherwise (FILE_FILL).
+    `holidays`: a country code whose public holidays Prophet learns (prophet.country_holidays)."""
     eng, _ = engine_freq(freq)
     given = {"freq": eng, "horizon": horizon, "folds": folds, "models": models, "engine": engine_name,
-             "seed": seed, "fill": fill or FILE_FILL}
+             "seed": seed, "fill": fill or FILE_FILL,
+             "prophet": {"country_holidays": holidays} if holidays else None}
     try:
         return ForecastParams(**{k: v for k, v in given.items() if v is not None})
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
         flag = str(err["loc"][0]) if err["loc"] else "params"
+        flag = "holidays" if flag == "prophet" else flag
         raise ParamsError(f"--{flag}: {err['msg']} (got {err.get('input')!r})",
                           fix="see `datastory forecast-file --help`") from None
 
