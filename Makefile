@@ -37,7 +37,12 @@ format: setup ## ruff format and strip notebook outputs
 	ruff format src tests bench
 	nbstripout notebooks/*.ipynb
 
-bench: setup ## print the benchmark figures (not tests)
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@touch $@
+
+bench: setup $(BENCH_STAMP) ## print the benchmark figures (not tests)
 	@for b in bench/*.py; do echo "== $$b"; python $$b || exit 1; done
 
 clean: ## remove the pipeline's outputs (keeps .venv)
