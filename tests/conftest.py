@@ -87,12 +87,15 @@ def tiny_frames(hostile: str | None = None) -> dict:
     })
     scores["revenue_at_risk"] = scores["probability"] * scores["annual_value"]
     scores["red"] = scores["probability"] >= 0.5
+    scores["list"] = ["win back", "win back", "win back", "second purchase", "win back", "win back"]
+    scores["status"] = np.where(scores["red"], "call", np.where(scores["probability"] >= 0.25, "watch", ""))
     scores["newly_red"] = scores["customer_id"].isin(["C003"])
     scores = scores.sort_values("revenue_at_risk", ascending=False, kind="stable")
     scores["rank_in_region"] = scores.groupby("region").cumcount() + 1
     churn_scores = schema.conform(scores, schema.CHURN_SCORES, "churn_scores")
     cmetrics = {"window_days": 90, "cutoff_valid": "2025-03-02", "score_date": "2025-05-31",
-                "base_rate": 0.3, "n_scored": 6, "n_red": 3,
+                "base_rate": 0.3, "n_scored": 6, "n_red": 3, "n_watch": 1, "n_red_win_back": 2,
+                "n_red_second_purchase": 1, "capacity": 30, "second_purchase_capacity": 20, "scorer": "model",
                 "model": {"roc_auc": 0.81, "pr_auc": 0.6, "brier": 0.15, "top_decile_lift": 2.5},
                 "baselines": {"recency": {"roc_auc": 0.74, "pr_auc": 0.5, "brier": 0.19, "top_decile_lift": 2.0},
                               "rfm": {"roc_auc": 0.76, "pr_auc": 0.52, "brier": 0.18, "top_decile_lift": 2.1}}}

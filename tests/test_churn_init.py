@@ -13,9 +13,11 @@ from datastory import churn, config, io, schema
 from datastory.errors import DataError, ModelError
 
 REPO = Path(__file__).resolve().parents[1]
-METRIC_KEYS = {"window_days", "lookback_days", "cutoffs_train", "cutoff_valid", "score_date", "n_train", "n_valid",
-               "base_rate", "n_scored", "n_red", "revenue_at_risk", "churn_rate", "model", "baselines",
-               "calibration", "model_kind", "compare_date", "newly_red", "cleared"}
+METRIC_KEYS = {"window_days", "lookback_days", "capacity", "second_purchase_capacity", "cutoffs_train",
+               "cutoff_valid", "score_date", "n_train", "n_valid", "base_rate", "n_scored", "n_red", "n_watch",
+               "n_red_win_back", "n_red_second_purchase", "floors", "repeat_delay_days", "revenue_at_risk",
+               "churn_rate", "model", "baselines", "calibration", "model_kind", "scorer", "scorer_oof_auc",
+               "call_list_validation", "compare_date", "newly_red", "cleared"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,18 @@ def test_run_metrics_and_scores(tx, result):
     assert list(s.columns) == list(schema.CHURN_SCORES) and m["n_scored"] == len(s)
     assert m["n_red"] == int(s["red"].sum()) and m["churn_rate"] == pytest.approx(s["probability"].mean())
     assert set(m["model"]) == {"roc_auc", "pr_auc", "brier", "top_decile_lift"}
-    assert set(m["baselines"]) == {"recency", "rfm"}
+    assert set(m["baselines"]) == {"recency", "rfm", "blend"}
+    assert m["scorer"] in churn.SCORERS and set(m["scorer_oof_auc"]) == set(churn.SCORERS)
+    assert m["scorer"] == max(churn.SCORERS, key=lambda k: (m["scorer_oof_auc"][k], -churn.SCORERS.index(k)))
+    assert m["n_red"] == m["n_red_win_back"] + m["n_red_second_purchase"]
+    assert m["n_watch"] == int((s["status"] == "watch").sum())
+    # no region calls more customers than its capacity on each list
+    per = s[s["red"]].groupby(["region", "list"]).size()
+    for (_, kind), count in per.items():
+        assert count <= (m["capacity"] if kind == "win back" else m["second_purchase_capacity"])
+    assert (s.loc[s["red"], "reasons"].str.len() > 0).all() and (s.loc[s["red"], "recency_days"] >= 7).all()
+    lists = m["call_list_validation"]
+    assert set(lists) == set(churn.SCORERS) and 0 <= lists[m["scorer"]]["precision"] <= 1
     ordered = s.sort_values(["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable")
     assert s["customer_id"].tolist() == ordered["customer_id"].tolist()
     # everyone scored was active in the lookback before the score date, and nobody else
@@ -47,7 +60,8 @@ def test_run_metrics_and_scores(tx, result):
     buys = tx[~tx["is_return"] & (tx["timestamp"] >= start)]
     assert set(s["customer_id"]) == set(buys["customer_id"])
     table = churn.metrics_table(m)
-    assert list(table.columns) == ["model", "recency", "rfm"] and table.loc["roc_auc", "model"] > 0.5
+    assert list(table.columns) == ["model", "recency", "rfm", "blend"] and table.loc["roc_auc", "model"] > 0.5
+    assert churn.list_table(m).loc[m["scorer"], "chosen"]
 
 
 def test_same_inputs_give_byte_identical_files(tx, result, project):

@@ -177,14 +177,15 @@ def test_executive_summary_from_pack(tiny_pack):
     assert text[1].startswith(f"We expect {n.fmt_money(fut['yhat_lower'].sum())} to "
                               f"{n.fmt_money(fut['yhat_upper'].sum())} EUR over the next {len(fut)} weeks")
     red = tiny_pack.red_list
-    assert text[2].startswith(f"{len(red)} customers are at high risk of leaving, worth "
-                              f"{n.fmt_money(red['annual_value'].sum())} EUR a year")
+    assert text[2].startswith(f"{len(red)} customers to call this week (2 to win back, 1 for a second "
+                              f"purchase), worth {n.fmt_money(red['annual_value'].sum())} EUR a year")
+    assert text[2].endswith("1 more is on watch.")
 
 
 def test_north_summary_uses_its_own_numbers(north_pack):
     text = n.executive_summary(north_pack)
     assert text[0].startswith("Revenue was 1.2 k EUR")  # North alone, not the company's 2.4 k
-    assert text[2].startswith("2 customers are at high risk")
+    assert text[2].startswith("2 customers to call this week (2 to win back, 0 for a second purchase)")
 
 
 def test_forecast_sentence_without_series(tiny_pack):
@@ -207,6 +208,6 @@ def test_churn_sentence_counts_the_audiences_newly_red(tiny_pack, north_pack):
     assert "newly" not in n.churn_sentence(tiny_pack)  # no compare date in the metrics: no claim
     metrics = {**tiny_pack.churn_metrics, "compare_date": "2025-05-01"}
     text = n.churn_sentence(dataclasses.replace(tiny_pack, churn_metrics=metrics))
-    assert text.startswith("3 customers are at high risk") and "1 of them newly so (since 2025-05-01)" in text
+    assert text.startswith("3 customers to call") and "1 of them new on the list (since 2025-05-01)" in text
     north = n.churn_sentence(dataclasses.replace(north_pack, churn_metrics=metrics))
     assert "newly" not in north  # the newly red customer is South's, not North's

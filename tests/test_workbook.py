@@ -218,9 +218,11 @@ def test_churn_sheet_order_fill_formats_table(tiny_pack):
     assert risk == sorted(risk, reverse=True)
     filled = {r[0].value for r in rows if is_red(r[0])}
     assert filled == set(scores.loc[scores.red, "customer_id"])
-    assert {r[9].value for r in rows if is_red(r[0])} == {"yes"}  # "Call this week"
-    assert {r[9].value for r in rows if not is_red(r[0])} == {"no"}
-    new = {r[0].value for r in rows if r[10].value == "yes"}  # "New on the list"
+    assert {r[11].value for r in rows if is_red(r[0])} == {"yes"}  # "Call this week"
+    assert {r[11].value for r in rows if not is_red(r[0])} == {"no"}
+    assert {r[10].value for r in rows if is_red(r[0])} == {"call"}  # "Call or watch"
+    assert {r[9].value for r in rows} == set(scores["list"])  # "List": win back / second purchase
+    new = {r[0].value for r in rows if r[12].value == "yes"}  # "New on the list"
     assert new == set(scores.loc[scores.newly_red, "customer_id"]) and new <= filled
     for r in rows:  # the whole row is filled, or none of it
         assert len({c.fill.fgColor.rgb for c in r}) == 1
@@ -232,7 +234,7 @@ def test_churn_sheet_order_fill_formats_table(tiny_pack):
     assert ws.freeze_panes == "A2"
     assert not ws.auto_filter.ref  # the table's own autoFilter, not a sheet one
     table = ws.tables[_churn.TABLE_NAME]
-    assert table.ref == f"A1:K{len(scores) + 1}" and table.autoFilter.ref == table.ref
+    assert table.ref == f"A1:M{len(scores) + 1}" and table.autoFilter.ref == table.ref
     headers = [c.value for c in ws[1]]
     assert table.column_names == headers and len(set(headers)) == len(headers)
     assert ws.column_dimensions["B"].width >= 20
@@ -364,13 +366,14 @@ def test_data_quality_sheet(tiny_pack):
 
 
 def test_about_sheet_params_and_provenance(tiny_pack):
-    params = {"churn": {"threshold": 0.4, "top_k_per_region": 7, "window_days": 60},
+    params = {"churn": {"capacity": 7, "second_purchase_capacity": 4, "window_days": 60},
               "report": {"audiences": {"executive": {"label": "Exec", "to": ["secret.boss@example.com"]}}}}
     data = workbook.build(tiny_pack, params=params)
     ws = load(data)["About"]
     kv = {r[0]: r[1] for r in ws.iter_rows(values_only=True) if r[0]}
-    assert kv["churn.threshold"] == 0.4 and kv["churn.top_k_per_region"] == 7
-    assert "40%" in kv["Red label"] and "top 7" in kv["Red label"] and "60 days" in kv["Red label"]
+    pairs = [(r[0], r[1]) for r in ws.iter_rows(values_only=True) if r[0]]
+    assert ("churn.capacity", 7) in pairs and ("churn.second_purchase_capacity", 4) in pairs
+    assert "the 7 win-back and 4 second-purchase customers" in kv["Red label"] and "60 days" in kv["Red label"]
     assert kv["Git commit"] == tiny_pack.provenance.commit
     assert kv["Parameters hash"] == tiny_pack.provenance.params_hash
     for key in ("Revenue", "Orders", "Active customers", "Average order value", "Churn rate"):
@@ -457,6 +460,8 @@ def big_churn_pack(n: int = 2_000):
         "frequency": rng.integers(1, 40, n), "last_order": last,
         "reasons": [None if i % 4 == 0 else ODD_TEXT[(3 * i) % len(ODD_TEXT)] for i in range(n)],
         "rank_in_region": np.arange(1, n + 1), "newly_red": np.arange(n) % 7 == 0,
+        "list": np.where(np.arange(n) % 3 == 0, "second purchase", "win back"),
+        "status": np.where(np.nan_to_num(prob) >= 0.7, "call", np.where(np.nan_to_num(prob) >= 0.5, "watch", "")),
     })
     scores = schema.conform(scores, schema.CHURN_SCORES, "churn_scores")
     return dataclasses.replace(make_pack(), churn_scores=scores)
@@ -482,15 +487,16 @@ def test_large_churn_list_reads_back_cell_for_cell():
                                                   df["customer_id"].iloc[i]))
     wb = load(data)
     ws = wb["Churn risk"]
-    assert ws.max_row == len(df) + 1 and ws.tables[_churn.TABLE_NAME].ref == f"A1:K{len(df) + 1}"
+    assert ws.max_row == len(df) + 1 and ws.tables[_churn.TABLE_NAME].ref == f"A1:M{len(df) + 1}"
     formats = {3: _cells.FMT_PCT, 4: "#,##0", 5: "#,##0", 6: "#,##0", 7: _cells.FMT_DATE}
-    for r, i in zip(ws.iter_rows(min_row=2, max_col=10), order, strict=True):
+    for r, i in zip(ws.iter_rows(min_row=2, max_col=12), order, strict=True):
         row = df.iloc[i]
         want = [expected_text(row[k]) for k in ("customer_id", "customer_name", "region")]
         want += [expected_number(row[k]) for k in ("probability", "annual_value", "revenue_at_risk")]
         want += [int(row["recency_days"])]
         want += [None if pd.isna(row["last_order"]) else row["last_order"].to_pydatetime()]
-        want += [expected_text(row["reasons"]), "yes" if row["red"] else "no"]
+        want += [expected_text(row["reasons"]), row["list"], expected_text(row["status"]),
+                 "yes" if row["red"] else "no"]
         assert [c.value for c in r] == want, f"row {r[0].row}"
         for j, c in enumerate(r):
             assert is_red(c) == bool(row["red"]), c.coordinate  # empty cells of a red row are red too
@@ -550,12 +556,12 @@ def test_libreoffice_reads_large_churn_list(tmp_path):
             if isinstance(c, str) else c
 
     def values(ws):
-        return [[same(c) for c in r] for r in ws.iter_rows(min_row=1, max_col=10, values_only=True)]
+        return [[same(c) for c in r] for r in ws.iter_rows(min_row=1, max_col=12, values_only=True)]
 
     a, b = values(ours), values(theirs)
     assert len(a) == 2_001 and a == b[:len(a)] and not any(any(r) for r in b[len(a):])
     red = [is_red(r[0]) for r in theirs.iter_rows(min_row=2, max_col=1)]
-    assert red == [v == "yes" for v in (r[9] for r in a[1:])]
+    assert red == [v == "yes" for v in (r[11] for r in a[1:])]
 
 
 def test_churn_list_longer_than_an_excel_sheet_is_refused(monkeypatch, tiny_pack):

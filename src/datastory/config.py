@@ -256,8 +256,8 @@ class ChurnParams(_Strict):
     lookback_days: int = Field(365, ge=30, le=3650)
     n_train_cutoffs: int = Field(4, ge=1, le=36)
     cutoff_step_days: int = Field(30, ge=1, le=365)
-    threshold: float = Field(0.5, gt=0, lt=1)
-    top_k_per_region: int = Field(10, ge=0, le=100_000)
+    capacity: int = Field(30, ge=0, le=100_000)              # win-back calls per region
+    second_purchase_capacity: int = Field(20, ge=0, le=100_000)  # second-purchase calls per region
     seed: int = 0
     cutoff: str = ""          # validation cutoff (YYYY-MM-DD); "" = the data's end minus window_days
     compare_days: int = Field(30, ge=1, le=365)  # newly red / cleared vs the red list this many days earlier

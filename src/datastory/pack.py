@@ -57,6 +57,16 @@ class Pack:
     def red_list(self) -> pd.DataFrame:
         return self.churn_scores[self.churn_scores["red"]]
 
+    @property
+    def call_counts(self) -> dict[str, int]:
+        """How many customers are to call (in all, to win back, for a second purchase) and on watch."""
+        cs = self.churn_scores
+        red = cs["red"].astype(bool)
+        lists = cs["list"].astype(str)
+        return {"call": int(red.sum()), "win_back": int((red & (lists == "win back")).sum()),
+                "second_purchase": int((red & (lists == "second purchase")).sum()),
+                "watch": int((cs["status"].astype(str) == "watch").sum())}
+
 
 def audience_regions(audience: config.Audience, known: list[str]) -> tuple[tuple[str, ...], bool]:
     if audience.regions == "all":

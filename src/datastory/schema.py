@@ -58,7 +58,9 @@ CHURN_SCORES = {
     "customer_name": "string",
     "region": "string",
     "probability": "float64",     # calibrated P(no purchase within window_days)
-    "red": "bool",                # call this customer
+    "red": "bool",                # call this customer (status == "call")
+    "list": "string",             # "win back" (2+ purchase days) or "second purchase" (one so far)
+    "status": "string",           # "call" (within the region's capacity), "watch" (past it), "" (not at risk)
     "annual_value": "float64",    # net revenue over the last 365 days
     "revenue_at_risk": "float64", # probability x annual_value
     "recency_days": "int64",

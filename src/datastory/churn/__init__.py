@@ -18,11 +18,12 @@ from ..config import ChurnParams, Paths
 from ..errors import DataError, ModelError
 from .features import check_transactions, features_at
 from .labels import labels_at
-from .model import fit, labelled_at, plan_cutoffs, predict, validate
-from .redlist import changes, reasons, reasons_for, red_list
+from .model import evaluate, fit, labelled_at, plan_cutoffs, validate
+from .redlist import CALL, SECOND, WATCH, WIN_BACK, changes, floors_from, reasons, reasons_for, red_list
+from .scorer import SCORERS, Scorer, fit_scorer, probabilities, risk_score
 
 __all__ = ["ChurnResult", "run", "save", "metrics_table", "calibration_plot", "features_at", "labels_at",
-           "red_list", "changes", "reasons", "reasons_for"]
+           "red_list", "changes", "reasons", "reasons_for", "risk_score", "list_quality", "list_table"]
 
 METRIC_NAMES = ("roc_auc", "pr_auc", "brier", "top_decile_lift")
 
@@ -39,7 +40,8 @@ def _iso(ts: pd.Timestamp) -> str:
 
 
 def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
-    """Train on the stacked training cutoffs, validate at c_valid, score everyone active at the data end."""
+    """Train on the stacked training cutoffs, choose the scorer on them, validate every scorer and the call
+    lists at c_valid, then score everyone active at the data end."""
     check_transactions(tx)
     cut = plan_cutoffs(tx, cfg)
     product_lines = sorted(tx["product_line"].astype(str).unique())
@@ -52,22 +54,35 @@ def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
                          f"{_iso(cut.valid)}, so the model cannot be judged", file="params/churn.yaml",
                          fix="use a longer lookback_days, or data that reaches closer to today")
     fitted = fit(train, cfg.seed)
+    scorer = fit_scorer(train, cfg.seed, fitted)
+    floors = floors_from(train)
     judged = validate(fitted, train, valid)
-    scores = _score_at(tx, cut.score, fitted, cfg, product_lines, regions)
+    y_valid = valid["churned"].to_numpy(dtype=bool)
+    judged["baselines"]["blend"] = evaluate(y_valid, probabilities(scorer, valid, "blend"),
+                                            probabilities(scorer, valid, "blend"))
+    lists = {name: list_quality(valid, probabilities(scorer, valid, name), cfg, floors) for name in SCORERS}
+    scores, delay = _score_at(tx, cut.score, scorer, cfg, floors, product_lines, regions)
     compare_date = cut.score - pd.Timedelta(days=cfg.compare_days)
-    compared = _score_at(tx, compare_date, fitted, cfg, product_lines, regions)
+    compared, _ = _score_at(tx, compare_date, scorer, cfg, floors, product_lines, regions)
     diff = changes(compared, scores)
     scores = scores.assign(newly_red=scores["customer_id"].isin(diff["newly_red"]))
     metrics: dict[str, Any] = {
         "window_days": cfg.window_days, "lookback_days": cfg.lookback_days,
+        "capacity": cfg.capacity, "second_purchase_capacity": cfg.second_purchase_capacity,
         "cutoffs_train": [_iso(c) for c in cut.train], "cutoff_valid": _iso(cut.valid),
         "score_date": _iso(cut.score),
         "n_train": len(train), "n_valid": len(valid),
         "base_rate": float(valid["churned"].mean()) if len(valid) else float("nan"),
         "n_scored": len(scores), "n_red": int(scores["red"].sum()),
+        "n_watch": int((scores["status"] == WATCH).sum()),
+        "n_red_win_back": int((scores["red"] & (scores["list"] == WIN_BACK)).sum()),
+        "n_red_second_purchase": int((scores["red"] & (scores["list"] == SECOND)).sum()),
+        "floors": floors, "repeat_delay_days": delay,
         "revenue_at_risk": float(scores["revenue_at_risk"].sum()),
         "churn_rate": float(scores["probability"].mean()) if len(scores) else float("nan"),
         "model_kind": fitted.kind,
+        "scorer": scorer.name, "scorer_oof_auc": scorer.oof_auc,
+        "call_list_validation": lists,
         "compare_date": _iso(compare_date),
         "newly_red": len(diff["newly_red"]), "cleared": len(diff["cleared"]),
         **judged,
@@ -75,11 +90,26 @@ def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
     return ChurnResult(scores=scores, metrics=metrics, compared=compared)
 
 
-def _score_at(tx: pd.DataFrame, when: pd.Timestamp, fitted: Any, cfg: ChurnParams, product_lines: list[str],
-              regions: list[str]) -> pd.DataFrame:
-    """The red list the fitted model gives at `when`, from the data known before it."""
+def list_quality(valid: pd.DataFrame, prob: Any, cfg: ChurnParams, floors: dict[str, float]) -> dict[str, Any]:
+    """How the call lists built from `prob` at the validation cutoff turned out: how many were called, and
+    the share of them who really did not buy within the window (precision), next to the base rate."""
+    listed = red_list(valid, prob, cfg, floors)
+    churned = valid.set_index("customer_id")["churned"]
+    called = listed.loc[listed["status"] == CALL, "customer_id"]
+    n = len(called)
+    precision = float(churned.reindex(called).mean()) if n else float("nan")
+    base = float(churned.mean()) if len(churned) else float("nan")
+    return {"n_call": n, "precision": precision, "base_rate": base,
+            "lift": precision / base if n and base else float("nan")}
+
+
+def _score_at(tx: pd.DataFrame, when: pd.Timestamp, scorer: Scorer, cfg: ChurnParams, floors: dict[str, float],
+              product_lines: list[str], regions: list[str]) -> tuple[pd.DataFrame, float]:
+    """(the call lists the chosen scorer gives at `when`, from the data known before it; the repeat buyers'
+    median first-to-second purchase delay then, the second-purchase list's clock)."""
     current = features_at(tx, when, cfg.lookback_days, product_lines=product_lines, regions=regions)
-    return red_list(current, predict(fitted, current), cfg)
+    delay = float(current["repeat_delay_days"].iloc[0]) if len(current) else float("nan")
+    return red_list(current, probabilities(scorer, current), cfg, floors), delay
 
 
 def save(result: ChurnResult, paths: Paths) -> dict[str, Any]:
@@ -103,6 +133,18 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
                         fix="pass the metrics of churn.run()") from None
     return pd.DataFrame({name: [m.get(k) for k in METRIC_NAMES] for name, m in scorers.items()},
                         index=pd.Index(METRIC_NAMES, name="metric"), dtype="float64")
+
+
+def list_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The call lists each scorer would have made at the validation cutoff: how many were called, the share
+    who really did not buy (precision), the base rate and the lift; the chosen scorer marked."""
+    lists = metrics.get("call_list_validation")
+    if not lists:
+        raise DataError("churn metrics hold no call_list_validation", file="metrics/churn.json",
+                        fix="pass the metrics of churn.run()")
+    table = pd.DataFrame.from_dict(lists, orient="index")
+    table.index.name = "scorer"
+    return table.assign(chosen=table.index == metrics.get("scorer"))
 
 
 def calibration_plot(metrics: dict[str, Any]) -> Any:

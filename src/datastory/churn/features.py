@@ -17,11 +17,12 @@ from ..errors import DataError, ModelError
 QUARTER_DAYS = 90   # spend trend and product-line trend compare the last quarter with earlier ones
 YEAR_DAYS = 365     # annual_value is always the last 365 days, whatever lookback_days is
 
-# Columns kept for output and never fed to a model.
-ID_COLUMNS = ["customer_id", "customer_name", "region", "last_order"]
+# Columns kept for output and never fed to a model (repeat_delay_days is one value for every customer).
+ID_COLUMNS = ["customer_id", "customer_name", "region", "last_order", "repeat_delay_days"]
+MIN_REPEATERS = 20  # customers with a second purchase day needed before their delay is a norm
 # Numeric model features (plus pl_<product line> shares and region_<region> indicators).
 BASE_FEATURES = [
-    "recency_days", "frequency", "monetary", "annual_value", "tenure_days",
+    "recency_days", "frequency", "monetary", "annual_value", "tenure_days", "purchase_days", "orders_total",
     "avg_gap_days", "last_gap_days", "gap_trend", "overdue_ratio",
     "median_gap_days", "overdue_median", "purchase_rate", "missed_purchases",
     "spend_last_90", "spend_prev_90", "spend_change",
@@ -142,6 +143,11 @@ def features_at(tx: pd.DataFrame, cutoff: object, lookback_days: int, *,
     # Poisson buyer would be estimated to have); times recency it is the purchases "missed" so far:
     # exp(-missed_purchases) is how likely that silence would be if the customer were still buying.
     first_day = days.groupby("cid")["day"].min().reindex(idx)
+    # Counts a customer-base model reads (frequency, recency, age T, value): distinct purchase days and
+    # distinct orders over the whole history. Several orders on one day are one purchase occasion.
+    out["purchase_days"] = n_days
+    out["orders_total"] = buys.groupby("cid")["oid"].nunique().reindex(idx, fill_value=0)
+    out["repeat_delay_days"] = repeat_delay(days)
     out["purchase_rate"] = (n_days - 1) / _days(cutoff - first_day)
     out["missed_purchases"] = out["recency_days"] * out["purchase_rate"]
 
@@ -179,13 +185,27 @@ def features_at(tx: pd.DataFrame, cutoff: object, lookback_days: int, *,
     for reg in regions:
         out[f"region_{reg}"] = (out["region"] == reg).astype("float64")
 
-    for col in ("recency_days", "frequency", "tenure_days", "n_lines", "lines_recent", "lines_before"):
+    for col in ("recency_days", "frequency", "tenure_days", "purchase_days", "orders_total", "n_lines",
+                "lines_recent", "lines_before"):
         out[col] = out[col].astype("int64")
     for col in BASE_FEATURES:
         if out[col].dtype != "int64":
             out[col] = out[col].astype("float64")
     out.insert(0, "customer_id", pd.array(np.asarray(active, dtype=object), dtype="string"))
     return out.reset_index(drop=True)
+
+
+def repeat_delay(days: pd.DataFrame) -> float:
+    """Median days from a customer's first purchase day to their second, over the customers who came
+    back (rows: cid, day; one per purchase day); NaN with fewer than MIN_REPEATERS of them. It says when a
+    first-time buyer is late for a second purchase."""
+    ordered = days.sort_values(["cid", "day"], kind="stable")
+    nth = ordered.groupby("cid").cumcount()
+    first = ordered[nth == 0].set_index("cid")["day"]
+    second = ordered[nth == 1].set_index("cid")["day"]
+    if len(second) < MIN_REPEATERS:
+        return float("nan")
+    return float(np.median(_days(second - first.reindex(second.index))))
 
 
 def model_columns(features: pd.DataFrame) -> list[str]:

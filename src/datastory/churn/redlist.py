@@ -1,12 +1,27 @@
-"""The red list: who a sales manager should call this week, and why, in plain words.
+"""The call lists: who a sales manager should call this week, why, and who to keep an eye on.
 
-red = probability >= threshold OR among the top_k_per_region of its region by
-revenue_at_risk = probability x annual_value (annual_value below 0, i.e. more returned than bought,
-counts as 0 at risk). Reasons are rules on the point-in-time features, at most 3, strongest first:
-each rule's strength is how far its feature is past the rule's trigger level (ties: the order below).
-A spend drop is not repeated when the customer bought nothing for a quarter and recency already says so.
-`reasons_for(row)` states the rules for one row (readable, the reference); `reasons(frame)` applies
-them to a whole frame at once and is what red_list uses (a test keeps the two identical).
+Two lists, because winning back an established customer who went quiet is a different job from getting
+a first-time buyer to come back:
+- "win back": customers with two or more purchase days, quiet for longer than their own usual gap (the
+  median of their gaps between purchase days);
+- "second purchase": customers with one purchase day so far (however many orders that day), quiet for
+  longer than repeat buyers usually take to come back (the median first-to-second delay of the data).
+
+A customer is on a list (`status` "call" or "watch") only when both hold:
+- quiet: the rule above, and not a recent buyer (quiet RECENT_DAYS at least) - a customer who bought
+  yesterday is never called;
+- at risk: churn probability at least the list's floor, the churn rate of that kind of customer in the
+  training cutoffs (a customer more likely to stay than a typical one of its kind is never called).
+In each region and list, customers are ranked by expected revenue at risk (probability x annual value;
+a negative value counts as 0); the first `capacity` (win back) or `second_purchase_capacity` are
+"call" (red), the rest "watch" (so is a customer with nothing at risk: net returns over the year). So a
+list never holds more than a manager can call, and every red row has its quiet rule as a reason.
+
+Reasons are rules on the point-in-time features, at most 3, strongest first: each rule's strength is how
+far its feature is past the rule's trigger level (ties: the order below). A spend drop is not repeated
+when the customer bought nothing for a quarter and the quiet rule already says so. `reasons_for(row)`
+states the rules for one row (readable, the reference); `reasons(frame)` applies them to a whole frame at
+once and is what red_list uses (a test keeps the two identical).
 """
 
 from __future__ import annotations
@@ -18,31 +33,42 @@ from .. import schema
 from ..config import ChurnParams
 from ..errors import DataError
 
+WIN_BACK, SECOND = "win back", "second purchase"
+CALL, WATCH = "call", "watch"
 MAX_REASONS = 3
-OVERDUE_RATIO = 2.0       # no order for more than twice the usual gap
-ONE_ORDER_DAYS = 60       # a single order so far, this many days ago or more
+RECENT_DAYS = 7           # bought within the last week: never on a list
 SPEND_DROP = 0.3          # spend down at least 30% vs the previous quarter
 RETURN_SHARE = 0.15       # returns at least 15% of gross purchases
 DISCOUNT_AVG = 0.2        # average discount at least 20%
-QUARTER_DAYS = 90         # no order in the last quarter: the spend drop is already said by recency
+QUARTER_DAYS = 90         # no order in the last quarter: the spend drop is already said by the quiet rule
 
 
 def _pct(x: float) -> str:
     return f"{round(100 * x):.0f}%"
 
 
+def _one_day_text(rec: float, orders: float, delay: float) -> str:
+    many = orders is not None and not pd.isna(orders) and orders > 1
+    what = f"one purchase day so far ({int(orders)} orders that day)" if many else "one purchase so far"
+    return f"{what}, {int(rec)} days ago (repeat buyers come back within {round(delay):.0f} days)"
+
+
 def reasons_for(row: pd.Series) -> str:
     """Plain-words reason codes for one features row, joined by '; ' ('' when none apply)."""
     found: list[tuple[float, int, str]] = []  # (strength, rule order, text)
-    rec, gap = row.get("recency_days"), row.get("avg_gap_days")
-    if pd.notna(gap) and gap > 0 and pd.notna(rec) and rec > OVERDUE_RATIO * gap:
-        found.append((rec / (OVERDUE_RATIO * gap), 0,
-                      f"no order for {int(rec)} days (usually every {round(gap):.0f})"))
-    elif pd.isna(gap) and pd.notna(rec) and rec >= ONE_ORDER_DAYS:
-        found.append((rec / ONE_ORDER_DAYS, 0, f"only one order so far, {int(rec)} days ago"))
+    rec, gap = row.get("recency_days"), row.get("median_gap_days")
+    days, delay = row.get("purchase_days"), row.get("repeat_delay_days")
+    quiet = False
+    if pd.notna(rec) and rec >= RECENT_DAYS and pd.notna(days):
+        if days >= 2 and pd.notna(gap) and gap > 0 and rec > gap:
+            quiet = True
+            found.append((rec / gap, 0, f"no order for {int(rec)} days (usually every {round(gap):.0f})"))
+        elif days == 1 and pd.notna(delay) and delay > 0 and rec > delay:
+            quiet = True
+            found.append((rec / delay, 0, _one_day_text(rec, row.get("orders_total"), delay)))
     change = row.get("spend_change")
     quiet_quarter = pd.notna(rec) and rec >= QUARTER_DAYS
-    if pd.notna(change) and change <= -SPEND_DROP and not (quiet_quarter and found):
+    if pd.notna(change) and change <= -SPEND_DROP and not (quiet_quarter and quiet):
         text = ("no net spend in the last quarter" if change <= -1
                 else f"spend down {_pct(-change)} vs previous quarter")
         found.append((min(-change, 1.0) / SPEND_DROP, 1, text))
@@ -78,6 +104,17 @@ def _texts(mask: np.ndarray, make, *values: np.ndarray) -> np.ndarray:
     return out
 
 
+def quiet_rules(features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(win back quiet, second purchase quiet) per row: the lists' eligibility rules (see module doc)."""
+    rec, gap = _column(features, "recency_days"), _column(features, "median_gap_days")
+    days, delay = _column(features, "purchase_days"), _column(features, "repeat_delay_days")
+    with np.errstate(invalid="ignore"):
+        awake = ~np.isnan(rec) & (rec >= RECENT_DAYS)
+        win = awake & (days >= 2) & ~np.isnan(gap) & (gap > 0) & (rec > gap)
+        second = awake & (days == 1) & ~np.isnan(delay) & (delay > 0) & (rec > delay)
+    return win, second
+
+
 def reasons(features: pd.DataFrame) -> pd.Series:
     """reasons_for() of every row at once (same texts, same order), as a string Series on features.index.
 
@@ -85,32 +122,31 @@ def reasons(features: pd.DataFrame) -> pd.Series:
     against reasons_for row by row.
     """
     n = len(features)
-    rec, gap = _column(features, "recency_days"), _column(features, "avg_gap_days")
+    rec, gap = _column(features, "recency_days"), _column(features, "median_gap_days")
+    delay, orders = _column(features, "repeat_delay_days"), _column(features, "orders_total")
     change, ret = _column(features, "spend_change"), _column(features, "return_share")
     disc = _column(features, "discount_avg")
     now, before = _column(features, "lines_recent"), _column(features, "lines_before")
+    win, second = quiet_rules(features)
     with np.errstate(divide="ignore", invalid="ignore"):
-        overdue = ~np.isnan(gap) & (gap > 0) & ~np.isnan(rec) & (rec > OVERDUE_RATIO * gap)
-        one_order = np.isnan(gap) & ~np.isnan(rec) & (rec >= ONE_ORDER_DAYS)
-        recency_rule = overdue | one_order
+        quiet = win | second
         quiet_quarter = ~np.isnan(rec) & (rec >= QUARTER_DAYS)
-        spend = ~np.isnan(change) & (change <= -SPEND_DROP) & ~(quiet_quarter & recency_rule)
+        spend = ~np.isnan(change) & (change <= -SPEND_DROP) & ~(quiet_quarter & quiet)
         returns = ~np.isnan(ret) & (ret >= RETURN_SHARE)
         discounts = ~np.isnan(disc) & (disc >= DISCOUNT_AVG)
         fewer = ~np.isnan(now) & ~np.isnan(before) & (now > 0) & (now < before)
         # one column per rule, in rule order (the tie-break); -inf where the rule does not apply
         strength = np.full((n, 5), -np.inf)
-        strength[:, 0] = np.where(overdue, rec / (OVERDUE_RATIO * gap),
-                                  np.where(one_order, rec / ONE_ORDER_DAYS, -np.inf))
+        strength[:, 0] = np.where(win, rec / gap, np.where(second, rec / delay, -np.inf))
         strength[:, 1] = np.where(spend, np.minimum(-change, 1.0) / SPEND_DROP, -np.inf)
         strength[:, 2] = np.where(returns, ret / RETURN_SHARE, -np.inf)
         strength[:, 3] = np.where(discounts, disc / DISCOUNT_AVG, -np.inf)
         strength[:, 4] = np.where(fewer, before / now, -np.inf)
+    orders = np.where(np.isnan(orders), 0.0, orders)
     texts = np.empty((n, 5), dtype=object)
     texts[:, 0] = np.where(
-        overdue, _texts(overdue, lambda r, g: f"no order for {int(r)} days (usually every {round(g):.0f})",
-                        rec, gap),
-        _texts(one_order, lambda r: f"only one order so far, {int(r)} days ago", rec))
+        win, _texts(win, lambda r, g: f"no order for {int(r)} days (usually every {round(g):.0f})", rec, gap),
+        _texts(second, _one_day_text, rec, orders, delay))
     texts[:, 1] = _texts(spend, lambda c: ("no net spend in the last quarter" if c <= -1
                                            else f"spend down {_pct(-c)} vs previous quarter"), change)
     texts[:, 2] = _texts(returns, lambda x: f"returns were {_pct(x)} of purchases", ret)
@@ -127,7 +163,25 @@ def reasons(features: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=features.index, dtype="string")
 
 
-def red_list(features: pd.DataFrame, probability: np.ndarray, cfg: ChurnParams) -> pd.DataFrame:
+def which_list(features: pd.DataFrame) -> np.ndarray:
+    """SECOND for customers with one purchase day so far, WIN_BACK otherwise."""
+    return np.where(_column(features, "purchase_days") == 1, SECOND, WIN_BACK).astype(object)
+
+
+def floors_from(train: pd.DataFrame) -> dict[str, float]:
+    """Each list's probability floor: the churn rate of that kind of customer in the training rows (the
+    overall rate for a kind the training rows do not hold)."""
+    if train.empty or "churned" not in train.columns:
+        raise DataError("training rows with a churned column are needed for the floors", column="churned",
+                        fix="pass the stacked training cutoffs of churn.run")
+    y = train["churned"].to_numpy(dtype=float)
+    kind = which_list(train)
+    return {name: float(y[kind == name].mean()) if (kind == name).any() else float(y.mean())
+            for name in (WIN_BACK, SECOND)}
+
+
+def red_list(features: pd.DataFrame, probability: np.ndarray, cfg: ChurnParams,
+             floors: dict[str, float]) -> pd.DataFrame:
     """schema.CHURN_SCORES rows for the scored customers, by revenue_at_risk desc then customer_id."""
     if len(probability) != len(features):
         raise DataError(f"{len(probability)} probabilities for {len(features)} customers",
@@ -136,16 +190,30 @@ def red_list(features: pd.DataFrame, probability: np.ndarray, cfg: ChurnParams) 
     if len(prob) and (np.isnan(prob).any() or prob.min() < 0 or prob.max() > 1):
         raise DataError("probabilities must lie in 0..1", column="probability",
                         fix="pass calibrated probabilities from model.predict")
+    missing = [k for k in (WIN_BACK, SECOND) if k not in floors]
+    if missing:
+        raise DataError(f"no probability floor for the list(s) {', '.join(missing)}",
+                        fix="pass redlist.floors_from(training rows)")
     out = features.loc[:, ["customer_id", "customer_name", "region", "annual_value", "recency_days",
                            "frequency", "last_order"]].copy()
     out["probability"] = prob
     out["revenue_at_risk"] = np.round(prob * out["annual_value"].clip(lower=0).to_numpy(), 6)
     out["reasons"] = reasons(features).to_numpy()
-    out = out.sort_values(["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable")
+    out["list"] = which_list(features)
+    win, second = quiet_rules(features)
+    floor = np.where(out["list"] == SECOND, floors[SECOND], floors[WIN_BACK])
+    listed = (win | second) & (prob >= floor)
+    out = out.assign(_listed=listed).sort_values(["revenue_at_risk", "customer_id"], ascending=[False, True],
+                                                 kind="stable")
     out["rank_in_region"] = out.groupby("region", sort=False).cumcount() + 1
-    out["red"] = (out["probability"] >= cfg.threshold) | (out["rank_in_region"] <= cfg.top_k_per_region)
+    rank = out[out["_listed"]].groupby(["region", "list"], sort=False).cumcount() + 1
+    cap = np.where(out.loc[rank.index, "list"] == SECOND, cfg.second_purchase_capacity, cfg.capacity)
+    out["status"] = ""
+    worth = out.loc[rank.index, "revenue_at_risk"].to_numpy() > 0  # nothing to save: not worth a call
+    out.loc[rank.index, "status"] = np.where((rank.to_numpy() <= cap) & worth, CALL, WATCH)
+    out["red"] = out["status"] == CALL
     out["newly_red"] = False  # set by comparing with an earlier red list (see churn.run)
-    return schema.conform(out, schema.CHURN_SCORES, "churn_scores")
+    return schema.conform(out.drop(columns="_listed"), schema.CHURN_SCORES, "churn_scores")
 
 
 def changes(previous: pd.DataFrame, scores: pd.DataFrame) -> dict[str, list[str]]:

@@ -170,13 +170,17 @@ def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note
         when = f"KPI comparison not available: {why}"
     rows = _kpi_rows(pack, change)
     names = _top_names(pack)
-    n_red = len(pack.red_list)
+    counts = pack.call_counts
+    n_red = counts["call"]
+    split = (f" ({counts['win_back']} to win back, {counts['second_purchase']} for a second purchase)"
+             if n_red else "")
+    watch = f" {counts['watch']} more on watch." if counts["watch"] else ""
     footer = pack.provenance.footer()
     text = [f"{pack.title} \u2014 {pack.label}", f"{pack.company}", "", when, ""]
     if rows:
         text += [f"{'KPI':<22}{'Latest':>16}{'Previous':>16}{'Change':>9}"]
         text += [f"{a:<22}{b:>16}{c:>16}{d:>9}" for a, b, c, d in rows] + [""]
-    text.append(f"{n_red} customer{'s' if n_red != 1 else ''} to call this week (red list).")
+    text.append(f"{n_red} customer{'s' if n_red != 1 else ''} to call this week{split}.{watch}")
     text += [f"  - {nm}: {risk} revenue at risk" for nm, risk in names]
     text += ["", "Attached: " + ", ".join(attached) + "."]
     if note:
@@ -189,7 +193,7 @@ def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note
                  "<th>Previous</th><th>Change</th></tr></thead><tbody>")
         h += [f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{e(c)}</td><td>{e(d)}</td></tr>" for a, b, c, d in rows]
         h.append("</tbody></table>")
-    h.append(f"<p><strong>{n_red} customer{'s' if n_red != 1 else ''} to call this week</strong> (red list).</p>")
+    h.append(f"<p><strong>{n_red} customer{'s' if n_red != 1 else ''} to call this week</strong>{e(split)}.{e(watch)}</p>")
     if names:
         h.append("<ul>" + "".join(f"<li>{e(nm)}: {e(risk)} revenue at risk</li>" for nm, risk in names) + "</ul>")
     h += [f'<p><img src="cid:{cid}" alt="{e(name)}"></p>' for name, cid in cids]

@@ -194,20 +194,24 @@ def forecast_sentence(p: Pack, series_id: str | None = None) -> str:
 
 
 def churn_sentence(p: Pack) -> str:
-    """'3 customers are at high risk of leaving, worth 2.5 k EUR a year, 1 of them newly so; ...'"""
+    """'3 customers to call this week (2 to win back, 1 for a second purchase), worth 2.5 k EUR a year, 1 of
+    them new on the list (since ...); the expected loss is 1.2 k EUR. 4 more are on watch.'"""
     require_pack(p)
     red = p.red_list
-    n = len(red)
+    counts = p.call_counts
+    n, watch = counts["call"], counts["watch"]
+    more = (f" {fmt_count(watch)} more {'is' if watch == 1 else 'are'} on watch." if watch else "")
     if n == 0:
-        return "No customer is currently flagged as at high risk of leaving."
-    who = "customer is" if n == 1 else "customers are"
+        return "No customer needs a call this week." + more
+    split = (f" ({fmt_count(counts['win_back'])} to win back, {fmt_count(counts['second_purchase'])} for a "
+             "second purchase)")
     worth = fmt_money(float(red["annual_value"].sum()))
     at_risk = fmt_money(float(red["revenue_at_risk"].sum()))
     new = int(red["newly_red"].sum())
     since = p.churn_metrics.get("compare_date")
-    newly = f", {fmt_count(new)} of them newly so (since {since})" if new and since else ""
-    return (f"{fmt_count(n)} {who} at high risk of leaving, worth {worth} {p.currency} a year{newly}; "
-            f"the expected loss is {at_risk} {p.currency}.")
+    newly = f", {fmt_count(new)} of them new on the list (since {since})" if new and since else ""
+    return (f"{fmt_count(n)} customer{'s' if n != 1 else ''} to call this week{split}, worth {worth} "
+            f"{p.currency} a year{newly}; the expected loss is {at_risk} {p.currency}.{more}")
 
 
 def baseline_words(baseline: str | None, freq: str) -> str:

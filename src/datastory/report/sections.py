@@ -178,17 +178,20 @@ def churn(p: Pack, top_n: int = TOP_N) -> str:
         return "".join(out) + "<p>No scored customers for this audience.</p></section>"
     out.append(figure(figures.churn_risk(p), "Histogram of churn probabilities and bar chart of revenue at risk by region",
                       "Left: how likely customers are to leave. Right: revenue at risk per region (red list in red)."))
-    ranked = p.churn_scores.sort_values(["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable")
+    listed = p.churn_scores[p.churn_scores["status"].isin(["call", "watch"])]
+    ranked = listed.assign(_watch=listed["status"] == "watch").sort_values(
+        ["_watch", "revenue_at_risk", "customer_id"], ascending=[True, False, True], kind="stable")
     top = ranked.head(top_n)
     if top.empty:
         return "".join(out) + "</section>"
-    rows = [[e(r.customer_name), e(r.customer_id), e(r.region), "call" if r.red else "",
+    rows = [[e(r.customer_name), e(r.region), e(r.list), e(r.status),
              e(fmt_pct(r.probability)), e(fmt_money(r.annual_value)), e(fmt_money(r.revenue_at_risk)),
              e(pd.Timestamp(r.last_order).strftime("%Y-%m-%d")), e(r.reasons or "")]
             for r in top.itertuples(index=False)]
-    out.append(f"<h3>Highest revenue at risk (top {len(top)} of {fmt_count(len(ranked))} customers)</h3>")
-    out.append(_table(["Customer", "ID", "Region", "Red list", "Risk", "Annual value", "At risk", "Last order",
-                       "Why"], rows, "risk"))
+    out.append(f"<h3>To call, then to watch, most revenue at risk first (top {len(top)} of "
+               f"{fmt_count(len(ranked))}; the workbook has every scored customer)</h3>")
+    out.append(_table(["Customer", "Region", "List", "Status", "Risk", "Annual value", "At risk",
+                       "Last order", "Why"], rows, "risk"))
     return "".join(out) + "</section>"
 
 
@@ -224,11 +227,22 @@ def notes(p: Pack) -> str:
     ]
     model = cm.get("model") or {}
     if "roc_auc" in model:
-        base = (cm.get("baselines") or {}).get("recency", {})
-        extra = f" (a recency-only rule scores {base['roc_auc']:.2f})" if "roc_auc" in base else ""
-        method.append(f"Churn risk: a calibrated classifier estimates the chance that a customer orders nothing "
-                      f"in the next {cm.get('window_days', '?')} days. Its ROC AUC on held-out data is "
-                      f"{model['roc_auc']:.2f}{extra}; 0.5 is a coin toss, 1.0 is perfect.")
+        scorers = {"model": model, **(cm.get("baselines") or {})}
+        chosen = str(cm.get("scorer") or "model")
+        names = {"model": "the classifier", "recency": "recency alone", "rfm": "an RFM score",
+                 "blend": "the classifier blended with RFM"}
+        others = ", ".join(f"{names.get(k, k)} {v['roc_auc']:.2f}" for k, v in scorers.items()
+                           if k != chosen and isinstance(v, dict) and "roc_auc" in v)
+        mine = (scorers.get(chosen) or {}).get("roc_auc")
+        method.append(f"Churn risk: the chance that a customer orders nothing in the next "
+                      f"{cm.get('window_days', '?')} days comes from {names.get(chosen, chosen)}, which ranked "
+                      f"customers best on the training data. On later, held-out data its ROC AUC is "
+                      + (f"{mine:.2f}" if isinstance(mine, (int, float)) else "n/a")
+                      + (f" ({others})" if others else "") + "; 0.5 is a coin toss, 1.0 is perfect. "
+                      "Two call lists: win back (customers who bought on two days or more, quiet for longer than "
+                      "usual) and second purchase (first-time buyers late to come back), each capped per region at "
+                      f"{cm.get('capacity', '?')} and {cm.get('second_purchase_capacity', '?')} calls; the others "
+                      "at risk are on watch.")
     items = "".join(f"<li>{e(m)}</li>" for m in method)
     return (f'<section class="notes"><h2>Data quality and method</h2>{_table(["Check", "Count"], rows, "dq")}'
             f"<ul>{items}</ul></section>")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..pack import Pack
-from ..report.narrative import fmt_pct
 from . import _cells as c
 from ._summary import LABELS
 
@@ -102,17 +101,19 @@ def flatten(params: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def red_definition(params: dict[str, Any] | None, churn_metrics: dict[str, Any]) -> str:
-    """The red-label rule in words, from the churn params (or, failing those, the churn metrics)."""
+    """The call-list rule in words, from the churn params (or, failing those, the churn metrics)."""
     churn = (params or {}).get("churn") or {}
-    threshold = churn.get("threshold", churn_metrics.get("threshold"))
-    top_k = churn.get("top_k_per_region", churn_metrics.get("top_k_per_region"))
+    cap = churn.get("capacity", churn_metrics.get("capacity"))
+    second = churn.get("second_purchase_capacity", churn_metrics.get("second_purchase_capacity"))
     window = churn.get("window_days", churn_metrics.get("window_days"))
-    t = fmt_pct(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) \
-        else "the threshold"
-    k = str(top_k) if top_k is not None else "k"
     w = f" within {window} days" if window is not None else ""
-    return (f"Red (call this week): churn probability{w} of at least {t}, or among the top {k} customers "
-            "of their region by revenue at risk.")
+    return ("Two lists. Win back: customers who bought on two days or more and have been quiet for longer than "
+            "their usual gap. Second purchase: customers who bought on one day only, quiet for longer than "
+            "repeat buyers take to come back. On a list when also at risk: a probability of not buying again"
+            f"{w} at least that kind of customer's usual rate; never a customer who bought in the last week. "
+            f"Red (call this week): in each region the {cap if cap is not None else 'first'} win-back and "
+            f"{second if second is not None else 'first'} second-purchase customers with the most revenue at "
+            "risk (probability x annual value); the others on a list are 'watch'.")
 
 
 def write_about(ws, pack: Pack, params: dict[str, Any] | None) -> None:

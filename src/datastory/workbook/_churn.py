@@ -41,6 +41,8 @@ def columns(currency: str) -> list[tuple[str, str, str | None, float]]:
         ("recency_days", "Days since last order", c.FMT_INT, 12),
         ("last_order", "Last order", c.FMT_DATE, 12),
         ("reasons", "Reasons", None, 50),
+        ("list", "List", None, 16),
+        ("status", "Call or watch", None, 10),
         ("red", "Call this week", None, 10),
         ("newly_red", "New on the list", None, 10),
     ]
