@@ -314,6 +314,8 @@ def test_ok_case(case, tmp_path, capsys, env):
     assert not shown, f"library warnings would reach the terminal: {shown}"
     assert "verdict       usable" in out and "Traceback" not in out + err
     assert "\nforecast      " in out  # what the history allows the forecast, said before anything runs
+    for fragment in case.get("summary") or []:
+        assert fragment in out, (fragment, out)
     assert snapshot(root) == before
 
     returned = ingest.run(root)

@@ -160,7 +160,8 @@ def test_round_trip_into_prepare_counts_every_row(project, shop):
     assert len(out.rejected) == 4 and sorted(out.rejected["row"]) == [3, 6, 7, 8]
     tx = out.tx
     assert set(tx["customer_id"]) == {"17850", "13047", "14527", "15100"}   # not "17850.0"
-    assert set(tx["region"]) == {"North", "South", "East", "Germany"}
+    assert set(tx["region"]) == {"North", "South", "East", ingest.OTHER}   # Germany is not in country_regions
+    assert q["unmapped_countries"] == {"Germany": 1}
     ret = tx[tx["order_id"] == "C536379"].iloc[0]
     assert ret["amount"] == pytest.approx(-4.25) and ret["quantity"] == -1 and ret["is_return"]
     assert tx["amount"].sum() == pytest.approx(6 * 2.55 + 6 * 3.39 + 2 * 1.85 - 4.25 + 32 * 1.69)
