@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show full tracebacks and library logs")
     ap.add_argument("--root", default=None, help="project folder (default: found from the current folder)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    smp = sub.add_parser("sample", help="write the seeded sample company to data/raw/")
+    smp = sub.add_parser("sample", help="write the seeded sample company to data/raw/ (with another source in "
+                         "params/data.yaml: an empty placeholder)")
     smp.add_argument("--invoice-log", metavar="CSV", default=None,
                      help="also write it as a retail invoice-line log (InvoiceNo, StockCode, ..., Country) here")
     for stage in ("ingest", "kpis", "forecast", "churn"):
@@ -70,10 +71,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 3 if run.problems else 0  # some series had bad input and were left out
     config.load_dotenv(args.root)
     if cmd == "sample":
-        path = stages.sample(args.root)
-        print(f"wrote {path}")
+        path, generated = stages.sample(args.root)
+        if generated:
+            print(f"wrote {path}")
+        else:
+            print(f"source is {config.load('data', args.root).source}: the sample company is not generated; wrote "
+                  f"{path} with no rows (the sample stage's output)")
         if args.invoice_log:
-            print(f"wrote {stages.invoice_log(path, args.invoice_log)}")
+            print(f"wrote {stages.invoice_log(args.invoice_log, args.root, path if generated else None)}")
     elif cmd in ("ingest", "kpis", "forecast", "churn"):
         print(f"executed {stages.notebook(cmd, args.root)}")
     elif cmd == "report":

@@ -13,18 +13,23 @@ from pathlib import Path
 from . import config, io, runner
 
 
-def sample(root: str | os.PathLike | None = None) -> Path:
-    """Write the seeded sample company to data/raw/."""
+def sample(root: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """The sample stage: write the seeded sample company to data/raw/ when `source` is sample, else an empty
+    placeholder; the path and whether the company was generated."""
     from . import sample as sample_mod
 
-    return sample_mod.run(root)
+    return sample_mod.run(root), config.load("data", root).source == "sample"
 
 
-def invoice_log(sample_path: Path, out: str | os.PathLike) -> Path:
-    """Write the sample company as a retail invoice-line CSV (the README's worked example)."""
+def invoice_log(out: str | os.PathLike, root: str | os.PathLike | None = None,
+                sample_path: Path | None = None) -> Path:
+    """Write the sample company as a retail invoice-line CSV (the README's worked example): read from
+    `sample_path` when the sample stage just wrote it, else generated from params/data.yaml's `sample:`."""
     from . import invoicelog
+    from . import sample as sample_mod
 
-    return invoicelog.write_csv(invoicelog.from_transactions(io.read_parquet(sample_path)), out)
+    tx = io.read_parquet(sample_path) if sample_path is not None else sample_mod.generate(config.load("data", root).sample)
+    return invoicelog.write_csv(invoicelog.from_transactions(tx), out)
 
 
 def check_data(root: str | os.PathLike | None = None) -> list[str]:
