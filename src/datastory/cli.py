@@ -33,8 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--audience", required=True)
     dl.add_argument("--force", action="store_true", help="send again even if this exact pack was sent")
     sub.add_parser("check-params", help="validate every params/*.yaml and print the settings")
-    sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml) and print a "
-                   "data-quality summary; writes nothing; exit 2 when the data cannot be used")
+    sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml), print a "
+                   "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
+                   "when the data cannot run the pipeline")
     ff = sub.add_parser("forecast-file", help="backtest, select and forecast every series of a long CSV "
                         "(unique_id, ds, y)")
     ff.add_argument("input", help="CSV with columns unique_id, ds (YYYY-MM-DD), y")
@@ -89,8 +90,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         status = f"sent to {r.recipients} recipient(s)" if r.sent else f"not sent: {r.skipped}"
         print(f"{r.audience}: wrote {r.eml}; {status}")
     elif cmd == "check-data":
-        for line in stages.check_data(args.root):
+        lines, refusal = stages.check_data(args.root)
+        for line in lines:
             print(line)
+        if refusal is not None:   # the summary above says what the data holds; the error, why it cannot run
+            sys.stdout.flush()
+            raise refusal
     elif cmd == "check-params":
         for stage in config.STAGES:
             config.load(stage, args.root)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from . import config, io, runner
+from .errors import DataError
 
 
 def sample(root: str | os.PathLike | None = None) -> tuple[Path, bool]:
@@ -32,19 +33,20 @@ def invoice_log(out: str | os.PathLike, root: str | os.PathLike | None = None,
     return invoicelog.write_csv(invoicelog.from_transactions(tx), out)
 
 
-def check_data(root: str | os.PathLike | None = None) -> list[str]:
-    """Validate the configured source with the current params; the summary lines. Writes nothing."""
-    from . import ingest, quality
-    from .forecast.history import outlook
+def check_data(root: str | os.PathLike | None = None) -> tuple[list[str], DataError | None]:
+    """Validate the configured source with the current params and judge what it supports. Writes nothing.
+
+    Returns the summary lines (ending with the verdict) and, when the data cannot run the whole pipeline,
+    the error `datastory check-data` exits with."""
+    from . import ingest, quality, verdict
 
     cfg = config.load("data", root)
     fc = config.load("forecast", root)
+    churn = config.load("churn", root)
     raw = ingest.read_source(cfg, config.paths(root), root)
     result = ingest.prepare(raw, cfg)
-    ts = result.tx["timestamp"]
-    forecast = f"forecast      {outlook(ts.min(), ts.max(), fc.freq, fc.horizon, fc.folds)}" if len(ts) else (
-        "forecast      no transactions: nothing to forecast")
-    return [*quality.summary(result.quality, result.tx, raw.name), forecast, "verdict       usable"]
+    judged = verdict.assess(result.tx, fc, churn)
+    return [*quality.summary(result.quality, result.tx, raw.name), *judged.lines()], judged.error(raw.name)
 
 
 def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:
