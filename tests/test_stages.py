@@ -14,6 +14,8 @@ import yaml
 from datastory import cli, config, io, sample, stages
 from datastory.errors import DataError
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def set_data(root: Path, **over) -> None:
     """params/data.yaml with `over` merged in (mappings key by key; `columns` replaced whole)."""
@@ -61,6 +63,19 @@ def test_a_real_invoice_log_is_usable(project, capsys):
     assert "warning: 2 countries are not in rules.country_regions and go to the region Other: " in out
     assert "non-product line" in out and "rejected      0 (0.0%)" in out
     assert out.endswith("\nverdict       usable\n") and err == ""
+
+
+def test_the_readme_example_without_an_order_id_is_usable(project, capsys):
+    """The README's block for a log without order ids, on a generated log of that shape (a CD retailer's)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = yaml.safe_load(text.split("<!-- no-order-id-example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert block["columns"]["order_id"] == ""
+    write_log(project, shapes.purchase_log(), Path(block["file"]["path"]).name)
+    set_data(project, **{**block, "rules": {**block["rules"], "max_timestamp": "2030-01-01"}})
+    status, out, err = check(project, capsys)
+    assert status == 0, err
+    assert "\norders        one per customer and timestamp (no order id column)\n" in out
+    assert "segments      1: Company" in out and out.endswith("verdict       usable\n")
 
 
 @pytest.mark.parametrize(("shape", "reason"), [
