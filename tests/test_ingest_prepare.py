@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import shapes
 
 from datastory import config, ingest, schema
 from datastory.errors import DataError
@@ -64,8 +65,10 @@ def test_every_row_is_accounted_for_and_rules_apply():
     # amount = quantity x unit price; the cancellation is a return with negative revenue
     assert tx["amount"].sum() == pytest.approx(6 * 2.55 + 6 * 1.85 - 2 * 2.55 + 12 * 4.25 + 4 * 4.25 + 4.25)
     assert q["cancelled_lines"] == 1 == q["return_lines"] == int(tx["is_return"].sum())
-    # countries are the segments, mapped through country_regions; a missing one comes from the customer
-    assert set(tx["region"]) == {"United Kingdom", "France", "DACH"} and q["missing_region_filled"] == 1
+    # countries are mapped through country_regions, the others go to Other (counted); a missing one comes
+    # from the customer's other lines
+    assert set(tx["region"]) == {ingest.OTHER, "DACH"} and q["missing_region_filled"] == 1
+    assert q["unmapped_countries"] == {"United Kingdom": 2, "France": 1}
     assert set(tx["product_line"]) == {ingest.ALL_PRODUCTS}
     assert tx["timestamp"].min() == pd.Timestamp("2025-12-01 08:26")
     assert (tx["customer_name"] == tx["customer_id"]).all()
@@ -79,12 +82,12 @@ def test_cancellations_can_be_excluded_and_segments_dropped():
 
 def test_fail_mode_names_file_row_column_value_and_fix():
     frame = log()
-    frame.loc[4, "quantity"] = "three"
+    frame.loc[3, "quantity"] = "three"
     frame.loc[7, "quantity"] = "x"
     with pytest.raises(DataError) as err:
         ingest.prepare(raw(frame), params())
     msg = str(err.value)
-    assert "invoices.csv, row 6, column 'Quantity'" in msg and "'three'" in msg and "2 row(s)" in msg
+    assert "invoices.csv, row 5, column 'Quantity'" in msg and "'three'" in msg and "2 row(s)" in msg
     assert "fix:" in msg and "quarantine" in msg
 
 
@@ -209,3 +212,139 @@ def test_repeated_rows_match_pandas_duplicated():
     expected = frame.duplicated(keep="first").to_numpy()
     assert expected.any() and not expected.all()
     np.testing.assert_array_equal(ingest._repeated(frame), expected)
+
+
+# ---------------------------------------------------------------- real shapes (tests/shapes.py)
+def invoice_params(**rules) -> config.DataParams:
+    return config.DataParams(source="csv", columns=config.ColumnsParams(**shapes.INVOICE_MAPPING),
+                             rules=config.RulesParams(**{**shapes.INVOICE_RULES, **rules}))
+
+
+def purchase_params(**update) -> config.DataParams:
+    return config.DataParams(source="csv", columns=config.ColumnsParams(**shapes.PURCHASE_MAPPING),
+                             rules=config.RulesParams(**shapes.PURCHASE_RULES), **update)
+
+
+def test_bad_debt_and_fee_lines_are_excluded_before_any_value_check():
+    """A bad-debt line (code B, negative price, no customer) and fee lines with a negative price (M, AMAZONFEE)
+    are set aside by the rules, so on_bad_rows: fail never sees their prices."""
+    log = shapes.invoice_log()
+    out = ingest.prepare(shapes.as_raw(log, shapes.INVOICE_MAPPING), invoice_params())
+    q = out.quality
+    assert q["rejected"] == {} and q["rows_read"] == len(log) == accounted(q)
+    aside = out.rejected.set_index("row")
+    bad_debt = [i + 2 for i in np.flatnonzero(log["StockCode"].eq("B"))]
+    fees = [i + 2 for i in np.flatnonzero(log["StockCode"].isin(["M", "AMAZONFEE", "BANK CHARGES"]))]
+    assert len(bad_debt) == 2 and len(fees) == 3
+    assert (aside.loc[bad_debt, "disposition"] == "excluded").all()
+    assert (aside.loc[bad_debt, "reason"] == "no customer id").all()        # the first rule that applies
+    assert (aside.loc[fees, "reason"] == "non-product line").all()
+    assert (aside.loc[fees, "UnitPrice"].str.startswith("-")).sum() == 2     # negative prices, not rejected
+    assert (out.tx["amount"] > -1000).all()                                   # the -11,062.06 never got in
+
+
+def test_exclusion_comes_before_validation_whatever_the_bad_value():
+    """A row a rule sets aside is excluded even when its values are unusable; the same row with a customer and
+    an ordinary code is the first error."""
+    frame = log()
+    frame.loc[4, ["unit_price", "timestamp", "quantity"]] = ["-11062.06", "not a date", "NaN"]   # no customer
+    frame.loc[1, "unit_price"] = "-18.00"                                                          # POST
+    out = ingest.prepare(raw(frame), params())
+    assert out.quality["rejected"] == {}
+    assert out.quality["excluded"] == {"no customer id": 1, "non-product line": 1}
+    frame.loc[4, "customer_id"] = "12583"
+    with pytest.raises(DataError, match="timestamp is not") as err:
+        ingest.prepare(raw(frame), params())
+    assert "row 6" in str(err.value)
+    frame.loc[4, "customer_id"] = pd.NA
+    with pytest.raises(DataError, match="unit price is negative") as err:
+        ingest.prepare(raw(frame), params(non_product_codes=[]))
+    assert "row 3" in str(err.value)   # POST is no longer set aside: its negative price is the first problem
+
+
+def test_checks_run_rules_first():
+    checks = ingest._fields(raw(), params(missing_customer="exclude"), pd.Timestamp("2030-01-01"))[1]
+    kinds = [c.disposition for c in checks]
+    assert kinds == sorted(kinds, key=lambda d: d != "excluded") and kinds[0] == "excluded"
+
+
+def test_without_an_order_id_each_customer_and_timestamp_is_one_order():
+    log = shapes.purchase_log()
+    out = ingest.prepare(shapes.as_raw(log, shapes.PURCHASE_MAPPING, "cd.csv"), purchase_params())
+    tx, q = out.tx, out.quality
+    assert q["order_ids"] == ingest.ORDER_PER_CUSTOMER_TIME and q["rejected"] == {}
+    assert q["n_orders"] == tx[["customer_id", "timestamp"]].drop_duplicates().shape[0] < len(tx)
+    first = tx.iloc[0]
+    assert first["order_id"] == f"{first['customer_id']}@{first['timestamp']:%Y-%m-%dT%H:%M:%S}"
+    # most customers bought once
+    assert (tx.groupby("customer_id")["order_id"].nunique() == 1).mean() > 0.5
+    # the same ids on every run and whatever the row order
+    again = ingest.prepare(shapes.as_raw(log.iloc[::-1].reset_index(drop=True), shapes.PURCHASE_MAPPING, "cd.csv"),
+                           purchase_params())
+    pd.testing.assert_frame_equal(again.tx, tx)
+
+
+def test_synthesised_order_ids_keep_fractions_of_a_second_and_skip_missing_values():
+    ts = pd.Series(pd.to_datetime(["2025-01-01 08:26", "2025-01-01 08:26:01.5", None], format="ISO8601"))
+    ids = ingest.order_ids(pd.Series(["C1", "C1", "C2"], dtype="string[pyarrow]"), ts)
+    assert ids.tolist()[:2] == ["C1@2025-01-01T08:26:00", "C1@2025-01-01T08:26:01.5"] and pd.isna(ids[2])
+
+
+def test_no_order_id_column_needs_no_cancelled_prefix():
+    assert config.ColumnsParams(order_id="").order_id == ""
+    with pytest.raises(ValueError, match="cancelled_prefix"):
+        config.DataParams(columns=config.ColumnsParams(order_id=""), rules=config.RulesParams(cancelled_prefix="C"))
+    with pytest.raises(ValueError, match="customer_id is required"):
+        config.ColumnsParams(customer_id="")
+
+
+def test_countries_outside_the_mapping_go_to_other_and_are_counted():
+    log = shapes.invoice_log()
+    out = ingest.prepare(shapes.as_raw(log, shapes.INVOICE_MAPPING), invoice_params())
+    tx, q = out.tx, out.quality
+    assert set(tx["region"]) == {"UK", "Europe", ingest.OTHER}
+    assert set(q["unmapped_countries"]) == {"EIRE", "Spain"}
+    assert list(q["unmapped_countries"].values()) == sorted(q["unmapped_countries"].values(), reverse=True)
+    assert sum(q["unmapped_countries"].values()) == (tx["region"] == ingest.OTHER).sum()
+    # without a mapping each country is its own segment, and nothing is "unmapped"
+    plain = ingest.prepare(shapes.as_raw(log, shapes.INVOICE_MAPPING), invoice_params(country_regions={}))
+    assert set(plain.tx["region"]) == set(log["Country"]) and plain.quality["unmapped_countries"] == {}
+    # segments by region are not touched
+    assert ingest.prepare(raw(), params(segment_by="none")).quality["unmapped_countries"] == {}
+
+
+@pytest.mark.parametrize(("column", "value", "name"), [
+    ("customer_id", "178\x0050", "customer id"), ("customer_id", "\x00", "customer id"),
+    ("order_id", "5363\x1b69", "order id"), ("product", "22960\x7f", "product"),
+    ("country", "\x01France", "country"), ("customer_id", "\x1f12583", "customer id"),
+])
+def test_control_characters_in_ids_are_invalid_values(column, value, name):
+    frame = log()
+    frame.loc[5, column] = value
+    with pytest.raises(DataError) as err:
+        ingest.prepare(raw(frame), params())
+    msg = str(err.value)
+    source_column = MAPPING[column]
+    assert f"invoices.csv, row 7, column '{source_column}': {name} holds a control character" in msg
+    assert repr(value) in msg and "fix:" in msg and "\x00" not in msg   # shown escaped, never raw
+    out = ingest.prepare(raw(frame), params().model_copy(update={"on_bad_rows": "quarantine"}))
+    assert out.quality["rejected"] == {f"{name} holds a control character": 1}
+    bad = out.rejected.set_index("row").loc[7]
+    assert (bad["disposition"], bad["column"]) == ("rejected", source_column)
+    assert not out.tx["customer_id"].str.contains("\x00", regex=False).any()
+
+
+def test_surrounding_tabs_and_line_ends_are_trimmed_not_rejected():
+    frame = log()
+    frame.loc[5, "customer_id"] = "\t12583\r\n"
+    out = ingest.prepare(raw(frame), params())
+    assert out.quality["rejected"] == {} and "12583" in set(out.tx["customer_id"])
+
+
+def test_control_characters_in_native_values_from_sql():
+    frame = pd.DataFrame({"order_id": ["1", "2"], "customer_id": [17850, "C\x002"],
+                          "timestamp": pd.to_datetime(["2025-12-01 08:26", "2025-12-02 09:00"]),
+                          "quantity": [6, 2], "unit_price": [2.55, 1.0], "country": ["France", "France"],
+                          "product": ["85123A", "22633"]})
+    with pytest.raises(DataError, match="row 3, column 'CustomerID': customer id holds a control character"):
+        ingest.prepare(raw(frame), params(cancelled_prefix=""))

@@ -167,6 +167,7 @@ def test_manifest_is_complete():
     assert {"sqlite_missing_table", "sqlite_missing_database"} <= set(ids)
     for case in CASES:
         assert case["expect"] in ("error", "ok"), case["id"]
+        assert (case["expect"] == "ok") == ("verdict" in case), f"{case['id']}: a verdict for each ok case, only"
         assert case["layout"] in MANIFEST["layouts"], case["id"]
         if case["expect"] == "error":
             assert case["message"], case["id"]
@@ -304,16 +305,26 @@ def test_ingest_command_debug_shows_the_traceback(tmp_path):
 # ---------------------------------------------------------------- handled, not an error
 @pytest.mark.parametrize("case", OKS)
 def test_ok_case(case, tmp_path, capsys, env):
-    """check-data accepts the input (and writes nothing); ingest writes outputs that account for every row."""
+    """check-data reads the input, summarises it and judges what it supports (and writes nothing); ingest writes
+    outputs that account for every row."""
     env(case)
     root = build(tmp_path / "project", case)
     before = snapshot(root)
     status, shown = run_cli("--root", str(root), "check-data")
     out, err = capsys.readouterr()
-    assert status == 0, err
     assert not shown, f"library warnings would reach the terminal: {shown}"
-    assert "verdict       usable" in out and "Traceback" not in out + err
-    assert "\nforecast      " in out  # what the history allows the forecast, said before anything runs
+    assert "rows read     " in out and "Traceback" not in out + err
+    assert "\nforecast      " in out and "\nchurn         " in out  # what the history allows, said before anything runs
+    if case["verdict"] == "usable":
+        assert status == 0 and "\nverdict       usable\n" in out, err
+    else:   # read well, but the pipeline cannot run on it: exit 2, saying why
+        assert status == 2, err
+        verdict = next(line for line in out.splitlines() if line.startswith("verdict"))
+        assert verdict.startswith("verdict       unusable: ") and case["verdict"] in verdict, verdict
+        assert err.startswith("datastory: error: ") and "cannot run the whole pipeline" in err and "fix:" in err
+        assert case["verdict"] in err
+    for fragment in case.get("summary") or []:
+        assert fragment in out, (fragment, out)
     assert snapshot(root) == before
 
     returned = ingest.run(root)

@@ -69,6 +69,8 @@ def test_csv_invoice_log_builds_every_pack(csv_project):
     html = (root / "reports/executive/report.html").read_text(encoding="utf-8")
     assert "Excluded by rule: non-product line" in html
     assert sh(root, "dvc", "status").stdout.strip() in ("Data and pipelines are up to date.", "")
+    # the source is the CSV: the sample stage generated no company, only its empty placeholder
+    assert io.read_parquet(root / "data/raw/sample/transactions.parquet").empty
 
 
 def test_check_data_summarises_the_log(csv_project):

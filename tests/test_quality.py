@@ -34,3 +34,19 @@ def test_many_segments_are_capped_and_clean_data_has_no_warnings():
     text = "\n".join(quality.summary(clean, tx(12), "x"))
     assert "segments      12:" in text and "and 4 more" in text and "R11" not in text
     assert "warning" not in text
+
+
+def test_orders_without_an_order_id_are_said():
+    text = "\n".join(quality.summary({**Q, "order_ids": "customer and timestamp"}, tx(1), "x"))
+    assert "orders        one per customer and timestamp (no order id column)" in text
+    assert "orders        one per" not in "\n".join(quality.summary({**Q, "order_ids": "column"}, tx(1), "x"))
+
+
+def test_countries_outside_the_mapping_are_named_with_their_lines():
+    lines = quality.summary({**Q, "unmapped_countries": {"EIRE": 124, "Spain": 1}}, tx(2), "x")
+    warning = next(line for line in lines if "country_regions" in line)
+    assert warning.startswith("warning: 2 countries are not in rules.country_regions and go to the region Other: ")
+    assert "EIRE (124 lines), Spain (1 line)" in warning and "add them to country_regions" in warning
+    one = "\n".join(quality.summary({**Q, "unmapped_countries": {"Spain": 3}}, tx(2), "x"))
+    assert "1 country is not in rules.country_regions and goes to the region Other: Spain (3 lines)" in one
+    assert "country_regions" not in "\n".join(quality.summary(Q, tx(2), "x"))

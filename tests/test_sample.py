@@ -159,3 +159,14 @@ def test_default_company_size():
     raw = sample.generate(config.SampleParams())
     assert 100_000 <= len(raw) <= 250_000
     assert raw["customer_id"].nunique() > 4500
+
+
+def test_another_source_gets_an_empty_placeholder_not_the_company(project):
+    (project / "params/data.yaml").write_text("source: parquet\nsample:\n  n_customers: 150\n", encoding="utf-8")
+    path = sample.run(project)
+    frame = io.read_parquet(path)
+    assert frame.empty and list(frame.columns) == sample.RAW_COLUMNS
+    assert [str(t) for t in frame.dtypes] == [str(t) for t in sample.placeholder().dtypes]
+    assert str(frame["timestamp"].dtype) == "datetime64[ns]" and str(frame["amount"].dtype) == "float64"
+    digest = _sha(path)
+    assert _sha(sample.run(project)) == digest   # stable bytes: `dvc status` stays clean

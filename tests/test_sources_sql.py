@@ -160,7 +160,8 @@ def test_round_trip_into_prepare_counts_every_row(project, shop):
     assert len(out.rejected) == 4 and sorted(out.rejected["row"]) == [3, 6, 7, 8]
     tx = out.tx
     assert set(tx["customer_id"]) == {"17850", "13047", "14527", "15100"}   # not "17850.0"
-    assert set(tx["region"]) == {"North", "South", "East", "Germany"}
+    assert set(tx["region"]) == {"North", "South", "East", ingest.OTHER}   # Germany is not in country_regions
+    assert q["unmapped_countries"] == {"Germany": 1}
     ret = tx[tx["order_id"] == "C536379"].iloc[0]
     assert ret["amount"] == pytest.approx(-4.25) and ret["quantity"] == -1 and ret["is_return"]
     assert tx["amount"].sum() == pytest.approx(6 * 2.55 + 6 * 3.39 + 2 * 1.85 - 4.25 + 32 * 1.69)
@@ -300,11 +301,14 @@ def test_wal_database_read_leaves_no_files(project):
 # ---------------------------------------------------------------- through the CLI and ingest.run
 def test_check_data_prints_a_summary_for_a_sqlite_source(project, shop, capsys):
     write_params(project, params("sqlite:///data/raw/shop.db"))
-    assert cli.main(["--root", str(project), "check-data"]) == 0
-    out = capsys.readouterr().out
+    # the table reads, but five lines over a month cannot train the churn model: summary, verdict, exit 2
+    assert cli.main(["--root", str(project), "check-data"]) == 2
+    captured = capsys.readouterr()
+    out = captured.out
     assert f"(table '{TABLE}') (sql, on_bad_rows: quarantine)" in out
     assert re.search(r"rows read\s+9\b", out) and re.search(r"kept\s+5\b", out)
-    assert "verdict       usable" in out
+    assert "verdict       unusable: churn: " in out and "days of history" in out
+    assert captured.err.startswith("datastory: error: ") and "shop.db" in captured.err and "fix:" in captured.err
 
 
 @pytest.mark.parametrize("case", ["no file", "no table", "bad query", "absent column", "bad row"])
@@ -566,9 +570,13 @@ def test_postgres_password_never_reaches_messages_artifacts_or_summary(project, 
     write_params(project, pg_params(pg, pg_table))
     if pg.password:   # from the project's .env, as an analyst would keep it
         (project / ".env").write_text(f"{PW_ENV}={pg.password}\n", encoding="utf-8")
-    assert cli.main(["--root", str(project), "check-data"]) == 0
-    out = capsys.readouterr().out
+    assert cli.main(["--root", str(project), "check-data"]) == 2   # read, summarised; too short for churn
+    captured = capsys.readouterr()
+    out = captured.out
     assert f"@{pg.host}:{pg.port}/{pg.database}" in out and re.search(r"kept\s+5\b", out)
+    assert "verdict       unusable: " in out
+    if pg.password:
+        assert pg.password not in captured.err + out
     monkeypatch.setenv(PW_ENV, pg.password)
     ingest.run(project)
     data = project / "data"

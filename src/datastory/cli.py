@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show full tracebacks and library logs")
     ap.add_argument("--root", default=None, help="project folder (default: found from the current folder)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    smp = sub.add_parser("sample", help="write the seeded sample company to data/raw/")
+    smp = sub.add_parser("sample", help="write the seeded sample company to data/raw/ (with another source in "
+                         "params/data.yaml: an empty placeholder)")
     smp.add_argument("--invoice-log", metavar="CSV", default=None,
                      help="also write it as a retail invoice-line log (InvoiceNo, StockCode, ..., Country) here")
     for stage in ("ingest", "kpis", "forecast", "churn"):
@@ -32,8 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--audience", required=True)
     dl.add_argument("--force", action="store_true", help="send again even if this exact pack was sent")
     sub.add_parser("check-params", help="validate every params/*.yaml and print the settings")
-    sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml) and print a "
-                   "data-quality summary; writes nothing; exit 2 when the data cannot be used")
+    sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml), print a "
+                   "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
+                   "when the data cannot run the pipeline")
     ff = sub.add_parser("forecast-file", help="backtest, select and forecast every series of a long CSV "
                         "(unique_id, ds, y)")
     ff.add_argument("input", help="CSV with columns unique_id, ds (YYYY-MM-DD), y")
@@ -73,10 +75,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 3 if run.problems else 0  # some series had bad input and were left out
     config.load_dotenv(args.root)
     if cmd == "sample":
-        path = stages.sample(args.root)
-        print(f"wrote {path}")
+        path, generated = stages.sample(args.root)
+        if generated:
+            print(f"wrote {path}")
+        else:
+            print(f"source is {config.load('data', args.root).source}: the sample company is not generated; wrote "
+                  f"{path} with no rows (the sample stage's output)")
         if args.invoice_log:
-            print(f"wrote {stages.invoice_log(path, args.invoice_log)}")
+            print(f"wrote {stages.invoice_log(args.invoice_log, args.root, path if generated else None)}")
     elif cmd in ("ingest", "kpis", "forecast", "churn"):
         print(f"executed {stages.notebook(cmd, args.root)}")
     elif cmd == "report":
@@ -87,8 +93,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         status = f"sent to {r.recipients} recipient(s)" if r.sent else f"not sent: {r.skipped}"
         print(f"{r.audience}: wrote {r.eml}; {status}")
     elif cmd == "check-data":
-        for line in stages.check_data(args.root):
+        lines, refusal = stages.check_data(args.root)
+        for line in lines:
             print(line)
+        if refusal is not None:   # the summary above says what the data holds; the error, why it cannot run
+            sys.stdout.flush()
+            raise refusal
     elif cmd == "check-params":
         for stage in config.STAGES:
             config.load(stage, args.root)

@@ -95,7 +95,9 @@ class SqlParams(_Strict):
 
 
 class ColumnsParams(_Strict):
-    """Canonical field -> the source's column name; empty = the source has no such column."""
+    """Canonical field -> the source's column name; empty = the source has no such column.
+
+    Without an order id (one row per purchase), each customer's lines at one timestamp are one order."""
     order_id: str = "order_id"
     customer_id: str = "customer_id"
     timestamp: str = "timestamp"
@@ -111,7 +113,7 @@ class ColumnsParams(_Strict):
 
     @model_validator(mode="after")
     def _required(self) -> ColumnsParams:
-        for key in ("order_id", "customer_id", "timestamp"):
+        for key in ("customer_id", "timestamp"):
             if not getattr(self, key):
                 raise ValueError(f"columns.{key} is required: name the source column that holds it")
         if not self.amount and not (self.quantity and self.unit_price):
@@ -137,7 +139,8 @@ class RulesParams(_Strict):
     missing_customer: Literal["exclude", "invalid"] = "exclude"  # rows without customer id
     non_product_codes: list[str] = Field(default_factory=list)  # e.g. [POST, DOT, M, BANK CHARGES]
     segment_by: Literal["region", "country", "none"] = "region"
-    country_regions: dict[str, str] = Field(default_factory=dict)  # country -> region (segment_by: country)
+    country_regions: dict[str, str] = Field(default_factory=dict)  # country -> region (segment_by: country);
+    # a country it does not list goes to the region "Other" (empty mapping: each country is its own segment)
     max_timestamp: str = ""      # later rows are "future" (invalid); empty = now
     empty_periods: Literal["warn", "fail"] = "warn"  # a calendar month without any row inside the period
 
@@ -186,6 +189,9 @@ class DataParams(_Strict):
                              "column, or segment by country (map columns.country) or none")
         if self.rules.segment_by == "country" and not self.columns.country:
             raise ValueError("rules.segment_by is country: map columns.country")
+        if self.rules.cancelled_prefix and not self.columns.order_id:
+            raise ValueError("rules.cancelled_prefix marks cancellations on the order id, but columns.order_id is "
+                             "empty: map the order id column, or set rules.cancelled_prefix: \"\"")
         if self.rules.non_product_codes and not (self.columns.product or self.columns.product_line):
             raise ValueError("rules.non_product_codes needs columns.product (or columns.product_line)")
         return self

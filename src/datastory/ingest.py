@@ -8,9 +8,14 @@ ends in exactly one place, so rows_read = rows_kept + duplicates + excluded + re
 - duplicate: an exact repeat of an earlier row;
 - excluded: a row the rules set aside on purpose (no customer id, a non-product code, a cancellation
   when cancellations: exclude);
-- rejected: a row that cannot be used (a bad date, a non-number, a future date, ...). With
-  on_bad_rows: fail the first such problem stops the run with a DataError naming the file, row, column
-  and fix; with quarantine the rows are set aside and counted.
+- rejected: a row that cannot be used (a bad date, a non-number, a future date, a control character in an
+  id, ...). With on_bad_rows: fail the first such problem stops the run with a DataError naming the file,
+  row, column and fix; with quarantine the rows are set aside and counted.
+The rules come first: a row they set aside is never judged by a value check (a bad-debt line with a negative
+price and no customer is excluded, not an error).
+Without an order id column, each customer's lines at one timestamp are one order, with a synthesised id
+"<customer id>@<timestamp>" (the same on every run). With segment_by: country and a country_regions
+mapping, a country the mapping does not list goes to the region OTHER, and is counted.
 Every set-aside row goes to data/interim/rejected.parquet with its row number and reason: none is
 dropped silently. `read_source`, `save` and `run` are the I/O edge.
 """
@@ -36,11 +41,17 @@ from .errors import DataError
 from .sources import Raw
 
 UNKNOWN = "Unknown"            # region of a customer whose region is never given
+OTHER = "Other"                # region of a country that rules.country_regions does not list
 ONE_SEGMENT = "Company"        # region when rules.segment_by is none
 ALL_PRODUCTS = "All products"  # product line when the source has none
 SORT_KEYS = ["timestamp", "order_id", "customer_id", "product_line", "amount"]
 TEXT_FIELDS = ("order_id", "customer_id", "customer_name", "region", "country", "product", "product_line")
 IDS = ("order_id", "customer_id", "product", "product_line", "region", "country")
+# C0 control characters and DEL: never part of an id. Around a value, the usual white space (tab, line ends)
+# is trimmed like spaces; any other control character, anywhere, makes the value invalid.
+CONTROL = r"[\x00-\x1f\x7f]"
+CONTROL_RAW = r"[\x00-\x08\x0e-\x1f\x7f]"
+ORDER_PER_CUSTOMER_TIME = "customer and timestamp"   # quality["order_ids"] without an order id column
 
 # Column -> what it must hold, for messages (the canonical fields of params/data.yaml's columns:)
 REQUIRED = {
@@ -56,7 +67,7 @@ REQUIRED = {
 OPTIONAL = {"customer_name": "shown in the red list; defaults to customer_id"}
 QUALITY_KEYS = ("rows_read", "rows_kept", "duplicates_removed", "missing_region_filled", "return_lines",
                 "cancelled_lines", "period_start", "period_end", "n_customers", "n_orders", "rejected", "excluded",
-                "empty_periods", "source", "on_bad_rows", "currency")
+                "empty_periods", "source", "on_bad_rows", "currency", "order_ids", "unmapped_countries")
 REJECTED_COLUMNS = ["row", "disposition", "reason", "column"]
 ISO_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
@@ -191,8 +202,39 @@ def parse_timestamps(values: pd.Series, date_format: str = "", dayfirst: bool = 
 
 
 # ---------------------------------------------------------------- mapping and checks (pure)
-def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame, list[Check], str]:
-    """The canonical columns (not yet filtered) and every check, in the order they are reported."""
+def _controls(values: pd.Series, text: pd.Series) -> np.ndarray:
+    """Values holding a control character: anywhere once trimmed, or (tab and line ends apart) around it.
+
+    One scan of the source's text finds the rare candidates; only those are looked at twice."""
+    source = text
+    if isinstance(values.dtype, pd.StringDtype):
+        source = values
+    elif pd.api.types.is_object_dtype(values.dtype):
+        source = values.map(lambda x: x if isinstance(x, str) else None).astype("string[pyarrow]")
+    hit = source.str.contains(CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
+    if hit.any():
+        at = np.flatnonzero(hit)
+        hit[at] = (text.iloc[at].str.contains(CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
+                   | source.iloc[at].str.contains(CONTROL_RAW, regex=True).fillna(False).to_numpy(dtype=bool))
+    return hit
+
+
+def order_ids(customer: pd.Series, ts: pd.Series) -> pd.Series:
+    """One order per customer and timestamp: '<customer id>@<timestamp, ISO 8601>', NA where either is missing.
+
+    Only the values make the id, so it is the same on every run and whatever the row order."""
+    stamp = pc.strftime(pa.array(ts.astype("datetime64[ns]"), type=pa.timestamp("ns")), format="%Y-%m-%dT%H:%M:%S")
+    stamp = pc.replace_substring_regex(stamp, pattern=r"\.0{9}$", replacement="")   # whole seconds: no fraction
+    stamp = pc.replace_substring_regex(stamp, pattern=r"(\.\d*?)0+$", replacement=r"\1")   # 01.500000000 -> 01.5
+    joined = pc.binary_join_element_wise(pa.array(customer, type=pa.string(), from_pandas=True), stamp, "@")
+    return pd.Series(pd.arrays.ArrowStringArray(joined), index=customer.index)
+
+
+def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame, list[Check], pd.Series]:
+    """The canonical columns (not yet filtered), every check in the order it applies, and the country of each
+    row that went to the region OTHER (NA elsewhere).
+
+    The rules' exclusions come first: a row they set aside is never judged by a value check."""
     f, rules = raw.frame, cfg.rules
     n = len(f)
     col = raw.column
@@ -206,11 +248,36 @@ def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame,
     def missing(key: str) -> np.ndarray:
         return text[key].isna().to_numpy() if key in text else none
 
-    checks.append(Check(missing("order_id"), "order id is empty", "order_id",
-                        f"every row needs an order or invoice number in '{col('order_id')}'"))
+    # excluded by the rules, on purpose (first: such a row is not judged by the value checks below)
+    if rules.missing_customer == "exclude":
+        checks.append(Check(missing("customer_id"), "no customer id", "customer_id",
+                            "rules.missing_customer: exclude", "excluded"))
+    if rules.non_product_codes:
+        key = "product" if "product" in text else "product_line"
+        codes = {c.strip().upper() for c in rules.non_product_codes}
+        hit = text[key].str.upper().isin(codes).fillna(False).to_numpy(dtype=bool)
+        checks.append(Check(hit, "non-product line", key, "rules.non_product_codes", "excluded"))
+    cancelled = none
+    if rules.cancelled_prefix:
+        cancelled = text["order_id"].str.startswith(rules.cancelled_prefix).fillna(False).to_numpy(dtype=bool)
+        if rules.cancellations == "exclude":
+            checks.append(Check(cancelled, "cancelled order", "order_id", "rules.cancellations: exclude",
+                                "excluded"))
+
+    # rejected: values that cannot be used
+    if "order_id" in text:
+        checks.append(Check(missing("order_id"), "order id is empty", "order_id",
+                            f"every row needs an order or invoice number in '{col('order_id')}', or set "
+                            "columns.order_id: \"\" if the source has none (one order per customer and timestamp)"))
     if rules.missing_customer == "invalid":
         checks.append(Check(missing("customer_id"), "customer id is empty", "customer_id",
                             "fill the customer id, or set rules.missing_customer: exclude"))
+    for key in IDS:
+        if key in text:
+            checks.append(Check(_controls(f[key], text[key]), f"{key.replace('_', ' ')} holds a control character",
+                                key, f"remove the invisible control character (NUL, escape, ...) from "
+                                f"'{col(key)}' at the source; many at once usually mean a wrong file.encoding "
+                                "(e.g. utf-16 read as utf-8) or a binary export"))
     empty_ts = _blank(f["timestamp"])
     checks.append(Check(empty_ts, "timestamp is empty", "timestamp", "every row needs a date"))
     how = f"the column's format ({fmt})" if fmt not in ("native",) else "a date"
@@ -244,21 +311,6 @@ def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame,
     if "product_line" in text:
         checks.append(Check(missing("product_line"), "product line is empty", "product_line",
                             f"every row needs '{col('product_line')}', or unmap columns.product_line"))
-    # excluded by the rules, on purpose
-    if rules.missing_customer == "exclude":
-        checks.append(Check(missing("customer_id"), "no customer id", "customer_id",
-                            "rules.missing_customer: exclude", "excluded"))
-    if rules.non_product_codes:
-        key = "product" if "product" in text else "product_line"
-        codes = {c.strip().upper() for c in rules.non_product_codes}
-        hit = text[key].str.upper().isin(codes).fillna(False).to_numpy(dtype=bool)
-        checks.append(Check(hit, "non-product line", key, "rules.non_product_codes", "excluded"))
-    cancelled = none
-    if rules.cancelled_prefix:
-        cancelled = text["order_id"].str.startswith(rules.cancelled_prefix).fillna(False).to_numpy(dtype=bool)
-        if rules.cancellations == "exclude":
-            checks.append(Check(cancelled, "cancelled order", "order_id", "rules.cancellations: exclude",
-                                "excluded"))
 
     # the canonical frame
     if "amount" in num:
@@ -267,19 +319,24 @@ def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame,
     else:
         quantity = num["quantity"]
         amount = quantity * num["unit_price"]
+    other = pd.Series(pd.NA, index=f.index, dtype="string[pyarrow]")
     if rules.segment_by == "region":
         region = text["region"]
     elif rules.segment_by == "country":
         codes, names = pd.factorize(text["country"])          # NA -> -1; a few distinct countries
-        regions = pd.array([rules.country_regions.get(c, c) for c in names], dtype="string[pyarrow]")
+        mapping = rules.country_regions
+        regions = pd.array([mapping.get(c, OTHER if mapping else c) for c in names], dtype="string[pyarrow]")
         region = pd.Series(regions.take(codes, allow_fill=True), index=f.index)
+        unmapped = np.array([bool(mapping) and c not in mapping for c in names], dtype=bool)
+        if unmapped.any():
+            other = text["country"].where(unmapped[np.maximum(codes, 0)] & (codes >= 0))
     else:
         region = pd.Series(ONE_SEGMENT, index=f.index, dtype="string[pyarrow]")
     sign = np.where(cancelled & (rules.cancellations == "return"), -1.0, 1.0)
     amount_v = np.where(sign < 0, -np.abs(amount.to_numpy()), amount.to_numpy())
     quantity_v = np.where(sign < 0, -np.abs(quantity.to_numpy()), quantity.to_numpy())
     canon = pd.DataFrame({
-        "order_id": text["order_id"],
+        "order_id": text["order_id"] if "order_id" in text else order_ids(text["customer_id"], ts),
         "customer_id": text["customer_id"],
         "customer_name": text.get("customer_name", pd.NA),
         "timestamp": ts,
@@ -290,7 +347,7 @@ def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame,
         "discount": num["discount"].fillna(0.0) if "discount" in num else 0.0,
         "cancelled": cancelled & (rules.cancellations == "return"),
     }, index=f.index, copy=False)   # no copy (nor consolidation) of the columns just made
-    return canon, checks, fmt
+    return canon, checks, other
 
 
 def _text_rank(values: pd.Series) -> np.ndarray:
@@ -416,7 +473,7 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
     if n == 0:
         raise sources.no_rows(raw.name)
     repeated = _repeated(frame)
-    canon, checks, _ = _fields(raw, cfg, cutoff)
+    canon, checks, other = _fields(raw, cfg, cutoff)
 
     reason = np.full(n, "", dtype=object)
     disposition = np.full(n, "", dtype=object)
@@ -444,6 +501,9 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
         raise DataError(f"no usable rows: all {n:,} rows were set aside ({top})", file=raw.name,
                         fix="check the column mapping and rules in params/data.yaml (`datastory check-data`)")
     set_aside = _set_aside(raw, reason, disposition, column)
+    unmapped = other[keep].value_counts()   # kept lines per country that went to OTHER
+    unmapped = {str(c): int(k) for c, k in sorted(unmapped.items(), key=lambda ck: (-ck[1], str(ck[0])))}
+    del other
     name, ts_column = raw.name, raw.column("timestamp")
     # the source's text is no longer needed: free it before the kept rows are copied
     del raw, frame, checks, reason, disposition, column
@@ -488,6 +548,8 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
         "period_end": tx["timestamp"].max().date().isoformat(),
         "n_customers": int(tx["customer_id"].nunique()),
         "n_orders": int(tx["order_id"].nunique()),
+        "order_ids": "column" if cfg.columns.order_id else ORDER_PER_CUSTOMER_TIME,
+        "unmapped_countries": unmapped,
         "currency": cfg.currency,
     }
     return Ingested(tx=tx, rejected=set_aside, quality=quality)

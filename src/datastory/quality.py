@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from .ingest import OTHER
+
 MAX_SEGMENTS_SHOWN = 8
 
 
@@ -28,6 +30,8 @@ def summary(quality: dict[str, Any], tx: pd.DataFrame, source_name: str) -> list
         lines += [f"  {reason}: {count:,}" for reason, count in sorted(counts.items(), key=lambda kv: -kv[1])]
     lines += [f"period        {q['period_start']} to {q['period_end']}",
               f"customers     {q['n_customers']:,}; orders {q['n_orders']:,}; currency {q['currency']}",
+              *([] if q.get("order_ids", "column") == "column" else
+                [f"orders        one per {q['order_ids']} (no order id column)"]),
               f"returns       {q['return_lines']:,} lines (of which {q['cancelled_lines']:,} cancellations)",
               f"regions filled from the customer's other lines: {q['missing_region_filled']:,}"]
     seg = tx.groupby("region", observed=True)["amount"].agg(["size", "sum"]).sort_values("sum", ascending=False)
@@ -38,6 +42,12 @@ def summary(quality: dict[str, Any], tx: pd.DataFrame, source_name: str) -> list
     empty = q.get("empty_periods") or []
     if empty:
         lines.append(f"warning: no rows in {len(empty)} month(s) inside the period: {', '.join(empty[:6])}")
+    unmapped = q.get("unmapped_countries") or {}
+    if unmapped:
+        named = ", ".join(f"{c} ({k:,} line{'s' if k != 1 else ''})" for c, k in unmapped.items())
+        lines.append(f"warning: {len(unmapped)} countr{'ies are' if len(unmapped) != 1 else 'y is'} not in "
+                     f"rules.country_regions and {'go' if len(unmapped) != 1 else 'goes'} to the region {OTHER}: "
+                     f"{named}; add them to country_regions to place them in a sales region")
     rejected = sum((q.get("rejected") or {}).values())
     if rejected:
         lines.append(f"warning: {rejected:,} rows were rejected and set aside in the rejected rows file; "

@@ -232,7 +232,19 @@ def _add_mess(rng: np.random.Generator, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[take].reset_index(drop=True)
 
 
+def placeholder() -> pd.DataFrame:
+    """What the sample stage writes when the source is not the sample: the sample's columns, no rows."""
+    dtypes = {c: "string" for c in RAW_COLUMNS} | {"timestamp": "datetime64[ns]", "quantity": "float64",
+                                                    "unit_price": "float64", "discount": "float64", "amount": "float64"}
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in dtypes.items()})
+
+
 def run(root: str | os.PathLike | None = None) -> Path:
-    """Generate the sample company from params/data.yaml and write it to paths.sample."""
+    """The sample stage: write paths.sample.
+
+    With `source: sample` it is the seeded company of params/data.yaml. With any other source nothing is
+    generated: the stage still writes its declared output, as `placeholder()` (no rows), so DVC finds it; the
+    stage depends on `source`, so switching back to the sample runs it again and generates the company."""
     cfg = config.load("data", root)
-    return io.write_parquet(generate(cfg.sample), config.paths(root).sample)
+    frame = generate(cfg.sample) if cfg.source == "sample" else placeholder()
+    return io.write_parquet(frame, config.paths(root).sample)

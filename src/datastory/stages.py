@@ -11,35 +11,42 @@ import os
 from pathlib import Path
 
 from . import config, io, runner
+from .errors import DataError
 
 
-def sample(root: str | os.PathLike | None = None) -> Path:
-    """Write the seeded sample company to data/raw/."""
+def sample(root: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """The sample stage: write the seeded sample company to data/raw/ when `source` is sample, else an empty
+    placeholder; the path and whether the company was generated."""
     from . import sample as sample_mod
 
-    return sample_mod.run(root)
+    return sample_mod.run(root), config.load("data", root).source == "sample"
 
 
-def invoice_log(sample_path: Path, out: str | os.PathLike) -> Path:
-    """Write the sample company as a retail invoice-line CSV (the README's worked example)."""
+def invoice_log(out: str | os.PathLike, root: str | os.PathLike | None = None,
+                sample_path: Path | None = None) -> Path:
+    """Write the sample company as a retail invoice-line CSV (the README's worked example): read from
+    `sample_path` when the sample stage just wrote it, else generated from params/data.yaml's `sample:`."""
     from . import invoicelog
+    from . import sample as sample_mod
 
-    return invoicelog.write_csv(invoicelog.from_transactions(io.read_parquet(sample_path)), out)
+    tx = io.read_parquet(sample_path) if sample_path is not None else sample_mod.generate(config.load("data", root).sample)
+    return invoicelog.write_csv(invoicelog.from_transactions(tx), out)
 
 
-def check_data(root: str | os.PathLike | None = None) -> list[str]:
-    """Validate the configured source with the current params; the summary lines. Writes nothing."""
-    from . import ingest, quality
-    from .forecast.history import outlook
+def check_data(root: str | os.PathLike | None = None) -> tuple[list[str], DataError | None]:
+    """Validate the configured source with the current params and judge what it supports. Writes nothing.
+
+    Returns the summary lines (ending with the verdict) and, when the data cannot run the whole pipeline,
+    the error `datastory check-data` exits with."""
+    from . import ingest, quality, verdict
 
     cfg = config.load("data", root)
     fc = config.load("forecast", root)
+    churn = config.load("churn", root)
     raw = ingest.read_source(cfg, config.paths(root), root)
     result = ingest.prepare(raw, cfg)
-    ts = result.tx["timestamp"]
-    forecast = f"forecast      {outlook(ts.min(), ts.max(), fc.freq, fc.horizon, fc.folds)}" if len(ts) else (
-        "forecast      no transactions: nothing to forecast")
-    return [*quality.summary(result.quality, result.tx, raw.name), forecast, "verdict       usable"]
+    judged = verdict.assess(result.tx, fc, churn)
+    return [*quality.summary(result.quality, result.tx, raw.name), *judged.lines()], judged.error(raw.name)
 
 
 def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:

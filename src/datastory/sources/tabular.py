@@ -45,4 +45,11 @@ def read_sample(cfg: DataParams, paths: Paths, root: Path) -> Raw:
     if not paths.sample.is_file():
         raise DataError("the sample company has not been generated yet", file=name,
                         fix="run `datastory sample` or `dvc repro`")
+    try:
+        empty = pq.read_metadata(paths.sample).num_rows == 0
+    except (pa.ArrowInvalid, OSError):
+        empty = False   # _read says what is wrong with the file
+    if empty:   # the sample stage's placeholder, written while the source was another one
+        raise DataError("the sample company has not been generated: the sample stage last ran with another source",
+                        file=name, fix="run `datastory sample` (or `dvc repro`) now that source is sample")
     return _read(paths.sample, cfg, name)
