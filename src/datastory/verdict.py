@@ -201,10 +201,7 @@ def churn(tx: pd.DataFrame, cfg: ChurnParams) -> Outlook:
 
 def assess(tx: pd.DataFrame, forecast_cfg: ForecastParams, churn_cfg: ChurnParams) -> Verdict:
     """Sales, forecast and churn outlooks of the cleaned transactions (schema.TRANSACTIONS)."""
-    missing = [c for c in schema.TRANSACTIONS if c not in tx.columns]
-    if missing:
-        raise DataError(f"transactions: missing column(s) {', '.join(missing)}", column=missing[0],
-                        fix="pass ingest's transactions (schema.TRANSACTIONS)")
-    if tx.empty:
-        raise DataError("transactions: no rows to judge", fix="pass ingest's transactions (at least one row)")
+    from .churn.features import check_transactions
+
+    check_transactions(tx)
     return Verdict((sales(tx), forecast(tx, forecast_cfg), churn(tx, churn_cfg)))
