@@ -70,9 +70,9 @@ def _describe(exc: BaseException) -> str:
 
 
 def _ship(prep: hs.Prepared, yhat: pd.Series, cfg: ForecastParams) -> pd.Series:
-    """A model's future as it ships: times the open share of each period, >= 0 for a non-negative series."""
-    out = yhat * calendar.open_share(yhat.index, cfg.freq, cfg.closures)
-    return out.clip(lower=0.0) if prep.nonneg else out
+    """A model's future as it ships (history.ship with the future periods' open share)."""
+    share = calendar.open_share(yhat.index, cfg.freq, cfg.closures)
+    return pd.Series(hs.ship(yhat.to_numpy(float), share, prep.nonneg), index=yhat.index, name="yhat")
 
 
 def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,

@@ -135,16 +135,26 @@ def usable(y: pd.Series) -> pd.Series:
     return y.iloc[int(start[0]):end + 1]
 
 
+def check_fill(policy: str) -> str:
+    """`policy` itself if it is a known fill policy, else a ModelError naming the allowed ones."""
+    if policy not in FILLS:
+        raise ModelError(f"unknown fill policy {policy!r}; allowed: {', '.join(FILLS)}", column="fill",
+                         fix="set fill to zero, interpolate or none")
+    return policy
+
+
 def fill(y: pd.Series, policy: str) -> pd.Series:
     """`y` with its missing values as `policy` says: 0 (zero), interpolated (interpolate) or kept (none)."""
-    if policy == "zero":
+    if check_fill(policy) == "zero":
         return y.fillna(0.0)
-    if policy == "interpolate":
-        return interpolate(y)
-    if policy == "none":
-        return y
-    raise ModelError(f"unknown fill policy {policy!r}; allowed: {', '.join(FILLS)}", column="fill",
-                     fix="set fill to zero, interpolate or none")
+    return interpolate(y) if policy == "interpolate" else y
+
+
+def ship(yhat: np.ndarray, share: np.ndarray, nonneg: bool) -> np.ndarray:
+    """A model's forecast as it ships: times the open share of its periods (calendar.py), and never below 0
+    for a series that never went negative. The backtest scores exactly what the future gets."""
+    out = np.asarray(yhat, dtype=float) * np.asarray(share, dtype=float)
+    return np.maximum(out, 0.0) if nonneg else out
 
 
 def interpolate(y: pd.Series) -> pd.Series:
@@ -168,11 +178,10 @@ class Prepared:
 def prepare(y: pd.Series, freq: str, horizon: int, folds: int, fill_policy: str,
             closures: list[str]) -> Prepared:
     """`y` (consecutive periods, NaN = missing) trimmed to its usable span, filled and calendar-adjusted."""
+    check_fill(fill_policy)
     actual = y.astype("float64")
     if fill_policy == "zero":
         actual = actual.fillna(0.0)
-    elif fill_policy not in FILLS:
-        fill(actual, fill_policy)  # raises the unknown-policy error
     span = usable(actual)
     known = span.dropna()
     share = pd.Series(calendar.open_share(span.index, freq, closures), index=span.index)

@@ -22,7 +22,7 @@ import pandas as pd
 from ..config import ForecastParams
 from ..errors import ModelError
 from . import models as m
-from .history import Prepared, season_length
+from .history import Prepared, season_length, ship
 
 BACKTEST_COLUMNS = ["model", "fold", "step", "ds", "y", "yhat"]
 FOLD_COLUMNS = ["model", "fold", "mase", "smape"]
@@ -83,9 +83,8 @@ def backtest(prep: Prepared, cfg: ForecastParams, name: str,
         if len(fc) != len(test) or not fc.index.equals(test.index):
             raise ModelError(f"model {name!r} returned dates that do not match the fold's "
                              f"{cfg.horizon} future periods")
-        yhat = fc.to_numpy(float) * prep.share.iloc[origin:origin + cfg.horizon].to_numpy(float)
-        if prep.nonneg:
-            yhat = np.maximum(yhat, 0.0)
+        share = prep.share.iloc[origin:origin + cfg.horizon].to_numpy(float)
+        yhat = ship(fc.to_numpy(float), share, prep.nonneg)
         parts.append(pd.DataFrame({"model": name, "fold": k, "step": np.arange(1, cfg.horizon + 1),
                                    "ds": test.index, "y": test.to_numpy(float), "yhat": yhat}))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BACKTEST_COLUMNS)
