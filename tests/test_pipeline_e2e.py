@@ -105,12 +105,15 @@ def test_pdf_numbers_match_the_metrics_files_and_the_data(built):
     scores = pd.read_parquet(built / "data/processed/churn_scores.parquet")
     for key, aud in AUDIENCES.items():
         text = " ".join(_pdf_text(built / "reports" / key / "report.pdf").split())
-        assert f"ROC AUC on held-out data is {churn['model']['roc_auc']:.2f}" in text, key
-        assert f"a recency-only rule scores {churn['baselines']['recency']['roc_auc']:.2f}" in text, key
+        scorers = {"model": churn["model"], **churn["baselines"]}
+        assert f"its ROC AUC is {scorers[churn['scorer']]['roc_auc']:.2f}" in text, key
+        for name, words in (("recency", "recency alone"), ("rfm", "an RFM score")):
+            if name != churn["scorer"]:  # every other scorer's figure stands beside the chosen one's
+                assert f"{words} {churn['baselines'][name]['roc_auc']:.2f}" in text, key
         assert f"Rows read {dq['rows_read']:,}" in text and f"Rows kept {dq['rows_kept']:,}" in text, key
         mine = scores[scores["region"].isin(_regions(aud, set(scores["region"])))]
         n_red = int(mine["red"].sum())
-        assert f"{n_red:,} customer{'s are' if n_red != 1 else ' is'} at high risk" in text, key
+        assert f"{n_red:,} customer{'s' if n_red != 1 else ''} to call this week" in text, key
 
 
 def test_regional_pdf_has_no_other_regions_customers(built):
