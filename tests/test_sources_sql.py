@@ -811,3 +811,36 @@ def test_postgres_session_is_read_only_whatever_the_url_says(project, pg, monkey
         seen[options] = frame.loc[0, "timestamp"]
     assert seen[SEARCH_PATH_URL] == "public" and seen[""] != "public"   # the URL's other options still apply
 
+
+def test_the_readmes_read_only_role_reads_and_cannot_write_even_a_server_file(project, pg, victim, monkeypatch,
+                                                                               parser_fooled):
+    """The README's CREATE ROLE block, run as written (names filled in): the role reads the table, and what
+    slips past a fooled parser and a read-only transaction (COPY … TO a server file) is denied to it."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```sql\n(\s*CREATE ROLE analyst.*?)```", text, re.S)
+    assert block, "the README's read-only role block is missing"
+    role, password = f"analyst_{os.getpid()}", "r3ad-0nly pw"
+    script = (block.group(1).replace("analyst", role).replace("'...'", f"'{password}'")
+              .replace("DATABASE sales", f"DATABASE {pg.database}").replace("invoice_lines", victim))
+    try:
+        with pg.connect() as con:
+            if not con.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+                pytest.skip("the server under test gives no superuser to create a role with")
+            con.execute(f"DROP ROLE IF EXISTS {role}")
+            for statement in filter(str.strip, re.sub(r"--[^\n]*", "", script).split(";")):
+                con.execute(statement)
+        monkeypatch.setenv(PW_ENV, password)
+        cfg = params(pg.url(role), query=f'SELECT "InvoiceNo", "CustomerID", \'2025-01-01\' AS "InvoiceDate", '
+                     f'n AS "Quantity", 1.5 AS "UnitPrice", \'x\' AS "StockCode", \'Spain\' AS "Country" '
+                     f"FROM {victim}")
+        assert len(sql.read(cfg, project).frame) == len(ROWS)
+        target = f"/tmp/datastory-role-{os.getpid()}.csv"
+        fails(params(pg.url(role), query=f"COPY {victim} TO '{target}'"), project, "pg_write_server_files")
+        assert not os.path.exists(target)
+        fails(params(pg.url(role), query=f"COPY {victim} TO PROGRAM 'true'"), project, "pg_execute_server_program")
+        assert pg_state(pg, victim)[0] == len(ROWS)
+    finally:
+        with pg.connect() as con:
+            if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                con.execute(f"DROP OWNED BY {role}")
+                con.execute(f"DROP ROLE {role}")
