@@ -138,3 +138,23 @@ def test_a_password_in_the_sql_url_is_refused_and_never_echoed(project):
                                       "sql": {"url": f"postgresql://bob:{secret}@db.example.com/x", "table": "t"}})
     msg = str(err.value)
     assert "holds a password" in msg and "sql.url" in msg and secret not in msg and "bob:***@" in msg
+
+
+def test_a_sql_query_that_is_not_one_read_only_select_is_refused_with_its_own_fix(project):
+    url = "postgresql+psycopg://admin@127.0.0.1:5433/sales?options=-csearch_path%3Dpublic"
+    query = "DROP TABLE victim; COMMIT; SELECT * FROM transactions"
+    with pytest.raises(ParamsError) as err:
+        config.load("data", project, {"source": "sql", "sql": {"url": url, "query": query}})
+    e = err.value
+    assert e.file == "params/data.yaml"
+    assert e.problem == (f"key 'sql.query' has value {query!r}: holds 3 statements (DROP, COMMIT, SELECT); "
+                         "exactly one SELECT is allowed")
+    assert "one SELECT" in e.fix and "sql.table" in e.fix and "allowed value" not in e.fix
+    ok = config.load("data", project, {"source": "sql", "sql": {"url": url, "query": "SELECT * FROM transactions"}})
+    assert ok.sql.query == "SELECT * FROM transactions"
+
+
+def test_a_validator_without_its_own_fix_keeps_the_generic_one(project):
+    with pytest.raises(ParamsError) as err:
+        config.load("data", project, {"file": {"encoding": "no-such-codec"}})
+    assert err.value.fix == "set 'file.encoding' to an allowed value"

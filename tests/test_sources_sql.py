@@ -26,11 +26,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from datastory import cli, config, ingest
 from datastory.config import ColumnsParams, DataParams, RulesParams, SqlParams
-from datastory.errors import DataError
-from datastory.sources import sql
+from datastory.errors import DataError, ParamsError
+from datastory.sources import sql, sqlcheck
 
 TABLE = "invoice_lines"
 COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
@@ -113,6 +114,12 @@ def shop(project: Path) -> Path:
     return make_sqlite(project / "data" / "raw" / "shop.db")
 
 
+@pytest.fixture
+def parser_fooled(monkeypatch):
+    """The parse-time check lets everything through, as if a query had fooled it: only the session is left."""
+    monkeypatch.setattr(sqlcheck, "check", lambda query, dialect=None: None)
+
+
 # ---------------------------------------------------------------- SQLite: reading
 def test_reads_table_mapped_and_renamed_with_native_values(project, shop):
     raw = sql.read(params("sqlite:///data/raw/shop.db"), project)
@@ -183,13 +190,16 @@ def test_relative_url_is_resolved_against_the_project_not_the_cwd(project, shop,
     assert len(absolute.frame) == len(ROWS)
 
 
-def test_database_is_opened_read_only(project, shop):
+def test_database_is_opened_read_only(project, shop, monkeypatch):
     folder = shop.parent
     before = files_of(folder)
     sql.read(params("sqlite:///data/raw/shop.db"), project)
     sql.read(params("sqlite:///data/raw/shop.db", query=f"SELECT * FROM {TABLE}"), project)
     assert files_of(folder) == before   # same bytes, same mtime, no -journal/-wal/-shm left
-    # a writing query is refused by the read-only connection, and the data is untouched
+    # a writing query is refused by the parser, and by the read-only connection when the parser is fooled
+    with pytest.raises(ValidationError, match="DELETE is not allowed"):
+        params("sqlite:///data/raw/shop.db", query=f"DELETE FROM {TABLE} RETURNING *")
+    monkeypatch.setattr(sqlcheck, "check", lambda query, dialect=None: None)
     err = fails(params("sqlite:///data/raw/shop.db", query=f"DELETE FROM {TABLE} RETURNING *"), project,
                 "data/raw/shop.db".replace("/", os.sep), "readonly")
     assert "read" in err.problem
@@ -229,11 +239,12 @@ def test_missing_table_lists_the_tables(project, shop):
 
 
 def test_failing_query_names_the_source_and_the_database_message(project, shop):
-    err = fails(params("sqlite:///data/raw/shop.db", query=f"SELEC * FROM {TABLE}"), project,
-                "syntax error", "SELEC")
-    assert "shop.db" in err.file
+    # a syntax error is found by the parser, before anything is sent; params/data.yaml is the place to fix it
+    with pytest.raises(ValidationError, match=r"syntax error \(sqlite SQL, line 1, column 12, at 'FROM'\)"):
+        params("sqlite:///data/raw/shop.db", query=f"SELEC * FROM {TABLE}")
     err = fails(params("sqlite:///data/raw/shop.db", query="SELECT * FROM invoices"), project,
                 "no such table: invoices", "sql.table (or the query)")
+    assert "shop.db" in err.file
 
 
 def test_failing_sqlite_query_points_at_the_query(project, shop):
@@ -317,7 +328,7 @@ def test_check_data_exits_2_without_traceback(project, capsys, case):
     if case != "no file":
         make_sqlite(project / "data" / "raw" / "shop.db")
     cfg = {"no file": params(url), "no table": params(url, table="invoices"),
-           "bad query": params(url, query="SELECT FROM WHERE"),
+           "bad query": params(url, query=f"SELECT NoSuchColumn FROM {TABLE}"),
            "absent column": params(url, customer_id="Customer ID"),
            "bad row": params(url, on_bad_rows="fail")}[case]
     write_params(project, cfg)
@@ -532,17 +543,16 @@ def test_postgres_missing_table_lists_the_tables(project, pg, pg_table, monkeypa
     fails(pg_params(pg, "", query="SELECT * FROM invoices"), project, "invoices", "does not exist")
 
 
-def test_postgres_writing_query_changes_nothing(project, pg, pg_table, monkeypatch):
+def test_postgres_writing_query_changes_nothing(project, pg, pg_table, monkeypatch, parser_fooled):
     monkeypatch.setenv(PW_ENV, pg.password)
     with pg.connect() as con:
         before = con.execute(f"SELECT count(*) FROM {pg_table}").fetchone()[0]
-    with contextlib.suppress(DataError):   # refused by a read-only transaction, or read and rolled back
-        sql.read(pg_params(pg, "", query=f"DELETE FROM {pg_table} RETURNING *"), project)
+    fails(pg_params(pg, "", query=f"DELETE FROM {pg_table} RETURNING *"), project, "read-only transaction")
     with pg.connect() as con:
         assert con.execute(f"SELECT count(*) FROM {pg_table}").fetchone()[0] == before == len(ROWS)
 
 
-def test_postgres_query_cannot_commit_a_write(project, pg, monkeypatch):
+def test_postgres_query_cannot_commit_a_write(project, pg, monkeypatch, parser_fooled):
     monkeypatch.setenv(PW_ENV, pg.password)
     name = f"scratch_{os.getpid()}"
     with pg.connect() as con:
@@ -550,8 +560,7 @@ def test_postgres_query_cannot_commit_a_write(project, pg, monkeypatch):
         con.execute(f"CREATE TABLE {name} (n integer)")
         con.execute(f"INSERT INTO {name} VALUES (1), (2)")
     try:
-        with contextlib.suppress(DataError):
-            sql.read(pg_params(pg, "", query=f"DELETE FROM {name}; COMMIT; SELECT 1 AS n"), project)
+        fails(pg_params(pg, "", query=f"DELETE FROM {name}; COMMIT; SELECT 1 AS n"), project, "multiple commands")
         with pg.connect() as con:
             assert con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == 2
     finally:
@@ -592,3 +601,246 @@ def test_postgres_password_never_reaches_messages_artifacts_or_summary(project, 
     if pg.password:
         assert pg.password not in captured.err + captured.out
     assert "Traceback" not in captured.err
+
+
+# ---------------------------------------------------------------- read-only by construction: hostile params
+# Each hostile query is refused twice over. check-params refuses it (file, key, value, fix) before any
+# connection, and so does every stage; and with the parser fooled, the read-only session datastory opens
+# itself refuses it. Either way the target table is still there with all its rows, and no file appears.
+SQLITE_HOSTILE = {
+    "attach": "ATTACH DATABASE 'file:evil.db?mode=rwc' AS evil",
+    "pragma": "PRAGMA user_version = 7",
+    "pragma off": "PRAGMA query_only = OFF",
+    "insert": f"INSERT INTO {TABLE} (InvoiceNo) VALUES ('X1')",
+    "update": f"UPDATE {TABLE} SET Quantity = 0",
+    "delete": f"DELETE FROM {TABLE} RETURNING *",
+    "drop": f"DROP TABLE {TABLE}",
+    "create as": f"CREATE TABLE stolen AS SELECT * FROM {TABLE}",
+    "replace": f"REPLACE INTO {TABLE} (InvoiceNo) VALUES ('X1')",
+    "vacuum into": "VACUUM INTO 'evil.db'",
+    "two statements": f"SELECT * FROM {TABLE}; DELETE FROM {TABLE}",
+    "with delete": f"WITH gone AS (DELETE FROM {TABLE} RETURNING *) SELECT * FROM gone",
+}
+
+
+def write_raw_params(project: Path, url: str, query: str) -> None:
+    """params/data.yaml as a user could write it: not validated here (params() would refuse it)."""
+    data = params(url).model_dump(mode="json")
+    data["sql"].update(table="", query=query)
+    (project / "params" / "data.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
+                                                   encoding="utf-8")
+
+
+def refused_by_params(project: Path, query: str, capsys) -> str:
+    """check-params, check-data and the ingest stage all refuse params/data.yaml; the message of check-params."""
+    assert cli.main(["--root", str(project), "check-params"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("datastory: error: params/data.yaml: key 'sql.query' has value "), err
+    assert query in err and "\n  fix: " in err and "Traceback" not in err
+    assert cli.main(["--root", str(project), "check-data"]) == 2
+    assert "key 'sql.query'" in capsys.readouterr().err
+    with pytest.raises(ParamsError, match="sql.query"):
+        ingest.run(project)
+    return err
+
+
+def sqlite_rows(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        return con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+
+
+@pytest.mark.parametrize("case", list(SQLITE_HOSTILE))
+def test_sqlite_hostile_query_is_refused_by_check_params(project, shop, capsys, monkeypatch, case):
+    monkeypatch.chdir(shop.parent)   # where a relative ATTACH or VACUUM INTO would create its file
+    query = SQLITE_HOSTILE[case]
+    write_raw_params(project, "sqlite:///data/raw/shop.db", query)
+    before, listing = files_of(shop.parent), sorted(p.name for p in project.rglob("*"))
+    err = refused_by_params(project, query, capsys)
+    assert "only reads" in err or "statements" in err
+    assert files_of(shop.parent) == before and sorted(p.name for p in project.rglob("*")) == listing
+    assert sqlite_rows(shop) == len(ROWS)
+
+
+@pytest.mark.parametrize("case", list(SQLITE_HOSTILE))
+def test_sqlite_session_refuses_what_a_fooled_parser_lets_through(project, shop, monkeypatch, parser_fooled,
+                                                                   case):
+    monkeypatch.chdir(shop.parent)
+    before = files_of(shop.parent)
+    err = fails(params("sqlite:///data/raw/shop.db", query=SQLITE_HOSTILE[case]), project)
+    assert "shop.db" in err.file
+    if case not in ("pragma off", "with delete"):   # those two: a query with no rows; SQLite's own syntax error
+        assert err.problem.startswith("the read-only session refused the query: "), err.problem
+    assert files_of(shop.parent) == before   # no evil.db, no journal, same bytes and mtime
+    assert sqlite_rows(shop) == len(ROWS)
+
+
+def test_sqlite_connection_is_read_only_and_cannot_attach(project, shop, monkeypatch):
+    query = ("SELECT InvoiceNo, CustomerID, InvoiceDate, Quantity, UnitPrice, Country, "
+             f"(SELECT query_only FROM pragma_query_only) AS StockCode FROM {TABLE}")
+    raw = sql.read(params("sqlite:///data/raw/shop.db", query=query), project)
+    assert set(raw.frame["product"]) == {1}   # PRAGMA query_only is on while the query runs
+    monkeypatch.setattr(sqlcheck, "check", lambda query, dialect=None: None)   # now fool the parser
+    fails(params("sqlite:///data/raw/shop.db", query=SQLITE_HOSTILE["attach"]), project,
+          "too many attached databases")
+    fails(params("sqlite:///data/raw/shop.db", query=SQLITE_HOSTILE["insert"]), project,
+          "read-only session refused the query", "readonly database", "only reads")
+
+
+def test_an_unchecked_query_is_refused_before_connecting(project):
+    """Params built without validation still go through the parser: nothing is sent, not even a login."""
+    port = free_port()   # nothing listens there: had it tried to connect, the error would say so
+    cfg = params(f"postgresql+psycopg://shop@127.0.0.1:{port}/sales")
+    hostile = SqlParams.model_construct(url=cfg.sql.url, password_env=PW_ENV, table="",
+                                        query="DROP TABLE victim; COMMIT; SELECT * FROM transactions")
+    err = fails(cfg.model_copy(update={"sql": hostile}), project, "holds 3 statements (DROP, COMMIT, SELECT)")
+    assert err.file == "params/data.yaml" and err.column == "sql.query" and "cannot connect" not in str(err)
+
+
+def test_databases_without_a_read_only_session_are_refused(project, shop, monkeypatch):
+    monkeypatch.setattr(sql, "READ_ONLY", ("postgresql",))   # as if SQLite were a database datastory cannot lock
+    err = fails(params("sqlite:///data/raw/shop.db"), project, "only from PostgreSQL and SQLite", "not from sqlite",
+                "CSV or Parquet")
+    assert err.column == "sql.url"
+
+
+@pytest.fixture
+def victim(pg: PgServer) -> Iterator[str]:
+    """A table of the invoice rows and a sequence beside it, made afresh for one test, dropped after."""
+    name = f"victim_{os.getpid()}"
+    with pg.connect() as con:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(f"DROP SEQUENCE IF EXISTS {name}_seq")
+        con.execute(f'CREATE TABLE {name} ("n" integer, "InvoiceNo" text, "CustomerID" integer)')
+        with con.cursor() as cur:
+            cur.executemany(f"INSERT INTO {name} VALUES (%s, %s, %s)", [(i, r[0], r[6]) for i, r in enumerate(ROWS)])
+        con.execute(f"CREATE SEQUENCE {name}_seq")
+    try:
+        yield name
+    finally:
+        with pg.connect() as con:
+            for kind, obj in (("TABLE", name), ("TABLE", "stolen"), ("SEQUENCE", f"{name}_seq")):
+                con.execute(f"DROP {kind} IF EXISTS {obj}")
+
+
+def pg_state(pg: PgServer, name: str) -> tuple[int | None, bool, tuple]:
+    """The victim's row count (None: the table is gone), whether a table 'stolen' exists, the sequence."""
+    with pg.connect() as con:
+        exists = con.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+        rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] if exists else None
+        stolen = con.execute("SELECT to_regclass('stolen') IS NOT NULL").fetchone()[0]
+        seq = con.execute(f"SELECT last_value, is_called FROM {name}_seq").fetchone()
+    return rows, stolen, seq
+
+
+def pg_hostile(name: str) -> dict[str, str]:
+    return {
+        "drop then commit": f"DROP TABLE {name}; COMMIT; SELECT * FROM transactions",
+        "two statements": f"SELECT * FROM {name}; DELETE FROM {name}",
+        "break out of the transaction": f"COMMIT; BEGIN READ WRITE; DROP TABLE {name}; COMMIT; SELECT 1 AS n",
+        "with delete": f"WITH gone AS (DELETE FROM {name} RETURNING *) SELECT * FROM gone",
+        "select into": f"SELECT * INTO stolen FROM {name}",
+        "copy from program": f"COPY {name} FROM PROGRAM 'echo 99'",
+        "copy to file": f"COPY {name} TO '/tmp/datastory-copied-{os.getpid()}.csv'",
+        "drop": f"DROP TABLE {name}",
+    }
+
+
+PG_CASES = ["drop then commit", "two statements", "break out of the transaction", "with delete", "select into",
+            "copy from program", "copy to file", "drop"]
+SESSION_CASES = [c for c in PG_CASES if c != "copy to file"]   # see test_postgres_copy_to_a_file_is_...
+READ_WRITE_URL = "?options=-c%20default_transaction_read_only%3Doff"   # the URL asks for a writable session
+SEARCH_PATH_URL = "?options=-csearch_path%3Dpublic"                    # the issue's URL
+
+
+@pytest.mark.parametrize("case", PG_CASES)
+def test_postgres_hostile_query_is_refused_by_check_params(project, pg, victim, monkeypatch, capsys, case):
+    monkeypatch.setenv(PW_ENV, pg.password)
+    query = pg_hostile(victim)[case]
+    before = pg_state(pg, victim)
+    for options in (SEARCH_PATH_URL, READ_WRITE_URL):
+        write_raw_params(project, pg.url() + options, query)
+        err = refused_by_params(project, query, capsys)
+        assert "only reads" in err or "statements" in err
+        assert pg.password not in err
+    assert pg_state(pg, victim) == before and before[0] == len(ROWS)
+    assert not (project / "data").exists()
+
+
+@pytest.mark.parametrize("case", SESSION_CASES)
+def test_postgres_session_refuses_what_a_fooled_parser_lets_through(project, pg, victim, monkeypatch,
+                                                                     parser_fooled, case):
+    monkeypatch.setenv(PW_ENV, pg.password)
+    before = pg_state(pg, victim)
+    query = pg_hostile(victim)[case]
+    for options in (SEARCH_PATH_URL, READ_WRITE_URL):
+        err = fails(params(pg.url() + options, query=query), project)
+        assert pg.password not in str(err)
+        assert any(k in str(err) for k in ("read-only transaction", "multiple commands", "must be superuser",
+                                           "permission denied")), str(err)   # the last two: a role without rights
+        assert pg_state(pg, victim) == before
+
+
+def test_postgres_copy_to_a_file_is_stopped_by_the_parser(pg, victim):
+    """A read-only transaction still lets COPY TO write a server-side file (for a role allowed to): the parser
+    refuses it, and the README recommends a read-only role, which cannot write server files at all."""
+    with pytest.raises(ValidationError, match="COPY is not allowed"):
+        params(pg.url(), query=pg_hostile(victim)["copy to file"])
+
+
+def test_postgres_writing_function_passes_the_parser_and_the_session_refuses_it(project, pg, victim, monkeypatch):
+    monkeypatch.setenv(PW_ENV, pg.password)
+    before = pg_state(pg, victim)
+    query = f"SELECT nextval('{victim}_seq') AS n, * FROM {victim}"
+    sqlcheck.check(query, "postgres")   # a SELECT: the parser cannot know that nextval writes
+    for options in ("", READ_WRITE_URL):
+        fails(params(pg.url() + options, query=query), project, "read-only session refused the query",
+              "cannot execute nextval() in a read-only transaction", "nextval")
+    assert pg_state(pg, victim) == before
+
+
+def test_postgres_session_is_read_only_whatever_the_url_says(project, pg, monkeypatch):
+    monkeypatch.setenv(PW_ENV, pg.password)
+    query = ("SELECT current_setting('transaction_read_only') AS \"InvoiceNo\", 1 AS \"CustomerID\", "
+             "current_setting('default_transaction_read_only') AS \"StockCode\", "
+             "current_setting('search_path') AS \"InvoiceDate\", 1 AS \"Quantity\", 2.5 AS \"UnitPrice\", "
+             "'Norway' AS \"Country\"")
+    seen = {}
+    for options in ("", SEARCH_PATH_URL, READ_WRITE_URL):
+        frame = sql.read(params(pg.url() + options, query=query), project).frame
+        assert frame.loc[0, ["order_id", "product"]].tolist() == ["on", "on"], options
+        seen[options] = frame.loc[0, "timestamp"]
+    assert seen[SEARCH_PATH_URL] == "public" and seen[""] != "public"   # the URL's other options still apply
+
+
+def test_the_readmes_read_only_role_reads_and_cannot_write_even_a_server_file(project, pg, victim, monkeypatch,
+                                                                               parser_fooled):
+    """The README's CREATE ROLE block, run as written (names filled in): the role reads the table, and what
+    slips past a fooled parser and a read-only transaction (COPY … TO a server file) is denied to it."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```sql\n(\s*CREATE ROLE analyst.*?)```", text, re.S)
+    assert block, "the README's read-only role block is missing"
+    role, password = f"analyst_{os.getpid()}", "r3ad-0nly pw"
+    script = (block.group(1).replace("analyst", role).replace("'...'", f"'{password}'")
+              .replace("DATABASE sales", f"DATABASE {pg.database}").replace("invoice_lines", victim))
+    try:
+        with pg.connect() as con:
+            if not con.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+                pytest.skip("the server under test gives no superuser to create a role with")
+            con.execute(f"DROP ROLE IF EXISTS {role}")
+            for statement in filter(str.strip, re.sub(r"--[^\n]*", "", script).split(";")):
+                con.execute(statement)
+        monkeypatch.setenv(PW_ENV, password)
+        cfg = params(pg.url(role), query=f'SELECT "InvoiceNo", "CustomerID", \'2025-01-01\' AS "InvoiceDate", '
+                     f'n AS "Quantity", 1.5 AS "UnitPrice", \'x\' AS "StockCode", \'Spain\' AS "Country" '
+                     f"FROM {victim}")
+        assert len(sql.read(cfg, project).frame) == len(ROWS)
+        target = f"/tmp/datastory-role-{os.getpid()}.csv"
+        fails(params(pg.url(role), query=f"COPY {victim} TO '{target}'"), project, "pg_write_server_files")
+        assert not os.path.exists(target)
+        fails(params(pg.url(role), query=f"COPY {victim} TO PROGRAM 'true'"), project, "pg_execute_server_program")
+        assert pg_state(pg, victim)[0] == len(ROWS)
+    finally:
+        with pg.connect() as con:
+            if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                con.execute(f"DROP OWNED BY {role}")
+                con.execute(f"DROP ROLE {role}")

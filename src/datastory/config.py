@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core.core_schema import ValidationInfo
 
 from .errors import ParamsError
 
@@ -74,7 +75,7 @@ class SqlParams(_Strict):
     url: str = ""  # SQLAlchemy URL without a password, e.g. postgresql+psycopg://shop@db.example.com/sales
     password_env: str = "DATASTORY_DB_PASSWORD"
     table: str = ""
-    query: str = ""
+    query: str = ""  # one SELECT (or WITH … SELECT) that only reads; anything else is refused
 
     @field_validator("url")
     @classmethod
@@ -91,6 +92,16 @@ class SqlParams(_Strict):
             if url.password:
                 raise ValueError("holds a password: remove it from the URL and put it in the environment "
                                  "variable named by sql.password_env (or in .env)")
+        return v
+
+    @field_validator("query")
+    @classmethod
+    def _one_select(cls, v: str, info: ValidationInfo) -> str:
+        """One SELECT that only reads, checked by a SQL parser in the URL's dialect (sources/sqlcheck.py)."""
+        if v:
+            from .sources import sqlcheck
+
+            sqlcheck.check(v, sqlcheck.dialect(info.data.get("url", "")))
         return v
 
 
@@ -412,8 +423,8 @@ def _explain(exc: ValidationError, rel: str, data: dict[str, Any]) -> ParamsErro
     if "expected" in ctx:
         allowed = f"; allowed: {ctx['expected']}"
     msg = err["msg"].removeprefix("Value error, ")
-    return ParamsError(f"key '{key}' has value {value!r}: {msg}{allowed}", file=rel,
-                       fix=f"set '{key}' to an allowed value")
+    fix = getattr(ctx.get("error"), "fix", None) or f"set '{key}' to an allowed value"   # a validator's own fix
+    return ParamsError(f"key '{key}' has value {value!r}: {msg}{allowed}", file=rel, fix=fix)
 
 
 def load(stage: str, root: str | os.PathLike | None = None,

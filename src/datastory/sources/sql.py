@@ -1,15 +1,26 @@
-"""SQL source: a table or a query through SQLAlchemy (SQLite, PostgreSQL, or any dialect with a driver).
+"""SQL source: a table or a query through SQLAlchemy, from SQLite or PostgreSQL, read-only by construction.
 
 The URL in params/data.yaml carries no password: it is read from the environment variable named by
 `sql.password_env` (or the project's git-ignored .env) and never appears in a message, log or artifact
-(messages show the URL with the password hidden). A SQLite file is opened read-only and must exist;
-SQLite would otherwise create an empty database and the message would be a confusing "no such table".
+(messages show the URL with the password hidden). A SQLite file must exist; SQLite would otherwise
+create an empty database and the message would be a confusing "no such table".
 Rows are numbered from 1 in the order the database returns them.
+
+Nothing is written to the database, whatever params say. Two locks, each enough alone for a plain write:
+- `sql.query` must be one SELECT (or WITH … SELECT) that only reads, checked by a SQL parser
+  (sqlcheck.py) when params are validated and again here, before anything is sent;
+- the session is made read-only by datastory itself after connecting, and checked, so no URL option can
+  undo it. PostgreSQL: the transaction and the session's default are READ ONLY, and psycopg sends every
+  statement through the extended protocol, where the server accepts exactly one statement. SQLite: the
+  file is opened with mode=ro, PRAGMA query_only is on, and no database can be attached (ATTACH could
+  create a file). The read-only session also stops what a parser cannot see, such as a SELECT calling a
+  function that writes (nextval). Other databases are refused: datastory cannot vouch for their sessions.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +31,9 @@ from sqlalchemy.pool import NullPool
 
 from ..config import DataParams
 from ..errors import DataError
-from . import Raw, check_header, display, no_rows
+from . import Raw, check_header, display, no_rows, sqlcheck
+
+READ_ONLY = ("postgresql", "sqlite")   # the databases whose sessions datastory makes read-only itself
 
 
 def _url(cfg: DataParams, root: Path) -> tuple[URL, str]:
@@ -50,14 +63,42 @@ def _url(cfg: DataParams, root: Path) -> tuple[URL, str]:
 
 
 def _connect_args(url: URL) -> dict[str, object]:
-    """PostgreSQL: every transaction read-only (a query cannot write, not even after its own COMMIT), and
-    a bounded wait for an unreachable host."""
+    """PostgreSQL: a bounded wait for an unreachable host; with psycopg, every statement prepared, so it goes
+    through the extended protocol and the server refuses a string holding more than one statement."""
     if url.get_backend_name() != "postgresql" or url.get_driver_name() not in ("psycopg", "psycopg2"):
         return {}
     args: dict[str, object] = {"connect_timeout": 15}
-    if "options" not in url.query:
-        args["options"] = "-c default_transaction_read_only=on"
+    if url.get_driver_name() == "psycopg":
+        args["prepare_threshold"] = 0
     return args
+
+
+def _check_query(cfg: DataParams) -> None:
+    """The parse-time lock (sqlcheck.py), here too so that nothing else is ever sent."""
+    try:
+        sqlcheck.check(cfg.sql.query, sqlcheck.dialect(cfg.sql.url))
+    except sqlcheck.UnsafeQuery as exc:
+        raise DataError(f"sql.query {cfg.sql.query!r} is refused: {exc.problem}", file="params/data.yaml",
+                        column="sql.query", fix=exc.fix) from None
+
+
+def _read_only(conn: sa.Connection, backend: str, shown: str) -> None:
+    """Make this connection unable to write, before anything from params is sent, and check that it is."""
+    if backend == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")   # first in the transaction: wins over any URL option
+        conn.exec_driver_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")   # and any later one
+        state = [conn.exec_driver_sql(f"SHOW {name}").scalar()
+                 for name in ("transaction_read_only", "default_transaction_read_only")]
+        ok = state == ["on", "on"]
+    else:
+        raw = conn.connection.driver_connection
+        raw.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)   # ATTACH 'file:x?mode=rwc' would create a file
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        state = [conn.exec_driver_sql("PRAGMA query_only").scalar(), raw.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)]
+        ok = state == [1, 0]
+    if not ok:
+        raise DataError(f"the database session could not be made read-only ({state}); nothing was read",
+                        file=shown, fix="connect as a database role that can only read (see the README)")
 
 
 def _is_wal(path: Path) -> bool:
@@ -88,6 +129,11 @@ def _explain(exc: BaseException, cfg: DataParams, shown: str, where: str) -> Dat
         return DataError(f"the database refused the login of user '{user}': {msg}", file=shown,
                          fix=f"check the user in sql.url and the password in the environment variable "
                              f"{cfg.sql.password_env} (or .env); never put it in params")
+    if any(k in low for k in ("read-only transaction", "readonly database", "attached databases",
+                              "multiple commands", "one statement at a time")):
+        return DataError(f"the read-only session refused {where}: {msg}", file=shown,
+                         fix="sql.query must be one SELECT that only reads: no write, and no function that "
+                             "writes (such as nextval)")
     if "no such table" in low or "does not exist" in low:
         return DataError(f"{where}: {msg}", file=shown, column=cfg.sql.table or None,
                          fix="check sql.table (or the query) against the database's tables")
@@ -108,10 +154,19 @@ def read(cfg: DataParams, root: Path) -> Raw:
     mapped = cfg.columns.mapped()
     where = f"table {cfg.sql.table!r}" if cfg.sql.table else "the query"
     name = f"{shown} ({where})"
+    if not cfg.sql.table:
+        _check_query(cfg)
     engine = None
     try:
         engine = sa.create_engine(url, poolclass=NullPool, connect_args=_connect_args(url))
-        with engine.connect() as conn:
+        backend = url.get_backend_name()
+        if backend not in READ_ONLY:
+            raise DataError(f"datastory reads SQL only from PostgreSQL and SQLite, whose sessions it makes "
+                            f"read-only itself; not from {backend}", file="params/data.yaml", column="sql.url",
+                            fix="export the table to CSV or Parquet in data/raw/ and read that (source: csv "
+                                "or parquet)")
+        with engine.connect() as conn:   # closed without a commit: the transaction is rolled back
+            _read_only(conn, backend, shown)
             if cfg.sql.table:
                 inspector = sa.inspect(conn)
                 tables = inspector.get_table_names() + inspector.get_view_names()
