@@ -138,3 +138,19 @@ def test_a_password_in_the_sql_url_is_refused_and_never_echoed(project):
                                       "sql": {"url": f"postgresql://bob:{secret}@db.example.com/x", "table": "t"}})
     msg = str(err.value)
     assert "holds a password" in msg and "sql.url" in msg and secret not in msg and "bob:***@" in msg
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, "half"])
+def test_max_excluded_share_is_a_share(project, bad):
+    _edit(project, "deliver", max_excluded_share=bad)
+    with pytest.raises(ParamsError, match="'max_excluded_share' has value") as exc:
+        config.load("deliver", project)
+    assert "params/deliver.yaml" in str(exc.value)
+
+
+def test_max_excluded_share_default_is_half(project):
+    assert config.load("deliver", project).max_excluded_share == 0.5
+    data = yaml.safe_load((project / "params" / "deliver.yaml").read_text())
+    data.pop("max_excluded_share")
+    (project / "params" / "deliver.yaml").write_text(yaml.safe_dump(data))
+    assert config.load("deliver", project).max_excluded_share == 0.5

@@ -2,7 +2,7 @@
 
 - `compose.compose` (pure) builds a deterministic message; `deliver` is the I/O edge: it writes
   `reports/outbox/<audience>.eml` every time, and only when `params.send` is true, the quality gate
-  passes and the ledger has not seen this content, it sends over SMTP and then records the send.
+  (`gate`) passes and the ledger has not seen this content, it sends over SMTP and then records the send.
 - Promise 4: nothing is emailed unless delivery is switched on, and nothing is emailed twice for
   the same content (see `ledger`). A failed send leaves the ledger untouched, so a re-run retries.
 - `run(audience_key)` is the stage entry point: it loads the pack, the report files and the params.
@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import ssl
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from ..pack import Pack
 from . import compose as composer  # keeps `datastory.deliver.compose` the module, not the function
 from . import smtp
 from .compose import delivery_key, envelope_recipients, to_bytes
+from .gate import MAX_REJECTED_SHARE, gate_ok
 from .ledger import Ledger, content_key
 
 __all__ = ["DeliveryError", "Ledger", "Receipt", "content_key", "default_images", "deliver", "gate_ok", "run",
@@ -33,7 +33,6 @@ __all__ = ["DeliveryError", "Ledger", "Receipt", "content_key", "default_images"
 
 log = logging.getLogger(__name__)
 
-MAX_REJECTED_SHARE = 0.05  # gate: at most 5% of the rows read may have been rejected by ingest
 ENV_USER = "DATASTORY_SMTP_USER"
 ENV_PASSWORD = "DATASTORY_SMTP_PASSWORD"
 
@@ -52,49 +51,6 @@ class Receipt:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _number(d: Mapping[str, Any], *path: str) -> float | None:
-    cur: Any = d
-    for p in path:
-        if not isinstance(cur, Mapping) or p not in cur:
-            return None
-        cur = cur[p]
-    if isinstance(cur, bool) or not isinstance(cur, int | float) or not math.isfinite(cur):
-        return None
-    return float(cur)
-
-
-def gate_ok(data_quality: Mapping[str, Any], churn_metrics: Mapping[str, Any],
-            forecast_metrics: Mapping[str, Any]) -> tuple[bool, str]:
-    """(True, "...") when the pack is fit to send, else (False, the first reason).
-
-    Checks, deliberately few: rows were read and kept; the rows rejected by ingest
-    (sum of `data_quality["rejected"]` counts) are at most MAX_REJECTED_SHARE of the rows read;
-    the churn model's ROC AUC and the forecast's overall MASE are present and finite.
-    The dry-run .eml is still written when the gate fails: only the send is held back.
-    """
-    rows_read = _number(data_quality, "rows_read")
-    if not rows_read or rows_read <= 0:
-        return False, "data_quality.rows_read is missing or zero"
-    if not _number(data_quality, "rows_kept"):
-        return False, "data_quality.rows_kept is missing or zero: no usable rows"
-    rejected = data_quality.get("rejected", {})
-    if not isinstance(rejected, Mapping):
-        return False, "data_quality.rejected must be a mapping of reason -> row count"
-    counts = [_number(rejected, k) for k in rejected]
-    if any(c is None or c < 0 for c in counts):
-        return False, "data_quality.rejected holds a value that is not a row count"
-    share = sum(c for c in counts if c is not None) / rows_read
-    if share > MAX_REJECTED_SHARE:
-        return False, (f"{share:.1%} of the rows read were rejected by ingest "
-                       f"(more than {MAX_REJECTED_SHARE:.0%}); check metrics/data_quality.json")
-    auc = _number(churn_metrics, "model", "roc_auc")
-    if auc is None or not 0 <= auc <= 1:
-        return False, "churn metrics: model.roc_auc is missing or not in [0, 1]"
-    if _number(forecast_metrics, "overall", "mase") is None:
-        return False, "forecast metrics: overall.mase is missing"
-    return True, "all checks passed"
 
 
 def default_images(pack: Pack) -> dict[str, bytes]:
@@ -142,7 +98,7 @@ def deliver(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, para
                 eml=eml_rel)
     if not params.send:
         return Receipt(**base, sent=False, skipped="dry run: send is false in params/deliver.yaml")
-    ok, reason = gate_ok(pack.data_quality, pack.churn_metrics, pack.forecast_metrics)
+    ok, reason = gate_ok(pack.data_quality, pack.churn_metrics, pack.forecast_metrics, params.max_excluded_share)
     if not ok:
         log.warning("not sending %s: quality gate failed: %s", pack.audience, reason)
         return Receipt(**base, sent=False, skipped=f"quality gate: {reason}")
