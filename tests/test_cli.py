@@ -126,3 +126,33 @@ def test_forecast_file_dask_engine_matches_local(tmp_path):
     assert local.returncode == 0 and dask.returncode == 0, local.stderr + dask.stderr
     assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
     assert "distributed" not in dask.stderr  # no cluster chatter
+
+
+# ------------------------------------------------------------------ deliver
+def test_deliver_flags_are_exclusive_and_documented(project):
+    res = run(project, "deliver", "--audience", "north", "--resend", "--force")
+    assert res.returncode == 2 and "not allowed with" in res.stderr
+    helped = run(project, "deliver", "--help")
+    assert all(flag in helped.stdout for flag in ("--resend", "--mark-sent", "--force"))
+
+
+def test_deliver_exits_3_when_the_gate_holds_the_send_and_0_for_a_dry_run(project):
+    import yaml
+    from conftest import tiny_frames, write_artifacts
+
+    from datastory import config, io
+
+    frames = tiny_frames()
+    frames["data_quality"]["excluded"] = {"no customer id": 700}
+    write_artifacts(project, frames)
+    paths = config.paths(project)
+    io.write_bytes(b"%PDF-1.4 tiny", paths.report("north", "pdf"))
+    io.write_bytes(b"PK tiny", paths.report("north", "xlsx"))
+    dry = run(project, "deliver", "--audience", "north")
+    assert dry.returncode == 0 and "not sent: dry run" in dry.stdout, dry.stderr
+    params = yaml.safe_load((project / "params/deliver.yaml").read_text())
+    (project / "params/deliver.yaml").write_text(yaml.safe_dump({**params, "send": True, "smtp_port": 9}))
+    held = run(project, "deliver", "--audience", "north")
+    assert held.returncode == 3, held.stderr
+    assert "not sent: quality gate: 70.0% of the rows read were excluded by the rules" in held.stdout
+    assert "no customer id: 700 rows (70.0%)" in held.stdout

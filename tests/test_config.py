@@ -158,3 +158,19 @@ def test_a_validator_without_its_own_fix_keeps_the_generic_one(project):
     with pytest.raises(ParamsError) as err:
         config.load("data", project, {"file": {"encoding": "no-such-codec"}})
     assert err.value.fix == "set 'file.encoding' to an allowed value"
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, "half"])
+def test_max_excluded_share_is_a_share(project, bad):
+    _edit(project, "deliver", max_excluded_share=bad)
+    with pytest.raises(ParamsError, match="'max_excluded_share' has value") as exc:
+        config.load("deliver", project)
+    assert "params/deliver.yaml" in str(exc.value)
+
+
+def test_max_excluded_share_default_is_half(project):
+    assert config.load("deliver", project).max_excluded_share == 0.5
+    data = yaml.safe_load((project / "params" / "deliver.yaml").read_text())
+    data.pop("max_excluded_share")
+    (project / "params" / "deliver.yaml").write_text(yaml.safe_dump(data))
+    assert config.load("deliver", project).max_excluded_share == 0.5

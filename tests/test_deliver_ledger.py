@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 
 import pytest
 
-from datastory.deliver.ledger import DeliveryError, Ledger, content_key
+from datastory.deliver.ledger import DEFERRED, IN_FLIGHT, REFUSED, SENT, DeliveryError, Ledger, content_key
 
 PERIOD = ("2025-01-01", "2025-05-31")
 
@@ -80,3 +82,79 @@ def test_record_needs_recipients(tmp_path):
     with pytest.raises(DeliveryError, match="no recipients"):
         Ledger(tmp_path).record(key(), "north", "<m@x>", [])
     assert not (tmp_path / ".datastory" / "ledger.json").exists()
+
+
+# ---------------------------------------------------------------- per-recipient states
+def test_update_keeps_each_recipients_state_and_merges(tmp_path):
+    led = Ledger(tmp_path)
+    k = key()
+    assert led.states(k) == {}
+    led.update(k, "north", "<m@x>", {"a@example.com": (IN_FLIGHT, "handed over"), "b@example.com": (DEFERRED, "450 x")})
+    led.update(k, "north", "<m@x>", {"a@example.com": (SENT, "250 ok")})
+    assert led.states(k) == {"a@example.com": (SENT, ""), "b@example.com": (DEFERRED, "450 x")}
+    assert not led.already_sent(k)
+    entry = led.entries()[k]
+    assert entry == {"audience": "north", "message_id": "<m@x>", "recipients": ["a@example.com", "b@example.com"],
+                     "deferred": {"b@example.com": "450 x"}}
+    led.update(k, "north", "<m@x>", {"b@example.com": (REFUSED, "550 gone")})
+    assert led.states(k)["b@example.com"] == (REFUSED, "550 gone")
+    assert json.loads(led.path.read_text())["version"] == 2
+
+
+def test_an_older_ledgers_4xx_refusal_is_read_as_deferred(tmp_path):
+    """Entries written before per-recipient states recorded a greylisting (450) as refused, for good."""
+    led = Ledger(tmp_path)
+    led.path.parent.mkdir()
+    led.path.write_text(json.dumps({"version": 1, "sent": {key(): {
+        "audience": "north", "message_id": "<m@x>", "recipients": ["a@example.com", "b@example.com", "c@example.com"],
+        "refused": {"b@example.com": "450 greylisted", "c@example.com": "550 gone"}}}}))
+    assert led.states(key()) == {"a@example.com": (SENT, ""), "b@example.com": (DEFERRED, "450 greylisted"),
+                                 "c@example.com": (REFUSED, "550 gone")}
+
+
+def test_update_refuses_an_unknown_state_and_an_empty_update(tmp_path):
+    with pytest.raises(DeliveryError, match="unknown delivery state"):
+        Ledger(tmp_path).update(key(), "north", "<m@x>", {"a@example.com": ("maybe", "")})
+    with pytest.raises(DeliveryError, match="no recipients"):
+        Ledger(tmp_path).update(key(), "north", "<m@x>", {})
+    assert not (tmp_path / ".datastory" / "ledger.json").exists()
+
+
+def test_a_malformed_entry_is_an_error(tmp_path):
+    led = Ledger(tmp_path)
+    led.path.parent.mkdir()
+    led.path.write_text(json.dumps({"sent": {key(): {"recipients": "a@example.com"}}}))
+    with pytest.raises(DeliveryError, match="not a mapping of recipients and states"):
+        led.states(key())
+
+
+# ---------------------------------------------------------------- one delivery of an audience at a time
+def test_audience_lock_makes_a_second_delivery_wait_and_say_so(tmp_path, caplog):
+    led = Ledger(tmp_path)
+    order: list[str] = []
+    inside = threading.Event()
+
+    def first():
+        with led.audience_lock("north"):
+            order.append("first in")
+            inside.set()
+            time.sleep(0.3)
+            order.append("first out")
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert inside.wait(10)
+    with Ledger(tmp_path).audience_lock("north"):
+        order.append("second in")
+    t.join()
+    assert order == ["first in", "first out", "second in"]
+    assert f"audience 'north' is being delivered by process {os.getpid()}; waiting for it to finish" in caplog.text
+    assert (tmp_path / ".datastory" / "deliver-north.lock").is_file()
+    with led.audience_lock("south"), Ledger(tmp_path).audience_lock("north"):   # other audiences do not wait
+        pass
+
+
+@pytest.mark.parametrize("bad", ["", "../north", "a b", "nörth", None])
+def test_audience_lock_refuses_a_name_that_is_not_a_file_name(tmp_path, bad):
+    with pytest.raises(DeliveryError, match="audience name"), Ledger(tmp_path).audience_lock(bad):
+        pass

@@ -279,3 +279,87 @@ def test_smtplib_exceptions_are_classified():
     assert smtp._is_transient(smtplib.SMTPRecipientsRefused({"a@b.c": (450, b"busy")}))
     assert not smtp._is_transient(smtplib.SMTPRecipientsRefused({"a@b.c": (450, b"x"), "d@e.f": (550, b"y")}))
     assert smtp._is_transient(ConnectionRefusedError()) and not smtp._is_transient(ssl.SSLError())
+
+
+# ---------------------------------------------------------------- transmit: per-recipient outcomes
+def _transmit(port, recipients=("north@example.com",), **kw):
+    return smtp.transmit(to_bytes(north_message()), "reports@example.com", list(recipients),
+                         params_for(port, **kw.pop("params", {})), base_delay=0.0, sleep=lambda s: None, **kw)
+
+
+def test_on_data_is_called_with_the_accepted_recipients_before_data():
+    from smtp_faults import FaultyInbox, faulty_server
+
+    inbox = FaultyInbox(greylist={"grey@example.com"})
+    seen: list[tuple[list[str], int]] = []
+    with faulty_server(inbox) as port:
+        out = _transmit(port, ["north@example.com", "grey@example.com"], tries=1,
+                        on_data=lambda accepted: seen.append((accepted, inbox.data_calls)))
+    assert seen == [(["north@example.com"], 0)]
+    assert out.having(smtp.SENT) == {"north@example.com": "250 Message accepted"}
+    assert out.having(smtp.DEFERRED) == {"grey@example.com": "450 4.2.0 greylisted, try again later"}
+    assert out.handed_over == ["north@example.com"]
+
+
+def test_whatever_on_data_raises_stops_the_send_before_data():
+    inbox = Inbox()
+
+    def fail(accepted):
+        raise DeliveryError("ledger is read-only")
+
+    with server(inbox) as port, pytest.raises(DeliveryError, match="read-only"):
+        _transmit(port, on_data=fail)
+    assert inbox.data_calls == 0 and inbox.messages == []
+
+
+def test_no_answer_after_the_message_is_in_flight_and_never_retried():
+    """A timeout after the whole message went out: it may have been delivered, so it is not sent again."""
+    import threading
+
+    from smtp_faults import FaultyInbox, faulty_server
+
+    hold = threading.Event()
+    inbox = FaultyInbox(hold=hold)
+    with faulty_server(inbox) as port:
+        try:
+            out = _transmit(port, params={"timeout_s": 0.5})
+        finally:
+            hold.set()
+    assert inbox.connections == 1 and out.tries == 1
+    (detail,) = out.having(smtp.IN_FLIGHT).values()
+    assert detail.startswith(f"the whole message was sent to {HOST}:{port}, then no answer came in time")
+
+
+def test_send_says_may_have_been_delivered_when_the_connection_drops_after_data():
+    from smtp_faults import FaultyInbox, faulty_server
+
+    inbox = FaultyInbox(drop={"after_data": 1})
+    with faulty_server(inbox) as port, pytest.raises(DeliveryError, match="may have been delivered to north@"):
+        smtp.send(north_message(), "reports@example.com", ["north@example.com"], params_for(port), sleep=print)
+    assert inbox.connections == 1 and inbox.data_calls == 1
+
+
+def test_5xx_at_the_greeting_is_permanent_and_named():
+    from smtp_faults import FaultyInbox, faulty_server
+
+    inbox = FaultyInbox(greeting=["554 5.7.1 no service for you"])
+    with faulty_server(inbox) as port:
+        out = _transmit(port)
+    assert inbox.connections == 1 and out.failure is not None
+    assert "answered 554 5.7.1 no service for you at the greeting: it refuses this client" in out.failure.problem
+    assert out.results["north@example.com"].state == smtp.DEFERRED   # not the recipient's fault: retried next run
+
+
+def test_a_refused_ehlo_is_named():
+    class NoHello(Inbox):
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            return ["421 4.7.0 too busy for you"]
+
+    with server(NoHello()) as port:
+        out = _transmit(port, tries=1)
+    assert "answered 421 4.7.0 too busy for you at EHLO" in out.failure.problem
+
+
+def test_the_message_is_dot_stuffed_and_ends_with_the_end_of_data_line():
+    assert smtp._wire(b"a\r\n.b\r\n..c\r\n") == b"a\r\n..b\r\n...c\r\n.\r\n"
+    assert smtp._wire(b".\r\nlast") == b"..\r\nlast\r\n.\r\n"

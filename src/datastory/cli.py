@@ -29,9 +29,19 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(stage, help=f"run notebooks' {stage} stage (papermill, params/*.yaml)")
     rep = sub.add_parser("report", help="build one audience's workbook, HTML and PDF")
     rep.add_argument("--audience", required=True)
-    dl = sub.add_parser("deliver", help="compose one audience's email; send it when params/deliver.yaml says so")
+    dl = sub.add_parser("deliver", help="compose one audience's email; send it when params/deliver.yaml says so "
+                        "(exit 2: this run left a recipient without it; 3: held by the quality gate, or still open "
+                        "from an earlier run)")
     dl.add_argument("--audience", required=True)
-    dl.add_argument("--force", action="store_true", help="send again even if this exact pack was sent")
+    again = dl.add_mutually_exclusive_group()
+    again.add_argument("--resend", action="store_true",
+                       help="also send to recipients whose delivery is in doubt (the connection dropped after the "
+                       "message was sent) or who refused it before; never to those who surely have it")
+    again.add_argument("--mark-sent", action="store_true",
+                       help="record the recipients in doubt as delivered (after checking that it arrived); "
+                       "sends nothing")
+    again.add_argument("--force", action="store_true",
+                       help="send to every recipient again, even those who surely have this exact pack")
     sub.add_parser("check-params", help="validate every params/*.yaml and print the settings")
     sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml), print a "
                    "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
@@ -89,9 +99,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         for path in stages.report(args.audience, args.root):
             print(f"wrote {path}")
     elif cmd == "deliver":
-        r = stages.deliver(args.audience, args.root, force=args.force)
-        status = f"sent to {r.recipients} recipient(s)" if r.sent else f"not sent: {r.skipped}"
+        r = stages.deliver(args.audience, args.root, force=args.force, resend=args.resend,
+                           mark_sent=args.mark_sent)
+        if r.sent:
+            some = f"{len(r.sent_to)} of " if len(r.sent_to) < r.recipients else ""
+            status = f"sent to {some}{r.recipients} recipient(s)" + (f"; {r.skipped}" if r.skipped else "")
+        else:
+            status = r.skipped if args.mark_sent else f"not sent: {r.skipped}"
         print(f"{r.audience}: wrote {r.eml}; {status}")
+        return 0 if r.complete else 3   # 3: nothing failed now, but not every recipient surely has it
     elif cmd == "check-data":
         lines, refusal = stages.check_data(args.root)
         for line in lines:

@@ -326,6 +326,7 @@ class DeliverParams(_Strict):
     security: Literal["starttls", "ssl", "none"] = "starttls"
     timeout_s: float = Field(30, gt=0, le=600)
     max_size_mb: float = Field(10, gt=0, le=1000)
+    max_excluded_share: float = Field(0.5, ge=0, le=1)  # gate: hold when more rows were excluded by the rules
 
 
 MODELS: dict[str, type[_Strict]] = {

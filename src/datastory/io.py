@@ -45,14 +45,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def write_bytes(data: bytes, path: str | os.PathLike) -> Path:
+def _fsync(path: Path) -> None:
+    """Flush `path` (a file, or a folder's entries where the platform allows) to the disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a folder cannot be opened on Windows
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(data: bytes, path: str | os.PathLike, *, durable: bool = False) -> Path:
+    """Atomic write. `durable=True` also flushes the file and its folder to the disk before returning,
+    so the new content survives a power cut, not only a crash of the process."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+        if durable:
+            _fsync(tmp)
+    if durable:
+        _fsync(Path(path).parent)
     return Path(path)
 
 
-def write_text(text: str, path: str | os.PathLike) -> Path:
-    return write_bytes(text.encode("utf-8"), path)
+def write_text(text: str, path: str | os.PathLike, *, durable: bool = False) -> Path:
+    return write_bytes(text.encode("utf-8"), path, durable=durable)
 
 
 def _clean(obj: Any) -> Any:
@@ -72,10 +90,10 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Stable JSON: sorted keys, fixed float rounding, trailing newline."""
+def write_json(obj: Any, path: str | os.PathLike, *, durable: bool = False) -> Path:
+    """Stable JSON: sorted keys, fixed float rounding, trailing newline. `durable`: see write_bytes."""
     text = json.dumps(_clean(obj), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    return write_text(text, path)
+    return write_text(text, path, durable=durable)
 
 
 def read_json(path: str | os.PathLike) -> Any:

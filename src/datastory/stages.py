@@ -75,8 +75,9 @@ def report(audience: str, root: str | os.PathLike | None = None) -> list[Path]:
     return outs
 
 
-def deliver(audience: str, root: str | os.PathLike | None = None, force: bool = False):
+def deliver(audience: str, root: str | os.PathLike | None = None, force: bool = False, *,
+            resend: bool = False, mark_sent: bool = False):
     """Compose the audience's email (always written to the outbox) and send it when enabled."""
     from . import deliver as deliver_mod
 
-    return deliver_mod.run(audience, root, force=force)
+    return deliver_mod.run(audience, root, force=force, resend=resend, mark_sent=mark_sent)

@@ -1,17 +1,20 @@
 """Deliver each audience's pack by email: compose, always write the dry-run .eml, send when enabled.
 
 - `compose.compose` (pure) builds a deterministic message; `deliver` is the I/O edge: it writes
-  `reports/outbox/<audience>.eml` every time, and only when `params.send` is true, the quality gate
-  passes and the ledger has not seen this content, it sends over SMTP and then records the send.
+  `reports/outbox/<audience>.eml` every time, and only when `params.send` is true and the quality gate
+  (`gate`) passes, it sends over SMTP to the recipients who do not have this content yet.
 - Promise 4: nothing is emailed unless delivery is switched on, and nothing is emailed twice for
-  the same content (see `ledger`). A failed send leaves the ledger untouched, so a re-run retries.
+  the same content. The ledger (`ledger`) keeps each recipient's state (sent, in flight, deferred,
+  refused); "in flight" is recorded before the message is handed over, and a recipient whose outcome
+  is unknown is never sent it again on its own. One lock per audience is held across the ledger check,
+  the send and the record, so two deliveries of one audience at once send once.
 - `run(audience_key)` is the stage entry point: it loads the pack, the report files and the params.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import math
 import os
 import ssl
 from collections.abc import Mapping
@@ -24,23 +27,28 @@ from .. import pack as pack_mod
 from ..errors import DeliveryError
 from ..pack import Pack
 from . import compose as composer  # keeps `datastory.deliver.compose` the module, not the function
-from . import smtp
+from . import smtp, status
 from .compose import delivery_key, envelope_recipients, to_bytes
-from .ledger import Ledger, content_key
+from .gate import MAX_REJECTED_SHARE, gate_ok
+from .ledger import IN_FLIGHT, REFUSED, SENT, Ledger, content_key
 
 __all__ = ["DeliveryError", "Ledger", "Receipt", "content_key", "default_images", "deliver", "gate_ok", "run",
            "MAX_REJECTED_SHARE"]
 
 log = logging.getLogger(__name__)
 
-MAX_REJECTED_SHARE = 0.05  # gate: at most 5% of the rows read may have been rejected by ingest
 ENV_USER = "DATASTORY_SMTP_USER"
 ENV_PASSWORD = "DATASTORY_SMTP_PASSWORD"
 
 
 @dataclass(frozen=True)
 class Receipt:
-    """What happened to one audience's email. `skipped` says why it was not sent ("" when sent)."""
+    """What happened to one audience's email.
+
+    `sent`: this run delivered it to someone (`sent_to`). `skipped`: why it was not sent, or what is still
+    open ("" when nothing is). `complete`: False when sending is on and some recipient does not surely have
+    it (held by the gate, refused, or in flight from an earlier run); the command then exits 3.
+    """
 
     audience: str
     message_id: str
@@ -49,52 +57,11 @@ class Receipt:
     eml: str           # path of the dry-run file, relative to the project root
     sent: bool
     skipped: str = ""
+    sent_to: tuple[str, ...] = ()
+    complete: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _number(d: Mapping[str, Any], *path: str) -> float | None:
-    cur: Any = d
-    for p in path:
-        if not isinstance(cur, Mapping) or p not in cur:
-            return None
-        cur = cur[p]
-    if isinstance(cur, bool) or not isinstance(cur, int | float) or not math.isfinite(cur):
-        return None
-    return float(cur)
-
-
-def gate_ok(data_quality: Mapping[str, Any], churn_metrics: Mapping[str, Any],
-            forecast_metrics: Mapping[str, Any]) -> tuple[bool, str]:
-    """(True, "...") when the pack is fit to send, else (False, the first reason).
-
-    Checks, deliberately few: rows were read and kept; the rows rejected by ingest
-    (sum of `data_quality["rejected"]` counts) are at most MAX_REJECTED_SHARE of the rows read;
-    the churn model's ROC AUC and the forecast's overall MASE are present and finite.
-    The dry-run .eml is still written when the gate fails: only the send is held back.
-    """
-    rows_read = _number(data_quality, "rows_read")
-    if not rows_read or rows_read <= 0:
-        return False, "data_quality.rows_read is missing or zero"
-    if not _number(data_quality, "rows_kept"):
-        return False, "data_quality.rows_kept is missing or zero: no usable rows"
-    rejected = data_quality.get("rejected", {})
-    if not isinstance(rejected, Mapping):
-        return False, "data_quality.rejected must be a mapping of reason -> row count"
-    counts = [_number(rejected, k) for k in rejected]
-    if any(c is None or c < 0 for c in counts):
-        return False, "data_quality.rejected holds a value that is not a row count"
-    share = sum(c for c in counts if c is not None) / rows_read
-    if share > MAX_REJECTED_SHARE:
-        return False, (f"{share:.1%} of the rows read were rejected by ingest "
-                       f"(more than {MAX_REJECTED_SHARE:.0%}); check metrics/data_quality.json")
-    auc = _number(churn_metrics, "model", "roc_auc")
-    if auc is None or not 0 <= auc <= 1:
-        return False, "churn metrics: model.roc_auc is missing or not in [0, 1]"
-    if _number(forecast_metrics, "overall", "mase") is None:
-        return False, "forecast metrics: overall.mase is missing"
-    return True, "all checks passed"
 
 
 def default_images(pack: Pack) -> dict[str, bytes]:
@@ -117,17 +84,63 @@ def _credentials(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     return env.get(ENV_USER) or None, env.get(ENV_PASSWORD) or None
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _open_items(lines: list[str], fixes: list[str]) -> str:
+    """What is still open for a content, as one line for a receipt."""
+    text = "; ".join(line for line in lines if not line.startswith("delivered"))
+    return text + (f". To do: {' '.join(fixes)}" if fixes else "")
+
+
+def _mark_sent(led: Ledger, base: dict[str, Any], rcpts: list[str]) -> Receipt:
+    """Record the recipients in flight as delivered (someone checked that it arrived); send nothing."""
+    aud, key = base["audience"], base["key"]
+    with led.audience_lock(aud):
+        before = led.states(key)
+        unknown = [r for r, (state, _) in before.items() if state == IN_FLIGHT]
+        if unknown:
+            led.update(key, aud, base["message_id"], {r: (SENT, "") for r in unknown})
+    after = {**before, **{r: (SENT, "") for r in unknown}}
+    done = (f"marked as delivered, without sending: {', '.join(unknown)}" if unknown else
+            "nothing to mark: no recipient of this content is in flight")
+    lines, fixes = status.describe(aud, base["message_id"], after, {})
+    still = _open_items(lines, fixes) if not status.complete(after, rcpts) else ""
+    return Receipt(**base, sent=False, skipped=done + (f"; still open: {still}" if still else ""),
+                   complete=status.complete(after, rcpts))
+
+
+def _undelivered(audience: str, states: dict[str, tuple[str, str]], now: dict[str, tuple[str, str]],
+                 message_id: str, failure: DeliveryError | None) -> DeliveryError:
+    """The error of a run that left some recipient without the email (or not knowing whether they have it)."""
+    lines, fixes = status.describe(audience, message_id, states, now)
+    missing = sum(1 for s, _ in states.values() if s != SENT)
+    head = (f"audience {audience!r}: {missing} of {len(states)} recipient(s) do not surely have the email:\n    - "
+            + "\n    - ".join(lines))
+    if failure is not None and failure.fix:
+        fixes.insert(0, failure.fix)
+    refused = any(s == REFUSED for s, _ in now.values())
+    return DeliveryError(head, file=failure.file if failure else "params/report.yaml" if refused else None,
+                         column=failure.column if failure else None, fix="\n  fix: ".join(fixes) or None)
+
+
 def deliver(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, params: config.DeliverParams,
             paths: config.Paths, root: str | os.PathLike, force: bool = False,
             env: Mapping[str, str] = os.environ, *, images: dict[str, bytes] | None = None,
             context: ssl.SSLContext | None = None, base_delay: float = smtp.BASE_DELAY_S,
-            ledger: Ledger | None = None) -> Receipt:
-    """Compose, write the dry-run .eml, and (if enabled, gated and new) send and record it.
+            ledger: Ledger | None = None, resend: bool = False, mark_sent: bool = False) -> Receipt:
+    """Compose, write the dry-run .eml, and (if enabled and gated) send to whoever does not have it yet.
 
-    `force=True` sends even when the ledger has this content. Credentials come only from `env`.
-    Raises DeliveryError when a send fails (ledger untouched) or when some recipients were refused
-    after others accepted it (ledger recorded: the others must not get it twice).
+    Who gets it (see `status.to_send`): by default the recipients never handed this content, or deferred
+    (4xx) before; `resend=True` also those in flight (outcome unknown) or refused; `force=True` everyone,
+    even those who have it. `mark_sent=True` sends nothing: it records the recipients in flight as
+    delivered, once someone checked that it arrived. Credentials come only from `env`.
+    Raises DeliveryError when this run left a recipient without the email, or not knowing whether they
+    have it; the message says, per recipient, what happened and what to do.
     """
+    if sum(map(bool, (force, resend, mark_sent))) > 1:
+        raise DeliveryError("choose one of --force, --resend and --mark-sent")
     root = Path(root)
     msg = composer.compose(pack, pdf, xlsx, audience, params, images)
     eml = paths.eml(pack.audience)
@@ -138,36 +151,73 @@ def deliver(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, para
         eml_rel = eml.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         eml_rel = eml.name
-    base = dict(audience=pack.audience, message_id=str(msg["Message-ID"]), key=key, recipients=len(rcpts),
-                eml=eml_rel)
+    aud, mid = pack.audience, str(msg["Message-ID"])
+    base = dict(audience=aud, message_id=mid, key=key, recipients=len(rcpts), eml=eml_rel)
+    led = ledger or Ledger(root)
+    if mark_sent:
+        return _mark_sent(led, base, rcpts)
     if not params.send:
         return Receipt(**base, sent=False, skipped="dry run: send is false in params/deliver.yaml")
-    ok, reason = gate_ok(pack.data_quality, pack.churn_metrics, pack.forecast_metrics)
+    ok, reason = gate_ok(pack.data_quality, pack.churn_metrics, pack.forecast_metrics, params.max_excluded_share)
     if not ok:
-        log.warning("not sending %s: quality gate failed: %s", pack.audience, reason)
-        return Receipt(**base, sent=False, skipped=f"quality gate: {reason}")
-    led = ledger or Ledger(root)
-    if not force and led.already_sent(key):
-        return Receipt(**base, sent=False,
-                       skipped="already sent: same attachments, recipients and period (use force to resend)")
+        log.warning("not sending %s: quality gate failed: %s", aud, reason)
+        return Receipt(**base, sent=False, skipped=f"quality gate: {reason}", complete=False)
     if not rcpts:
-        raise DeliveryError(f"audience {pack.audience!r} has no recipients", file="params/report.yaml",
+        raise DeliveryError(f"audience {aud!r} has no recipients", file="params/report.yaml",
                             fix="add 'to:' addresses under the audience, or set send: false")
     user, password = _credentials(env)
     envelope_from = str(msg["From"].addresses[0].addr_spec)
-    refused = smtp.send(msg, envelope_from, rcpts, params, user, password, context=context,
-                        base_delay=base_delay)
-    led.record(key, pack.audience, str(msg["Message-ID"]), rcpts, refused)
-    if refused:
-        who = "; ".join(f"{r} ({why})" for r, why in refused.items())
-        raise DeliveryError(f"audience {pack.audience!r}: sent, but the server refused {who}",
-                            file="params/report.yaml",
-                            fix="correct those addresses; the others received it and will not get it again")
-    return Receipt(**base, sent=True)
+    server = f"{params.smtp_host}:{params.smtp_port}"
+    mode = "force" if force else "resend" if resend else "send"
+
+    def in_flight(accepted: list[str]) -> None:   # before DATA: from here on, a copy may reach them
+        note = (f"handed over to {server} ({_now()}) and no answer was recorded: the delivery stopped before "
+                "the server answered")
+        try:
+            led.update(key, aud, mid, {r: (IN_FLIGHT, note) for r in accepted})
+        except OSError as exc:
+            raise DeliveryError(f"cannot record the send in the delivery ledger ({exc}); nothing was sent",
+                                file=str(led.path), fix="make the folder writable (and the disk not full), "
+                                "then re-run") from None
+
+    with led.audience_lock(aud):   # one delivery of this audience at a time: check, send, record
+        before = led.states(key)
+        todo = status.to_send(before, rcpts, mode)
+        if not todo:
+            if status.complete(before, rcpts):
+                again = "" if mode == "send" else "nothing to resend: "
+                return Receipt(**base, sent=False, skipped=f"{again}already sent: same attachments, recipients "
+                               "and period (--force sends it to everyone again)")
+            lines, fixes = status.describe(aud, mid, before, {})
+            return Receipt(**base, sent=False, complete=False,
+                           skipped=f"nothing new to send: {_open_items(lines, fixes)}")
+        outcome = smtp.transmit(to_bytes(msg), envelope_from, todo, params, user, password, context=context,
+                                base_delay=base_delay, on_data=in_flight)
+        now = {r: (res.state, f"{res.detail}; at {_now()}" if res.state == IN_FLIGHT else res.detail)
+               for r, res in outcome.results.items()}
+        if outcome.handed_over or before:   # nothing is recorded for content never handed to the server
+            try:
+                led.update(key, aud, mid, now)
+            except OSError as exc:   # those handed over stay "in flight": never sent twice
+                sent = ", ".join(r for r, (state, _) in now.items() if state == SENT) or "nobody"
+                raise DeliveryError(f"audience {aud!r}: sent to {sent}, but the outcome could not be recorded in "
+                                    f"the delivery ledger ({exc}); those recipients stay 'in flight' there",
+                                    file=str(led.path), fix="make the folder writable (and the disk not full), "
+                                    "then run the delivery again: it lists who is in flight, for --mark-sent "
+                                    "or --resend") from None
+    after = {**before, **now}
+    if any(state != SENT for state, _ in now.values()):
+        raise _undelivered(aud, after, now, mid, outcome.failure)
+    sent_to = tuple(r for r, (state, _) in now.items() if state == SENT)
+    lines, fixes = status.describe(aud, mid, after, now)
+    complete = status.complete(after, rcpts)
+    return Receipt(**base, sent=True, sent_to=sent_to, complete=complete,
+                   skipped="" if complete else _open_items(lines, fixes))
 
 
 def run(key: str, root: str | os.PathLike | None = None, force: bool = False,
-        env: Mapping[str, str] = os.environ, images: dict[str, bytes] | None = None) -> Receipt:
+        env: Mapping[str, str] = os.environ, images: dict[str, bytes] | None = None, *,
+        resend: bool = False, mark_sent: bool = False) -> Receipt:
     """Stage entry point: deliver audience `key` of params/report.yaml with params/deliver.yaml,
     reading reports/<key>/report.pdf and .xlsx and inlining `images` (default: default_images(pack))."""
     base = config.project_root(root)
@@ -184,4 +234,4 @@ def run(key: str, root: str | os.PathLike | None = None, force: bool = False,
             raise DeliveryError("report file is missing", file=str(path.relative_to(base)),
                                 fix=f"run the report stage first: dvc repro report@{key}") from None
     return deliver(pk, blobs[0], blobs[1], report.audiences[key], params, paths, base, force, env,
-                   images=default_images(pk) if images is None else images)
+                   images=default_images(pk) if images is None else images, resend=resend, mark_sent=mark_sent)
