@@ -31,10 +31,20 @@ class Raw:
     first_row: int = 1             # the row number of the first data row as the user sees it (2 under a header)
     source_columns: dict[str, str] = field(default_factory=dict)  # canonical field -> source column name
     skipped_lines: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # blank lines
+    # CSV records whose quoted values hold line breaks: their 0-based positions (ascending), and how many lines
+    # each one runs on past its first
+    multiline_at: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    multiline_extra: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
-        """The user's row numbers (a CSV's own line numbers, empty lines counted) of 0-based data rows."""
-        base = np.asarray(positions, dtype=np.int64) + self.first_row
+        """The user's row numbers of 0-based data rows: a CSV's own line numbers, where each record starts
+        (empty lines and the extra lines of multi-line values counted); a sheet's rows; else the records."""
+        pos = np.asarray(positions, dtype=np.int64)
+        base = pos + self.first_row
+        at = np.asarray(self.multiline_at, dtype=np.int64)
+        if len(at):   # every multi-line record before a row pushes it down by its extra lines
+            before = np.concatenate(([0], np.cumsum(np.asarray(self.multiline_extra, dtype=np.int64))))
+            base = base + before[np.searchsorted(at, pos, side="left")]
         skipped = np.sort(np.asarray(self.skipped_lines, dtype=np.int64))
         if not len(skipped):
             return base
@@ -44,6 +54,11 @@ class Raw:
     def row(self, position: int) -> int:
         """The user's row number of the 0-based data row `position`."""
         return int(self.rows(np.array([position]))[0])
+
+    def record(self, position: int) -> int:
+        """The record number of the 0-based data row `position`, counting a header as record 1: what a CSV
+        reader counts, whatever empty lines or multi-line values come before it."""
+        return int(position) + self.first_row
 
     def column(self, fieldname: str) -> str:
         """The user's name of a canonical field's column."""
