@@ -126,3 +126,17 @@ def test_forecast_file_dask_engine_matches_local(tmp_path):
     assert local.returncode == 0 and dask.returncode == 0, local.stderr + dask.stderr
     assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
     assert "distributed" not in dask.stderr  # no cluster chatter
+
+
+def test_check_params_checks_paths_and_audiences(project):
+    res = run(project, "check-params")
+    assert res.returncode == 0, res.stderr
+    assert "params/paths.yaml: ok" in res.stdout and "audiences: ok" in res.stdout
+
+
+def test_a_stage_refuses_a_bad_value_in_another_params_file_before_it_writes(project):
+    (project / "params" / "paths.yaml").write_text(
+        (project / "params" / "paths.yaml").read_text().replace("reports/outbox", "../escape_outbox"))
+    res = run(project, "sample")
+    assert res.returncode == 2 and "params/paths.yaml: key 'paths.outbox_dir'" in res.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["params"] and not (project.parent / "escape_outbox").exists()

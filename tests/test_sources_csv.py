@@ -204,6 +204,22 @@ def test_a_file_of_another_kind_shows_nothing_of_its_content(tmp_path):
     assert "ELF" not in str(err.value) and "control characters" in str(err.value)
 
 
+@pytest.mark.parametrize(("path", "fragment"), [("data/raw/t.md", "extension is '.md'"),
+                                                ("data/raw/t.xlsx", "source: excel")])
+def test_a_file_that_is_not_csv_by_name_is_not_opened(tmp_path, path, fragment):
+    put(tmp_path, (HEADER + ROWS).encode(), Path(path).name)
+    with pytest.raises(DataError, match=fragment):
+        csv.read(cfg(path), tmp_path)
+
+
+def test_a_path_out_of_the_project_is_refused_before_reading(tmp_path):
+    put(tmp_path, (HEADER + ROWS).encode())
+    escaping = cfg().model_copy(update={"file": config.FileParams.model_construct(
+        **{**config.FileParams().model_dump(), "path": "../t.csv"})})
+    with pytest.raises(DataError, match="leads out of the project"):
+        csv.read(escaping, tmp_path)
+
+
 @pytest.mark.slow
 def test_multiline_values_at_every_16_mib_block_boundary(tmp_path, monkeypatch):
     """Multi-line values (CRLF and empty lines inside, in mapped and other columns) on every record within

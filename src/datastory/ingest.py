@@ -41,9 +41,9 @@ from .config import DataParams, Paths
 from .errors import DataError
 from .sources import Raw
 
-UNKNOWN = "Unknown"            # region of a customer whose region is never given
-OTHER = "Other"                # region of a country that rules.country_regions does not list
-ONE_SEGMENT = "Company"        # region when rules.segment_by is none
+UNKNOWN = config.UNKNOWN_REGION   # region of a customer whose region is never given
+OTHER = config.OTHER_REGION       # region of a country that rules.country_regions does not list
+ONE_SEGMENT = config.ONE_SEGMENT  # region when rules.segment_by is none
 ALL_PRODUCTS = "All products"  # product line when the source has none
 SORT_KEYS = ["timestamp", "order_id", "customer_id", "product_line", "amount"]
 TEXT_FIELDS = ("order_id", "customer_id", "customer_name", "region", "country", "product", "product_line")

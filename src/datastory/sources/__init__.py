@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import DataParams, Paths
+from ..config import DataParams, Paths, file_kind, inside_project
 from ..errors import DataError
 
 
@@ -102,9 +102,18 @@ def check_header(names: list[str], columns: dict[str, str], name: str, hint: str
 
 
 def source_path(cfg: DataParams, root: Path) -> Path:
-    """The configured file, made absolute against the project; a clear error when it is not there."""
-    path = Path(cfg.file.path)
-    path = path if path.is_absolute() else root / path
+    """The configured file, made absolute against the project; a clear error when it is not there, when its path
+    leads out of the project, or when its name says it is not the kind of file the source reads (such a file is
+    never opened, so none of its content can reach a message)."""
+    try:
+        inside_project(cfg.file.path)
+    except ValueError as exc:
+        raise DataError(f"file.path {cfg.file.path!r} {exc}", file="params/data.yaml",
+                        fix=getattr(exc, "fix", None) or "set file.path to a path inside the project") from None
+    kind = file_kind(cfg.source, cfg.file.path)
+    if kind:
+        raise DataError(kind[0], file=cfg.file.path, fix=kind[1])
+    path = root / cfg.file.path
     if not path.is_file():
         raise DataError("file not found", file=cfg.file.path,
                         fix="put the export there (data/raw/ is watched by `dvc repro`), or set file.path in "
