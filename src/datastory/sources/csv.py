@@ -34,7 +34,7 @@ from . import Raw, check_header, display, no_rows, source_path
 
 BOM = codecs.BOM_UTF8
 BLOCK = 1 << 24  # bytes per parse block: large blocks parse faster; memory stays a few blocks per thread
-SCAN_BLOCK = 1 << 24  # bytes per read when looking for empty lines and counting lines
+SCAN_BLOCK = 1 << 24  # bytes per read when counting lines and looking for empty ones
 DELIMITERS = [";", "\t", "|", ","]
 
 
@@ -104,34 +104,46 @@ def _header(path: Path, cfg: DataParams, name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Lines:
-    """What one pass over the bytes tells: the empty lines, and how many lines the file has."""
-    empty: np.ndarray   # 1-based numbers of the empty lines (one inside a quoted value counts too)
+    """What one quick pass over the bytes tells, before they are parsed."""
     total: int          # lines in the file (a last line without a line break counts)
-    quotes: int         # '"' in the file: none, no value can hold a line break; an odd number, a quote is
-                        # never closed (or one is a literal)
+    quoted: bool        # a '"' somewhere: without one, no value can hold a line break
 
 
-def scan_lines(path: Path, encoding: str) -> Lines:
-    """The empty lines and the line count, scanned in C-speed chunks (of the bytes as they are, or decoded to
-    UTF-8 for an encoding whose line breaks are not single bytes, such as UTF-16)."""
-    found: list[int] = []
-    lines_before = 0     # newlines in the chunks before this one
-    prev = b""
-    last = b""
-    quotes = 0
+def _chunks(path: Path, encoding: str):
+    """The file's bytes in SCAN_BLOCK chunks: as they are, or decoded to UTF-8 for an encoding whose line
+    breaks are not single bytes (such as UTF-16)."""
     with _open(path) as raw:
         fh = raw if _ascii_compatible(encoding) else _Feed(raw, encoding)
         while chunk := fh.read(SCAN_BLOCK):
-            last = chunk[-1:]
-            quotes += chunk.count(b'"')
-            data = prev + chunk
-            if b"\n\n" in data or b"\n\r\n" in data:
-                found.extend(lines_before + _empty_after(data))
-            keep = data[-2:] if len(data) >= 2 else data
-            lines_before += data.count(b"\n") - keep.count(b"\n")
-            prev = keep
-    total = lines_before + prev.count(b"\n") + (1 if last not in (b"", b"\n") else 0)
-    return Lines(np.unique(np.asarray(found, dtype=np.int64)), total, quotes)
+            yield chunk
+
+
+def count_lines(path: Path, encoding: str) -> Lines:
+    """The line count, and whether the file holds a quote (C-speed counts, no search)."""
+    newlines, quoted, last = 0, False, b""
+    for chunk in _chunks(path, encoding):
+        newlines += chunk.count(b"\n")
+        quoted = quoted or b'"' in chunk
+        last = chunk[-1:]
+    return Lines(newlines + (1 if last not in (b"", b"\n") else 0), quoted)
+
+
+def empty_lines(path: Path, encoding: str) -> tuple[np.ndarray, int]:
+    """1-based numbers of the empty lines (one inside a quoted value counts too), and the number of '"' in
+    the file (odd: a quote is never closed, or one is a literal)."""
+    found: list[np.ndarray] = []
+    lines_before = 0     # newlines in the chunks before this one
+    prev = b""
+    quotes = 0
+    for chunk in _chunks(path, encoding):
+        quotes += chunk.count(b'"')
+        data = prev + chunk
+        if b"\n\n" in data or b"\n\r\n" in data:
+            found.append(lines_before + _empty_after(data))
+        keep = data[-2:] if len(data) >= 2 else data
+        lines_before += data.count(b"\n") - keep.count(b"\n")
+        prev = keep
+    return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64), quotes
 
 
 def _empty_after(data: bytes) -> np.ndarray:
@@ -151,7 +163,7 @@ def _empty_after(data: bytes) -> np.ndarray:
 def blank_lines(path: Path, encoding: str) -> np.ndarray:
     """1-based numbers of the empty lines (which the CSV parser skips), so that rows keep their file line
     numbers."""
-    return scan_lines(path, encoding).empty
+    return empty_lines(path, encoding)[0]
 
 
 class _Feed(io.RawIOBase):
@@ -256,19 +268,24 @@ class Layout:
 
 
 def line_layout(path: Path, cfg: DataParams, lines: Lines, n_columns: int, n_records: int) -> Layout:
-    """Where each record starts (see Layout), from the file's `lines` (scan_lines).
+    """Where each record starts (see Layout), from the file's line count (count_lines).
 
-    When the lines are more than the header, the records and the empty lines, some values hold line breaks,
-    and a second read counts them per record."""
+    Lines beyond the header and the records are empty lines or line breaks inside values: a second pass
+    finds the empty lines, and when they do not account for all, a streaming read counts the line breaks
+    in each record's values. A file with neither (the common case) takes no further pass."""
     none = np.empty(0, dtype=np.int64)
-    if lines.total - 1 - n_records - len(lines.empty) <= 0:
-        return Layout(lines.empty, none, none)
+    extra = lines.total - 1 - n_records
+    if extra <= 0:
+        return Layout(none, none, none)
+    empty, quotes = empty_lines(path, cfg.file.encoding)
+    if extra - len(empty) <= 0:
+        return Layout(empty, none, none)
     breaks, swallowed = value_line_breaks(path, cfg, n_columns)
     if len(breaks) != n_records:   # cannot happen with the same parser; keep the plain line numbers
-        return Layout(lines.empty, none, none, suspect=True)
+        return Layout(empty, none, none, suspect=True)
     at = np.flatnonzero(breaks)
-    return Layout(_true_empty(lines.empty, breaks), at.astype(np.int64), breaks[at],
-                  suspect=swallowed or lines.quotes % 2 == 1)
+    return Layout(_true_empty(empty, breaks), at.astype(np.int64), breaks[at],
+                  suspect=swallowed or quotes % 2 == 1)
 
 
 def _delimiter_hint(names: list[str], delimiter: str) -> str:
@@ -387,10 +404,10 @@ def read(cfg: DataParams, root: Path) -> Raw:
     conv = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in wanted},
                                 null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
     try:
-        lines = scan_lines(path, cfg.file.encoding)
+        lines = count_lines(path, cfg.file.encoding)
         with _open(path) as fh:
             table = pacsv.read_csv(_Feed(fh, cfg.file.encoding), read_options=_read_options(cfg, names),
-                                   parse_options=_parse_options(cfg, quoted=lines.quotes > 0), convert_options=conv)
+                                   parse_options=_parse_options(cfg, quoted=lines.quoted), convert_options=conv)
     except (pa.ArrowInvalid, UnicodeError) as exc:
         _raise_bad_line(path, cfg, names, name)
         # the parser's own words, without the record it quotes: no content of the file is echoed
