@@ -313,7 +313,8 @@ def child(root: Path, mode: str, top: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the parent
 def make_project(folder: Path, csv_path: Path, params: Path = ROOT / "params") -> Path:
-    """A temp project: a copy of `params` with data.yaml mapping the invoice log at `csv_path`."""
+    """A temp project: a copy of `params` with data.yaml mapping the invoice log at `csv_path`, linked into the
+    project's data/raw/ (a source file's path is relative to the project and stays inside it)."""
     root = folder / "project"
     if root.exists():
         shutil.rmtree(root)
@@ -321,7 +322,10 @@ def make_project(folder: Path, csv_path: Path, params: Path = ROOT / "params") -
     data = yaml.safe_load((root / "params" / "data.yaml").read_text(encoding="utf-8"))
     for key, value in INVOICE.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
-    data["file"]["path"] = str(csv_path)
+    link = root / "data" / "raw" / csv_path.name
+    link.parent.mkdir(parents=True)
+    link.symlink_to(csv_path.resolve())
+    data["file"]["path"] = link.relative_to(root).as_posix()
     (root / "params" / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return root
 

@@ -156,3 +156,17 @@ def test_deliver_exits_3_when_the_gate_holds_the_send_and_0_for_a_dry_run(projec
     assert held.returncode == 3, held.stderr
     assert "not sent: quality gate: 70.0% of the rows read were excluded by the rules" in held.stdout
     assert "no customer id: 700 rows (70.0%)" in held.stdout
+
+
+def test_check_params_checks_paths_and_audiences(project):
+    res = run(project, "check-params")
+    assert res.returncode == 0, res.stderr
+    assert "params/paths.yaml: ok" in res.stdout and "audiences: ok" in res.stdout
+
+
+def test_a_stage_refuses_a_bad_value_in_another_params_file_before_it_writes(project):
+    (project / "params" / "paths.yaml").write_text(
+        (project / "params" / "paths.yaml").read_text().replace("reports/outbox", "../escape_outbox"))
+    res = run(project, "sample")
+    assert res.returncode == 2 and "params/paths.yaml: key 'paths.outbox_dir'" in res.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["params"] and not (project.parent / "escape_outbox").exists()

@@ -19,3 +19,9 @@ def test_message_without_location():
 def test_is_raisable_and_catchable_as_base():
     with pytest.raises(DatastoryError):
         raise DataError("x", column="c")
+
+
+def test_a_record_apart_from_its_line_names_both():
+    err = DataError("bad", file="x.csv", row=9, record=7, column="amount")
+    assert str(err).startswith("x.csv, line 9 (record 7), column 'amount': bad")
+    assert str(DataError("bad", file="x.csv", row=9, record=9)).startswith("x.csv, row 9: bad")

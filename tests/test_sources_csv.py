@@ -104,3 +104,139 @@ def test_blank_lines_keep_file_line_numbers_across_chunks(tmp_path, monkeypatch,
     raw = csv.read(cfg(), tmp_path)
     assert raw.rows(raw.frame.index.to_numpy()).tolist() == [3, 4, 7]
     assert raw.frame["order_id"].tolist() == ["536365", "536366", "536367"]
+
+
+# ---------------------------------------------------------------- quoted values that run over lines
+def _records(n: int, multiline: set[int], pad: int = 0, near: tuple[int, ...] = (), width: int = 0
+             ) -> tuple[str, list[dict], list[int]]:
+    """A CSV of `n` records (the `multiline` ones, and those starting within `width` bytes of an offset in
+    `near`, with line breaks inside quoted values, mapped and not, some of them CRLF or an empty line), with
+    empty lines between some records; its rows and start lines."""
+    text, rows, lines, line, offset = [HEADER], [], [], 2, len(HEADER)
+    for i in range(n):
+        if any(abs(offset - at) <= width for at in near):
+            multiline = multiline | {i}
+        desc = f'"first {i}\r\nsecond, line\n\nthird"' if i in multiline else ("x" * pad if i == 0 else f"plain {i}")
+        country = '"Nor\r\nway"' if i in multiline and i % 2 else "France"
+        text.append(f"{i},C{i},2025-12-01 08:{i % 60:02d},1,2.50,{country},{desc}" + ("\r\n" if i % 3 else "\n"))
+        rows.append({"order_id": str(i), "country": country.strip('"')})
+        lines.append(line)
+        line += text[-1].count("\n")
+        offset += len(text[-1])
+        if i % 17 == 5:
+            text.append("\n")
+            line += 1
+            offset += 1
+    return "".join(text), rows, lines
+
+
+@pytest.mark.parametrize("block", [97, 128, 181, 256, 379, 512, 1000])
+def test_multiline_values_read_the_same_wherever_a_block_ends(tmp_path, monkeypatch, block):
+    text, rows, lines = _records(120, multiline=set(range(0, 120, 3)) | {119})
+    put(tmp_path, text.encode())
+    monkeypatch.setattr(csv, "BLOCK", 1 << 24)
+    whole = csv.read(cfg(), tmp_path)
+    monkeypatch.setattr(csv, "BLOCK", block)
+    for shift in range(0, 60, 7):   # move every value across the block ends
+        moved = text.replace("plain 1,", "plain 1" + "y" * shift + ",", 1)
+        put(tmp_path, moved.encode())
+        raw = csv.read(cfg(), tmp_path)
+        assert raw.frame.drop(columns="order_id").equals(whole.frame.drop(columns="order_id"))
+        assert raw.frame["country"].tolist() == [r["country"] for r in rows]
+        assert raw.rows(raw.frame.index.to_numpy()).tolist() == lines
+        assert raw.rows(raw.frame.index.to_numpy()).tolist() == whole.rows(whole.frame.index.to_numpy()).tolist()
+
+
+def test_a_crlf_inside_a_value_survives_a_read_that_ends_between_cr_and_lf(tmp_path, monkeypatch):
+    text = HEADER + "".join(f'{i},C{i},2025-12-01,1,2.5,"Nor\r\nway",x\n' for i in range(200))
+    put(tmp_path, text.encode())
+    for block in range(len(HEADER) + 1, len(HEADER) + 90):
+        monkeypatch.setattr(csv, "BLOCK", block)
+        assert set(csv.read(cfg(), tmp_path).frame["country"]) == {"Nor\r\nway"}
+
+
+def test_an_error_after_a_multiline_value_names_line_and_record(tmp_path):
+    text, _, lines = _records(30, multiline={3, 8})
+    bad = text.replace("2025-12-01 08:20", "not a date", 1)
+    put(tmp_path, bad.encode())
+    raw = csv.read(cfg(), tmp_path)
+    assert raw.row(20) == lines[20] and raw.record(20) == 22 and lines[20] > 22
+    extra = text.replace("plain 20", "plain 20,extra", 1)
+    put(tmp_path, extra.encode())
+    with pytest.raises(DataError) as err:
+        csv.read(cfg(), tmp_path)
+    assert err.value.row == lines[20] and err.value.record == 22
+    assert f"data/raw/t.csv, line {lines[20]} (record 22): line {lines[20]} has 8 fields" in str(err.value)
+
+
+def test_an_unclosed_quote_is_found_where_it_opens(tmp_path):
+    text, _, lines = _records(30, multiline={3, 8})
+    put(tmp_path, text.replace("plain 12", '"plain 12', 1).encode())
+    with pytest.raises(DataError) as err:
+        csv.read(cfg(), tmp_path)
+    msg = str(err.value)
+    assert err.value.row == lines[12] and "unclosed quote" in msg and f"runs over lines {lines[12]} to" in msg
+
+
+def test_a_quote_left_open_at_the_end_is_not_a_value(tmp_path):
+    text, _, lines = _records(30, multiline={3, 8})
+    put(tmp_path, (text + '30,C30,2025-12-01 09:00,1,2.50,France,"open\nto the end\n').encode())
+    with pytest.raises(DataError, match="the end of the file") as err:
+        csv.read(cfg(), tmp_path)
+    assert err.value.row == lines[-1] + 1 + (29 % 17 == 5)
+
+
+def test_literal_quotes_beside_multiline_values_are_read(tmp_path):
+    text = HEADER + '1,C1,2025-12-01,1,2.5,France,24" screen\n2,C2,2025-12-01,1,2.5,"Nor\nway",x\n'
+    put(tmp_path, text.encode())
+    raw = csv.read(cfg(), tmp_path)
+    assert raw.frame["country"].tolist() == ["France", "Nor\nway"] and raw.rows([0, 1]).tolist() == [2, 3]
+
+
+def test_a_file_of_another_kind_shows_nothing_of_its_content(tmp_path):
+    put(tmp_path, b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    with pytest.raises(DataError) as err:
+        csv.read(cfg(), tmp_path)
+    assert "root" not in str(err.value) and "holds no ','" in str(err.value) and "row 1" in str(err.value)
+    put(tmp_path, b"\x7fELF\x02\x01\x01\x00,\x00\x00\x00\x00\n" + b"\x00" * 64)
+    with pytest.raises(DataError) as err:
+        csv.read(cfg(encoding="latin-1"), tmp_path)
+    assert "ELF" not in str(err.value) and "control characters" in str(err.value)
+
+
+@pytest.mark.parametrize(("path", "fragment"), [("data/raw/t.md", "extension is '.md'"),
+                                                ("data/raw/t.xlsx", "source: excel")])
+def test_a_file_that_is_not_csv_by_name_is_not_opened(tmp_path, path, fragment):
+    put(tmp_path, (HEADER + ROWS).encode(), Path(path).name)
+    with pytest.raises(DataError, match=fragment):
+        csv.read(cfg(path), tmp_path)
+
+
+def test_a_path_out_of_the_project_is_refused_before_reading(tmp_path):
+    put(tmp_path, (HEADER + ROWS).encode())
+    escaping = cfg().model_copy(update={"file": config.FileParams.model_construct(
+        **{**config.FileParams().model_dump(), "path": "../t.csv"})})
+    with pytest.raises(DataError, match="leads out of the project"):
+        csv.read(escaping, tmp_path)
+
+
+@pytest.mark.slow
+def test_multiline_values_at_every_16_mib_block_boundary(tmp_path, monkeypatch):
+    """Multi-line values (CRLF and empty lines inside, in mapped and other columns) on every record within
+    1 KiB of each 16 MiB block end, moved byte by byte across it: read in 16 MiB blocks, the file reads as it
+    does in one piece, with every record at its own line."""
+    assert csv.BLOCK == 1 << 24
+    n = 2 * (1 << 24) // 56 + 2000   # records of about 56 bytes: two block ends and more than 1 KiB after
+    base, _, lines = _records(n, multiline=set(), near=(1 << 24, 2 << 24), width=1024 + 2 * 96)
+    assert len(base) > (2 << 24) + 2048 and base.count("first") > 2 * 2048 // 96
+    whole = None
+    for pad in range(96):   # a multi-line record is shorter than 96 bytes: the block end falls on each of its bytes
+        put(tmp_path, base.replace(",France,\n", ",France," + "x" * pad + "\n", 1).encode())
+        if pad % 16 == 0:
+            monkeypatch.setattr(csv, "BLOCK", 1 << 26)
+            whole = csv.read(cfg(), tmp_path)
+            assert whole.rows(whole.frame.index.to_numpy()).tolist() == lines
+        monkeypatch.setattr(csv, "BLOCK", 1 << 24)
+        blocks = csv.read(cfg(), tmp_path)
+        assert blocks.frame.equals(whole.frame), pad
+        assert blocks.rows(blocks.frame.index.to_numpy()).tolist() == lines, pad

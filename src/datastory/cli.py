@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                        "sends nothing")
     again.add_argument("--force", action="store_true",
                        help="send to every recipient again, even those who surely have this exact pack")
-    sub.add_parser("check-params", help="validate every params/*.yaml and print the settings")
+    sub.add_parser("check-params", help="validate every params/*.yaml, params/paths.yaml and the rules across "
+                   "them (a file source of the declared kind; audiences' regions the data can have); writes nothing")
     sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml), print a "
                    "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
                    "when the data cannot run the pipeline")
@@ -67,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+# The pipeline's commands (the stages of dvc.yaml): each one checks every params file and the rules across them
+# before it writes anything, so `dvc repro` stops at its first stage on a bad value. True: also check the
+# audiences' regions against the ingested data (the stages after ingest).
+PIPELINE = {"sample": False, "ingest": False, "kpis": True, "forecast": True, "churn": True, "report": True,
+            "deliver": True}
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from . import config, stages
 
@@ -84,6 +92,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {run.summary_path}: what was done with each series")
         return 3 if run.problems else 0  # some series had bad input and were left out
     config.load_dotenv(args.root)
+    if cmd in PIPELINE:
+        for _ in config.checks(args.root, data=PIPELINE[cmd]):
+            pass
     if cmd == "sample":
         path, generated = stages.sample(args.root)
         if generated:
@@ -116,9 +127,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             raise refusal
     elif cmd == "check-params":
-        for stage in config.STAGES:
-            config.load(stage, args.root)
-            print(f"params/{stage}.yaml: ok")
+        for line in config.checks(args.root):
+            print(line, flush=True)
     return 0
 
 

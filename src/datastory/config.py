@@ -2,6 +2,11 @@
 
 Each stage has one `params/<stage>.yaml`; its keys are that stage notebook's parameters.
 A bad value gets one message naming the file, the key, the value and what is allowed.
+
+Read from a file (`load`, `paths`, `from_namespace`), the values meet the file rules as well: every path
+stays inside the project, email header text holds no line break and recipients are addresses. `checks`
+adds the rules that span files (a file source of the declared kind, audiences' regions the data can have);
+`datastory check-params` and every pipeline stage run them before anything is written.
 """
 
 from __future__ import annotations
@@ -10,20 +15,163 @@ import datetime as dt
 import hashlib
 import json
 import os
-from pathlib import Path
-from typing import Any, Literal
+import posixpath
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path, PureWindowsPath
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core.core_schema import ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ParamsError
 
 STAGES = ("data", "kpis", "forecast", "churn", "report", "deliver")
+FROM_FILE = {"from_file": True}  # validation context of values read from a params file: the file rules apply
+
+# Regions ingest gives rows, besides the source's own (see rules.segment_by)
+UNKNOWN_REGION = "Unknown"   # a customer whose region is never given
+OTHER_REGION = "Other"       # a country that rules.country_regions does not list
+ONE_SEGMENT = "Company"      # the one region when rules.segment_by is none
+
+# The file a file source reads, by extension (compressed CSV: the same plus .gz)
+FILE_EXTENSIONS = {"csv": (".csv", ".tsv", ".tab", ".txt"), "excel": (".xlsx", ".xlsm"),
+                   "parquet": (".parquet", ".pq", ".parq")}
+
+# The longest horizon per frequency: 2 years of periods. One backtest fold of h periods trains on at least h/2
+# periods before it, so a 2-year horizon needs 3 years of history to be checked even once, and the seasonal
+# models repeat at most a yearly pattern.
+MAX_HORIZON = {"D": 730, "W": 104, "M": 24, "Q": 8}
+
+# Top-level folders that hold the project's sources, never a stage's output
+_NOT_OUTPUTS = (".git", ".dvc", "params", "src", "notebooks", "tests")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Bad(ValueError):
+    """A broken rule, with the key it concerns (dotted, relative to the model that raised it), its value and
+    the fix; `_explain` turns it into the one message."""
+
+    def __init__(self, problem: str, *, key: str | None = None, value: Any = None, fix: str | None = None):
+        # a key's problem reads on from its name, unless it names the key itself
+        super().__init__(f"{key} {problem}" if key and not problem.startswith(key) else problem)
+        self.problem, self.key, self.value, self.fix = problem, key, value, fix
+
+
+def _from_file(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("from_file"))
+
+
+def _breaks(text: str) -> list[str]:
+    """The line breaks and control characters in `text`, as shown in messages ('\\r', '\\n', ...)."""
+    bad = [c for c in dict.fromkeys(text) if unicodedata.category(c) in ("Cc", "Zl", "Zp")]
+    return [repr(c)[1:-1] for c in bad]
+
+
+def _header_text(value: str, info: ValidationInfo) -> str:
+    """Text that goes into an email header (subject, sender, recipients): no CR, LF or other control character."""
+    if _from_file(info):
+        bad = _breaks(value)
+        if bad:
+            raise _Bad(f"holds {', '.join(bad)}: this text goes into the email's headers, where a line break "
+                       "would start a header of its own", fix="write it on one line, without control characters")
+    return value
+
+
+def _mailbox(value: str, info: ValidationInfo) -> str:
+    """One email address ("a@example.com" or "Name <a@example.com>"), on one line."""
+    if not _from_file(info):
+        return value
+    from email.errors import HeaderParseError
+    from email.headerregistry import Address
+    from email.policy import default as default_policy
+
+    _header_text(value, info)
+    fix = "write one address per list item, like name@example.com or 'Name <name@example.com>'"
+    try:
+        header = default_policy.header_factory("To", value)
+        groups = header.groups
+        ok = (len(groups) == 1 and groups[0].display_name is None and len(groups[0].addresses) == 1
+              and not header.defects)
+        addr = Address(display_name=groups[0].addresses[0].display_name,
+                       addr_spec=groups[0].addresses[0].addr_spec) if ok else None
+    except (ValueError, TypeError, IndexError, HeaderParseError):
+        addr = None
+    if addr is None:
+        raise _Bad("is not one email address", fix=fix)
+    if not addr.username or not addr.domain or ("." not in addr.domain.strip(".") and addr.domain != "localhost"):
+        raise _Bad("is not an email address: it needs a user and a domain, like name@example.com", fix=fix)
+    if not addr.addr_spec.isascii():
+        raise _Bad("has non-ASCII characters in the address itself",
+                   fix="use the ASCII form of the address (the display name may be non-ASCII)")
+    return value
+
+
+HeaderText = Annotated[str, AfterValidator(_header_text)]
+Mailbox = Annotated[str, AfterValidator(_mailbox)]
+
+
+def inside_project(value: Any, output: bool = False, example: str = "data/raw/sales.csv") -> str:
+    """`value` unchanged when it is a path relative to the project that stays inside it, else _Bad.
+
+    Checked on the text, before any file is touched: no absolute path, no `~`, no `..` that leads out, not
+    the project folder itself; `output`: not inside the folders that hold the project's sources either.
+    A symbolic link inside the project is followed as it is (it is the project's own choice)."""
+    fix = f"write a path relative to the project folder that stays inside it, e.g. {example}"
+    if not isinstance(value, str | os.PathLike):
+        raise _Bad("is not a path", fix=fix)
+    text = os.fspath(value)
+    if not text.strip():
+        raise _Bad("is empty", fix=fix)
+    bad = _breaks(text)
+    if bad:
+        raise _Bad(f"holds {', '.join(bad)}", fix=fix)
+    posix = text.replace("\\", "/")
+    if posix.startswith(("/", "~")) or PureWindowsPath(text).drive:
+        raise _Bad("is not relative to the project: every path must stay inside the project folder", fix=fix)
+    norm = posixpath.normpath(posix)
+    if norm == ".." or norm.startswith("../"):
+        raise _Bad("leads out of the project folder ('..')", fix=fix)
+    if norm == ".":
+        raise _Bad("is the project folder itself", fix=fix)
+    if output and norm.split("/")[0] in _NOT_OUTPUTS:
+        raise _Bad(f"is inside {norm.split('/')[0]}/, which holds the project's sources, not outputs",
+                   fix="write outputs under data/, metrics/ or reports/")
+    return text
+
+
+def file_kind(source: str, path: str) -> tuple[str, str] | None:
+    """(problem, fix) when `path`'s extension is not the kind `source` reads; None when it is (or the source
+    reads no file). The file is only opened when its name says it is of the declared kind."""
+    if source not in FILE_EXTENSIONS:
+        return None
+    name = PureWindowsPath(path).name.lower()
+    stem, gz = (name[:-3], True) if name.endswith(".gz") else (name, False)
+    suffix = posixpath.splitext(stem)[1]
+    if suffix in FILE_EXTENSIONS[source] and (not gz or source == "csv"):
+        return None
+    shown = suffix + (".gz" if gz else "") or "(none)"
+    other = next((s for s, exts in FILE_EXTENSIONS.items() if suffix in exts and (not gz or s == "csv")), None)
+    allowed = ", ".join(FILE_EXTENSIONS[source]) + (" (or the same with .gz)" if source == "csv" else "")
+    problem = f"source is {source} but the file's extension is {shown!r}; a {source} source reads {allowed} files"
+    if other:
+        return problem, f"set source: {other} in params/data.yaml, or point file.path at the {source} export"
+    if source == "excel" and suffix in (".xls", ".ods"):
+        return problem, "open it in Excel and save it as .xlsx (File > Save As > Excel Workbook)"
+    return problem, (f"point file.path at the {source} export, or rename the file to {FILE_EXTENSIONS[source][0]} "
+                     "if that is what it holds")
 
 
 # ---------------------------------------------------------------- data
@@ -39,7 +187,8 @@ class SampleParams(_Strict):
     @model_validator(mode="after")
     def _period(self) -> SampleParams:
         if (self.end_date - self.start_date).days < 180:
-            raise ValueError("end_date must be at least 180 days after start_date")
+            raise _Bad(f"must be at least 180 days after start_date ({self.start_date})", key="end_date",
+                       value=str(self.end_date), fix="set sample.end_date later, or sample.start_date earlier")
         return self
 
 
@@ -51,6 +200,11 @@ class FileParams(_Strict):
     decimal: Literal[".", ","] = "."
     thousands: Literal["", ",", ".", " ", "'"] = ""
     sheet: str = ""  # Excel: the sheet's name; empty = the first sheet
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        return inside_project(v)
 
     @field_validator("encoding")
     @classmethod
@@ -66,7 +220,8 @@ class FileParams(_Strict):
     @model_validator(mode="after")
     def _marks(self) -> FileParams:
         if self.thousands and self.thousands == self.decimal:
-            raise ValueError("thousands and decimal marks must differ")
+            raise _Bad("must differ from the decimal mark", key="thousands", value=self.thousands,
+                       fix=f"set file.thousands to another mark than file.decimal ({self.decimal!r}), or \"\"")
         return self
 
 
@@ -126,13 +281,17 @@ class ColumnsParams(_Strict):
     def _required(self) -> ColumnsParams:
         for key in ("customer_id", "timestamp"):
             if not getattr(self, key):
-                raise ValueError(f"columns.{key} is required: name the source column that holds it")
+                raise _Bad("is required", key=key, value="", fix="name the source column that holds it")
         if not self.amount and not (self.quantity and self.unit_price):
-            raise ValueError("map either columns.amount, or both columns.quantity and columns.unit_price")
+            raise _Bad("is empty, and columns.quantity and columns.unit_price are not both mapped", key="amount",
+                       value="", fix="map either columns.amount, or both columns.quantity and columns.unit_price")
         used = [v for v in self.model_dump().values() if v]
         dup = sorted({v for v in used if used.count(v) > 1})
         if dup:
-            raise ValueError(f"source column(s) {', '.join(dup)} mapped to more than one field")
+            fields = [k for k, v in self.model_dump().items() if v == dup[0]]
+            raise _Bad(f"names a source column mapped to more than one field (also to "
+                       f"{', '.join('columns.' + f for f in fields[1:])})", key=fields[0], value=dup[0],
+                       fix="map each source column to one field only")
         return self
 
     def mapped(self) -> dict[str, str]:
@@ -180,7 +339,7 @@ class RulesParams(_Strict):
 
 class DataParams(_Strict):
     source: Literal["sample", "csv", "excel", "parquet", "sql"] = "sample"
-    currency: str = Field("EUR", min_length=1, max_length=8)
+    currency: HeaderText = Field("EUR", min_length=1, max_length=8)
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
     sample: SampleParams = Field(default_factory=SampleParams)
     file: FileParams = Field(default_factory=FileParams)
@@ -192,19 +351,25 @@ class DataParams(_Strict):
     def _source(self) -> DataParams:
         if self.source == "sql":
             if not self.sql.url:
-                raise ValueError("source is sql: set sql.url")
+                raise _Bad("is empty, but source is sql", key="sql.url", value="",
+                           fix="set sql.url to the database's SQLAlchemy URL, e.g. sqlite:///data/raw/shop.db")
             if bool(self.sql.table) == bool(self.sql.query):
-                raise ValueError("source is sql: set exactly one of sql.table and sql.query")
+                raise _Bad("sql.table and sql.query are both set, or both empty: source sql needs exactly one",
+                           key="sql.table", value=self.sql.table,
+                           fix="set sql.table to a table name, or sql.query to a SELECT")
         if self.rules.segment_by == "region" and not self.columns.region:
-            raise ValueError("rules.segment_by is region but columns.region is empty: map the region "
-                             "column, or segment by country (map columns.country) or none")
+            raise _Bad("is region, but columns.region is empty", key="rules.segment_by", value="region",
+                       fix="map the region column, or segment by country (map columns.country) or none")
         if self.rules.segment_by == "country" and not self.columns.country:
-            raise ValueError("rules.segment_by is country: map columns.country")
+            raise _Bad("is country, but columns.country is empty", key="rules.segment_by", value="country",
+                       fix="map columns.country, or segment by region or none")
         if self.rules.cancelled_prefix and not self.columns.order_id:
-            raise ValueError("rules.cancelled_prefix marks cancellations on the order id, but columns.order_id is "
-                             "empty: map the order id column, or set rules.cancelled_prefix: \"\"")
+            raise _Bad("marks cancellations on the order id, but columns.order_id is empty",
+                       key="rules.cancelled_prefix", value=self.rules.cancelled_prefix,
+                       fix="map the order id column, or set rules.cancelled_prefix: \"\"")
         if self.rules.non_product_codes and not (self.columns.product or self.columns.product_line):
-            raise ValueError("rules.non_product_codes needs columns.product (or columns.product_line)")
+            raise _Bad("needs columns.product (or columns.product_line)", key="rules.non_product_codes",
+                       value=self.rules.non_product_codes, fix="map the product column, or set rules.non_product_codes: []")
         return self
 
 
@@ -234,7 +399,7 @@ class ProphetParams(_Strict):
 
 class ForecastParams(_Strict):
     freq: Literal["D", "W", "M", "Q"] = "W"
-    horizon: int = Field(13, ge=1, le=1000)
+    horizon: int = Field(13, ge=1)     # at most MAX_HORIZON[freq]
     folds: int = Field(3, ge=1, le=20)
     interval_width: float = Field(0.8, gt=0, lt=1)
     models: list[Literal["prophet", "seasonal_naive", "ets", "theta", "ces", "combination"]] = Field(
@@ -248,6 +413,21 @@ class ForecastParams(_Strict):
     outliers: Literal["none", "clip"] = "none"
     outlier_threshold: float = Field(5.0, gt=0, le=100)
     prophet: ProphetParams = Field(default_factory=ProphetParams)
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon(cls, v: int, info: ValidationInfo) -> int:
+        freq = info.data.get("freq")
+        if freq in MAX_HORIZON and v > MAX_HORIZON[freq]:
+            most, fit = MAX_HORIZON[freq], max(4, v // 2)
+            years = (v + fit) * {"D": 1, "W": 7, "M": 30.44, "Q": 91.31}[freq] / 365.25
+            limits = ", ".join(f"{f} {n}" for f, n in MAX_HORIZON.items())
+            raise _Bad(f"with freq {freq} the horizon is at most {most} periods, 2 years ahead (the limits: {limits}): "
+                       f"one backtest of {v} periods needs {v + fit:,} periods of data ({fit:,} to fit on, {v:,} to "
+                       f"check), about {years:.0f} years, before its accuracy can be checked even once, and the "
+                       "seasonal models repeat at most a yearly pattern",
+                       fix=f"set horizon to at most {most}, or use a coarser freq for a longer outlook")
+        return v
 
     @field_validator("models")
     @classmethod
@@ -293,16 +473,16 @@ class ChurnParams(_Strict):
 
 # ---------------------------------------------------------------- report
 class Audience(_Strict):
-    label: str = Field(min_length=1)
+    label: HeaderText = Field(min_length=1)
     regions: Literal["all"] | list[str] = "all"
-    to: list[str] = Field(default_factory=list)
-    cc: list[str] = Field(default_factory=list)
-    bcc: list[str] = Field(default_factory=list)
+    to: list[Mailbox] = Field(default_factory=list)
+    cc: list[Mailbox] = Field(default_factory=list)
+    bcc: list[Mailbox] = Field(default_factory=list)
 
 
 class ReportParams(_Strict):
-    title: str = "Customer & Revenue Review"
-    company: str = "Northwind Supplies"
+    title: HeaderText = "Customer & Revenue Review"
+    company: HeaderText = "Northwind Supplies"
     page_size: Literal["A4", "Letter"] = "A4"
     audiences: dict[str, Audience]
 
@@ -320,7 +500,7 @@ class ReportParams(_Strict):
 # ---------------------------------------------------------------- deliver
 class DeliverParams(_Strict):
     send: bool = False
-    from_addr: str = "reports@example.com"
+    from_addr: Mailbox = "reports@example.com"
     smtp_host: str = "localhost"
     smtp_port: int = Field(587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
@@ -351,6 +531,15 @@ class Paths(_Strict):
     runs_dir: Path
     reports_dir: Path
     outbox_dir: Path
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _inside(cls, v: Any, info: ValidationInfo) -> Any:
+        if not _from_file(info):
+            return v
+        example = {"raw_dir": "data/raw", "outbox_dir": "reports/outbox", "runs_dir": "reports/runs",
+                   "reports_dir": "reports"}.get(info.field_name or "", "data/processed/kpis.parquet")
+        return inside_project(v, output=info.field_name != "raw_dir", example=example)
 
     def report(self, audience: str, ext: str) -> Path:
         return self.reports_dir / audience / f"report.{ext}"
@@ -410,22 +599,33 @@ def _redact(key: str, value: Any) -> Any:
     return value
 
 
-def _explain(exc: ValidationError, rel: str, data: dict[str, Any]) -> ParamsError:
+def refusal(file: str, key: str, value: Any, problem: str, fix: str | None = None) -> ParamsError:
+    """The one message for a bad value: the file, the key, the value (secrets hidden), what is wrong, the fix."""
+    shown = _redact(key, value)
+    head = f"key '{key}'" if isinstance(shown, dict) else f"key '{key}' has value {shown!r}"
+    return ParamsError(f"{head}: {problem}", file=file, fix=fix or f"set '{key}' to an allowed value")
+
+
+def _explain(exc: ValidationError, rel: str, data: dict[str, Any], prefix: str = "") -> ParamsError:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(file)"
-    value = _redact(key, err.get("input"))
+    ctx = err.get("ctx") or {}
+    bad = ctx.get("error")
+    loc = [str(p) for p in err["loc"]]
+    if isinstance(bad, _Bad) and bad.key:   # a rule across keys, raised by the model that holds them
+        loc += bad.key.split(".")
+    key = ".".join(([prefix] if prefix else []) + loc)
     if err["type"] == "extra_forbidden":
         return ParamsError(f"unknown key '{key}'", file=rel,
                            fix="remove it, or check its spelling against the file's comments")
     if err["type"] == "missing":
         return ParamsError(f"required key '{key}' is missing", file=rel, fix=f"add '{key}:'")
-    ctx = err.get("ctx") or {}
-    allowed = ""
-    if "expected" in ctx:
-        allowed = f"; allowed: {ctx['expected']}"
+    if isinstance(bad, _Bad):
+        value = bad.value if bad.key else err.get("input")
+        return refusal(rel, key or "(file)", value, bad.problem, bad.fix)
+    allowed = f"; allowed: {ctx['expected']}" if "expected" in ctx else ""
     msg = err["msg"].removeprefix("Value error, ")
-    fix = getattr(ctx.get("error"), "fix", None) or f"set '{key}' to an allowed value"   # a validator's own fix
-    return ParamsError(f"key '{key}' has value {value!r}: {msg}{allowed}", file=rel, fix=fix)
+    fix = getattr(bad, "fix", None)   # a validator's own fix
+    return refusal(rel, key or "(file)", err.get("input"), f"{msg}{allowed}", fix)
 
 
 def load(stage: str, root: str | os.PathLike | None = None,
@@ -439,7 +639,7 @@ def load(stage: str, root: str | os.PathLike | None = None,
     if overrides:
         data = {**data, **overrides}
     try:
-        return MODELS[stage].model_validate(data)
+        return MODELS[stage].model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
         raise _explain(exc, rel, data) from None
 
@@ -449,20 +649,133 @@ def from_namespace(stage: str, namespace: dict[str, Any]) -> Any:
     fields = MODELS[stage].model_fields
     data = {k: namespace[k] for k in fields if k in namespace}
     try:
-        return MODELS[stage].model_validate(data)
+        return MODELS[stage].model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
         raise _explain(exc, f"notebook parameters of {stage}", data) from None
 
 
 def paths(root: str | os.PathLike | None = None) -> Paths:
-    """Absolute artifact paths, declared once in params/paths.yaml."""
+    """Absolute artifact paths, declared once in params/paths.yaml; each one relative and inside the project."""
     base = project_root(root)
-    data = _read_yaml(base / "params/paths.yaml").get("paths", {})
+    rel_file = "params/paths.yaml"
+    top = _read_yaml(base / rel_file)
+    for key in top:
+        if key != "paths":
+            raise ParamsError(f"unknown key '{key}'", file=rel_file, fix="declare every path under 'paths:'")
+    data = top.get("paths", {})
+    if not isinstance(data, dict):
+        raise refusal(rel_file, "paths", data, "must be a mapping of name: path", fix="restore it from git")
     try:
-        rel = Paths.model_validate(data)
+        rel = Paths.model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
-        raise _explain(exc, "params/paths.yaml", data) from None
+        raise _explain(exc, rel_file, data, prefix="paths") from None
     return Paths.model_validate({k: base / v for k, v in rel.model_dump().items()})
+
+
+# ---------------------------------------------------------------- rules across files
+def checks(root: str | os.PathLike | None = None, data: bool = True) -> Iterator[str]:
+    """Validate every params file, params/paths.yaml and the rules across files; yield a line per check.
+
+    Raises the first ParamsError. `data`: also check audiences' regions against the ingested transactions
+    when the data's regions are only known from the data (False for the stages that make that data).
+    Reads the transactions' region column at most; writes nothing."""
+    base = project_root(root)
+    loaded = {}
+    for stage in STAGES:
+        loaded[stage] = load(stage, base)
+        yield f"params/{stage}.yaml: ok"
+    p = paths(base)
+    yield "params/paths.yaml: ok (every path relative and inside the project)"
+    cfg: DataParams = loaded["data"]
+    kind = file_kind(cfg.source, cfg.file.path)
+    if kind:
+        raise refusal("params/data.yaml", "file.path", cfg.file.path, kind[0], kind[1])
+    yield from _check_audiences(loaded["report"], cfg, p, base, data)
+
+
+def possible_regions(cfg: DataParams) -> tuple[set[str] | None, str]:
+    """The regions the ingested data can hold as far as params/data.yaml says, and how it says so;
+    (None, why) when only the data can tell."""
+    r = cfg.rules
+    if r.segment_by == "none":
+        return {ONE_SEGMENT}, f"with rules.segment_by: none in params/data.yaml the one region is {ONE_SEGMENT}"
+    if r.segment_by == "country" and r.country_regions:
+        values = sorted(set(r.country_regions.values()))
+        return set(values) | {OTHER_REGION, UNKNOWN_REGION}, (
+            f"rules.country_regions in params/data.yaml maps countries to {', '.join(values)}, and a country it "
+            f"does not list goes to {OTHER_REGION}")
+    if r.segment_by == "region" and cfg.source == "sample":
+        return set(cfg.sample.regions) | {UNKNOWN_REGION}, (
+            f"the sample company's regions (sample.regions in params/data.yaml) are {', '.join(cfg.sample.regions)}")
+    if r.segment_by == "country":
+        return None, "with rules.segment_by: country and no rules.country_regions each country is a region"
+    return None, f"the regions are the values of the source's {cfg.columns.region!r} column"
+
+
+def _stale(base: Path) -> bool:
+    """True when dvc.lock shows that the ingested data was made with other params/data.yaml values."""
+    lock = base / "dvc.lock"
+    if not lock.is_file():
+        return False
+    try:
+        recorded = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {})["stages"]["ingest"]["params"][
+            "params/data.yaml"]
+    except (yaml.YAMLError, OSError, KeyError, TypeError):
+        return False
+    return recorded != _read_yaml(base / "params/data.yaml")
+
+
+def ingested_regions(p: Paths, base: Path) -> tuple[set[str] | None, str]:
+    """The regions of the ingested transactions, and where they come from; (None, why) when there are none
+    (not ingested yet, unreadable, or made with other params/data.yaml values)."""
+    rel = p.transactions.relative_to(base) if p.transactions.is_relative_to(base) else p.transactions
+    if not p.transactions.is_file():
+        return None, f"no data is ingested yet ({rel})"
+    if _stale(base):
+        return None, f"the ingested data ({rel}) was made with other params/data.yaml values"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        column = pq.read_table(p.transactions, columns=["region"], read_dictionary=["region"]).column("region")
+    except (pa.ArrowException, OSError, KeyError):
+        return None, f"the ingested data ({rel}) cannot be read"
+    values = set()
+    for chunk in column.chunks:
+        values.update(v for v in chunk.dictionary.to_pylist() if v is not None)
+    return values, f"the ingested data ({rel}) has the regions {', '.join(sorted(values))}"
+
+
+def _check_audiences(report: ReportParams, cfg: DataParams, p: Paths, base: Path, data: bool) -> Iterator[str]:
+    """Every audience's regions are regions the data can have (see possible_regions); with the ingested data at
+    hand, an audience sees all regions or exactly one (as the report stage requires)."""
+    regional = {k: a for k, a in report.audiences.items() if a.regions != "all"}
+    if not regional:
+        yield "audiences: ok (every audience sees all regions)"
+        return
+    known, how = possible_regions(cfg)
+    exact = False
+    if known is None:
+        why = how
+        if data:
+            known, how = ingested_regions(p, base)
+            exact = known is not None
+        if known is None:
+            yield (f"audiences: regions cannot be checked yet: {why}, and {how if data else 'the data is not read'}; "
+                   "every stage after ingest checks them before it writes")
+            return
+    fix = "use region names exactly as they are written there, or regions: all"
+    for key, aud in regional.items():
+        unknown = [r for r in aud.regions if r not in known]
+        if unknown:
+            raise refusal("params/report.yaml", f"audiences.{key}.regions", aud.regions,
+                          f"{unknown[0]!r} is not a region the data can have: {how}", fix)
+        regions = set(aud.regions)
+        if exact and len(regions) > 1 and not regions >= known:
+            raise refusal("params/report.yaml", f"audiences.{key}.regions", aud.regions,
+                          "an audience sees either all regions or exactly one",
+                          "use `regions: all`, or one audience per region")
+    yield f"audiences: ok (regions checked: {how})"
 
 
 def pack_params(audience: str, root: str | os.PathLike | None = None,

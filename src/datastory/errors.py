@@ -7,10 +7,11 @@ class DatastoryError(Exception):
     """A problem the user can fix. The message says what, where and how."""
 
     def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
-                 column: str | None = None, fix: str | None = None):
+                 column: str | None = None, fix: str | None = None, record: int | None = None):
         self.problem = message
         self.file = file
-        self.row = row
+        self.row = row          # the row as the user sees it: a text file's line, a sheet's row
+        self.record = record    # a text file's record (header = 1), when it may differ from its line
         self.column = column
         self.fix = fix
         super().__init__(self.render())
@@ -19,7 +20,9 @@ class DatastoryError(Exception):
         where = []
         if self.file:
             where.append(str(self.file))
-        if self.row is not None:
+        if self.row is not None and self.record is not None and self.record != self.row:
+            where.append(f"line {self.row} (record {self.record})")   # after an empty line or a multi-line value
+        elif self.row is not None:
             where.append(f"row {self.row}")
         if self.column:
             where.append(f"column '{self.column}'")

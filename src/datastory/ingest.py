@@ -22,6 +22,7 @@ dropped silently. `read_source`, `save` and `run` are the I/O edge.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -40,9 +41,9 @@ from .config import DataParams, Paths
 from .errors import DataError
 from .sources import Raw
 
-UNKNOWN = "Unknown"            # region of a customer whose region is never given
-OTHER = "Other"                # region of a country that rules.country_regions does not list
-ONE_SEGMENT = "Company"        # region when rules.segment_by is none
+UNKNOWN = config.UNKNOWN_REGION   # region of a customer whose region is never given
+OTHER = config.OTHER_REGION       # region of a country that rules.country_regions does not list
+ONE_SEGMENT = config.ONE_SEGMENT  # region when rules.segment_by is none
 ALL_PRODUCTS = "All products"  # product line when the source has none
 SORT_KEYS = ["timestamp", "order_id", "customer_id", "product_line", "amount"]
 TEXT_FIELDS = ("order_id", "customer_id", "customer_name", "region", "country", "product", "product_line")
@@ -421,8 +422,9 @@ def _raise_first(raw: Raw, check: Check) -> None:
     value = _first_value(raw, check.field, pos) if check.field in raw.frame.columns else ""
     shown = f" (value {value!r})" if value else ""
     more = f"; {len(bad):,} row(s) have this problem, first shown" if len(bad) > 1 else ""
-    raise DataError(f"{check.reason}{shown}{more}", file=raw.name, row=raw.row(pos), column=raw.column(check.field),
-                    fix=f"{check.fix}; or set on_bad_rows: quarantine to set such rows aside")
+    raise DataError(f"{check.reason}{shown}{more}", file=raw.name, row=raw.row(pos), record=raw.record(pos),
+                    column=raw.column(check.field), fix=f"{check.fix}; or set on_bad_rows: quarantine to set such "
+                    "rows aside")
 
 
 def _empty_periods(ts: pd.Series) -> list[str]:
@@ -467,8 +469,7 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
         zone = zoneinfo.ZoneInfo(rules.timezone or "UTC")
         cutoff = pd.Timestamp(now if now is not None else dt.datetime.now(zone).replace(tzinfo=None))
     frame = raw.frame.reset_index(drop=True)
-    raw = Raw(frame=frame, name=raw.name, first_row=raw.first_row, source_columns=raw.source_columns,
-              skipped_lines=raw.skipped_lines)
+    raw = dataclasses.replace(raw, frame=frame)
     n = len(frame)
     if n == 0:
         raise sources.no_rows(raw.name)

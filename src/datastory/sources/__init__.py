@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import DataParams, Paths
+from ..config import DataParams, Paths, file_kind, inside_project
 from ..errors import DataError
 
 
@@ -31,10 +31,20 @@ class Raw:
     first_row: int = 1             # the row number of the first data row as the user sees it (2 under a header)
     source_columns: dict[str, str] = field(default_factory=dict)  # canonical field -> source column name
     skipped_lines: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # blank lines
+    # CSV records whose quoted values hold line breaks: their 0-based positions (ascending), and how many lines
+    # each one runs on past its first
+    multiline_at: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    multiline_extra: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
-        """The user's row numbers (a CSV's own line numbers, empty lines counted) of 0-based data rows."""
-        base = np.asarray(positions, dtype=np.int64) + self.first_row
+        """The user's row numbers of 0-based data rows: a CSV's own line numbers, where each record starts
+        (empty lines and the extra lines of multi-line values counted); a sheet's rows; else the records."""
+        pos = np.asarray(positions, dtype=np.int64)
+        base = pos + self.first_row
+        at = np.asarray(self.multiline_at, dtype=np.int64)
+        if len(at):   # every multi-line record before a row pushes it down by its extra lines
+            before = np.concatenate(([0], np.cumsum(np.asarray(self.multiline_extra, dtype=np.int64))))
+            base = base + before[np.searchsorted(at, pos, side="left")]
         skipped = np.sort(np.asarray(self.skipped_lines, dtype=np.int64))
         if not len(skipped):
             return base
@@ -44,6 +54,11 @@ class Raw:
     def row(self, position: int) -> int:
         """The user's row number of the 0-based data row `position`."""
         return int(self.rows(np.array([position]))[0])
+
+    def record(self, position: int) -> int:
+        """The record number of the 0-based data row `position`, counting a header as record 1: what a CSV
+        reader counts, whatever empty lines or multi-line values come before it."""
+        return int(position) + self.first_row
 
     def column(self, fieldname: str) -> str:
         """The user's name of a canonical field's column."""
@@ -87,9 +102,18 @@ def check_header(names: list[str], columns: dict[str, str], name: str, hint: str
 
 
 def source_path(cfg: DataParams, root: Path) -> Path:
-    """The configured file, made absolute against the project; a clear error when it is not there."""
-    path = Path(cfg.file.path)
-    path = path if path.is_absolute() else root / path
+    """The configured file, made absolute against the project; a clear error when it is not there, when its path
+    leads out of the project, or when its name says it is not the kind of file the source reads (such a file is
+    never opened, so none of its content can reach a message)."""
+    try:
+        inside_project(cfg.file.path)
+    except ValueError as exc:
+        raise DataError(f"file.path {cfg.file.path!r} {exc}", file="params/data.yaml",
+                        fix=getattr(exc, "fix", None) or "set file.path to a path inside the project") from None
+    kind = file_kind(cfg.source, cfg.file.path)
+    if kind:
+        raise DataError(kind[0], file=cfg.file.path, fix=kind[1])
+    path = root / cfg.file.path
     if not path.is_file():
         raise DataError("file not found", file=cfg.file.path,
                         fix="put the export there (data/raw/ is watched by `dvc repro`), or set file.path in "

@@ -4,6 +4,11 @@ Values stay text here, so that ingest can name the row and column of a value it 
 the declared decimal and thousands marks. The header is read first, with Python's csv module, so a
 wrong delimiter, a repeated or missing column, a byte-order mark or a wrong encoding gets a clear
 message before the bulk read. A `.gz` file is decompressed on the fly.
+
+A quoted value may hold line breaks anywhere in the file: the parser splits the file into blocks at record
+ends, never inside a quoted value, so what is read does not depend on where a block ends. Rows are named by
+the file's own line numbers (where each record starts) and, when empty lines or multi-line values come
+before it, by the record number as well (the header is record 1).
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import csv as pycsv
 import gzip
 import io
 import re
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..config import DataParams
@@ -26,7 +34,7 @@ from . import Raw, check_header, display, no_rows, source_path
 
 BOM = codecs.BOM_UTF8
 BLOCK = 1 << 24  # bytes per parse block: large blocks parse faster; memory stays a few blocks per thread
-SCAN_BLOCK = 1 << 24  # bytes per read when looking for empty lines
+SCAN_BLOCK = 1 << 24  # bytes per read when counting lines and looking for empty ones
 DELIMITERS = [";", "\t", "|", ","]
 
 
@@ -94,27 +102,190 @@ def _header(path: Path, cfg: DataParams, name: str) -> list[str]:
     return [n.strip() for n in names]
 
 
-def blank_lines(path: Path, encoding: str) -> np.ndarray:
-    """1-based numbers of the empty lines (which the CSV parser skips), so that rows keep their file line
-    numbers. Scanned in C-speed chunks; empty for encodings that are not ASCII-compatible."""
-    if not _ascii_compatible(encoding):
-        return np.empty(0, dtype=np.int64)
-    found: list[int] = []
+@dataclass(frozen=True)
+class Lines:
+    """What one quick pass over the bytes tells, before they are parsed."""
+    total: int          # lines in the file (a last line without a line break counts)
+    quoted: bool        # a '"' somewhere: without one, no value can hold a line break
+
+
+def _chunks(path: Path, encoding: str):
+    """The file's bytes in SCAN_BLOCK chunks: as they are, or decoded to UTF-8 for an encoding whose line
+    breaks are not single bytes (such as UTF-16)."""
+    with _open(path) as raw:
+        fh = raw if _ascii_compatible(encoding) else _Feed(raw, encoding)
+        while chunk := fh.read(SCAN_BLOCK):
+            yield chunk
+
+
+def count_lines(path: Path, encoding: str) -> Lines:
+    """The line count, and whether the file holds a quote (C-speed counts, no search)."""
+    newlines, quoted, last = 0, False, b""
+    for chunk in _chunks(path, encoding):
+        newlines += chunk.count(b"\n")
+        quoted = quoted or b'"' in chunk
+        last = chunk[-1:]
+    return Lines(newlines + (1 if last not in (b"", b"\n") else 0), quoted)
+
+
+def empty_lines(path: Path, encoding: str) -> tuple[np.ndarray, int]:
+    """1-based numbers of the empty lines (one inside a quoted value counts too), and the number of '"' in
+    the file (odd: a quote is never closed, or one is a literal)."""
+    found: list[np.ndarray] = []
     lines_before = 0     # newlines in the chunks before this one
     prev = b""
+    quotes = 0
+    for chunk in _chunks(path, encoding):
+        quotes += chunk.count(b'"')
+        data = prev + chunk
+        if b"\n\n" in data or b"\n\r\n" in data:
+            found.append(lines_before + _empty_after(data))
+        keep = data[-2:] if len(data) >= 2 else data
+        lines_before += data.count(b"\n") - keep.count(b"\n")
+        prev = keep
+    return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64), quotes
+
+
+def _empty_after(data: bytes) -> np.ndarray:
+    """1-based numbers, counted in `data`, of the lines that start after a newline of `data` and are empty
+    (LF right after it, or CR LF)."""
+    a = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(a == 10)
+    newlines = newlines[newlines + 1 < len(a)]   # a newline at the very end starts no line here
+    following = a[newlines + 1]
+    empty = following == 10
+    crlf = np.flatnonzero((following == 13) & (newlines + 2 < len(a)))
+    empty[crlf] = a[newlines[crlf] + 2] == 10
+    # the empty line starts right after the k-th newline (0-based): its number is k + 2
+    return np.flatnonzero(empty).astype(np.int64) + 2
+
+
+def blank_lines(path: Path, encoding: str) -> np.ndarray:
+    """1-based numbers of the empty lines (which the CSV parser skips), so that rows keep their file line
+    numbers."""
+    return empty_lines(path, encoding)[0]
+
+
+class _Feed(io.RawIOBase):
+    """The file's bytes for the parser: as UTF-8 (other encodings are decoded here), in reads that never end with
+    a CR unless the file does. pyarrow takes a LF at the start of a read that follows a read ending with CR as
+    the end of that CR's line and drops it, even inside a quoted value: "a\\r\\nb" would become "a\\rb" whenever
+    a read ended between the two."""
+
+    def __init__(self, fh: io.BufferedIOBase, encoding: str):
+        self.fh = fh
+        self.held = b""
+        self.decoder = None if _is_utf8(encoding) else codecs.getincrementaldecoder(encoding)()
+        self.buffer = bytearray()
+        self.eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self.decoder is None:   # UTF-8: the bytes as they are, a trailing CR held for the next read
+            data = self.held + (self.fh.read() if n is None or n < 0 else self.fh.read(max(n - len(self.held), 1)))
+            self.held = b""
+            if len(data) > 1 and data.endswith(b"\r"):
+                self.held, data = b"\r", data[:-1]
+            return data
+        want = (1 << 62) if n is None or n < 0 else max(n, 1)
+        while len(self.buffer) <= want and not self.eof:   # one byte more than asked: what follows a CR
+            chunk = self.fh.read(max(want, 1 << 16) if n is not None and n >= 0 else -1)
+            self.eof = not chunk
+            self.buffer += self.decoder.decode(chunk, final=self.eof).encode("utf-8")
+        out = bytes(self.buffer[:want])
+        if len(out) > 1 and out.endswith(b"\r") and len(self.buffer) > len(out):
+            out = out[:-1]
+        del self.buffer[: len(out)]
+        return out
+
+
+def _read_options(cfg: DataParams, names: list[str]) -> pacsv.ReadOptions:
+    return pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK, encoding="utf8")
+
+
+def _parse_options(cfg: DataParams, quoted: bool = True) -> pacsv.ParseOptions:
+    # newlines_in_values: blocks end at record ends, so a quoted value may hold line breaks wherever it falls.
+    # A file without any quote has no such value, and is split at any line end (faster).
+    return pacsv.ParseOptions(delimiter=cfg.file.delimiter, newlines_in_values=quoted)
+
+
+def _reads_as_a_record(value: str, delimiter: str, n_columns: int) -> bool:
+    """True when a line inside a multi-line value has as many fields as a record: the sign of a quote that was
+    never closed (the value swallowed the records after it)."""
+    return any(len(next(pycsv.reader([part.rstrip("\r")], delimiter=delimiter), [])) == n_columns
+               for part in value.split("\n"))
+
+
+def value_line_breaks(path: Path, cfg: DataParams, n_columns: int) -> tuple[np.ndarray, bool]:
+    """Per record, the line breaks inside its values (every column, mapped or not): the lines it runs on past
+    its first; and whether a line inside such a value reads as a record of its own. A streaming second read,
+    done only for a file that has such values."""
+    names = [f"c{i}" for i in range(n_columns)]
+    conv = pacsv.ConvertOptions(column_types={c: pa.string() for c in names}, null_values=[],
+                                strings_can_be_null=False)
+    parts = []
+    swallowed = False
     with _open(path) as fh:
-        while chunk := fh.read(SCAN_BLOCK):
-            data = prev + chunk
-            for pattern in (b"\n\n", b"\n\r\n"):
-                at = data.find(pattern)
-                while at >= 0:
-                    # the empty line starts right after the newline at `at`: its number is newlines up to it + 1
-                    found.append(lines_before + data.count(b"\n", 0, at + 1) + 1)
-                    at = data.find(pattern, at + 1)
-            keep = data[-2:] if len(data) >= 2 else data
-            lines_before += data.count(b"\n") - keep.count(b"\n")
-            prev = keep
-    return np.unique(np.asarray(found, dtype=np.int64))
+        for batch in pacsv.open_csv(_Feed(fh, cfg.file.encoding), read_options=_read_options(cfg, names),
+                                    parse_options=_parse_options(cfg), convert_options=conv):
+            total = np.zeros(batch.num_rows, dtype=np.int64)
+            for column in batch.columns:
+                breaks = pc.count_substring(column, "\n")
+                total += breaks.to_numpy(zero_copy_only=False)
+                if not swallowed and n_columns > 1 and pc.any(pc.greater(breaks, 0)).as_py():
+                    values = column.filter(pc.greater(breaks, 0)).to_pylist()
+                    swallowed = any(_reads_as_a_record(v, cfg.file.delimiter, n_columns) for v in values)
+            parts.append(total)
+    return (np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)), swallowed
+
+
+def _true_empty(empty: np.ndarray, breaks: np.ndarray) -> np.ndarray:
+    """The empty lines between records, leaving out those inside a multi-line value (`breaks`: per record,
+    the line breaks inside its values)."""
+    if not len(empty):
+        return empty
+    # the line each record starts on if no empty line came before it (the header is line 1)
+    start = 2 + np.arange(len(breaks), dtype=np.int64) + np.concatenate(([0], np.cumsum(breaks[:-1])))
+    kept: list[int] = []
+    for line in empty.tolist():
+        shift = len(kept)   # the empty lines before this one
+        k = int(np.searchsorted(start, line - shift, side="right")) - 1   # the last record starting before it
+        if k >= 0 and start[k] + shift < line <= start[k] + shift + breaks[k]:
+            continue        # inside record k's quoted value
+        kept.append(line)
+    return np.asarray(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each record starts: the empty lines between records and the records that run over lines."""
+    empty: np.ndarray            # 1-based numbers of the empty lines between records
+    multiline_at: np.ndarray     # 0-based positions of the records whose values hold line breaks
+    multiline_extra: np.ndarray  # the lines each of them runs on past its first
+    suspect: bool = False        # a value may have swallowed records: a quote that is never closed
+
+
+def line_layout(path: Path, cfg: DataParams, lines: Lines, n_columns: int, n_records: int) -> Layout:
+    """Where each record starts (see Layout), from the file's line count (count_lines).
+
+    Lines beyond the header and the records are empty lines or line breaks inside values: a second pass
+    finds the empty lines, and when they do not account for all, a streaming read counts the line breaks
+    in each record's values. A file with neither (the common case) takes no further pass."""
+    none = np.empty(0, dtype=np.int64)
+    extra = lines.total - 1 - n_records
+    if extra <= 0:
+        return Layout(none, none, none)
+    empty, quotes = empty_lines(path, cfg.file.encoding)
+    if extra - len(empty) <= 0:
+        return Layout(empty, none, none)
+    breaks, swallowed = value_line_breaks(path, cfg, n_columns)
+    if len(breaks) != n_records:   # cannot happen with the same parser; keep the plain line numbers
+        return Layout(empty, none, none, suspect=True)
+    at = np.flatnonzero(breaks)
+    return Layout(_true_empty(empty, breaks), at.astype(np.int64), breaks[at],
+                  suspect=swallowed or quotes % 2 == 1)
 
 
 def _delimiter_hint(names: list[str], delimiter: str) -> str:
@@ -126,30 +297,98 @@ def _delimiter_hint(names: list[str], delimiter: str) -> str:
     return ""
 
 
-def _bad_line(path: Path, cfg: DataParams, names: list[str]) -> tuple[int, str, str]:
-    """The first line (1-based) the parser cannot take: not text in the encoding, an unclosed quote,
-    only spaces, or the wrong number of fields. Returns (line, problem, column or "")."""
+def _looks_like_a_header(names: list[str], delimiter: str, name: str, hint: str) -> None:
+    """Refuse, without echoing it, a first line that cannot be a header naming the mapped columns (at least two):
+    one name and no other delimiter in it, or control characters. A file that is not a CSV export (a file of
+    another kind under a .csv name) shows nothing of its content."""
+    shown = "\\t" if delimiter == "\t" else delimiter
+    fix = ("check file.path and file.delimiter in params/data.yaml; the first line must name the columns, e.g. "
+           f"InvoiceNo{delimiter}CustomerID{delimiter}InvoiceDate{delimiter}...")
+    if any(unicodedata.category(c) == "Cc" for n in names for c in n):
+        raise DataError("the first line holds control characters: it is not a CSV header", file=name, row=1, fix=fix)
+    if len(names) == 1 and not hint:
+        raise DataError(f"the first line holds no '{shown}': it is not a '{shown}'-separated header naming the "
+                        "columns", file=name, row=1, fix=fix)
+
+
+def _bad_line(path: Path, cfg: DataParams, names: list[str]) -> tuple[int, int, str, str]:
+    """The first record (read as a CSV reader does: a quoted value may run over lines) the parser cannot
+    take: not text in the encoding, an unclosed quote, only spaces, or the wrong number of fields.
+    Returns (line where it starts, record number with the header as 1, problem, column or "")."""
     enc = cfg.file.encoding
     decoder = codecs.getincrementaldecoder("utf-8-sig" if _is_utf8(enc) else enc)()
     delim = cfg.file.delimiter.encode(enc) if _ascii_compatible(enc) else b""
-    with _open(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
-            try:
-                text = decoder.decode(line)
-            except UnicodeDecodeError as exc:
-                field = line[: exc.start].count(delim) if delim else -1
-                column = names[field] if 0 <= field < len(names) else ""
-                return line_no, f"is not valid {enc} text (byte {line[exc.start]:#04x})", column
-            if line_no == 1 or text in ("\n", "\r\n", ""):
-                continue
-            if not text.strip():
-                return line_no, "holds only spaces (an empty line must be really empty)", ""
-            if text.count('"') % 2:
-                return line_no, 'has an unclosed quote (a " that is never closed)', ""
-            fields = next(pycsv.reader([text.rstrip("\r\n")], delimiter=cfg.file.delimiter), [])
-            if len(fields) != len(names):
-                return line_no, f"has {len(fields)} fields but the header has {len(names)}", ""
-    return 0, "", ""
+    seen = {"line": 0, "raw": b""}
+    texts: list[str] = []      # the lines of the record being read
+
+    def lines(fh):
+        for raw in fh:
+            seen["line"] += 1
+            seen["raw"] = raw
+            texts.append(decoder.decode(raw))
+            yield texts[-1]
+
+    limit = pycsv.field_size_limit()
+    pycsv.field_size_limit(max(limit, 1 << 30))   # a long value is not an error here; an unclosed quote is
+    try:
+        with _open(path) as fh:
+            reader = pycsv.reader(lines(fh), delimiter=cfg.file.delimiter)
+            record = 0
+            open_at_end: tuple[int, int, str, str] = (0, 0, "", "")   # the last record, if its quote is open
+            while True:
+                texts.clear()
+                first = seen["line"] + 1
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    return open_at_end
+                except UnicodeDecodeError as exc:
+                    raw = seen["raw"]
+                    field = raw[: exc.start].count(delim) if delim and first == seen["line"] else -1
+                    column = names[field] if 0 <= field < len(names) else ""
+                    return seen["line"], record + 1, f"is not valid {enc} text (byte {raw[exc.start]:#04x})", column
+                except pycsv.Error as exc:
+                    return first, record + 1, f"cannot be read as CSV ({exc})", ""
+                if not fields:     # an empty line: not a record
+                    continue
+                open_at_end = (0, 0, "", "")
+                record += 1
+                last = seen["line"]
+                if record == 1:    # the header
+                    continue
+                if last == first and len(fields) == 1 and not fields[0].strip():
+                    return first, record, "holds only spaces (an empty line must be really empty)", ""
+                counts = f"{len(fields)} fields but the header has {len(names)}"
+                if last > first:
+                    # a line inside the quoted value that reads as a whole record: the quote was never closed
+                    inner = next((first + i for i, t in enumerate(texts[1:-1], start=1)
+                                  if len(next(pycsv.reader([t.rstrip("\r\n")], delimiter=cfg.file.delimiter), []))
+                                  == len(names)), 0)
+                    what = 'has an unclosed quote: a " opens a value that runs over lines'
+                    if inner or len(fields) != len(names):
+                        why = (f"line {inner} inside it reads as a record of its own" if inner else
+                               f"the record then has {counts}")
+                        return first, record, f"{what} {first} to {last}, and {why}", ""
+                    if "".join(texts).count('"') % 2:   # open to the end of the file, if no record follows
+                        open_at_end = (first, record, f"{what} {first} to {last}, the end of the file", "")
+                elif len(fields) != len(names):
+                    if "".join(texts).count('"') % 2:
+                        return first, record, f'has an unclosed quote (a " that is never closed); it has {counts}', ""
+                    return first, record, f"has {counts}", ""
+    finally:
+        pycsv.field_size_limit(limit)
+
+
+def _raise_bad_line(path: Path, cfg: DataParams, names: list[str], name: str) -> None:
+    """Raise the DataError of the first record the parser cannot take (see _bad_line), if there is one."""
+    line, record, what, column = _bad_line(path, cfg, names)
+    if line:
+        fix = ("set file.encoding in params/data.yaml (e.g. latin-1 or cp1252)" if "text" in what else
+               "delete the spaces on that line" if "spaces" in what else
+               "close the quote, or remove the stray quote character" if "quote" in what else
+               "quote values that contain the delimiter, or check file.delimiter in params/data.yaml")
+        raise DataError(f"line {line} {what}", file=name, row=line, record=record, column=column or None,
+                        fix=fix) from None
 
 
 def read(cfg: DataParams, root: Path) -> Raw:
@@ -158,25 +397,21 @@ def read(cfg: DataParams, root: Path) -> Raw:
     name = display(path, root)
     names = _header(path, cfg, name)
     mapped = cfg.columns.mapped()
-    check_header(names, mapped, name, _delimiter_hint(names, cfg.file.delimiter))
+    hint = _delimiter_hint(names, cfg.file.delimiter)
+    _looks_like_a_header(names, cfg.file.delimiter, name, hint)
+    check_header(names, mapped, name, hint)
     wanted = list(dict.fromkeys(mapped.values()))
-    read_opts = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK,
-                                  encoding="utf8" if _is_utf8(cfg.file.encoding) else cfg.file.encoding)
-    parse_opts = pacsv.ParseOptions(delimiter=cfg.file.delimiter, newlines_in_values=False)
     conv = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in wanted},
                                 null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
     try:
+        lines = count_lines(path, cfg.file.encoding)
         with _open(path) as fh:
-            table = pacsv.read_csv(fh, read_options=read_opts, parse_options=parse_opts, convert_options=conv)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        line, what, column = _bad_line(path, cfg, names)
-        if line:
-            fix = ("set file.encoding in params/data.yaml (e.g. latin-1 or cp1252)" if "text" in what else
-                   "delete the spaces on that line" if "spaces" in what else
-                   "close the quote, or remove the stray quote character" if "quote" in what else
-                   "quote values that contain the delimiter, or check file.delimiter in params/data.yaml")
-            raise DataError(f"line {line} {what}", file=name, row=line, column=column or None, fix=fix) from None
-        detail = re.sub(r"\s+", " ", str(exc))[:200]
+            table = pacsv.read_csv(_Feed(fh, cfg.file.encoding), read_options=_read_options(cfg, names),
+                                   parse_options=_parse_options(cfg, quoted=lines.quoted), convert_options=conv)
+    except (pa.ArrowInvalid, UnicodeError) as exc:
+        _raise_bad_line(path, cfg, names, name)
+        # the parser's own words, without the record it quotes: no content of the file is echoed
+        detail = re.sub(r"\s+", " ", re.sub(r"(got \d+)\b.*", r"\1", str(exc), flags=re.S))[:200]
         raise DataError(f"cannot be parsed as CSV: {detail}", file=name,
                         fix="check file.delimiter and file.encoding in params/data.yaml") from None
     except (OSError, EOFError) as exc:
@@ -187,6 +422,9 @@ def read(cfg: DataParams, root: Path) -> Raw:
                             self_destruct=True, split_blocks=True)
     del table
     frame = pd.DataFrame({fieldname: frame[col] for fieldname, col in mapped.items()})
-    return Raw(frame=frame, name=name, first_row=2, source_columns=mapped,
-               skipped_lines=blank_lines(path, cfg.file.encoding))
+    layout = line_layout(path, cfg, lines, len(names), len(frame))
+    if layout.suspect:   # the parser takes a quote left open to the end of the file as one long value
+        _raise_bad_line(path, cfg, names, name)
+    return Raw(frame=frame, name=name, first_row=2, source_columns=mapped, skipped_lines=layout.empty,
+               multiline_at=layout.multiline_at, multiline_extra=layout.multiline_extra)
 

@@ -24,11 +24,11 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from ..config import DataParams
+from ..config import FILE_EXTENSIONS, DataParams
 from ..errors import DataError
 from . import Raw, check_header, display, no_rows, source_path
 
-EXTENSIONS = (".xlsx", ".xlsm")
+EXTENSIONS = FILE_EXTENSIONS["excel"]
 MAX_UNCOMPRESSED = 1 << 30      # bytes: all members together, once unzipped (1 GiB)
 MAX_RATIO = 200                 # uncompressed / compressed size of one member ...
 RATIO_MIN_SIZE = 4 << 20        # ... checked for members above this uncompressed size (4 MiB)
