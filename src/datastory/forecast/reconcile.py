@@ -15,8 +15,11 @@ forecast ŷ to bottom forecasts. The methods (G):
 
 Choice (`reconcile: auto` in params/forecast.yaml): every method reconciles the run's own backtest forecasts,
 fold by fold, with W estimated on the other folds (on the fold itself when there is only one), and the method
-with the lowest mean MASE (the mean over levels of each level's mean) wins; ties go to the simpler method. With
-no backtest to measure on, it is `bottom_up`: the leaves keep the forecasts whose accuracy the run reports.
+with the lowest mean MASE (the mean over levels of each level's mean) wins; ties go to the simpler method. It
+is measured on the families whose members all have a backtest (a line too young for one is left out of the
+measurement, not of the reconciliation). With no backtest to measure on, it is `bottom_up`: the leaves keep the
+forecasts whose accuracy the run reports. A tree with a member without backtest errors is reconciled by
+`wls_struct` where the method would need them (metrics say so).
 
 Ragged hierarchies: a family (a parent and all of its children) is reconciled only when the parent and every
 child have a forecast on the same future dates. A parent whose family is incomplete (a child too short to
@@ -330,9 +333,11 @@ def apply(done: list[dict], labels: dict[str, tuple[str, str]], choice: str) -> 
     levels = {sid: level(*labels[sid]) for sid in labels}
     bt = {sid: b for sid, r in by_id.items() if (b := _backtest(r)) is not None}
     nonneg = [all(by_id[s]["nonneg"] for s in t.ids) for t in tree_list]
+    # measured on the trees of the series that have a backtest: one short line must not hide the others'
+    measured, _ = trees(parent, {sid: f.index for sid, f in frames.items() if sid in bt})
     scores = {}
     for method in METHODS:
-        parts = [backtest_mase(t, bt, method, nn) for t, nn in zip(tree_list, nonneg, strict=True)]
+        parts = [backtest_mase(t, bt, method, all(by_id[s]["nonneg"] for s in t.ids)) for t in measured]
         parts = [p for p in parts if p is not None]
         if parts:
             scores[method] = pd.concat(parts, ignore_index=True)
