@@ -60,7 +60,7 @@ def test_ragged_families_are_left_out_and_named():
     dates = {sid: DATES for sid in LABELS if sid != "South / C"}          # a line without a forecast
     dates["North / B"] = DATES[1:].append(pd.DatetimeIndex([DATES[-1] + pd.Timedelta(weeks=1)]))  # other dates
     trees, status = rc.trees(rc.parents(LABELS), dates)
-    assert status["South"] == "left out: no forecast for South / C"
+    assert status["South"] == "left out: no usable forecast for South / C"
     assert status["North"] == "left out: North / B forecast other dates"
     assert status["All"] == "reconciled"
     assert [t.ids for t in trees] == [("All", "North", "South")]       # the regions are leaves of the company
@@ -69,7 +69,7 @@ def test_ragged_families_are_left_out_and_named():
 def test_without_the_company_each_complete_region_is_its_own_tree():
     dates = {sid: DATES for sid in LABELS if sid != "All"}
     trees, status = rc.trees(rc.parents(LABELS), dates)
-    assert status["All"] == "left out: no forecast for the total"
+    assert status["All"] == "left out: no usable forecast for the total"
     assert [t.ids[0] for t in trees] == ["North", "South"]
 
 
@@ -261,7 +261,7 @@ def test_a_ragged_hierarchy_reconciles_its_complete_families():
     res = run(series, cfg(reconcile="mint_shrink"), progress=False)
     left = res.metrics["reconciliation"]["families"]["left_out"]
     for reg in ("North", "South", "East"):
-        assert left[reg] == f"no forecast for {reg} / Software"
+        assert left[reg] == f"no usable forecast for {reg} / Software"
         assert res.metrics["series"][f"{reg} / Software"]["status"] == "no_forecast"
     assert res.metrics["reconciliation"]["families"]["reconciled"] == 1
     check_forecast(res.frame, ["All"])
@@ -275,6 +275,18 @@ def test_a_short_line_without_backtest_is_reconciled_structurally():
     info = res.metrics["reconciliation"]
     assert info["families"]["left_out"] == {"All": "reconciled by wls_struct: no backtest errors"}
     check_forecast(res.frame, ["All", "North", "South", "East"])
+
+
+def test_a_forecast_with_a_gap_leaves_its_family_out():
+    t = full_tree()
+    frames = {sid: pd.DataFrame({"yhat": 10.0 * t.S[i].sum(), "yhat_lower": 1.0, "yhat_upper": 99.0}, index=DATES)
+              for i, sid in enumerate(t.ids)}
+    frames["South / C"].iloc[2, 0] = np.nan
+    done = [{"series_id": sid, "frame": f, "chosen_bt": None, "nonneg": True} for sid, f in frames.items()]
+    out, info = rc.apply(done, LABELS, "auto")
+    assert info["families"]["left_out"] == {"South": "no usable forecast for South / C"}
+    assert info["method"] == "bottom_up" and info["chosen_by"].startswith("no backtest")
+    assert out[-1]["frame"] is frames["South / C"]                       # left as it was
 
 
 def test_a_flat_table_has_nothing_to_reconcile():

@@ -107,11 +107,11 @@ def trees(parent: dict[str, str | None], dates: dict[str, pd.DatetimeIndex]) -> 
     status: dict[str, str] = {}
     for p, kids in sorted(children.items()):
         if p not in dates:
-            status[p] = "left out: no forecast for the total"
+            status[p] = "left out: no usable forecast for the total"
             continue
         absent = [k for k in kids if k not in dates]
         other = [k for k in kids if k in dates and not dates[k].equals(dates[p])]
-        status[p] = (f"left out: no forecast for {', '.join(absent)}" if absent else
+        status[p] = (f"left out: no usable forecast for {', '.join(absent)}" if absent else
                      f"left out: {', '.join(other)} forecast other dates" if other else "reconciled")
     complete = {p for p, s in status.items() if s == "reconciled"}
     out = []
@@ -318,11 +318,11 @@ def apply(done: list[dict], labels: dict[str, tuple[str, str]], choice: str) -> 
     check_method(choice, CHOICES)
     parent = parents(labels)
     by_id = {r["series_id"]: r for r in done}
-    frames = {sid: r["frame"] for sid, r in by_id.items() if r["frame"] is not None}
+    frames = {sid: r["frame"] for sid, r in by_id.items()   # a forecast with a gap is not usable: left out
+              if r["frame"] is not None and np.isfinite(r["frame"].to_numpy(float)).all()}
     tree_list, status = trees(parent, {sid: f.index for sid, f in frames.items()})
     info: dict = {"method": "none", "chosen_by": "params" if choice == "none" else "no hierarchy to reconcile",
-                  "intervals": "per series: each range shifted by its forecast's adjustment, width kept; "
-                               "ranges do not add up",
+                  "intervals": "per series: moved with the forecast, width kept; they do not add up",
                   "families": {"reconciled": sum(s == "reconciled" for s in status.values()),
                                "left_out": {p: s.removeprefix("left out: ") for p, s in status.items()
                                             if s != "reconciled"}},
