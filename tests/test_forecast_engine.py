@@ -56,7 +56,7 @@ def test_run_contracts(series_long):
     assert (m["freq"], m["horizon"], m["folds"], m["interval_width"], m["fill"]) == ("M", 3, 2, 0.8, "zero")
     assert set(m["overall"]) == {"mase", "smape", "coverage", "naive_mase", "naive_smape"}
     assert m["selection_margin"] in (0.0, 0.05, 0.1, 0.2, 0.4)
-    assert m["reconciliation"]["families"] == {"reconciled": 3, "left_out": {}}
+    assert m["reconciliation"]["families"] == {"reconciled": 3, "left_out": {}, "structural": []}
     assert set(m["series"]) == set(series_long["series_id"])
     north = m["series"]["North"]
     assert north["region"] == "North" and north["product_line"] == schema.ALL and north["error"] is None

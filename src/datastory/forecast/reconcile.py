@@ -19,7 +19,7 @@ with the lowest mean MASE (the mean over levels of each level's mean) wins; ties
 is measured on the families whose members all have a backtest (a line too young for one is left out of the
 measurement, not of the reconciliation). With no backtest to measure on, it is `bottom_up`: the leaves keep the
 forecasts whose accuracy the run reports. A tree with a member without backtest errors is reconciled by
-`wls_struct` where the method would need them (metrics say so).
+`wls_struct` where the method would need them (metrics name the tree's top under families.structural).
 
 Ragged hierarchies: a family (a parent and all of its children) is reconciled only when the parent and every
 child have a forecast on the same future dates. A parent whose family is incomplete (a child too short to
@@ -325,7 +325,7 @@ def apply(done: list[dict], labels: dict[str, tuple[str, str]], choice: str) -> 
                   "intervals": "per series: moved with the forecast, width kept; they do not add up",
                   "families": {"reconciled": sum(s == "reconciled" for s in status.values()),
                                "left_out": {p: s.removeprefix("left out: ") for p, s in status.items()
-                                            if s != "reconciled"}},
+                                            if s != "reconciled"}, "structural": []},
                   "gap_before": round(_gap(frames, status, parent), 6)}
     if choice == "none" or not tree_list:
         info["families"]["reconciled"] = 0
@@ -355,7 +355,7 @@ def apply(done: list[dict], labels: dict[str, tuple[str, str]], choice: str) -> 
             y, yh, _, _ = aligned(t, bt)
             if y.shape[1] == 0:
                 m = "wls_struct"
-                info["families"]["left_out"][t.ids[0]] = "reconciled by wls_struct: no backtest errors"
+                info["families"]["structural"].append(t.ids[0])   # the tree's top: no backtest errors
             else:
                 errors = (y - yh).T
         base = np.vstack([frames[s]["yhat"].to_numpy(float) for s in t.ids])
