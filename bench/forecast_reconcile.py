@@ -13,8 +13,10 @@ Run: .venv/bin/python bench/forecast_reconcile.py [SET ...] [--models M ...] [--
   (`reconcile: auto`). The held-out part only reports.
 - Printed per set: the method auto chose and the backtest figure of every method (validation: mean over levels
   of the per-level mean MASE, each fold reconciled with the covariance estimated on the other folds); then, per
-  level, the held-out MASE of the base forecasts, of the chosen method and of every method. MASE = mean |y - yhat|
-  over the held-out periods / the training history's mean |y_t - y_{t-m}| (m: one season when two are known).
+  level, the held-out MASE of the base forecasts, of the chosen method and of every method (MASE = mean |y - yhat|
+  over the held-out periods / the training history's mean |y_t - y_{t-m}|, m: one season when two are known), and
+  the share of held-out actuals inside the ranges, base and reconciled (ranges are per series, moved with the
+  forecast).
 - Models: the pipeline's default list without Prophet (--models to change it), engine local; the figures
   compare reconciliations of the same base forecasts, so the model list matters little.
 Not a test: the figures depend on the data and library versions.
@@ -71,6 +73,17 @@ def test_mase(frames: dict[str, pd.DataFrame | None], train: dict[str, pd.Series
     return out
 
 
+def coverage(frames: dict[str, pd.DataFrame | None], test: dict[str, pd.Series]) -> float:
+    """Share of held-out actuals inside their series' range, over every series and period."""
+    inside = []
+    for sid, f in frames.items():
+        if f is not None:
+            y = test[sid].to_numpy(float)
+            g = f.reindex(test[sid].index)
+            inside.extend((g["yhat_lower"].to_numpy() <= y) & (y <= g["yhat_upper"].to_numpy()))
+    return float(np.mean(inside)) if inside else float("nan")
+
+
 def per_level(mase: dict[str, float], levels: dict[str, str]) -> dict[str, float]:
     s = pd.Series(mase)
     return {lv: float(s[[sid for sid in s.index if levels[sid] == lv]].mean()) for lv in rc.LEVELS}
@@ -88,6 +101,9 @@ def bench_set(name: str, cfg: config.ForecastParams) -> None:
     chosen, info = rc.apply(done, labels, "auto")
     rows[f"auto = {info['method']}"] = per_level(
         test_mase({r["series_id"]: r["frame"] for r in chosen}, train, test, cfg.freq), levels)
+    print_coverage = (f"held-out share inside the {cfg.interval_width:.0%} range: base "
+                      f"{coverage({r['series_id']: r['frame'] for r in done}, test):.3f}, reconciled by "
+                      f"{info['method']} {coverage({r['series_id']: r['frame'] for r in chosen}, test):.3f}")
     for method in rc.METHODS:
         rec, _ = rc.apply(done, labels, method)
         rows[method] = per_level(test_mase({r["series_id"]: r["frame"] for r in rec}, train, test, cfg.freq), levels)
@@ -105,6 +121,7 @@ def bench_set(name: str, cfg: config.ForecastParams) -> None:
     table["mean"] = table.mean(axis=1)
     print("held-out (test) MASE:")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(print_coverage)
 
 
 def main(argv: list[str] | None = None) -> None:
