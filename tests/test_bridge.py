@@ -101,6 +101,8 @@ def test_a_partial_last_period_is_not_compared():
     assert (early["period"] == pd.Timestamp("2025-02-01")).all()
     assert (early["previous_period"] == pd.Timestamp("2025-01-01")).all()
     assert (bridge.compute(tx, "M")["period"] == pd.Timestamp("2025-03-01")).all()  # default end: the last line
+    assert bridge.compute(tx, "M", "1990-01-31").empty                 # an end before the data: nothing complete
+    assert bridge.periods(pd.Series([], dtype="datetime64[ns]"), "M", "2025-03-31") == ()
 
 
 def test_totals_equal_the_kpi_tiles_on_the_sample():

@@ -70,7 +70,7 @@ def periods(starts: pd.Series, period: str, data_end: str | dt.date | pd.Timesta
     step = pd.DateOffset(months=3 if period == "Q" else 1)
     last = pd.Timestamp(starts.max())
     limit = pd.Timestamp(data_end).normalize()
-    while last + end_of > limit:
+    while last + end_of > limit and last >= first:
         last = last - step
     previous = last - step
     return (last, previous) if previous >= first else ()
