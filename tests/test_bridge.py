@@ -88,8 +88,18 @@ def test_segment_view_for_renderers():
     assert (view["period"], view["previous_period"]) == ("2025-03-01", "2025-02-01")
     assert view["change"] == 50.0 and sum(view["steps"].values()) == pytest.approx(50.0)
     assert set(view["pvm"]) == set(bridge.PVM) and view["note"] == ""
-    assert view["customers"]["lost"] == 1
+    assert view["customers"]["lost"] == 1 and view["customers"]["price"] == 3     # A, B and G bought in both
     assert bridge.segment(bridge.compute(hand_rows(), "M", "2025-03-31"), "Mars") is None
+
+
+def test_a_customer_who_spent_the_same_is_returning_but_neither_growth_nor_decline():
+    tx = pd.concat([hand_rows(), lines([("K", "2025-02-09", "North", "Services", 1, 75.0),
+                                        ("K", "2025-03-09", "North", "Services", 1, 75.0)])], ignore_index=True)
+    b = bridge.compute(tx, "M", "2025-03-31")
+    view, before = bridge.segment(b, schema.ALL), bridge.segment(bridge.compute(hand_rows(), "M", "2025-03-31"), schema.ALL)
+    assert view["steps"] == before["steps"] and view["change"] == before["change"]
+    assert (view["customers"]["growth"], view["customers"]["decline"], view["customers"]["mix"]) == (2, 1, 4)
+    assert sum(view["pvm"].values()) == pytest.approx(-70.0) and view["pvm"] != before["pvm"]
 
 
 # ---------------------------------------------------------------- complete periods

@@ -141,12 +141,11 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
     rows += [("step", k, parts[k], counts[k], "") for k in STEPS]
     rows += [("total", "current", int(v1.sum()) + r1, int(in1.sum()), "")]
     returning = parts["growth"] + parts["decline"]
-    n_returning = counts["growth"] + counts["decline"]
+    n_returning = int((in0 & in1).sum())   # those whose sales did not change at all included
     if not quantities:
         split, note = {}, "the data has no quantities: returning customers' change is not split into price, volume and mix"
     else:
-        both = set(ids[in0 & in1])
-        lines = sales[sales["period"].isin([prev, cur]) & sales["customer_id"].isin(list(both))]
+        lines = sales[sales["period"].isin([prev, cur]) & sales["customer_id"].isin(ids[in0 & in1])]
         split, note = pvm(lines, cur, prev)
     if split:
         rows += [("pvm", k, split[k], n_returning, "") for k in PVM]
