@@ -117,13 +117,14 @@ def make_pack(audience: str = "executive", hostile: str | None = None) -> pack.P
 
 def write_artifacts(project: Path, frames: dict) -> None:
     """Write tiny_frames() as the real artifacts the earlier stages leave in a project folder."""
-    from datastory import io
+    from datastory import io, metrics
 
     paths = config.paths(project)
     for name in ("kpis", "forecast", "churn_scores"):
         io.write_parquet(frames[name], getattr(paths, name))
-    for name in ("forecast_metrics", "churn_metrics", "data_quality"):
-        io.write_json(frames[name], getattr(paths, name))
+    metrics.save_forecast(frames["forecast_metrics"], paths)
+    metrics.save_churn(frames["churn_metrics"], paths)
+    metrics.save_quality(frames["data_quality"], paths)
 
 
 @pytest.fixture

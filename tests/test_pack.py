@@ -63,3 +63,15 @@ def test_audience_of_some_but_not_all_regions_is_refused_clearly():
     report = config.ReportParams(audiences={"x": config.Audience(label="X", regions=["North", "South"])})
     with pytest.raises(ParamsError, match="all regions or exactly one"):
         pack.select("x", report, "EUR", provenance=pack.Provenance("a", "b", "c", "d"), **frames)
+
+
+def test_load_gives_the_renderers_the_dicts_the_stages_computed(project):
+    from conftest import write_artifacts
+
+    frames = tiny_frames()
+    write_artifacts(project, frames)
+    p = pack.load("executive", project)
+    assert p.forecast_metrics == frames["forecast_metrics"]
+    assert p.churn_metrics == frames["churn_metrics"] and p.data_quality == frames["data_quality"]
+    north = pack.load("north", project)
+    assert set(north.forecast_metrics["series"]) == {"North", "North / Hardware"}

@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml), print a "
                    "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
                    "when the data cannot run the pipeline")
+    sd = sub.add_parser("stage-deps", help="compare each dvc.yaml stage's src/ deps with the code its command "
+                        "imports (its import closure); print the lines to add or remove, exit 1 when they differ")
+    sd.add_argument("--write", action="store_true", help="rewrite dvc.yaml's src/ deps to match instead")
     ff = sub.add_parser("forecast-file", help="backtest, select and forecast every series of a long CSV "
                         "(unique_id, ds, y)")
     ff.add_argument("input", help="CSV with columns unique_id, ds (YYYY-MM-DD), y")
@@ -75,22 +78,41 @@ PIPELINE = {"sample": False, "ingest": False, "kpis": True, "forecast": True, "c
             "deliver": True}
 
 
+def _forecast_file(args: argparse.Namespace) -> int:
+    """`datastory forecast-file`: standalone, works on any file, inside a project or not."""
+    from .forecast import file as ffile
+
+    models = [x.strip() for x in args.models.split(",") if x.strip()] if args.models is not None else None
+    cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed, args.fill,
+                            args.holidays)
+    run = ffile.forecast_file(args.input, args.out, cfg, args.freq, progress=True, summary_to=args.summary)
+    for line in ffile.summary_lines(run.summary):
+        print(line, file=sys.stderr)
+    print(f"wrote {run.out_path}: {run.forecast['unique_id'].nunique()} series x {cfg.horizon} periods")
+    print(f"wrote {run.summary_path}: what was done with each series")
+    return 3 if run.problems else 0  # some series had bad input and were left out
+
+
+def _stage_deps(args: argparse.Namespace) -> int:
+    """`datastory stage-deps [--write]`: dvc.yaml's src/ deps against each stage's import closure."""
+    from . import config, stagedeps
+
+    root = config.project_root(args.root)
+    changes = stagedeps.write(root) if args.write else stagedeps.check(root)
+    for change in changes:
+        print("\n".join(change.lines()))
+    if not changes:
+        print("dvc.yaml: every stage's src/ deps are its import closure")
+    elif args.write:
+        print(f"rewrote dvc.yaml: {len(changes)} stage(s) changed")
+    return 1 if changes and not args.write else 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    """The pipeline's commands and the checks (what `dvc repro` runs: its stages' code is this function's)."""
     from . import config, stages
 
     cmd = args.command
-    if cmd == "forecast-file":  # standalone: works on any file, inside a project or not
-        from .forecast import file as ffile
-
-        models = [x.strip() for x in args.models.split(",") if x.strip()] if args.models is not None else None
-        cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed, args.fill,
-                                args.holidays)
-        run = ffile.forecast_file(args.input, args.out, cfg, args.freq, progress=True, summary_to=args.summary)
-        for line in ffile.summary_lines(run.summary):
-            print(line, file=sys.stderr)
-        print(f"wrote {run.out_path}: {run.forecast['unique_id'].nunique()} series x {cfg.horizon} periods")
-        print(f"wrote {run.summary_path}: what was done with each series")
-        return 3 if run.problems else 0  # some series had bad input and were left out
     config.load_dotenv(args.root)
     if cmd in PIPELINE:
         for _ in config.checks(args.root, data=PIPELINE[cmd]):
@@ -137,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "forecast-file":
+            return _forecast_file(args)
+        if args.command == "stage-deps":
+            return _stage_deps(args)
         return _dispatch(args)
     except DatastoryError as exc:
         if args.debug:

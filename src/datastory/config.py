@@ -439,7 +439,7 @@ class ForecastParams(_Strict):
     @field_validator("closures")
     @classmethod
     def _closures(cls, v: list[str]) -> list[str]:
-        from .forecast.calendar import check
+        from .closures import check
 
         try:
             return check(v)
@@ -521,13 +521,17 @@ class Paths(_Strict):
     transactions: Path
     rejected: Path
     data_quality: Path
+    quality_headline: Path
     kpis: Path
     forecast: Path
     forecast_metrics: Path
+    forecast_series: Path
+    forecast_headline: Path
     forecast_backtest: Path
     forecast_backtest_plot: Path
     churn_scores: Path
     churn_metrics: Path
+    churn_headline: Path
     runs_dir: Path
     reports_dir: Path
     outbox_dir: Path

@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import config, io, schema, sources
+from . import config, io, metrics, schema, sources
 from .config import DataParams, Paths
 from .errors import DataError
 from .sources import Raw
@@ -588,7 +588,7 @@ def save(result: Ingested, paths: Paths) -> None:
         raise DataError(f"data-quality dict lacks {', '.join(missing)}", fix="build it with ingest.prepare")
     io.write_parquet(schema.conform(result.tx, schema.TRANSACTIONS, "transactions", copy=False), paths.transactions)
     io.write_parquet(result.rejected, paths.rejected)
-    io.write_json(result.quality, paths.data_quality)
+    metrics.save_quality(result.quality, paths)
 
 
 def run(root: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import config, io
+from . import config, io, metrics
 from .errors import ParamsError
 from .schema import ALL
 
@@ -42,7 +42,7 @@ class Pack:
     page_size: str
     kpis: pd.DataFrame             # schema.KPIS rows of its regions (plus ALL when is_company)
     forecast: pd.DataFrame         # schema.FORECAST rows of its series
-    forecast_metrics: dict[str, Any]  # metrics/forecast.json with "series" narrowed to its series
+    forecast_metrics: dict[str, Any]  # the forecast stage's metrics, "series" narrowed to its series
     churn_scores: pd.DataFrame     # schema.CHURN_SCORES rows of its customers
     churn_metrics: dict[str, Any]
     data_quality: dict[str, Any]
@@ -120,7 +120,10 @@ def git_commit(root: Path) -> str:
 
 
 def load(key: str, root: str | Path | None = None, report: config.ReportParams | None = None) -> Pack:
-    """Read the processed artifacts and narrow them to audience `key` (of `report`, default the file's)."""
+    """Read the processed artifacts and narrow them to audience `key` (of `report`, default the file's).
+
+    The forecast metrics are put back together from their record and per-series table (`metrics.read_forecast`),
+    so the renderers see the dict the forecast stage computed."""
     base = config.project_root(root)
     p = config.paths(base)
     report = report or config.load("report", base)
@@ -129,5 +132,5 @@ def load(key: str, root: str | Path | None = None, report: config.ReportParams |
                       commit=git_commit(base),
                       params_hash=config.params_hash(config.pack_params(key, base, report)))
     return select(key, report, config.load("data", base).currency,
-                  io.read_parquet(p.kpis), io.read_parquet(p.forecast), io.read_json(p.forecast_metrics),
+                  io.read_parquet(p.kpis), io.read_parquet(p.forecast), metrics.read_forecast(p),
                   io.read_parquet(p.churn_scores), io.read_json(p.churn_metrics), dq, prov)

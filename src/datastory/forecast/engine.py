@@ -374,9 +374,11 @@ def plot_csv(result: ForecastResult, series_id: str = schema.ALL) -> str:
 
 
 def save(result: ForecastResult, paths: Paths) -> list[Path]:
-    """Write the forecast parquet, the metrics JSON, the backtest CSV (every series, model and fold) and
+    """Write the forecast parquet, the metrics (record, per-series CSV, headline JSON), the backtest CSV (every series, model and fold) and
     the readable backtest plot CSV of the company total atomically; return their paths."""
+    from .. import metrics
+
     return [io.write_parquet(result.frame, paths.forecast),
-            io.write_json(result.metrics, paths.forecast_metrics),
+            *metrics.save_forecast(result.metrics, paths),
             io.write_text(backtest_csv(result.backtest), paths.forecast_backtest),
             io.write_text(plot_csv(result), paths.forecast_backtest_plot)]
