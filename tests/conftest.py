@@ -154,5 +154,6 @@ def built(tmp_path_factory) -> Path:
     from e2e import copy_repo, sh
 
     root = copy_repo(tmp_path_factory.mktemp("e2e"))
-    sh(root, "dvc", "repro")
+    res = sh(root, "dvc", "repro")
+    (root.parent / "repro.log").write_text(res.stdout + res.stderr)   # the console of the run, beside the project
     return root

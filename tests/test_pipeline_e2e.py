@@ -49,6 +49,14 @@ def test_second_repro_runs_no_stage_and_status_is_clean(built):
     assert "up to date" in status.stdout, status.stdout
 
 
+def test_console_of_a_full_run_has_no_error_warning_or_traceback(built):
+    console = (built.parent / "repro.log").read_text()
+    assert "Running stage 'forecast'" in console
+    noisy = [line for line in console.splitlines()
+             if any(word in line for word in ("ERROR", "WARNING", "Traceback", "KeyboardInterrupt"))]
+    assert not noisy, "\n".join(noisy)
+
+
 def test_metrics_show_lists_forecast_and_churn(built):
     res = sh(built, "dvc", "metrics", "show", "--json")
     shown = json.dumps(json.loads(res.stdout))
