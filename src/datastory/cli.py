@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml), print a "
                    "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
                    "when the data cannot run the pipeline")
+    sub.add_parser("plots-page", help="write the page template `dvc plots show` uses, with Vega inlined so the "
+                   "plots draw offline (.datastory/plots.html; `make setup` runs it)")
     sd = sub.add_parser("stage-deps", help="compare each dvc.yaml stage's src/ deps with the code its command "
                         "imports (its import closure); print the lines to add or remove, exit 1 when they differ")
     sd.add_argument("--write", action="store_true", help="rewrite dvc.yaml's src/ deps to match instead")
@@ -163,6 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _forecast_file(args)
         if args.command == "stage-deps":
             return _stage_deps(args)
+        if args.command == "plots-page":
+            from . import plotspage
+
+            print(f"wrote {plotspage.write(args.root)}: `dvc plots show` draws offline")
+            return 0
         return _dispatch(args)
     except DatastoryError as exc:
         if args.debug:
