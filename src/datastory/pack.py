@@ -119,13 +119,15 @@ def git_commit(root: Path) -> str:
         return "unversioned"
 
 
-def load(key: str, root: str | Path | None = None, report: config.ReportParams | None = None) -> Pack:
+def load(key: str, root: str | Path | None = None, report: config.ReportParams | None = None,
+         paths: config.Paths | None = None) -> Pack:
     """Read the processed artifacts and narrow them to audience `key` (of `report`, default the file's).
 
     The forecast metrics are put back together from their record and per-series table (`metrics.read_forecast`),
-    so the renderers see the dict the forecast stage computed."""
+    so the renderers see the dict the forecast stage computed. `paths` (default params/paths.yaml's) lets a
+    notebook run by hand read what other notebooks run by hand wrote (`outputs.paths`)."""
     base = config.project_root(root)
-    p = config.paths(base)
+    p = paths or config.paths(base)
     report = report or config.load("report", base)
     dq = io.read_json(p.data_quality)
     prov = Provenance(period_start=str(dq.get("period_start", "?")), period_end=str(dq.get("period_end", "?")),

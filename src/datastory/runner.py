@@ -53,7 +53,8 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
     if not source.is_file():
         raise StageError("stage notebook is missing", file=str(source.relative_to(base)),
                          fix="restore it from git: git checkout -- notebooks/")
-    parameters = config.load(params_stage, base).model_dump(mode="json") | (extra or {})
+    # write_outputs: the pipeline's paths (a notebook run by hand writes under scratch/, see outputs.py)
+    parameters = config.load(params_stage, base).model_dump(mode="json") | {"write_outputs": True} | (extra or {})
     target = executed_path(stage, base, suffix)
     for stale in stale_temps(target):  # a killed earlier run of this stage; one stage writes one record
         stale.unlink(missing_ok=True)
