@@ -95,6 +95,13 @@ def _forecast_file(args: argparse.Namespace) -> int:
     return 3 if run.problems else 0  # some series had bad input and were left out
 
 
+def _plots_page(args: argparse.Namespace) -> int:
+    from . import plotspage
+
+    print(f"wrote {plotspage.write(args.root)}: `dvc plots show` draws offline")
+    return 0
+
+
 def _stage_deps(args: argparse.Namespace) -> int:
     """`datastory stage-deps [--write]`: dvc.yaml's src/ deps against each stage's import closure."""
     from . import config, stagedeps
@@ -166,10 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stage-deps":
             return _stage_deps(args)
         if args.command == "plots-page":
-            from . import plotspage
-
-            print(f"wrote {plotspage.write(args.root)}: `dvc plots show` draws offline")
-            return 0
+            return _plots_page(args)
         return _dispatch(args)
     except DatastoryError as exc:
         if args.debug:
