@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--force", action="store_true",
                        help="send to every recipient again, even those who surely have this exact pack")
     sub.add_parser("check-params", help="validate every params/*.yaml, params/paths.yaml and the rules across "
-                   "them (a file source of the declared kind; audiences' regions the data can have); writes nothing")
+                   "them (a file source of the declared kind; audiences' regions the data can have), then print the "
+                   "effective settings, defaults included; writes nothing")
     sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml), print a "
                    "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
                    "when the data cannot run the pipeline")
@@ -160,6 +161,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif cmd == "check-params":
         for line in config.checks(args.root):
             print(line, flush=True)
+        print("effective settings (defaults included):")
+        for line in config.settings(args.root):
+            print(f"  {line}")
     return 0
 
 
