@@ -154,3 +154,32 @@ def test_eml_carries_both_attachments_byte_identical(built):
         assert pdf == (built / "reports" / key / "report.pdf").read_bytes()
         assert xlsx == (built / "reports" / key / "report.xlsx").read_bytes()
         assert set(aud["to"]) <= {a.addr_spec for a in msg["To"].addresses}
+
+
+def test_an_experiment_compares_with_the_committed_baseline(built, tmp_path):
+    """The README's analyst steps after a build: an experiment, then `dvc metrics diff` and `dvc exp show`
+    load both the committed baseline and the experiment, in a table a person can read."""
+    import csv
+    import io
+    import shutil
+
+    root = tmp_path / "exp"
+    shutil.copytree(built, root, symlinks=True)
+    sh(root, "dvc", "exp", "run", "-S", "params/forecast.yaml:horizon=26")
+    diff = json.loads(sh(root, "dvc", "metrics", "diff", "--json").stdout)
+    fc = diff["diff"]["metrics/forecast.json"]
+    assert fc["mase"]["old"] is not None and fc["mase"]["new"] is not None, fc
+    assert "DVC failed to load" not in sh(root, "dvc", "metrics", "diff").stderr
+    for extra in ((), ("--only-changed",)):
+        res = sh(root, "dvc", "exp", "show", "--csv", *extra)
+        rows = list(csv.DictReader(io.StringIO(res.stdout)))
+        assert "failed to load" not in res.stderr.lower(), res.stderr
+        base = [r for r in rows if r["typ"] == "baseline"]
+        exps = [r for r in rows if r["typ"] == "branch_commit" or r["typ"] == "branch_base"]
+        assert base and exps, rows
+        assert base[0]["mase"] not in ("", "!") and exps[0]["mase"] not in ("", "!"), (base, exps)
+        assert exps[0]["horizon"] == "26" and base[0]["horizon"] == "13"
+        if extra:
+            assert len(rows[0]) <= 60, f"{len(rows[0])} columns: {list(rows[0])}"
+    shown = sh(root, "dvc", "exp", "show", "--only-changed", COLUMNS="200").stdout
+    assert max(len(line) for line in shown.splitlines()) <= 200, shown
