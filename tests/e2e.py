@@ -87,9 +87,9 @@ def artifacts(root: Path) -> list[Path]:
     return out
 
 
-def unchanged_since_commit(root: Path) -> bool:
-    """True when no tracked file (dvc.lock, the committed metrics) differs from the copy's commit."""
-    return sh(root, "git", "status", "--porcelain", "--untracked-files=no").stdout == ""
+def unchanged_since_commit(root: Path, *paths: str) -> bool:
+    """True when none of the tracked `paths` (e.g. dvc.lock, metrics) differs from the copy's commit."""
+    return sh(root, "git", "status", "--porcelain", "--untracked-files=no", "--", *paths).stdout == ""
 
 
 def untracked_artifacts(root: Path) -> list[Path]:

@@ -140,4 +140,4 @@ def test_dvc_repro_stops_before_any_stage_writes(tmp_path):
     assert "key 'paths.outbox_dir' has value '../escape_outbox': leads out of the project" in out
     assert "Traceback" not in out
     assert not (tmp_path / "escape_outbox").exists()
-    assert untracked_artifacts(root) == [] and unchanged_since_commit(root)   # dvc.lock and metrics as committed
+    assert untracked_artifacts(root) == [] and unchanged_since_commit(root, "dvc.lock", "metrics")
