@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import io
+
 PACKAGE = "datastory"
 SRC = "src"
 # stage -> (function of stages.py its command runs, notebook it executes or None)
@@ -238,5 +240,5 @@ def write(root: Path) -> list[Change]:
     path = Path(root) / "dvc.yaml"
     changes = check(root)
     if changes:
-        path.write_text(rewrite(path.read_text(encoding="utf-8"), compute(root)), encoding="utf-8")
+        io.write_text(rewrite(path.read_text(encoding="utf-8"), compute(root)), path)
     return changes
