@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/datastory plots-page
 	@touch $@
 
 setup: $(STAMP) ## create .venv if missing and install the pinned dependencies
@@ -45,5 +46,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: setup $(BENCH_STAMP) ## print the benchmark figures (not tests)
 	@for b in bench/*.py; do echo "== $$b"; python $$b || exit 1; done
 
-clean: ## remove the pipeline's outputs (keeps .venv)
-	rm -rf data/raw/sample data/interim data/processed reports metrics/*.json metrics/*.csv
+clean: ## remove the pipeline's outputs (keeps .venv, and the committed baseline: metrics/, dvc.lock)
+	rm -rf data/raw/sample data/interim data/processed dvc_plots scratch metrics/forecast_backtest.csv
+	find reports -mindepth 1 ! -name README.md -delete
+	git checkout -- metrics 2>/dev/null || true

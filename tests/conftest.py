@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def committed_params(name: str) -> str:
+    """params/<name> as committed (git HEAD), else the working copy's when not in a git checkout.
+
+    `dvc exp run -S params/forecast.yaml:horizon=26` leaves the experiment's value in the working copy;
+    the tests check the project as committed, so an experiment never fails them."""
+    res = subprocess.run(["git", "show", f"HEAD:params/{name}"], cwd=REPO, capture_output=True, text=True)
+    return res.stdout if res.returncode == 0 else (REPO / "params" / name).read_text(encoding="utf-8")
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A fresh project folder holding a copy of params/ (no data yet)."""
+    """A fresh project folder holding a copy of params/ as committed (no data yet)."""
     shutil.copytree(REPO / "params", tmp_path / "params")
+    for f in (tmp_path / "params").glob("*.yaml"):
+        f.write_text(committed_params(f.name), encoding="utf-8")
     return tmp_path
 
 
@@ -140,13 +152,14 @@ def make_pack(audience: str = "executive", hostile: str | None = None) -> pack.P
 
 def write_artifacts(project: Path, frames: dict) -> None:
     """Write tiny_frames() as the real artifacts the earlier stages leave in a project folder."""
-    from datastory import io
+    from datastory import io, metrics
 
     paths = config.paths(project)
     for name in ("kpis", "forecast", "churn_scores", "bridge", "movers"):
         io.write_parquet(frames[name], getattr(paths, name))
-    for name in ("forecast_metrics", "churn_metrics", "data_quality"):
-        io.write_json(frames[name], getattr(paths, name))
+    metrics.save_forecast(frames["forecast_metrics"], paths)
+    metrics.save_churn(frames["churn_metrics"], paths)
+    metrics.save_quality(frames["data_quality"], paths)
 
 
 @pytest.fixture
@@ -176,5 +189,6 @@ def built(tmp_path_factory) -> Path:
     from e2e import copy_repo, sh
 
     root = copy_repo(tmp_path_factory.mktemp("e2e"))
-    sh(root, "dvc", "repro")
+    res = sh(root, "dvc", "repro")
+    (root.parent / "repro.log").write_text(res.stdout + res.stderr)   # the console of the run, beside the project
     return root

@@ -82,9 +82,20 @@ def artifacts(root: Path) -> list[Path]:
     out = []
     for top in ARTIFACT_DIRS:
         for f in sorted((root / top).rglob("*")):
-            if f.is_file() and f.name not in (".gitkeep", ".gitignore") and not TEMP_NAME.match(f.name):
+            if f.is_file() and f.name not in (".gitkeep", ".gitignore", "README.md") and not TEMP_NAME.match(f.name):
                 out.append(f)
     return out
+
+
+def unchanged_since_commit(root: Path, *paths: str) -> bool:
+    """True when none of the tracked `paths` (e.g. dvc.lock, metrics) differs from the copy's commit."""
+    return sh(root, "git", "status", "--porcelain", "--untracked-files=no", "--", *paths).stdout == ""
+
+
+def untracked_artifacts(root: Path) -> list[Path]:
+    """The artifacts git does not track: what a run wrote beyond the committed metrics."""
+    tracked = set(sh(root, "git", "ls-files").stdout.splitlines())
+    return [f for f in artifacts(root) if f.relative_to(root).as_posix() not in tracked]
 
 
 def temp_files(root: Path) -> list[Path]:

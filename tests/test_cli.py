@@ -170,3 +170,19 @@ def test_a_stage_refuses_a_bad_value_in_another_params_file_before_it_writes(pro
     res = run(project, "sample")
     assert res.returncode == 2 and "params/paths.yaml: key 'paths.outbox_dir'" in res.stderr
     assert sorted(p.name for p in project.iterdir()) == ["params"] and not (project.parent / "escape_outbox").exists()
+
+
+def test_check_params_prints_the_effective_settings(project):
+    (project / "params" / "forecast.yaml").write_text("horizon: 8\n")   # every other key from the defaults
+    res = run(project, "check-params")
+    assert res.returncode == 0, res.stderr
+    assert "params/forecast.yaml  horizon = 8" in res.stdout
+    assert "params/forecast.yaml  freq = " in res.stdout and "params/churn.yaml  window_days = " in res.stdout
+    assert 'params/data.yaml  sql.password_env = "DATASTORY_DB_PASSWORD"' in res.stdout
+    assert not list(project.glob("data")) and not list(project.glob("reports"))   # writes nothing
+
+
+def test_misspelt_key_suggests_the_nearest(project):
+    (project / "params" / "forecast.yaml").write_text("horizn: 8\nprophet:\n  growth: linear\n")
+    res = run(project, "check-params")
+    assert res.returncode == 2 and "unknown key 'horizn' (did you mean horizon?)" in res.stderr

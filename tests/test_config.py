@@ -390,3 +390,14 @@ def test_a_file_source_reads_its_own_kind(project, source, path, fragments):
 def test_csv_extensions(project, path):
     _edit(project, "data", source="csv", file={"path": path})
     assert _checks(project)
+
+
+def test_did_you_mean_names_the_nearest_key_or_nothing():
+    assert config.did_you_mean("horizn", {"horizon", "folds"}) == " (did you mean horizon?)"
+    assert config.did_you_mean("zzz", {"horizon", "folds"}) == ""
+
+
+def test_misspelt_nested_key_suggests_the_key_of_that_level(project):
+    (project / "params" / "data.yaml").write_text("rules:\n  date_formt: '%d/%m/%Y'\n")
+    with pytest.raises(ParamsError, match=r"unknown key 'rules.date_formt' \(did you mean date_format\?\)"):
+        config.load("data", project)

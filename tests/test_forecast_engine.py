@@ -122,7 +122,10 @@ def test_save_writes_readable_deterministic_files(series_long, project):
     frame = io.read_parquet(paths.forecast)
     assert list(frame.columns) == list(schema.FORECAST)
     metrics = io.read_json(paths.forecast_metrics)
-    assert metrics["series"]["All"]["error"] is None
+    assert "series" not in metrics and "overall" in metrics
+    series = pd.read_csv(paths.forecast_series)
+    assert series.loc[series["series_id"] == "All", "error"].isna().all()
+    assert io.read_json(paths.forecast_headline)["n_series"] == len(series)
     csv = pd.read_csv(paths.forecast_backtest)
     assert list(csv.columns) == engine.BACKTEST_CSV_COLUMNS
     assert csv["ds"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()

@@ -21,7 +21,7 @@ def test_notebook_executes_and_saves(project, tmp_path, monkeypatch):
     io.write_parquet(make_tx(), paths.transactions)
     monkeypatch.delenv("DATASTORY_ROOT", raising=False)
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(project), progress_bar=False,
-                               parameters={"freq": "M", "horizon": 3, "folds": 2, "engine": "local"},
+                               parameters={"freq": "M", "horizon": 3, "folds": 2, "engine": "local", "write_outputs": True},
                                kernel_name="python3")
     frame = io.read_parquet(paths.forecast)
     assert list(frame.columns) == list(schema.FORECAST)

@@ -348,3 +348,11 @@ def test_control_characters_in_native_values_from_sql():
                           "product": ["85123A", "22633"]})
     with pytest.raises(DataError, match="row 3, column 'CustomerID': customer id holds a control character"):
         ingest.prepare(raw(frame), params(cancelled_prefix=""))
+
+
+def test_date_format_fix_suggests_a_format_that_reads_the_value_never_the_one_set():
+    fix = ingest.date_format_fix("10/13/2023 14:07", "%d/%m/%Y %H:%M", False)
+    assert "'%m/%d/%Y %H:%M'" in fix and "'10/13/2023 14:07'" in fix
+    assert "%d/%m/%Y %H:%M'" not in fix.replace("'%m/%d/%Y %H:%M'", "")
+    unreadable = ingest.date_format_fix("soon", "%Y-%m-%d %H:%M:%S", False)
+    assert "%Y-%m-%d %H:%M:%S" not in unreadable and "e.g." in unreadable

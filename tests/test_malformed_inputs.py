@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from conftest import committed_params
 
 from datastory import cli, config, ingest
 from datastory.errors import DatastoryError
@@ -63,7 +64,7 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def data_params(case: dict[str, Any]) -> dict[str, Any]:
     """The case's params/data.yaml: the repo's file <- defaults <- layout <- the case's params."""
-    data = yaml.safe_load((REPO / "params" / "data.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(committed_params("data.yaml"))
     for layer in (MANIFEST.get("defaults") or {}, MANIFEST["layouts"][case["layout"]] or {}, case.get("params") or {}):
         data = merge(data, layer)
     if case.get("input") and "path" not in (case.get("params") or {}).get("file", {}):

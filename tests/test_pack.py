@@ -98,3 +98,15 @@ def test_a_pack_without_a_previous_period_has_an_empty_bridge():
     report = config.ReportParams(audiences={"x": config.Audience(label="X", regions="all")})
     p = pack.select("x", report, "EUR", provenance=pack.Provenance("a", "b", "c", "d"), **frames)
     assert p.bridge.empty and p.movers.empty and bridge.segment(p.bridge, p.headline_region) is None
+
+
+def test_load_gives_the_renderers_the_dicts_the_stages_computed(project):
+    from conftest import write_artifacts
+
+    frames = tiny_frames()
+    write_artifacts(project, frames)
+    p = pack.load("executive", project)
+    assert p.forecast_metrics == frames["forecast_metrics"]
+    assert p.churn_metrics == frames["churn_metrics"] and p.data_quality == frames["data_quality"]
+    north = pack.load("north", project)
+    assert set(north.forecast_metrics["series"]) == {"North", "North / Hardware"}

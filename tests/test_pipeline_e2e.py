@@ -11,7 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 import yaml
-from e2e import REPO, sh
+from e2e import GIT_DATES, REPO, sh
 from pypdf import PdfReader
 
 from datastory import workbook
@@ -49,15 +49,25 @@ def test_second_repro_runs_no_stage_and_status_is_clean(built):
     assert "up to date" in status.stdout, status.stdout
 
 
+def test_console_of_a_full_run_has_no_error_warning_or_traceback(built):
+    console = (built.parent / "repro.log").read_text()
+    assert "Running stage 'forecast'" in console
+    noisy = [line for line in console.splitlines()
+             if any(word in line for word in ("ERROR", "WARNING", "Traceback", "KeyboardInterrupt"))]
+    assert not noisy, "\n".join(noisy)
+
+
 def test_metrics_show_lists_forecast_and_churn(built):
     res = sh(built, "dvc", "metrics", "show", "--json")
     shown = json.dumps(json.loads(res.stdout))
     assert "metrics/forecast.json" in shown and "metrics/churn.json" in shown
     churn = json.loads((built / "metrics/churn.json").read_text())
-    assert 0.5 < churn["model"]["roc_auc"] <= 1.0
+    assert 0.5 < churn["roc_auc"] <= 1.0
     forecast = json.loads((built / "metrics/forecast.json").read_text())
-    assert forecast["overall"]["mase"] > 0
-    assert "prophet" in json.dumps(forecast["series"]) or "prophet" in forecast["wins"]
+    assert forecast["mase"] > 0 and forecast["n_series"] > 1
+    series = pd.read_csv(built / "metrics/forecast_series.csv")
+    assert len(series) == forecast["n_series"] and "prophet" in set(series["model"]) | set(
+        json.loads((built / "data/processed/forecast_metrics.json").read_text())["wins"])
 
 
 def test_workbook_red_rows_match_the_scores(built):
@@ -100,8 +110,8 @@ def test_pdf_shows_sections_and_forecast_figures(built):
 
 
 def test_pdf_numbers_match_the_metrics_files_and_the_data(built):
-    churn = json.loads((built / "metrics/churn.json").read_text())
-    dq = json.loads((built / "metrics/data_quality.json").read_text())
+    churn = json.loads((built / "data/processed/churn_metrics.json").read_text())
+    dq = json.loads((built / "data/interim/data_quality.json").read_text())
     scores = pd.read_parquet(built / "data/processed/churn_scores.parquet")
     for key, aud in AUDIENCES.items():
         text = " ".join(_pdf_text(built / "reports" / key / "report.pdf").split())
@@ -162,3 +172,37 @@ def test_what_changed_adds_up_to_the_kpi_tiles_in_every_pack(built):
             (round(tile["previous"] * 100), round(tile["value"] * 100))
         steps = sum(round(view["steps"][k] * 100) for k in bridge.STEPS)
         assert steps == round(view["current"] * 100) - round(view["previous"] * 100)
+
+
+def test_an_experiment_compares_with_the_committed_baseline(built, tmp_path):
+    """The README's analyst steps after a build: an experiment, then `dvc metrics diff` and `dvc exp show`
+    load both the committed baseline and the experiment, in a table a person can read."""
+    import csv
+    import io
+    import shutil
+
+    root = tmp_path / "exp"
+    shutil.copytree(built, root, symlinks=True)
+    # this copy's sample is smaller than the repository's: its build becomes the baseline, as the README says
+    sh(root, "git", "add", "dvc.lock", "metrics")
+    sh(root, "git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "baseline", **GIT_DATES)
+    sh(root, "dvc", "exp", "run", "-S", "params/forecast.yaml:horizon=26")
+    diff = json.loads(sh(root, "dvc", "metrics", "diff", "--json").stdout)
+    fc = diff.get("diff", diff)["metrics/forecast.json"]
+    assert fc["mase"]["old"] is not None and fc["mase"]["new"] is not None, fc
+    assert "DVC failed to load" not in sh(root, "dvc", "metrics", "diff").stderr
+    for extra in ((), ("--only-changed",)):
+        res = sh(root, "dvc", "exp", "show", "--csv", *extra)
+        rows = list(csv.DictReader(io.StringIO(res.stdout)))
+        assert "failed to load" not in res.stderr.lower(), res.stderr
+        base = [r for r in rows if r["typ"] == "baseline" and r["rev"] != "workspace"]   # the commit
+        exps = [r for r in rows if r["typ"] in ("branch_commit", "branch_base")]
+        assert base and exps, rows
+        assert base[0]["mase"] not in ("", "!") and exps[0]["mase"] not in ("", "!"), (base, exps)
+        assert exps[0]["horizon"] == "26" and base[0]["horizon"] == "13"
+        if extra:
+            assert len(rows[0]) <= 60, f"{len(rows[0])} columns: {list(rows[0])}"
+    # the README's command: what changed, without the hashes of the files passed between stages
+    shown = sh(root, "dvc", "exp", "show", "--only-changed", "--drop", ".*/.*", COLUMNS="200").stdout
+    assert "mase" in shown and "horizon" in shown
+    assert max(len(line.rstrip()) for line in shown.splitlines()) <= 200, shown

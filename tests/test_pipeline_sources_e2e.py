@@ -44,7 +44,7 @@ def csv_project(tmp_path_factory) -> Path:
 
 def test_csv_invoice_log_builds_every_pack(csv_project):
     root = csv_project
-    q = io.read_json(root / "metrics/data_quality.json")
+    q = io.read_json(root / "data/interim/data_quality.json")
     assert q["source"] == "csv"
     assert q["rows_read"] == (q["rows_kept"] + q["duplicates_removed"] + sum(q["excluded"].values())
                               + sum(q["rejected"].values()))
@@ -92,6 +92,6 @@ def test_same_log_from_a_sqlite_table_gives_the_same_transactions(csv_project):
     res = sh(root, "dvc", "repro")
     assert "Running stage 'ingest'" in res.stdout
     assert (root / "data/interim/transactions.parquet").read_bytes() == from_csv
-    q = io.read_json(root / "metrics/data_quality.json")
+    q = io.read_json(root / "data/interim/data_quality.json")
     assert q["source"] == "sql" and q["rows_read"] == len(log)
     assert (root / "reports/executive/report.pdf").is_file()

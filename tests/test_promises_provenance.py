@@ -31,7 +31,7 @@ def test_default_run_sends_nothing(built):
 
 def test_every_report_artifact_carries_period_commit_and_params_hash(built):
     commit = sh(built, "git", "rev-parse", "HEAD").stdout.strip()[:12]
-    quality = json.loads((built / "metrics/data_quality.json").read_text())
+    quality = json.loads((built / "data/interim/data_quality.json").read_text())
     period = (quality["period_start"], quality["period_end"])
     for key in AUDIENCES:
         folder = built / "reports" / key

@@ -43,10 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--force", action="store_true",
                        help="send to every recipient again, even those who surely have this exact pack")
     sub.add_parser("check-params", help="validate every params/*.yaml, params/paths.yaml and the rules across "
-                   "them (a file source of the declared kind; audiences' regions the data can have); writes nothing")
+                   "them (a file source of the declared kind; audiences' regions the data can have), then print the "
+                   "effective settings, defaults included; writes nothing")
     sub.add_parser("check-data", help="read and validate the configured source (params/data.yaml), print a "
                    "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
                    "when the data cannot run the pipeline")
+    sub.add_parser("plots-page", help="write the page template `dvc plots show` uses, with Vega inlined so the "
+                   "plots draw offline (.datastory/plots.html; `make setup` runs it)")
+    sd = sub.add_parser("stage-deps", help="compare each dvc.yaml stage's src/ deps with the code its command "
+                        "imports (its import closure); print the lines to add or remove, exit 1 when they differ")
+    sd.add_argument("--write", action="store_true", help="rewrite dvc.yaml's src/ deps to match instead")
     ff = sub.add_parser("forecast-file", help="backtest, select and forecast every series of a long CSV "
                         "(unique_id, ds, y)")
     ff.add_argument("input", help="CSV with columns unique_id, ds (YYYY-MM-DD), y")
@@ -75,22 +81,48 @@ PIPELINE = {"sample": False, "ingest": False, "kpis": True, "forecast": True, "c
             "deliver": True}
 
 
+def _forecast_file(args: argparse.Namespace) -> int:
+    """`datastory forecast-file`: standalone, works on any file, inside a project or not."""
+    from .forecast import file as ffile
+
+    models = [x.strip() for x in args.models.split(",") if x.strip()] if args.models is not None else None
+    cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed, args.fill,
+                            args.holidays)
+    run = ffile.forecast_file(args.input, args.out, cfg, args.freq, progress=True, summary_to=args.summary)
+    for line in ffile.summary_lines(run.summary):
+        print(line, file=sys.stderr)
+    print(f"wrote {run.out_path}: {run.forecast['unique_id'].nunique()} series x {cfg.horizon} periods")
+    print(f"wrote {run.summary_path}: what was done with each series")
+    return 3 if run.problems else 0  # some series had bad input and were left out
+
+
+def _plots_page(args: argparse.Namespace) -> int:
+    from . import plotspage
+
+    print(f"wrote {plotspage.write(args.root)}: `dvc plots show` draws offline")
+    return 0
+
+
+def _stage_deps(args: argparse.Namespace) -> int:
+    """`datastory stage-deps [--write]`: dvc.yaml's src/ deps against each stage's import closure."""
+    from . import config, stagedeps
+
+    root = config.project_root(args.root)
+    changes = stagedeps.write(root) if args.write else stagedeps.check(root)
+    for change in changes:
+        print("\n".join(change.lines()))
+    if not changes:
+        print("dvc.yaml: every stage's src/ deps are its import closure")
+    elif args.write:
+        print(f"rewrote dvc.yaml: {len(changes)} stage(s) changed")
+    return 1 if changes and not args.write else 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    """The pipeline's commands and the checks (what `dvc repro` runs: its stages' code is this function's)."""
     from . import config, stages
 
     cmd = args.command
-    if cmd == "forecast-file":  # standalone: works on any file, inside a project or not
-        from .forecast import file as ffile
-
-        models = [x.strip() for x in args.models.split(",") if x.strip()] if args.models is not None else None
-        cfg = ffile.file_params(args.freq, args.horizon, args.folds, models, args.engine, args.seed, args.fill,
-                                args.holidays)
-        run = ffile.forecast_file(args.input, args.out, cfg, args.freq, progress=True, summary_to=args.summary)
-        for line in ffile.summary_lines(run.summary):
-            print(line, file=sys.stderr)
-        print(f"wrote {run.out_path}: {run.forecast['unique_id'].nunique()} series x {cfg.horizon} periods")
-        print(f"wrote {run.summary_path}: what was done with each series")
-        return 3 if run.problems else 0  # some series had bad input and were left out
     config.load_dotenv(args.root)
     if cmd in PIPELINE:
         for _ in config.checks(args.root, data=PIPELINE[cmd]):
@@ -129,6 +161,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif cmd == "check-params":
         for line in config.checks(args.root):
             print(line, flush=True)
+        print("effective settings (defaults included):")
+        for line in config.settings(args.root):
+            print(f"  {line}")
     return 0
 
 
@@ -137,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "forecast-file":
+            return _forecast_file(args)
+        if args.command == "stage-deps":
+            return _stage_deps(args)
+        if args.command == "plots-page":
+            return _plots_page(args)
         return _dispatch(args)
     except DatastoryError as exc:
         if args.debug:

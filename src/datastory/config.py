@@ -12,10 +12,12 @@ adds the rules that span files (a file source of the declared kind, audiences' r
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import json
 import os
 import posixpath
+import typing
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path, PureWindowsPath
@@ -441,7 +443,7 @@ class ForecastParams(_Strict):
     @field_validator("closures")
     @classmethod
     def _closures(cls, v: list[str]) -> list[str]:
-        from .forecast.calendar import check
+        from .closures import check
 
         try:
             return check(v)
@@ -523,15 +525,19 @@ class Paths(_Strict):
     transactions: Path
     rejected: Path
     data_quality: Path
+    quality_headline: Path
     kpis: Path
     bridge: Path
     movers: Path
     forecast: Path
     forecast_metrics: Path
+    forecast_series: Path
+    forecast_headline: Path
     forecast_backtest: Path
     forecast_backtest_plot: Path
     churn_scores: Path
     churn_metrics: Path
+    churn_headline: Path
     runs_dir: Path
     reports_dir: Path
     outbox_dir: Path
@@ -610,7 +616,29 @@ def refusal(file: str, key: str, value: Any, problem: str, fix: str | None = Non
     return ParamsError(f"{head}: {problem}", file=file, fix=fix or f"set '{key}' to an allowed value")
 
 
-def _explain(exc: ValidationError, rel: str, data: dict[str, Any], prefix: str = "") -> ParamsError:
+def _field_at(model: Any, loc: list[str]) -> set[str]:
+    """The keys allowed where `loc` points (its last part is the unknown key) in `model`'s tree of models."""
+    for part in loc[:-1]:
+        fields = getattr(model, "model_fields", {})
+        if part in fields:
+            model = fields[part].annotation
+        else:   # a dict's value: a key of ours, not a field
+            args = [a for a in typing.get_args(model) if hasattr(a, "model_fields")]
+            model = args[-1] if args else None
+        while model is not None and not hasattr(model, "model_fields") and typing.get_args(model):
+            inner = [a for a in typing.get_args(model) if hasattr(a, "model_fields") or typing.get_args(a)]
+            model = inner[-1] if inner else None
+    return set(getattr(model, "model_fields", {}))
+
+
+def did_you_mean(key: str, allowed: set[str]) -> str:
+    """' (did you mean horizon?)' for the nearest allowed key, else ''."""
+    near = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _explain(exc: ValidationError, rel: str, data: dict[str, Any], prefix: str = "",
+             model: Any = None) -> ParamsError:
     err = exc.errors()[0]
     ctx = err.get("ctx") or {}
     bad = ctx.get("error")
@@ -619,7 +647,8 @@ def _explain(exc: ValidationError, rel: str, data: dict[str, Any], prefix: str =
         loc += bad.key.split(".")
     key = ".".join(([prefix] if prefix else []) + loc)
     if err["type"] == "extra_forbidden":
-        return ParamsError(f"unknown key '{key}'", file=rel,
+        hint = did_you_mean(loc[-1], _field_at(model, loc)) if model is not None and loc else ""
+        return ParamsError(f"unknown key '{key}'{hint}", file=rel,
                            fix="remove it, or check its spelling against the file's comments")
     if err["type"] == "missing":
         return ParamsError(f"required key '{key}' is missing", file=rel, fix=f"add '{key}:'")
@@ -645,7 +674,7 @@ def load(stage: str, root: str | os.PathLike | None = None,
     try:
         return MODELS[stage].model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
-        raise _explain(exc, rel, data) from None
+        raise _explain(exc, rel, data, model=MODELS[stage]) from None
 
 
 def from_namespace(stage: str, namespace: dict[str, Any]) -> Any:
@@ -655,7 +684,7 @@ def from_namespace(stage: str, namespace: dict[str, Any]) -> Any:
     try:
         return MODELS[stage].model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
-        raise _explain(exc, f"notebook parameters of {stage}", data) from None
+        raise _explain(exc, f"notebook parameters of {stage}", data, model=MODELS[stage]) from None
 
 
 def paths(root: str | os.PathLike | None = None) -> Paths:
@@ -672,7 +701,7 @@ def paths(root: str | os.PathLike | None = None) -> Paths:
     try:
         rel = Paths.model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
-        raise _explain(exc, rel_file, data, prefix="paths") from None
+        raise _explain(exc, rel_file, data, prefix="paths", model=Paths) from None
     return Paths.model_validate({k: base / v for k, v in rel.model_dump().items()})
 
 
@@ -695,6 +724,27 @@ def checks(root: str | os.PathLike | None = None, data: bool = True) -> Iterator
     if kind:
         raise refusal("params/data.yaml", "file.path", cfg.file.path, kind[0], kind[1])
     yield from _check_audiences(loaded["report"], cfg, p, base, data)
+
+
+def settings_lines(params: dict[str, Any]) -> list[str]:
+    """'params/forecast.yaml  horizon = 13' per key (nested keys dotted), defaults included, secrets hidden."""
+    out = []
+    for stage, model in params.items():
+        def walk(prefix: str, value: Any, stage: str = stage) -> None:
+            if isinstance(value, dict) and value:
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            else:
+                shown = _redact(prefix, value)
+                out.append(f"params/{stage}.yaml  {prefix} = {json.dumps(shown, ensure_ascii=False)}")
+        walk("", model.model_dump(mode="json"))
+    return out
+
+
+def settings(root: str | os.PathLike | None = None) -> list[str]:
+    """The effective settings of every params file: what each stage will run with, defaults filled in."""
+    base = project_root(root)
+    return settings_lines({stage: load(stage, base) for stage in STAGES})
 
 
 def possible_regions(cfg: DataParams) -> tuple[set[str] | None, str]:

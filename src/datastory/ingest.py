@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import config, io, schema, sources
+from . import config, io, metrics, schema, sources
 from .config import DataParams, Paths
 from .errors import DataError
 from .sources import Raw
@@ -202,6 +202,28 @@ def parse_timestamps(values: pd.Series, date_format: str = "", dayfirst: bool = 
     return iso, "ISO 8601"
 
 
+COMMON_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d.%m.%Y", "%Y-%m-%d")
+
+
+def date_format_fix(bad_value: str, current: str, dayfirst: bool) -> str:
+    """The fix for a date the column's format cannot read: a format that reads it, never the one already set."""
+    from pandas.tseries.api import guess_datetime_format
+
+    guesses = []
+    for first in (dayfirst, not dayfirst):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            g = guess_datetime_format(bad_value, dayfirst=first) if bad_value else None
+        if g and g != current and g not in guesses:
+            guesses.append(g)
+    if guesses:
+        return (f"set rules.date_format in params/data.yaml to {guesses[0]!r}, which reads {bad_value!r}"
+                + ("" if current else ", or set rules.dayfirst") + "; or correct the dates that differ")
+    example = next(f for f in COMMON_DATE_FORMATS if f != current)
+    return (f"set rules.date_format in params/data.yaml to the column's format (e.g. {example!r}), or correct "
+            "the dates that differ")
+
+
 # ---------------------------------------------------------------- mapping and checks (pure)
 def _controls(values: pd.Series, text: pd.Series) -> np.ndarray:
     """Values holding a control character: anywhere once trimmed, or (tab and line ends apart) around it.
@@ -282,9 +304,12 @@ def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame,
     empty_ts = _blank(f["timestamp"])
     checks.append(Check(empty_ts, "timestamp is empty", "timestamp", "every row needs a date"))
     how = f"the column's format ({fmt})" if fmt not in ("native",) else "a date"
-    fix = ("set rules.date_format in params/data.yaml (e.g. \"%d/%m/%Y %H:%M\"), or rules.dayfirst"
-           if fmt != "native" else "store dates as dates in the source")
-    checks.append(Check(ts.isna().to_numpy() & ~empty_ts, f"timestamp is not {how}", "timestamp", fix))
+    bad_ts = ts.isna().to_numpy() & ~empty_ts
+    fix = "store dates as dates in the source"
+    if fmt != "native":
+        first_bad = _as_text(f["timestamp"])[bad_ts]
+        fix = date_format_fix(str(first_bad.iloc[0]) if len(first_bad) else "", rules.date_format, rules.dayfirst)
+    checks.append(Check(bad_ts, f"timestamp is not {how}", "timestamp", fix))
     checks.append(Check((ts > now).fillna(False).to_numpy(dtype=bool), "timestamp is in the future", "timestamp",
                         f"correct the date (it is after {now:%Y-%m-%d %H:%M}), or set rules.max_timestamp if "
                         "the data really runs later"))
@@ -588,7 +613,7 @@ def save(result: Ingested, paths: Paths) -> None:
         raise DataError(f"data-quality dict lacks {', '.join(missing)}", fix="build it with ingest.prepare")
     io.write_parquet(schema.conform(result.tx, schema.TRANSACTIONS, "transactions", copy=False), paths.transactions)
     io.write_parquet(result.rejected, paths.rejected)
-    io.write_json(result.quality, paths.data_quality)
+    metrics.save_quality(result.quality, paths)
 
 
 def run(root: str | os.PathLike | None = None) -> dict[str, Any]:

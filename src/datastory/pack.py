@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import config, io
+from . import config, io, metrics
 from .errors import ParamsError
 from .schema import ALL
 
@@ -44,7 +44,7 @@ class Pack:
     bridge: pd.DataFrame           # schema.BRIDGE rows of its segments; no rows: no previous period to compare
     movers: pd.DataFrame           # schema.MOVERS rows of its segments
     forecast: pd.DataFrame         # schema.FORECAST rows of its series
-    forecast_metrics: dict[str, Any]  # metrics/forecast.json with "series" narrowed to its series
+    forecast_metrics: dict[str, Any]  # the forecast stage's metrics, "series" narrowed to its series
     churn_scores: pd.DataFrame     # schema.CHURN_SCORES rows of its customers
     churn_metrics: dict[str, Any]
     data_quality: dict[str, Any]
@@ -124,16 +124,21 @@ def git_commit(root: Path) -> str:
         return "unversioned"
 
 
-def load(key: str, root: str | Path | None = None, report: config.ReportParams | None = None) -> Pack:
-    """Read the processed artifacts and narrow them to audience `key` (of `report`, default the file's)."""
+def load(key: str, root: str | Path | None = None, report: config.ReportParams | None = None,
+         paths: config.Paths | None = None) -> Pack:
+    """Read the processed artifacts and narrow them to audience `key` (of `report`, default the file's).
+
+    The forecast metrics are put back together from their record and per-series table (`metrics.read_forecast`),
+    so the renderers see the dict the forecast stage computed. `paths` (default params/paths.yaml's) lets a
+    notebook run by hand read what other notebooks run by hand wrote (`outputs.paths`)."""
     base = config.project_root(root)
-    p = config.paths(base)
+    p = paths or config.paths(base)
     report = report or config.load("report", base)
     dq = io.read_json(p.data_quality)
     prov = Provenance(period_start=str(dq.get("period_start", "?")), period_end=str(dq.get("period_end", "?")),
                       commit=git_commit(base),
                       params_hash=config.params_hash(config.pack_params(key, base, report)))
     return select(key, report, config.load("data", base).currency,
-                  io.read_parquet(p.kpis), io.read_parquet(p.forecast), io.read_json(p.forecast_metrics),
+                  io.read_parquet(p.kpis), io.read_parquet(p.forecast), metrics.read_forecast(p),
                   io.read_parquet(p.churn_scores), io.read_json(p.churn_metrics), dq, prov,
                   bridge=io.read_parquet(p.bridge), movers=io.read_parquet(p.movers))

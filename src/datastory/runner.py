@@ -53,7 +53,8 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
     if not source.is_file():
         raise StageError("stage notebook is missing", file=str(source.relative_to(base)),
                          fix="restore it from git: git checkout -- notebooks/")
-    parameters = config.load(params_stage, base).model_dump(mode="json") | (extra or {})
+    # write_outputs: the pipeline's paths (a notebook run by hand writes under scratch/, see outputs.py)
+    parameters = config.load(params_stage, base).model_dump(mode="json") | {"write_outputs": True} | (extra or {})
     target = executed_path(stage, base, suffix)
     for stale in stale_temps(target):  # a killed earlier run of this stage; one stage writes one record
         stale.unlink(missing_ok=True)
@@ -67,6 +68,7 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                 # the kernel listens on loopback only; keep its start-up warnings off the terminal
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                kernel_manager_class=_quiet_shutdown_manager(),
             )
             normalise(tmp, str(source.relative_to(base)), str(target.relative_to(base)))
     except PapermillExecutionError as exc:
@@ -81,6 +83,25 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
         _remove_empty(created)
         raise
     return target
+
+
+def _quiet_shutdown_manager() -> type:
+    """A kernel manager whose graceful shutdown does not interrupt the kernel first.
+
+    jupyter_client (8.x) sends SIGINT before every shutdown request, even a graceful one; the idle kernel
+    catches it and logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." to the terminal
+    after every successful stage. Asked to shut down, the kernel stops on its own; a kernel that does
+    not is still terminated, then killed, by `finish_shutdown`. Interrupting a running cell is unchanged.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
 
 
 def _remove_empty(folders: list[Path]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .. import io
+from .. import metrics as metrics_io
 from ..config import ChurnParams, Paths
 from ..errors import DataError, ModelError
 from .features import check_transactions, features_at
@@ -120,7 +121,7 @@ def save(result: ChurnResult, paths: Paths) -> dict[str, Any]:
     deletes outputs before a stage runs, and a pack must not depend on what happened to be on disk.
     """
     io.write_parquet(result.scores, paths.churn_scores)
-    io.write_json(result.metrics, paths.churn_metrics)
+    metrics_io.save_churn(result.metrics, paths)
     return result.metrics
 
 

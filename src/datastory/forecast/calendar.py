@@ -17,58 +17,13 @@ from `prophet.country_holidays`.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-
 import numpy as np
 import pandas as pd
 
-from ..errors import ParamsError
+# parsing the closures is part of validating params/forecast.yaml, so it lives beside config
+from ..closures import FIX, check  # noqa: F401  (re-exported)
+from ..closures import parse as _parse
 from .series import OFFSET, PERIOD, check_freq
-
-_YEARLY = re.compile(r"^(\d{2})-(\d{2})$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-FIX = "write closures as MM-DD (every year), YYYY-MM-DD, or YYYY-MM-DD..YYYY-MM-DD"
-
-
-def check(closures: list[str]) -> list[str]:
-    """`closures` unchanged when every entry parses; a ParamsError naming the first one that does not."""
-    for item in closures:
-        _parse(item)
-    return list(closures)
-
-
-def _date(text: str, item: str) -> dt.date:
-    if not _DAY.match(text):
-        raise ParamsError(f"closure {item!r} is not a date", file="params/forecast.yaml", column="closures",
-                          fix=FIX)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ParamsError(f"closure {item!r} is not a calendar date", file="params/forecast.yaml",
-                          column="closures", fix=FIX) from None
-
-
-def _parse(item: str) -> tuple[str, object]:
-    text = str(item).strip()
-    m = _YEARLY.match(text)
-    if m:
-        month, day = int(m.group(1)), int(m.group(2))
-        try:
-            dt.date(2000, month, day)  # a leap year, so 02-29 is allowed
-        except ValueError:
-            raise ParamsError(f"closure {item!r} is not a day of the year", file="params/forecast.yaml",
-                              column="closures", fix=FIX) from None
-        return "yearly", (month, day)
-    if ".." in text:
-        a, b = (part.strip() for part in text.split("..", 1))
-        start, end = _date(a, item), _date(b, item)
-        if end < start:
-            raise ParamsError(f"closure range {item!r} ends before it starts", file="params/forecast.yaml",
-                              column="closures", fix="write the earlier date first")
-        return "range", (start, end)
-    day = _date(text, item)
-    return "range", (day, day)
 
 
 def closed_days(closures: list[str], start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:

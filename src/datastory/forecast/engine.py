@@ -29,7 +29,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -171,14 +170,10 @@ def _client(cfg: ForecastParams) -> Iterator[Any]:
 
 def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
              fitters: dict[str, m.Fitter] | None) -> list[dict[str, Any]]:
-    from tqdm import tqdm
+    from ..progress import Progress
 
-    # No elapsed time or rate, and one refresh per series: the bar's text (which papermill keeps in the
-    # executed notebook) is then the same on every run.
-    bar = tqdm(total=len(series), desc=f"forecast ({cfg.engine})", file=sys.stderr, disable=not progress,
-               bar_format="{desc}: {n_fmt}/{total_fmt} series |{bar:20}|", mininterval=0, miniters=1)
     out = []
-    with bar:
+    with Progress(len(series), f"forecast ({cfg.engine})", enabled=progress) as bar:
         if cfg.engine == "local":
             for sid, y in series.items():
                 out.append(forecast_series(sid, y, cfg, fitters))
@@ -192,6 +187,10 @@ def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
                 for fut in as_completed(futures):
                     out.append(fut.result())
                     bar.update(1)
+        for r in sorted(out, key=lambda r: r["series_id"]):   # what really failed: one line per series
+            if r["errors"]:
+                bar.note(f"forecast: series {r['series_id']!r}: " + "; ".join(
+                    f"{k} failed ({v})" for k, v in sorted(r["errors"].items())))
     return sorted(out, key=lambda r: r["series_id"])
 
 
@@ -380,9 +379,11 @@ def plot_csv(result: ForecastResult, series_id: str = schema.ALL) -> str:
 
 
 def save(result: ForecastResult, paths: Paths) -> list[Path]:
-    """Write the forecast parquet, the metrics JSON, the backtest CSV (every series, model and fold) and
+    """Write the forecast parquet, the metrics (record, per-series CSV, headline JSON), the backtest CSV (every series, model and fold) and
     the readable backtest plot CSV of the company total atomically; return their paths."""
+    from .. import metrics
+
     return [io.write_parquet(result.frame, paths.forecast),
-            io.write_json(result.metrics, paths.forecast_metrics),
+            *metrics.save_forecast(result.metrics, paths),
             io.write_text(backtest_csv(result.backtest), paths.forecast_backtest),
             io.write_text(plot_csv(result), paths.forecast_backtest_plot)]

@@ -191,6 +191,21 @@ def ces(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.Se
 SHORT_YEAR_NOTICE = "Yearly seasonality is enabled with less than 730 days"
 
 
+NEWTON_FALLBACK = "Optimization terminated abnormally. Falling back to Newton."
+
+
+class _ChainError(logging.Filter):
+    """cmdstanpy's "Chain [1] error: code '1' Operation not permitted": the optimizer's exit status 1 read as an
+    errno. Prophet answers it by refitting with Newton (or raising), so the line itself says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Chain [") and " error: code " in msg)
+
+
+_CHAIN_ERROR = _ChainError()
+
+
 class _DropPrefix(logging.Filter):
     """Drops the records whose message starts with `prefix`."""
 
@@ -220,9 +235,14 @@ def _quiet_prophet() -> None:
 
     logging.getLogger("prophet").setLevel(logging.WARNING)
     drop_messages("prophet", SHORT_YEAR_NOTICE)
+    # LBFGS stopping early is not a failure: Prophet refits with Newton. When that fails too, it raises, and the
+    # engine names the series (one line) and forecasts it with the other models.
+    drop_messages("prophet.models", NEWTON_FALLBACK)
     from cmdstanpy.utils import get_logger
 
     get_logger().setLevel(logging.WARNING)
+    if _CHAIN_ERROR not in get_logger().filters:
+        get_logger().addFilter(_CHAIN_ERROR)
 
 
 def prophet(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> pd.Series:
