@@ -42,19 +42,19 @@ def _project(tmp_path: Path) -> Path:
 
 def test_a_new_import_names_the_line_to_add_and_write_fixes_it(tmp_path):
     root = _project(tmp_path)
-    (root / "src/datastory/bridge.py").write_text('"""A new module."""\n')
+    (root / "src/datastory/novelty.py").write_text('"""A new module."""\n')
     kpis = root / "src/datastory/kpis.py"
     kpis.write_text(kpis.read_text().replace("from __future__ import annotations\n",
-                                             "from __future__ import annotations\n\nfrom . import bridge\n", 1))
+                                             "from __future__ import annotations\n\nfrom . import novelty\n", 1))
     changes = stagedeps.check(root)
     lines = [line for c in changes for line in c.lines()]
-    assert "dvc.yaml stage 'kpis' deps: add      - src/datastory/bridge.py" in lines
+    assert "dvc.yaml stage 'kpis' deps: add      - src/datastory/novelty.py" in lines
     touched = {c.stage for c in changes}
     assert "kpis" in touched and "forecast" not in touched and "sample" not in touched
     stagedeps.write(root)
     assert stagedeps.check(root) == []
     text = (root / "dvc.yaml").read_text()
-    assert text.count("- src/datastory/bridge.py") == len(touched)
+    assert text.count("- src/datastory/novelty.py") == len(touched)
     assert "# Each stage's src/ deps" in text   # comments survive the rewrite
 
 
