@@ -88,7 +88,7 @@ def test_workbook_red_rows_match_the_scores(built):
 
 
 def test_pdf_shows_sections_and_forecast_figures(built):
-    from datastory.report import narrative
+    from datastory.present import words as narrative
 
     fc = pd.read_parquet(built / "data/processed/forecast.parquet")
     for key, aud in AUDIENCES.items():

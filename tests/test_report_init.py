@@ -14,7 +14,8 @@ from pypdf import PdfReader
 
 from datastory import config, report, runner
 from datastory.errors import DataError, ParamsError
-from datastory.report import narrative, sections
+from datastory.present import words as narrative
+from datastory.report import sections
 
 
 def full_notebook(p, fns=(sections.cover, sections.summary, sections.footer)) -> nbformat.NotebookNode:

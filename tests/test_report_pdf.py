@@ -10,7 +10,8 @@ from conftest import HOSTILE, make_pack
 from pypdf import PdfReader
 
 from datastory.errors import DataError, ParamsError
-from datastory.report import narrative, pdf, render, sections
+from datastory.present import words as narrative
+from datastory.report import pdf, render, sections
 
 TINY = ('<html><head><meta name="dcterms.created" content="2025-05-31"></head>'
         "<body><h1>T</h1><p>hello</p></body></html>")

@@ -10,7 +10,8 @@ import pytest
 from conftest import HOSTILE
 
 from datastory.errors import DataError
-from datastory.report import narrative, sections
+from datastory.present import words as narrative
+from datastory.report import sections
 
 
 def test_hostile_name_is_escaped(hostile_pack):
@@ -66,11 +67,23 @@ def test_too_few_complete_periods_still_render(tiny_pack):
     assert "Customers at risk" in body
 
 
-def test_forecast_section_has_one_block_per_series_with_accuracy(tiny_pack):
+def test_forecast_accuracy_is_one_table_with_a_row_per_series(tiny_pack):
     body = sections.forecasts(tiny_pack)
-    for sid in tiny_pack.forecast["series_id"].unique():
-        assert f"<h3>{html.escape(narrative.series_name(sid))}</h3>" in body
-    assert body.count("better than repeating last year") == tiny_pack.forecast["series_id"].nunique()
+    assert body.count('<table class="accuracy">') == 1
+    table = body[body.index('<table class="accuracy">'):]
+    head = re.findall(r"<th>([^<]*)</th>", table[:table.index("</thead>")])
+    assert head == ["Segment", "Next 4 weeks", "Range", "Backtest error", "Gain over the baseline", "Model"]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
+                      r"<td>([^<]*)</td></tr>", table)
+    ids = tiny_pack.forecast["series_id"].unique()
+    assert [r[0] for r in rows] == ["Whole company", *sorted(narrative.series_name(s) for s in ids if s != "All")]
+    fut = tiny_pack.forecast[(tiny_pack.forecast["series_id"] == "North") & tiny_pack.forecast["is_forecast"]]
+    north = next(r for r in rows if r[0] == "North")
+    assert north[1] == narrative.fmt_money(fut["yhat"].sum())
+    assert north[2] == f"{narrative.fmt_money(fut['yhat_lower'].sum())} to {narrative.fmt_money(fut['yhat_upper'].sum())}"
+    assert north[3:] == ("12%", "25% better", "Prophet")  # smape 0.12 against the baseline's 0.16
+    assert 'class="segment"' not in body  # no more one paragraph per series
+    assert html.escape("repeating last year's figures") in body  # the baseline is named once, in the caption
 
 
 def test_north_pack_sees_only_north(north_pack):

@@ -1,4 +1,10 @@
-"""Plain-words numbers: formatting helpers and the executive summary written from a Pack.
+"""The words every renderer uses: money, percentages, percentage points, dates, names, and the headline
+sentences written from a Pack.
+
+The PDF/HTML report, the workbook and the email all take their text from here, so one value reads the
+same in every format ("12 k", never "12 k" in one place and "EUR 12.3 k" in another). Changes of rates
+are stated in percentage points ("Return rate 1.4% → 1.2%, −0.2 pt"), changes of amounts and counts
+as relative percentages.
 
 Everything here is pure (a Pack or numbers in, strings out) and locale-independent: the
 formatting uses Python's own format mini-language, never the process locale, so the same
@@ -72,7 +78,65 @@ def fmt_pct(frac: Any, signed: bool = False) -> str:
     text = f"{pct:.1f}" if 0 < abs(pct) < 9.95 and round(pct, 1) != round(pct) else f"{pct:.0f}"
     if text in ("-0", "-0.0"):
         text = "0"
-    return f"+{text}%" if signed and pct > 0 and text != "0" else f"{text}%"
+    if signed and text != "0":
+        return f"+{text}%" if pct > 0 else f"{MINUS}{text.lstrip('-')}%"
+    return f"{text}%"
+
+
+MINUS = "\u2212"  # the typographic minus of signed changes ("−0.2 pt", "−8%")
+RATE_KPIS = frozenset({"return_rate", "churn_rate"})  # rates: their changes are in percentage points
+
+
+def fmt_pt(diff: Any) -> str:
+    """A difference of two fractions in percentage points: -0.002 -> '−0.2 pt', 0.013 -> '+1.3 pt'."""
+    v = _number(diff, "fmt_pt")
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        raise DataError(f"fmt_pt: difference is infinite ({v})", fix="check the upstream computation")
+    text = f"{abs(v) * 100:.1f}"
+    if text == "0.0":
+        return "0.0 pt"
+    return f"{'+' if v > 0 else MINUS}{text} pt"
+
+
+def kpi_delta(kpi: str, item: dict[str, Any]) -> str:
+    """The change of one KPI item ({value, previous, change}) in its own terms.
+
+    Rates move in percentage points ('−0.2 pt'), amounts and counts by a relative percentage ('+8%');
+    'n/a' when there is nothing to compare with.
+    """
+    if kpi in RATE_KPIS:
+        if item.get("previous") is None or item.get("value") is None:
+            return "n/a"
+        return fmt_pt(float(item["value"]) - float(item["previous"]))
+    change = item.get("change")
+    return "n/a" if change is None else fmt_pct(change, signed=True)
+
+
+def kpi_move(kpi: str, item: dict[str, Any]) -> str:
+    """'Return rate 1.4% → 1.2%, −0.2 pt' / 'Revenue 1.1 M → 1.2 M, +8%'."""
+    prev = "n/a" if item.get("previous") is None else fmt_kpi(kpi, item["previous"])
+    return f"{KPI_LABELS.get(kpi, kpi)} {prev} \u2192 {fmt_kpi(kpi, item['value'])}, {kpi_delta(kpi, item)}"
+
+
+def kpi_trend(kpi: str, item: dict[str, Any]) -> str:
+    """'up', 'down' or 'flat' for one KPI item: a rate by its points, anything else by its relative change."""
+    if kpi in RATE_KPIS:
+        d = kpi_delta(kpi, item)
+        return "flat" if d in ("n/a", "0.0 pt") else ("up" if d.startswith("+") else "down")
+    return trend(item.get("change"))
+
+
+def fmt_rate(frac: Any) -> str:
+    """A rate, always with one decimal so that its changes in points can be read off: 0.014 -> '1.4%'."""
+    v = _number(frac, "fmt_rate")
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        raise DataError(f"fmt_rate: rate is infinite ({v})", fix="check for a division by zero upstream")
+    text = f"{v * 100:.1f}"
+    return f"{'0.0' if text == '-0.0' else text}%"
 
 
 def fmt_count(n: Any) -> str:
@@ -87,8 +151,8 @@ def fmt_kpi(kpi: str, value: Any) -> str:
     """A KPI value in its own unit (money, count or percentage)."""
     if kpi in ("revenue", "avg_order_value"):
         return fmt_money(value)
-    if kpi == "return_rate":
-        return fmt_pct(value)
+    if kpi in RATE_KPIS:
+        return fmt_rate(value)
     if kpi in KPI_LABELS:
         return fmt_count(value)
     raise DataError(f"unknown KPI {kpi!r}; known: {', '.join(KPI_LABELS)}", column=kpi)
@@ -193,9 +257,19 @@ def forecast_sentence(p: Pack, series_id: str | None = None) -> str:
             f"(central estimate {fmt_money(mid)}).")
 
 
+REVENUE_AT_RISK = ("Revenue at risk: what the customers to call this week (the red list) are expected to "
+                   "lose, each customer's churn probability × annual value (net revenue over the last 365 days), "
+                   "summed over the red list.")
+
+
+def revenue_at_risk(scores: pd.DataFrame) -> float:
+    """Revenue at risk, the one meaning every format uses: the red list's summed revenue_at_risk."""
+    return float(scores.loc[scores["red"].astype(bool), "revenue_at_risk"].sum())
+
+
 def churn_sentence(p: Pack) -> str:
     """'3 customers to call this week (2 to win back, 1 for a second purchase), worth 2.5 k EUR a year, 1 of
-    them new on the list (since ...); the expected loss is 1.2 k EUR. 4 more are on watch.'"""
+    them new on the list (since ...); revenue at risk 1.2 k EUR. 4 more are on watch.'"""
     require_pack(p)
     red = p.red_list
     counts = p.call_counts
@@ -206,12 +280,20 @@ def churn_sentence(p: Pack) -> str:
     split = (f" ({fmt_count(counts['win_back'])} to win back, {fmt_count(counts['second_purchase'])} for a "
              "second purchase)")
     worth = fmt_money(float(red["annual_value"].sum()))
-    at_risk = fmt_money(float(red["revenue_at_risk"].sum()))
+    at_risk = fmt_money(revenue_at_risk(p.churn_scores))
     new = int(red["newly_red"].sum())
     since = p.churn_metrics.get("compare_date")
     newly = f", {fmt_count(new)} of them new on the list (since {since})" if new and since else ""
     return (f"{fmt_count(n)} customer{'s' if n != 1 else ''} to call this week{split}, worth {worth} "
-            f"{p.currency} a year{newly}; the expected loss is {at_risk} {p.currency}.{more}")
+            f"{p.currency} a year{newly}; revenue at risk {at_risk} {p.currency}.{more}")
+
+
+def rate_sentence(change: dict[str, Any] | None) -> str | None:
+    """'Return rate 1.4% → 1.2%, −0.2 pt on the previous month.' (None without a comparison)."""
+    if change is None or "return_rate" not in change.get("kpis", {}):
+        return None
+    word = FREQ_WORDS[change["freq"]]
+    return f"{kpi_move('return_rate', change['kpis']['return_rate'])} on the previous {word}."
 
 
 def baseline_words(baseline: str | None, freq: str) -> str:
@@ -249,17 +331,123 @@ def accuracy_sentence(metrics: dict[str, Any], freq: str) -> str:
     return head + f", {fmt_pct(abs(rel))} {word} than {words}."
 
 
+MODEL_NAMES = {"prophet": "Prophet", "seasonal_naive": "seasonal naive", "ets": "exponential smoothing",
+               "theta": "Theta", "ces": "complex exponential smoothing",
+               "combination": "weighted average of the best models", "recent_level": "recent level",
+               "zero": "no sales so far", "naive": "naive"}
+ACCURACY_HEADERS = ("Segment", "Next {n} {unit}", "Range", "Backtest error", "Gain over the baseline", "Model")
+
+
+def model_name(model: Any) -> str:
+    """A model's name as a reader says it ('ets' -> 'exponential smoothing'); '' when unknown."""
+    text = "" if model is None else str(model)
+    return MODEL_NAMES.get(text, text)
+
+
+def accuracy_cells(metrics: dict[str, Any] | None) -> tuple[str, str]:
+    """(backtest error, gain over the baseline) of one series' metrics, as table cells.
+
+    The error is the backtests' mean sMAPE ('12%'); the gain is the relative cut in error against the
+    baseline ('25% better', '10% worse', 'no better'); 'not backtested' and '' when there are no folds.
+    """
+    m = metrics or {}
+    err, naive = m.get("smape"), m.get("naive_smape")
+    if err is None or int(m.get("folds") or 0) == 0 or math.isnan(float(err)):
+        return "not backtested", ""
+    if naive is None or not naive or math.isnan(float(naive)):
+        return fmt_pct(err), "n/a"
+    rel = 1 - float(err) / float(naive)
+    if trend(rel) == "flat":
+        return fmt_pct(err), "no better"
+    return fmt_pct(err), f"{fmt_pct(abs(rel))} {'better' if rel > 0 else 'worse'}"
+
+
+def accuracy_rows(p: Pack) -> tuple[list[str], list[list[str]]]:
+    """The accuracy-per-segment table: (headers, one row per series, headline first then alphabetical).
+
+    Each row: segment, next-period forecast total, its range, backtest error, gain over the baseline, model.
+    The report and the workbook both show this table, so its numbers read the same in both.
+    """
+    require_pack(p)
+    ids = list(dict.fromkeys(p.forecast["series_id"]))
+    if not ids:
+        return [], []
+    head = p.headline_region if p.headline_region in ids else ids[0]
+    series = p.forecast_metrics.get("series", {}) or {}
+    rows, n_unit = [], None
+    for sid in [head, *sorted(s for s in ids if s != head)]:
+        m = series.get(sid)
+        n, unit, lo, mid, hi = forecast_total(p, sid)
+        n_unit = n_unit or ((n, unit) if n else None)
+        err, gain = accuracy_cells(m)
+        model = model_name((m or {}).get("model")) or "n/a"
+        rows.append([series_name(sid), fmt_money(mid) if n else "n/a",
+                     f"{fmt_money(lo)} to {fmt_money(hi)}" if n else "n/a", err, gain, model])
+    n, unit = n_unit or (0, "periods")
+    headers = [h.format(n=n, unit=unit) for h in ACCURACY_HEADERS]
+    return headers, rows
+
+
+DQ_LABELS = (("rows_read", "Rows read"), ("rows_kept", "Rows kept"), ("duplicates_removed", "Duplicates removed"),
+             ("missing_region_filled", "Missing regions filled"), ("return_lines", "Return lines"),
+             ("cancelled_lines", "Cancelled lines (counted as returns)"), ("n_customers", "Customers"),
+             ("n_orders", "Orders"))
+REGION_CHECKS_NOTE = ("The row checks (rows read, duplicates, rejected rows) run on the whole data set before it is "
+                      "split by region; they are reported in the company pack.")
+
+
+def churn_rate(scores: pd.DataFrame) -> float | None:
+    """Mean churn probability of the pack's scored customers (its own, for a region); None without any."""
+    return float(scores["probability"].mean()) if len(scores) else None
+
+
+def quality_rows(p: Pack) -> list[tuple[str, Any]]:
+    """(label, value) rows of the data-quality table, counted for the pack's own audience.
+
+    The company sees the ingest counts (metrics/data_quality.json). A region sees its own counts (orders,
+    customers scored, to call, revenue at risk) from its pack, never the company's; values are numbers or text.
+    """
+    require_pack(p)
+    dq = p.data_quality or {}
+    if p.is_company:
+        rows: list[tuple[str, Any]] = [(label, dq[k]) for k, label in DQ_LABELS if k in dq]
+        rows += [(f"Rejected (unusable, set aside): {reason}", n)
+                 for reason, n in sorted((dq.get("rejected") or {}).items())]
+        rows += [(f"Excluded by rule: {reason}", n) for reason, n in sorted((dq.get("excluded") or {}).items())]
+        empty = dq.get("empty_periods") or []
+        if empty:
+            rows.append(("Months without any row", ", ".join(str(m) for m in empty)))
+        return rows
+    where = ", ".join(p.regions)
+    kp = p.kpis[p.kpis["region"].isin(p.regions)]
+    cs = p.churn_scores
+    return [(f"Orders ({where}, whole period)", int(kp["orders"].sum())),
+            (f"Customers scored ({where})", len(cs)),
+            (f"Customers to call ({where})", p.call_counts["call"]),
+            (f"Revenue at risk ({where}, {p.currency})", fmt_money(revenue_at_risk(cs))),
+            ("Row checks", REGION_CHECKS_NOTE)]
+
+
 def executive_summary(p: Pack) -> list[str]:
-    """The summary's sentences, from the numbers: revenue trend, forecast range, churn risk."""
+    """The headline sentences, from the numbers: revenue trend, return rate, forecast range, churn risk.
+
+    The PDF/HTML summary, the workbook's Summary sheet and the email body all lead with these, word for word.
+    """
     require_pack(p)
     sentences = []
     if not p.kpis.empty:
-        sentences.append(revenue_sentence(headline_change(p), p.currency))
+        change = headline_change(p)
+        sentences.append(revenue_sentence(change, p.currency))
+        rates = rate_sentence(change)
+        if rates:
+            sentences.append(rates)
     sentences.append(forecast_sentence(p))
     sentences.append(churn_sentence(p))
     return sentences
 
 
 def series_name(series_id: str) -> str:
-    """Reader's name of a forecast series: 'All' -> 'Whole company'."""
-    return "Whole company" if series_id == ALL else series_id
+    """Reader's name of a forecast series: 'All' -> 'Whole company', 'North/Tools' -> 'North · Tools'."""
+    if series_id == ALL:
+        return "Whole company"
+    return series_id

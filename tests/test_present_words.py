@@ -10,7 +10,7 @@ import pytest
 
 from datastory import schema
 from datastory.errors import DataError
-from datastory.report import narrative as n
+from datastory.present import words as n
 
 
 def ends_on(p, period_end: str):
@@ -31,7 +31,7 @@ def test_fmt_pct_and_count():
     assert n.fmt_pct(0.043) == "4.3%"
     assert n.fmt_pct(0.25) == "25%"
     assert n.fmt_pct(0.08, signed=True) == "+8%"
-    assert n.fmt_pct(-0.08, signed=True) == "-8%"
+    assert n.fmt_pct(-0.08, signed=True) == "\u22128%"
     assert n.fmt_pct(-0.0001) == "0%"
     assert n.fmt_count(1234567) == "1,234,567"
     assert n.fmt_money(math.nan) == "n/a"
@@ -60,7 +60,7 @@ def test_formatters_reject_non_numbers(bad):
 
 def test_fmt_kpi_units_and_unknown():
     assert n.fmt_kpi("revenue", 2400.0) == "2.4 k"
-    assert n.fmt_kpi("return_rate", 0.02) == "2%"
+    assert n.fmt_kpi("return_rate", 0.02) == "2.0%"  # rates keep a decimal, so their points can be read off
     assert n.fmt_kpi("orders", 88) == "88"
     with pytest.raises(DataError, match="unknown KPI 'margin'"):
         n.fmt_kpi("margin", 1)
@@ -174,18 +174,22 @@ def test_executive_summary_from_pack(tiny_pack):
     text = n.executive_summary(tiny_pack)
     assert text[0] == "Revenue was 2.4 k EUR in May 2025, up 4.3% on the previous month."
     fut = tiny_pack.forecast[(tiny_pack.forecast["series_id"] == schema.ALL) & tiny_pack.forecast["is_forecast"]]
-    assert text[1].startswith(f"We expect {n.fmt_money(fut['yhat_lower'].sum())} to "
+    ch = n.headline_change(tiny_pack)["kpis"]["return_rate"]
+    assert text[1] == (f"Return rate {n.fmt_rate(ch['previous'])} \u2192 {n.fmt_rate(ch['value'])}, "
+                       f"{n.fmt_pt(ch['value'] - ch['previous'])} on the previous month.")
+    assert text[2].startswith(f"We expect {n.fmt_money(fut['yhat_lower'].sum())} to "
                               f"{n.fmt_money(fut['yhat_upper'].sum())} EUR over the next {len(fut)} weeks")
     red = tiny_pack.red_list
-    assert text[2].startswith(f"{len(red)} customers to call this week (2 to win back, 1 for a second "
+    assert text[3].startswith(f"{len(red)} customers to call this week (2 to win back, 1 for a second "
                               f"purchase), worth {n.fmt_money(red['annual_value'].sum())} EUR a year")
-    assert text[2].endswith("1 more is on watch.")
+    assert f"revenue at risk {n.fmt_money(red['revenue_at_risk'].sum())} EUR" in text[3]
+    assert text[3].endswith("1 more is on watch.")
 
 
 def test_north_summary_uses_its_own_numbers(north_pack):
     text = n.executive_summary(north_pack)
     assert text[0].startswith("Revenue was 1.2 k EUR")  # North alone, not the company's 2.4 k
-    assert text[2].startswith("2 customers to call this week (2 to win back, 0 for a second purchase)")
+    assert text[3].startswith("2 customers to call this week (2 to win back, 0 for a second purchase)")
 
 
 def test_forecast_sentence_without_series(tiny_pack):
@@ -211,3 +215,25 @@ def test_churn_sentence_counts_the_audiences_newly_red(tiny_pack, north_pack):
     assert text.startswith("3 customers to call") and "1 of them new on the list (since 2025-05-01)" in text
     north = n.churn_sentence(dataclasses.replace(north_pack, churn_metrics=metrics))
     assert "newly" not in north  # the newly red customer is South's, not North's
+
+
+def test_rates_change_in_percentage_points_never_relative():
+    assert n.fmt_pt(-0.002) == "\u22120.2 pt"
+    assert n.fmt_pt(0.013) == "+1.3 pt"
+    assert n.fmt_pt(0.00001) == "0.0 pt"
+    item = {"value": 0.012, "previous": 0.014, "change": 0.012 / 0.014 - 1}
+    assert n.kpi_move("return_rate", item) == "Return rate 1.4% \u2192 1.2%, \u22120.2 pt"
+    assert "%" not in n.kpi_delta("return_rate", item)  # never the relative -14%
+    assert n.kpi_trend("return_rate", item) == "down"
+    assert n.kpi_delta("revenue", {"value": 108.0, "previous": 100.0, "change": 0.08}) == "+8%"
+    assert n.kpi_delta("revenue", {"value": 5.0, "previous": 0.0, "change": None}) == "n/a"
+    with pytest.raises(DataError, match="fmt_pt: expected a number"):
+        n.fmt_pt("0.1")
+
+
+def test_revenue_at_risk_is_the_red_list_only(tiny_pack):
+    cs = tiny_pack.churn_scores
+    assert n.revenue_at_risk(cs) == pytest.approx(cs.loc[cs["red"], "revenue_at_risk"].sum())
+    assert n.revenue_at_risk(cs) < cs["revenue_at_risk"].sum()  # the fixture has at-risk customers off the list
+    with pytest.raises(KeyError):
+        n.revenue_at_risk(cs.drop(columns="red"))

@@ -1,0 +1,18 @@
+"""The presentation layer shared by every renderer (report, workbook, deliver, and a dashboard later).
+
+- the pack: one audience's share of the results (`datastory.pack`, re-exported here);
+- `words`: money, percentages, percentage points, dates and names, and the headline sentences;
+- `theme`: one seaborn theme and colour palette;
+- `figures`: the figures, drawn in that theme (imported on demand: matplotlib and seaborn take a while).
+
+The renderers import this package and never each other, so a value reads the same in the PDF, the
+workbook and the email, and a change here re-runs every renderer.
+"""
+
+from __future__ import annotations
+
+from ..pack import Pack, Provenance
+from . import words
+from .words import require_pack
+
+__all__ = ["Pack", "Provenance", "require_pack", "words"]
