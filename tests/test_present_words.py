@@ -175,8 +175,8 @@ def test_executive_summary_from_pack(tiny_pack):
     assert text[0] == "Revenue was 2.4 k EUR in May 2025, up 4.3% on the previous month."
     fut = tiny_pack.forecast[(tiny_pack.forecast["series_id"] == schema.ALL) & tiny_pack.forecast["is_forecast"]]
     ch = n.headline_change(tiny_pack)["kpis"]["return_rate"]
-    assert text[1] == (f"Return rate {n.fmt_rate(ch['previous'])} \u2192 {n.fmt_rate(ch['value'])}, "
-                       f"{n.fmt_pt(ch['value'] - ch['previous'])} on the previous month.")
+    prev, now, delta = n.rate_pair(ch["value"], ch["previous"])
+    assert text[1] == f"Return rate {prev} \u2192 {now}, {delta} on the previous month."
     assert text[2].startswith(f"We expect {n.fmt_money(fut['yhat_lower'].sum())} to "
                               f"{n.fmt_money(fut['yhat_upper'].sum())} EUR over the next {len(fut)} weeks")
     red = tiny_pack.red_list
@@ -225,6 +225,11 @@ def test_rates_change_in_percentage_points_never_relative():
     assert n.kpi_move("return_rate", item) == "Return rate 1.4% \u2192 1.2%, \u22120.2 pt"
     assert "%" not in n.kpi_delta("return_rate", item)  # never the relative -14%
     assert n.kpi_trend("return_rate", item) == "down"
+    # the figures shown add up: a move that one decimal would hide gets two, on all three figures
+    assert n.rate_pair(0.0116, 0.0124) == ("1.24%", "1.16%", "\u22120.08 pt")
+    assert n.rate_pair(0.0121, 0.01209) == ("1.2%", "1.2%", "0.0 pt")  # no visible move: flat
+    assert n.kpi_trend("return_rate", {"value": 0.0121, "previous": 0.01209, "change": 0.001}) == "flat"
+    assert n.rate_pair(0.0149, 0.0152) == ("1.52%", "1.49%", "\u22120.03 pt")
     assert n.kpi_delta("revenue", {"value": 108.0, "previous": 100.0, "change": 0.08}) == "+8%"
     assert n.kpi_delta("revenue", {"value": 5.0, "previous": 0.0, "change": None}) == "n/a"
     with pytest.raises(DataError, match="fmt_pt: expected a number"):

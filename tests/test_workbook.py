@@ -92,7 +92,7 @@ def test_kpi_tiles_are_the_reports_numbers(churn_pack):
         assert {f: tiles[key][f] for f in ("value", "previous")} == {f: item[f] for f in ("value", "previous")}
         assert tiles[key]["words"] == narrative.kpi_delta(key, item)  # the report's and the email's words
         if key in narrative.RATE_KPIS:  # a rate moves in percentage points, never by a relative %
-            assert tiles[key]["change"] == pytest.approx((item["value"] - item["previous"]) * 100)
+            assert tiles[key]["change"] == narrative.rate_points(item["value"], item["previous"])[0]
             assert tiles[key]["change_fmt"].endswith('" pt"')
         else:
             assert tiles[key]["change"] == item["change"]

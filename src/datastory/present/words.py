@@ -87,17 +87,37 @@ MINUS = "\u2212"  # the typographic minus of signed changes ("−0.2 pt", "−8%
 RATE_KPIS = frozenset({"return_rate", "churn_rate"})  # rates: their changes are in percentage points
 
 
-def fmt_pt(diff: Any) -> str:
+def fmt_pt(diff: Any, decimals: int = 1) -> str:
     """A difference of two fractions in percentage points: -0.002 -> '−0.2 pt', 0.013 -> '+1.3 pt'."""
     v = _number(diff, "fmt_pt")
     if math.isnan(v):
         return "n/a"
     if math.isinf(v):
         raise DataError(f"fmt_pt: difference is infinite ({v})", fix="check the upstream computation")
-    text = f"{abs(v) * 100:.1f}"
-    if text == "0.0":
-        return "0.0 pt"
+    text = f"{abs(v) * 100:.{decimals}f}"
+    if float(text) == 0:
+        return f"{0:.{decimals}f} pt"
     return f"{'+' if v > 0 else MINUS}{text} pt"
+
+
+def _rate_decimals(value: float, previous: float) -> int:
+    """1, or 2 when one decimal would show two different rates as the same ('1.2% → 1.2%')."""
+    same = f"{value * 100:.1f}" == f"{previous * 100:.1f}"
+    return 2 if same and f"{value * 100:.2f}" != f"{previous * 100:.2f}" else 1
+
+
+def rate_points(value: Any, previous: Any) -> tuple[float, int]:
+    """(change in percentage points as shown, decimals shown) of a rate: (−0.2, 1) for 1.4% → 1.2%."""
+    v, p = _number(value, "rate_points"), _number(previous, "rate_points")
+    d = _rate_decimals(v, p)
+    return round(round(v * 100, d) - round(p * 100, d), d), d
+
+
+def rate_pair(value: Any, previous: Any) -> tuple[str, str, str]:
+    """(previous, value, change in points) of a rate, written so that the figures shown add up:
+    ('1.4%', '1.2%', '−0.2 pt'); with two decimals when one would hide the move ('1.24%', '1.16%', '−0.08 pt')."""
+    points, d = rate_points(value, previous)
+    return fmt_rate(float(previous), d), fmt_rate(float(value), d), fmt_pt(points / 100, d)
 
 
 def kpi_delta(kpi: str, item: dict[str, Any]) -> str:
@@ -109,34 +129,38 @@ def kpi_delta(kpi: str, item: dict[str, Any]) -> str:
     if kpi in RATE_KPIS:
         if item.get("previous") is None or item.get("value") is None:
             return "n/a"
-        return fmt_pt(float(item["value"]) - float(item["previous"]))
+        return rate_pair(item["value"], item["previous"])[2]
     change = item.get("change")
     return "n/a" if change is None else fmt_pct(change, signed=True)
 
 
 def kpi_move(kpi: str, item: dict[str, Any]) -> str:
     """'Return rate 1.4% → 1.2%, −0.2 pt' / 'Revenue 1.1 M → 1.2 M, +8%'."""
+    label = KPI_LABELS.get(kpi, kpi)
+    if kpi in RATE_KPIS and item.get("previous") is not None:
+        prev, now, delta = rate_pair(item["value"], item["previous"])
+        return f"{label} {prev} \u2192 {now}, {delta}"
     prev = "n/a" if item.get("previous") is None else fmt_kpi(kpi, item["previous"])
-    return f"{KPI_LABELS.get(kpi, kpi)} {prev} \u2192 {fmt_kpi(kpi, item['value'])}, {kpi_delta(kpi, item)}"
+    return f"{label} {prev} \u2192 {fmt_kpi(kpi, item['value'])}, {kpi_delta(kpi, item)}"
 
 
 def kpi_trend(kpi: str, item: dict[str, Any]) -> str:
     """'up', 'down' or 'flat' for one KPI item: a rate by its points, anything else by its relative change."""
     if kpi in RATE_KPIS:
         d = kpi_delta(kpi, item)
-        return "flat" if d in ("n/a", "0.0 pt") else ("up" if d.startswith("+") else "down")
+        return "up" if d.startswith("+") else "down" if d.startswith(MINUS) else "flat"
     return trend(item.get("change"))
 
 
-def fmt_rate(frac: Any) -> str:
-    """A rate, always with one decimal so that its changes in points can be read off: 0.014 -> '1.4%'."""
+def fmt_rate(frac: Any, decimals: int = 1) -> str:
+    """A rate, always with its decimal so that its changes in points can be read off: 0.014 -> '1.4%'."""
     v = _number(frac, "fmt_rate")
     if math.isnan(v):
         return "n/a"
     if math.isinf(v):
         raise DataError(f"fmt_rate: rate is infinite ({v})", fix="check for a division by zero upstream")
-    text = f"{v * 100:.1f}"
-    return f"{'0.0' if text == '-0.0' else text}%"
+    text = f"{v * 100:.{decimals}f}"
+    return f"{text.lstrip('-') if float(text) == 0 else text}%"
 
 
 def fmt_count(n: Any) -> str:

@@ -25,6 +25,7 @@ from ..present.words import (
     kpi_delta,
     kpi_trend,
     period_label,
+    rate_points,
     series_name,
 )
 from . import _cells as c
@@ -73,10 +74,13 @@ def kpi_tiles(change: dict[str, Any] | None, churn_metrics: dict[str, Any] | Non
             direction = kpi_trend(key, item)
             rate = key in RATE_KPIS
             delta = kpi_delta(key, item)
-            change = ((item["value"] - item["previous"]) * 100 if item["previous"] is not None else None) \
-                if rate else item["change"]
+            change, change_fmt = item["change"], c.FMT_CHANGE
+            if rate:
+                change, decimals = (rate_points(item["value"], item["previous"]) if item["previous"] is not None
+                                    else (None, 1))
+                change_fmt = FMT_POINTS if decimals == 1 else FMT_POINTS.replace("0.0", "0.00")
             tiles.append({"key": key, "label": label, "value": item["value"], "previous": item["previous"],
-                          "change": change, "fmt": KPI_FORMATS[key], "change_fmt": FMT_POINTS if rate else c.FMT_CHANGE,
+                          "change": change, "fmt": KPI_FORMATS[key], "change_fmt": change_fmt,
                           "trend": direction, "good": is_good(key, direction), "words": delta,
                           "note": "" if change is not None else "previous value 0"})
     rate = _churn_rate(churn_metrics) if own_rate is None else own_rate
