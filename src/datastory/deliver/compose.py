@@ -128,10 +128,7 @@ def _kpi_rows(pack: Pack, change: dict | None) -> list[tuple[str, str, str, str]
         return []
     out = []
     for key, label in words.KPI_LABELS.items():
-        tile = change["kpis"][key]
-        out.append((label, words.fmt_kpi(key, tile["value"]),
-                    "n/a" if tile["previous"] is None else words.fmt_kpi(key, tile["previous"]),
-                    words.kpi_delta(key, tile)))
+        out.append((label, *words.kpi_figures(key, change["kpis"][key])))
     return out
 
 

@@ -134,14 +134,20 @@ def kpi_delta(kpi: str, item: dict[str, Any]) -> str:
     return "n/a" if change is None else fmt_pct(change, signed=True)
 
 
-def kpi_move(kpi: str, item: dict[str, Any]) -> str:
-    """'Return rate 1.4% → 1.2%, −0.2 pt' / 'Revenue 1.1 M → 1.2 M, +8%'."""
-    label = KPI_LABELS.get(kpi, kpi)
+def kpi_figures(kpi: str, item: dict[str, Any]) -> tuple[str, str, str]:
+    """(latest, previous, change) of one KPI item as every table writes them: a rate's three figures add
+    up (rate_pair), anything else is fmt_kpi and kpi_delta; 'n/a' for what is missing."""
     if kpi in RATE_KPIS and item.get("previous") is not None:
         prev, now, delta = rate_pair(item["value"], item["previous"])
-        return f"{label} {prev} \u2192 {now}, {delta}"
+        return now, prev, delta
     prev = "n/a" if item.get("previous") is None else fmt_kpi(kpi, item["previous"])
-    return f"{label} {prev} \u2192 {fmt_kpi(kpi, item['value'])}, {kpi_delta(kpi, item)}"
+    return fmt_kpi(kpi, item["value"]), prev, kpi_delta(kpi, item)
+
+
+def kpi_move(kpi: str, item: dict[str, Any]) -> str:
+    """'Return rate 1.4% → 1.2%, −0.2 pt' / 'Revenue 1.1 M → 1.2 M, +8%'."""
+    now, prev, delta = kpi_figures(kpi, item)
+    return f"{KPI_LABELS.get(kpi, kpi)} {prev} \u2192 {now}, {delta}"
 
 
 def kpi_trend(kpi: str, item: dict[str, Any]) -> str:

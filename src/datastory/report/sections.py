@@ -24,12 +24,11 @@ from ..present.words import (
     churn_sentence,
     executive_summary,
     fmt_count,
-    fmt_kpi,
     fmt_money,
     fmt_pct,
     headline_change,
     is_good,
-    kpi_delta,
+    kpi_figures,
     kpi_trend,
     period_label,
     quality_rows,
@@ -100,10 +99,10 @@ def _tile(kpi: str, item: dict, word: str) -> str:
     good = is_good(kpi, cls)
     if good is not None:
         cls += " good" if good else " bad"
-    delta = kpi_delta(kpi, item)
+    value, _, delta = kpi_figures(kpi, item)
     delta = f"previous {word}: 0" if delta == "n/a" else f"{delta} vs previous {word}"
     return (f'<div class="tile {cls}"><div class="label">{e(KPI_LABELS[kpi])}</div>'
-            f'<div class="value">{e(fmt_kpi(kpi, item["value"]))}</div>'
+            f'<div class="value">{e(value)}</div>'
             f'<div class="delta">{e(delta)}</div></div>')
 
 
@@ -187,9 +186,10 @@ def churn(p: Pack, top_n: int = TOP_N) -> str:
                       "in grey, the red list's revenue at risk in red."))
     if (p.churn_metrics or {}).get("calibration"):
         out.append(figure(figures.churn_calibration(p), "Calibration plot of the churn model",
-                          "Predicted probability against the share of customers who really left, on held-out "
-                          "customers of every region: points near the diagonal mean the risk figures can be "
-                          "taken at face value."))
+                          "Left: predicted probability against the share of customers who really left, on held-out "
+                          "customers of every region; points near the diagonal mean the risk figures can be "
+                          "taken at face value. Right: how the risk spreads within each call list "
+                          "(the share of customers at or below each probability)."))
     listed = p.churn_scores[p.churn_scores["status"].isin(["call", "watch"])]
     ranked = listed.assign(_watch=listed["status"] == "watch").sort_values(
         ["_watch", "revenue_at_risk", "customer_id"], ascending=[True, False, True], kind="stable")

@@ -74,13 +74,14 @@ def kpi_tiles(change: dict[str, Any] | None, churn_metrics: dict[str, Any] | Non
             direction = kpi_trend(key, item)
             rate = key in RATE_KPIS
             delta = kpi_delta(key, item)
-            change, change_fmt = item["change"], c.FMT_CHANGE
+            change, change_fmt, fmt = item["change"], c.FMT_CHANGE, KPI_FORMATS[key]
             if rate:
                 change, decimals = (rate_points(item["value"], item["previous"]) if item["previous"] is not None
                                     else (None, 1))
                 change_fmt = FMT_POINTS if decimals == 1 else FMT_POINTS.replace("0.0", "0.00")
+                fmt = fmt if decimals == 1 else fmt.replace("0.0", "0.00")  # the rates as the report shows them
             tiles.append({"key": key, "label": label, "value": item["value"], "previous": item["previous"],
-                          "change": change, "fmt": KPI_FORMATS[key], "change_fmt": change_fmt,
+                          "change": change, "fmt": fmt, "change_fmt": change_fmt,
                           "trend": direction, "good": is_good(key, direction), "words": delta,
                           "note": "" if change is not None else "previous value 0"})
     rate = _churn_rate(churn_metrics) if own_rate is None else own_rate
