@@ -88,7 +88,7 @@ def test_workbook_red_rows_match_the_scores(built):
 
 
 def test_pdf_shows_sections_and_forecast_figures(built):
-    from datastory.present import words as narrative
+    from datastory.present import words as present_words
 
     fc = pd.read_parquet(built / "data/processed/forecast.parquet")
     for key, aud in AUDIENCES.items():
@@ -96,7 +96,7 @@ def test_pdf_shows_sections_and_forecast_figures(built):
         assert "forecast" in text.lower() and "churn" in text.lower(), key
         sid = "All" if aud["regions"] == "all" else aud["regions"][0]
         future = fc[(fc["series_id"] == sid) & fc["is_forecast"]]
-        assert narrative.fmt_money(future["yhat"].sum()) in text.replace("\n", " "), key
+        assert present_words.fmt_money(future["yhat"].sum()) in text.replace("\n", " "), key
 
 
 def test_pdf_numbers_match_the_metrics_files_and_the_data(built):

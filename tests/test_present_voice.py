@@ -24,7 +24,7 @@ from PIL import Image
 
 from datastory import config, workbook
 from datastory.deliver import compose
-from datastory.present import figures, words
+from datastory.present import figures, story, words
 from datastory.report import pdf, render, sections
 
 needs_poppler = pytest.mark.skipif(not shutil.which("pdftotext") or not shutil.which("pdftoppm"),
@@ -88,7 +88,7 @@ def north() -> Rendered:
 @pytest.mark.parametrize("which", ["executive", "north"])
 def test_same_headline_words_in_pdf_workbook_and_email(which, request, tmp_path):
     r: Rendered = request.getfixturevalue(which)
-    headlines = words.executive_summary(r.pack)
+    headlines = story.executive_summary(r.pack)
     assert len(headlines) == 4
     pdf_text = squash(r.pdf_text(tmp_path))
     book = squash(r.workbook_text())
@@ -102,7 +102,7 @@ def test_same_headline_words_in_pdf_workbook_and_email(which, request, tmp_path)
 
 @needs_poppler
 def test_one_amount_and_one_rate_read_identically_everywhere(executive, tmp_path):
-    change = words.headline_change(executive.pack)
+    change = story.headline_change(executive.pack)
     revenue = words.fmt_money(change["kpis"]["revenue"]["value"])
     rate = words.kpi_move("return_rate", change["kpis"]["return_rate"])
     assert "pt" in rate and "%," not in rate.split("\u2192")[1].split(",")[1]  # points, never a relative %
@@ -130,7 +130,7 @@ def company_only_figures(company: Rendered, region: str) -> dict[str, str]:
         "rows read": f"Rows read {words.fmt_count(dq['rows_read'])}",
         "rows kept": f"Rows kept {words.fmt_count(dq['rows_kept'])}",
         "company customers": f"Customers {words.fmt_count(dq['n_customers'])}",
-        "company revenue at risk": f"revenue at risk {words.fmt_money(words.revenue_at_risk(p.churn_scores))} EUR",
+        "company revenue at risk": f"revenue at risk {words.fmt_money(story.revenue_at_risk(p.churn_scores))} EUR",
         "company name of the total": "Whole company",
         **{f"region {o}": o for o in others},
     }
@@ -149,9 +149,9 @@ def test_a_regional_pack_contains_no_company_only_figure(executive, north, tmp_p
         for what, figure in leaks.items():
             assert squash(figure) not in flat, f"{where} shows the company's {what}: {figure!r}"
     # the region's own counts are there instead
-    own = words.quality_rows(north.pack)
+    own = story.quality_rows(north.pack)
     assert own[0][0].startswith("Orders (North") and own[0][1] == int(north.pack.kpis["orders"].sum())
-    assert squash(f"revenue at risk {words.fmt_money(words.revenue_at_risk(north.pack.churn_scores))} EUR") in \
+    assert squash(f"revenue at risk {words.fmt_money(story.revenue_at_risk(north.pack.churn_scores))} EUR") in \
         squash(texts["pdf"])
     wb = openpyxl.load_workbook(io.BytesIO(north.xlsx))
     churn_rate = next(r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0] == "Churn rate")

@@ -21,7 +21,7 @@ from conftest import HOSTILE, make_pack
 
 from datastory import kpis, schema, workbook
 from datastory.errors import DataError
-from datastory.present import words as narrative
+from datastory.present import story, words
 from datastory.workbook import _cells, _churn, _fastrows, _forecast, _summary
 
 
@@ -74,11 +74,11 @@ def test_build_rejects_non_pack_and_missing_column(tiny_pack):
 
 
 def test_kpi_tiles_are_the_reports_numbers(churn_pack):
-    ch = narrative.headline_change(churn_pack)
-    own = narrative.churn_rate(churn_pack.churn_scores)
+    ch = story.headline_change(churn_pack)
+    own = story.churn_rate(churn_pack.churn_scores)
     tiles = {t["key"]: t for t in workbook.kpi_tiles(ch, churn_pack.churn_metrics, own)}
     assert list(tiles) == list(_summary.LABELS)
-    assert set(_summary.KPI_FORMATS) == set(narrative.KPI_LABELS)  # a format for every KPI the report shows
+    assert set(_summary.KPI_FORMATS) == set(words.KPI_LABELS)  # a format for every KPI the report shows
     # the data ends 2025-05-31, so June is incomplete: May is compared with April
     k = churn_pack.kpis
     may = k[(k.region == "All") & (k.period == "2025-05-01")].iloc[0]
@@ -87,12 +87,12 @@ def test_kpi_tiles_are_the_reports_numbers(churn_pack):
     assert tiles["revenue"]["change"] == pytest.approx(may.revenue / apr.revenue - 1)
     assert tiles["revenue"]["trend"] == "up" and tiles["revenue"]["good"] is True
     assert tiles["active_customers"]["trend"] == "flat" and tiles["active_customers"]["good"] is None
-    for key in narrative.KPI_LABELS:
+    for key in words.KPI_LABELS:
         item = ch["kpis"][key]
         assert {f: tiles[key][f] for f in ("value", "previous")} == {f: item[f] for f in ("value", "previous")}
-        assert tiles[key]["words"] == narrative.kpi_delta(key, item)  # the report's and the email's words
-        if key in narrative.RATE_KPIS:  # a rate moves in percentage points, never by a relative %
-            assert tiles[key]["change"] == narrative.rate_points(item["value"], item["previous"])[0]
+        assert tiles[key]["words"] == words.kpi_delta(key, item)  # the report's and the email's words
+        if key in words.RATE_KPIS:  # a rate moves in percentage points, never by a relative %
+            assert tiles[key]["change"] == words.rate_points(item["value"], item["previous"])[0]
             assert tiles[key]["change_fmt"].endswith('" pt"')
         else:
             assert tiles[key]["change"] == item["change"]
@@ -111,7 +111,7 @@ def test_kpi_tiles_are_the_reports_numbers(churn_pack):
 
 
 def test_kpi_tiles_reject_bad_input(churn_pack):
-    ch = narrative.headline_change(churn_pack)
+    ch = story.headline_change(churn_pack)
     broken = {**ch, "kpis": {k: v for k, v in ch["kpis"].items() if k != "orders"}}
     with pytest.raises(DataError, match="lacks orders") as err:
         workbook.kpi_tiles(broken)
@@ -151,9 +151,9 @@ def test_summary_arrows_and_colours(churn_pack):
 def test_summary_with_too_few_periods_says_so(churn_pack):
     prov = dataclasses.replace(churn_pack.provenance, period_end="2025-01-31")  # only January is complete
     short = dataclasses.replace(churn_pack, provenance=prov)
-    assert narrative.headline_change(short) is None
+    assert story.headline_change(short) is None
     rows = summary_rows(workbook.build(short))
-    assert narrative.NO_EARLIER_PERIOD in rows
+    assert words.NO_EARLIER_PERIOD in rows
     assert "Revenue" not in rows
     assert rows["Churn rate"][1].value == pytest.approx(short.churn_scores["probability"].mean())
     assert "Key figures, Whole company" in rows
@@ -220,7 +220,7 @@ def test_accuracy_sheet_is_the_reports_table_with_mase(tiny_pack):
     rows = [r for r in ws.iter_rows(values_only=True) if r[0]]
     header = next(i for i, r in enumerate(rows) if r[0] == "Segment")
     head, body = rows[header], rows[header + 1:]
-    want_head, want_rows = narrative.accuracy_rows(tiny_pack)
+    want_head, want_rows = story.accuracy_rows(tiny_pack)
     assert list(head[:6]) == want_head and list(head[6:]) == ["MASE", "Baseline MASE", "Verdict"]
     assert [list(r[:6]) for r in body] == want_rows
     html_table = sections.accuracy_table(tiny_pack)

@@ -24,7 +24,7 @@ from email.utils import format_datetime
 
 from .. import config
 from ..errors import DataError, DeliveryError, ParamsError
-from ..present import Pack, words
+from ..present import Pack, story, words
 from .ledger import content_key
 
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -96,13 +96,13 @@ def period_end(pack: Pack) -> dt.date:
 def kpi_change(pack: Pack) -> tuple[dict | None, str]:
     """(the KPI change the report shows, "") or (None, why it is unavailable).
 
-    present.words.headline_change: the last COMPLETE period against the one before. Too little history is
+    present.story.headline_change: the last COMPLETE period against the one before. Too little history is
     not fatal for the email: the body then says why the comparison is missing instead of failing the delivery.
     """
     if pack.kpis.empty:
         return None, "no KPI data for this audience"
     try:
-        change = words.headline_change(pack)
+        change = story.headline_change(pack)
     except DataError as exc:
         return None, exc.problem
     return (change, "") if change is not None else (None, words.NO_EARLIER_PERIOD)
@@ -153,7 +153,7 @@ def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note
                 f"{words.period_label(change['previous_period'], change['freq'])}).")
     else:
         when = f"KPI comparison not available: {why}"
-    headlines = words.executive_summary(pack)
+    headlines = story.executive_summary(pack)
     rows = _kpi_rows(pack, change)
     names = _top_names(pack)
     counts = pack.call_counts

@@ -14,24 +14,20 @@ import pandas as pd
 
 from ..errors import DataError
 from ..present import Pack, figures
+from ..present.story import accuracy_rows, churn_sentence, executive_summary, headline_change, quality_rows
 from ..present.words import (
     FREQ_WORDS,
     KPI_LABELS,
     NO_EARLIER_PERIOD,
     REVENUE_AT_RISK,
-    accuracy_rows,
     baseline_words,
-    churn_sentence,
-    executive_summary,
     fmt_count,
     fmt_money,
     fmt_pct,
-    headline_change,
     is_good,
     kpi_figures,
     kpi_trend,
     period_label,
-    quality_rows,
     require_pack,
     series_name,
 )

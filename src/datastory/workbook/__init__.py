@@ -2,7 +2,7 @@
 
 `build(pack) -> bytes` is pure (no clock, no paths, no randomness: the same pack gives the same bytes);
 `save(pack, path)` is the I/O edge. Every string from data is a string cell, never a formula.
-The Summary's KPI tiles are the report's and the email's numbers (`present.words.headline_change`);
+The Summary's KPI tiles are the report's and the email's numbers (`present.story.headline_change`);
 red-list rows on the Churn risk sheet are filled with RED_FILL_RGB (read back: fgColor.rgb ends with it).
 The Churn risk rows are not written cell by cell through openpyxl but spliced in as XML built a column at
 a time (`_fastrows`, applied in `_cells.package`): 100,000 styled rows in a couple of seconds.

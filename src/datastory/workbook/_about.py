@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..present import Pack
-from ..present.words import REVENUE_AT_RISK, quality_rows
+from ..present.story import quality_rows
+from ..present.words import REVENUE_AT_RISK
 from . import _cells as c
 from ._summary import LABELS
 
@@ -41,7 +42,7 @@ def kv_rows(add: c.Appender, rows: list[tuple[str, Any]], fmt: str | None = None
 
 
 def write_data_quality(ws, pack: Pack) -> None:
-    """The data-quality counts of the pack's own audience (present.words.quality_rows) and the period."""
+    """The data-quality counts of the pack's own audience (present.story.quality_rows) and the period."""
     c.widths(ws, {"A": 40, "B": 60})
     add = c.Appender(ws, 60)
     dq = pack.data_quality or {}

@@ -3,7 +3,7 @@
 The Forecast sheet is one long, filterable table (series, region, product line, date, actual or
 forecast, the figures and the model) with a frozen header that repeats on every printed page: a
 reader filters it to the segment they care about. The Accuracy sheet is the report's accuracy table
-(present.words.accuracy_rows), word for word, plus the backtest MASE beside the baseline's.
+(present.story.accuracy_rows), word for word, plus the backtest MASE beside the baseline's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
 from ..present import Pack
 from ..present.palette import ACTUAL, BAND, FORECAST
-from ..present.words import accuracy_rows, model_name, series_name
+from ..present.story import accuracy_rows
+from ..present.words import model_name, series_name
 from ..schema import ALL
 from . import _cells as c
 

@@ -1,7 +1,7 @@
 """Summary sheet: title, audience, period, KPI tiles with change arrows, headline forecast chart.
 
 The tiles show exactly the numbers of the report and the email: the KPI change comes from
-`present.words.headline_change` (i.e. `kpis.latest_change` up to the data's last day), the arrows
+`present.story.headline_change` (i.e. `kpis.latest_change` up to the data's last day), the arrows
 follow `words.trend` and the labels `words.KPI_LABELS`. `kpi_tiles` is the pure core
 (that change dict and the churn metrics in, tile dicts out); `write_summary` lays the tiles out.
 """
@@ -14,13 +14,11 @@ from typing import Any
 
 from ..errors import DataError
 from ..present import Pack
+from ..present.story import churn_rate, executive_summary, headline_change
 from ..present.words import (
     KPI_LABELS,
     NO_EARLIER_PERIOD,
     RATE_KPIS,
-    churn_rate,
-    executive_summary,
-    headline_change,
     is_good,
     kpi_delta,
     kpi_trend,
@@ -68,7 +66,7 @@ def kpi_tiles(change: dict[str, Any] | None, churn_metrics: dict[str, Any] | Non
         missing = [k for k in KPI_LABELS if not isinstance(items, dict) or k not in items]
         if missing:
             raise DataError(f"the KPI change lacks {', '.join(missing)}", column=missing[0],
-                            fix="pass the dict returned by kpis.latest_change / words.headline_change")
+                            fix="pass the dict returned by kpis.latest_change / story.headline_change")
         for key, label in KPI_LABELS.items():
             item = items[key]
             direction = kpi_trend(key, item)
