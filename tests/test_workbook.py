@@ -598,3 +598,15 @@ def test_churn_list_longer_than_an_excel_sheet_is_refused(monkeypatch, tiny_pack
     with pytest.raises(DataError, match="do not fit on one Excel sheet") as err:
         workbook.build(tiny_pack)
     assert err.value.fix
+
+
+def test_reasons_wrap_and_headers_repeat_on_printed_pages(tiny_pack):
+    wb = load(workbook.build(tiny_pack))
+    ws = wb["Churn risk"]
+    reasons = [c.value for c in ws[1]].index("Reasons")
+    rows = churn_rows(wb)
+    assert rows and all(r[reasons].alignment.wrap_text for r in rows)
+    others = [r[0] for r in rows]
+    assert not any(c.alignment.wrap_text for c in others)  # only the long text wraps
+    assert ws.print_title_rows == "$1:$1" and wb["Forecast"].print_title_rows == "$1:$1"
+    assert wb["Accuracy"].print_title_rows == "$5:$5" and wb["Accuracy"]["A5"].value == "Segment"

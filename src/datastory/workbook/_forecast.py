@@ -14,6 +14,7 @@ import pandas as pd
 from openpyxl.chart import LineChart, Reference
 from openpyxl.chart.axis import DateAxis
 from openpyxl.chart.series import SeriesLabel
+from openpyxl.styles import Alignment
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
@@ -29,6 +30,7 @@ COLUMNS = [("Series", 26), ("Region", 12), ("Product line", 16), ("Date", 12), (
 TABLE_NAME = "Forecast"
 CHART_HISTORY = 26  # actual periods shown before the forecast in the Summary's chart
 FMT_AXIS_DATE = "mmm yy"
+RIGHT = Alignment(horizontal="right")  # the accuracy table's figures, written as the report writes them
 
 
 def series_order(forecast: pd.DataFrame, headline: str) -> list[str]:
@@ -84,13 +86,14 @@ def write_forecast(ws, pack: Pack) -> dict[str, dict[str, Any]]:
 
 def write_accuracy(ws, pack: Pack) -> None:
     """The accuracy per segment, as the report shows it, with the MASE of the model and of its baseline."""
-    c.widths(ws, {"A": 26, "B": 16, "C": 20, "D": 14, "E": 20, "F": 30, "G": 10, "H": 14, "I": 22})
-    ws.print_title_rows = "3:3"
+    c.widths(ws, {"A": 22, "B": 16, "C": 20, "D": 15, "E": 23, "F": 34, "G": 8, "H": 15, "I": 24})
+    ws.print_title_rows = "5:5"
     headers, rows = accuracy_rows(pack)
     ws.append([c.cell(ws, f"Accuracy per segment (amounts in {pack.currency})", font=c.TITLE)])
-    ws.append([c.cell(ws, "Backtest error: how far the forecast was off on average in rolling backtests (sMAPE). "
-                          "Gain: how much smaller that error is than the baseline's. MASE below 1 beats a naive "
-                          "forecast.", font=c.MUTED)])
+    for line in ("Backtest error: how far the forecast was off on average in rolling backtests (sMAPE).",
+                 "Gain over the baseline: how much smaller that error is than the baseline's.",
+                 "MASE below 1 beats a naive forecast; the baseline's own MASE stands beside it."):
+        ws.append([c.cell(ws, line, font=c.MUTED)])
     if not rows:
         ws.append([c.cell(ws, "No forecast series for this audience.", font=c.MUTED)])
         return
@@ -100,7 +103,7 @@ def write_accuracy(ws, pack: Pack) -> None:
     for r in rows:
         m = series.get(names.get(r[0], r[0])) or {}
         mase, naive = c.plain(m.get("mase")), c.plain(m.get("naive_mase"))
-        ws.append([c.cell(ws, r[0], font=c.BOLD), *(c.cell(ws, v) for v in r[1:]),
+        ws.append([c.cell(ws, r[0], font=c.BOLD), *(c.cell(ws, v, align=RIGHT) for v in r[1:5]), c.cell(ws, r[5]),
                    c.cell(ws, mase, fmt=c.FMT_RATIO), c.cell(ws, naive, fmt=c.FMT_RATIO),
                    c.cell(ws, verdict(mase, naive, m.get("baseline") or "naive"))])
 
