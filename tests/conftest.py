@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datastory import config, pack, schema
+from datastory import bridge, config, pack, schema
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,8 +109,31 @@ def tiny_frames(hostile: str | None = None) -> dict:
     dq = {"rows_read": 1000, "rows_kept": 990, "duplicates_removed": 10, "missing_region_filled": 3,
           "return_lines": 12, "period_start": "2025-01-01", "period_end": "2025-05-31",
           "n_customers": 6, "n_orders": 300, "rejected": {}}
+    tx = tiny_transactions(names)
     return dict(kpis=kpis, forecast=forecast, forecast_metrics=fmetrics, churn_scores=churn_scores,
-                churn_metrics=cmetrics, data_quality=dq)
+                churn_metrics=cmetrics, data_quality=dq,
+                bridge=bridge.compute(tx, "M", dq["period_end"]), movers=bridge.movers(tx, "M", dq["period_end"]))
+
+
+def tiny_transactions(names: list[str]) -> pd.DataFrame:
+    """Order lines of tiny_frames' six customers in April and May 2025 (what changed: May vs April)."""
+    rows = [  # customer, day, product line, quantity, amount
+        (0, "2025-04-03", "Hardware", 2, 200.0), (0, "2025-05-06", "Hardware", 3, 330.0),
+        (1, "2025-04-10", "Software", 1, 400.0), (1, "2025-05-12", "Software", 1, 150.0),
+        (2, "2025-05-20", "Hardware", 4, 480.0),
+        (3, "2025-04-15", "Services", 5, 250.0), (3, "2025-05-15", "Services", -1, -50.0),
+        (4, "2025-04-02", "Hardware", 1, 90.0), (4, "2025-05-28", "Software", 2, 260.0),
+        (5, "2025-03-01", "Services", 1, 70.0), (5, "2025-05-30", "Services", 2, 140.0),
+    ]
+    df = pd.DataFrame(rows, columns=["i", "timestamp", "product_line", "quantity", "amount"])
+    df["customer_id"] = [f"C{i:03d}" for i in df["i"]]
+    df["customer_name"] = [names[i] for i in df["i"]]
+    df["region"] = ["North" if i < 3 else "South" for i in df["i"]]
+    df["order_id"] = [f"O{k}" for k in range(len(df))]
+    df["timestamp"] = pd.to_datetime(df["timestamp"])
+    df["discount"] = 0.0
+    df["is_return"] = df["amount"] < 0
+    return schema.conform(df, schema.TRANSACTIONS, "transactions")
 
 
 def make_pack(audience: str = "executive", hostile: str | None = None) -> pack.Pack:
@@ -127,7 +150,7 @@ def write_artifacts(project: Path, frames: dict) -> None:
     from datastory import io
 
     paths = config.paths(project)
-    for name in ("kpis", "forecast", "churn_scores"):
+    for name in ("kpis", "forecast", "churn_scores", "bridge", "movers"):
         io.write_parquet(frames[name], getattr(paths, name))
     for name in ("forecast_metrics", "churn_metrics", "data_quality"):
         io.write_json(frames[name], getattr(paths, name))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from datastory import config, ingest, io, kpis, runner, sample, schema
+from datastory import bridge, config, ingest, io, kpis, runner, sample, schema
 from datastory.errors import DataError
 
 
@@ -140,8 +140,14 @@ def test_notebooks_01_and_02_run_on_a_tiny_project(project):
     runner.execute("kpis", project)
     paths = config.paths(project)
     table = io.read_parquet(paths.kpis)
-    pd.testing.assert_frame_equal(table, kpis.compute(io.read_parquet(paths.transactions), "Q"))
+    tx = io.read_parquet(paths.transactions)
+    pd.testing.assert_frame_equal(table, kpis.compute(tx, "Q"))
     assert (table["period"].dt.month % 3 == 1).all()
+    end = io.read_json(paths.data_quality)["period_end"]
+    steps = io.read_parquet(paths.bridge)
+    pd.testing.assert_frame_equal(steps, bridge.compute(tx, "Q", end))
+    pd.testing.assert_frame_equal(io.read_parquet(paths.movers), bridge.movers(tx, "Q", end, top=5))
+    assert not steps.empty and set(steps["kind"]) == {"total", "step", "pvm"}
 
 
 def test_latest_change_ignores_periods_after_the_data_end():

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
-from conftest import make_pack, tiny_frames
+from conftest import make_pack, tiny_frames, write_artifacts
 
-from datastory import config, pack, schema
+from datastory import bridge, config, pack, schema
 from datastory.errors import ParamsError
 
 
@@ -63,3 +63,38 @@ def test_audience_of_some_but_not_all_regions_is_refused_clearly():
     report = config.ReportParams(audiences={"x": config.Audience(label="X", regions=["North", "South"])})
     with pytest.raises(ParamsError, match="all regions or exactly one"):
         pack.select("x", report, "EUR", provenance=pack.Provenance("a", "b", "c", "d"), **frames)
+
+
+def test_company_pack_carries_the_whole_bridge_and_movers(tiny_pack):
+    assert list(dict.fromkeys(tiny_pack.bridge["region"])) == [schema.ALL, "North", "South"]
+    assert list(tiny_pack.bridge.columns) == list(schema.BRIDGE) and list(tiny_pack.movers.columns) == list(schema.MOVERS)
+    assert set(tiny_pack.movers["region"]) == {schema.ALL, "North", "South"}
+    view = bridge.segment(tiny_pack.bridge, tiny_pack.headline_region)
+    assert (view["period"], view["previous_period"]) == ("2025-05-01", "2025-04-01")
+
+
+def test_regional_pack_carries_only_its_region_of_the_bridge_and_movers(north_pack):
+    assert set(north_pack.bridge["region"]) == {"North"} and set(north_pack.movers["region"]) == {"North"}
+    assert bridge.segment(north_pack.bridge, schema.ALL) is None
+    south_names = set(tiny_frames()["churn_scores"].query("region == 'South'")["customer_name"])
+    assert not south_names & set(north_pack.movers["name"])
+    view = bridge.segment(north_pack.bridge, "North")
+    assert view["current"] == 330 + 150 + 480 and view["previous"] == 200 + 400
+
+
+def test_load_reads_the_bridge_and_movers_from_their_files(project):
+    frames = tiny_frames()
+    write_artifacts(project, frames)
+    company = pack.load("executive", project)
+    pd.testing.assert_frame_equal(company.bridge, frames["bridge"])
+    pd.testing.assert_frame_equal(company.movers, frames["movers"])
+    north = next(k for k, a in config.load("report", project).audiences.items() if a.regions == ["North"])
+    assert set(pack.load(north, project).bridge["region"]) == {"North"}
+
+
+def test_a_pack_without_a_previous_period_has_an_empty_bridge():
+    frames = tiny_frames()
+    frames["bridge"], frames["movers"] = frames["bridge"].iloc[:0], frames["movers"].iloc[:0]
+    report = config.ReportParams(audiences={"x": config.Audience(label="X", regions="all")})
+    p = pack.select("x", report, "EUR", provenance=pack.Provenance("a", "b", "c", "d"), **frames)
+    assert p.bridge.empty and p.movers.empty and bridge.segment(p.bridge, p.headline_region) is None

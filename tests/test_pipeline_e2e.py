@@ -147,3 +147,21 @@ def test_eml_carries_both_attachments_byte_identical(built):
         assert pdf == (built / "reports" / key / "report.pdf").read_bytes()
         assert xlsx == (built / "reports" / key / "report.xlsx").read_bytes()
         assert set(aud["to"]) <= {a.addr_spec for a in msg["To"].addresses}
+
+
+def test_what_changed_adds_up_to_the_kpi_tiles_in_every_pack(built):
+    """dvc repro writes the bridge and the movers; each pack carries its segments' share, whose steps add up
+    to the change between the KPI tiles' revenue figures, to the cent."""
+    from datastory import bridge, kpis, pack
+
+    for key in AUDIENCES:
+        p = pack.load(key, built)
+        assert not p.bridge.empty and not p.movers.empty
+        assert set(p.bridge["region"]) == set(p.kpis["region"]) == set(p.movers["region"])
+        view = bridge.segment(p.bridge, p.headline_region)
+        tile = kpis.latest_change(p.kpis, p.headline_region, p.provenance.period_end)["kpis"]["revenue"]
+        assert view["period"] == kpis.latest_change(p.kpis, p.headline_region, p.provenance.period_end)["period"]
+        assert (round(view["previous"] * 100), round(view["current"] * 100)) == \
+            (round(tile["previous"] * 100), round(tile["value"] * 100))
+        steps = sum(round(view["steps"][k] * 100) for k in bridge.STEPS)
+        assert steps == round(view["current"] * 100) - round(view["previous"] * 100)

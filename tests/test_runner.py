@@ -36,7 +36,7 @@ def test_executed_notebook_has_no_timings_or_machine_paths_and_is_stable(project
     meta = nbformat.reads(text, as_version=4).metadata["papermill"]
     assert meta["input_path"] == "notebooks/02_kpis.ipynb"
     assert meta["output_path"] == "reports/runs/02_kpis.ipynb"
-    assert meta["parameters"] == {"period": "M"}
+    assert meta["parameters"] == {"period": "M", "movers": 5}  # params/kpis.yaml, every key
     assert runner.execute("kpis", project).read_bytes() == first
 
 

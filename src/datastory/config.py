@@ -376,6 +376,7 @@ class DataParams(_Strict):
 # ---------------------------------------------------------------- kpis
 class KpisParams(_Strict):
     period: Literal["M", "Q"] = "M"
+    movers: int = Field(5, ge=1, le=50)  # customers and product lines listed per segment, each way
 
 
 # ---------------------------------------------------------------- forecast
@@ -522,6 +523,8 @@ class Paths(_Strict):
     rejected: Path
     data_quality: Path
     kpis: Path
+    bridge: Path
+    movers: Path
     forecast: Path
     forecast_metrics: Path
     forecast_backtest: Path

@@ -107,12 +107,21 @@ def latest_change(kpis: pd.DataFrame, region: str, data_end: str | dt.date | Non
 
 
 def run(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The whole kpis stage without a notebook: read transactions, compute, save."""
+    """The whole kpis stage without a notebook: read transactions, compute the KPIs and what changed (the
+    revenue bridge and the movers, see datastory.bridge), then save all three; returns the KPI table."""
+    from . import bridge
+
     cfg = config.load("kpis", root)
     paths = config.paths(root)
     if not paths.transactions.is_file():
         raise DataError("transactions not found", file=str(paths.transactions),
                         fix="run the ingest stage first (`dvc repro ingest`)")
-    out = compute(io.read_parquet(paths.transactions), cfg.period)
+    tx = io.read_parquet(paths.transactions)
+    end = io.read_json(paths.data_quality).get("period_end") if paths.data_quality.is_file() else None
+    out = compute(tx, cfg.period)
+    steps = bridge.compute(tx, cfg.period, end, quantities=bridge.has_quantities(config.load("data", root)))
+    movers = bridge.movers(tx, cfg.period, end, top=cfg.movers)
     io.write_parquet(out, paths.kpis)
+    io.write_parquet(steps, paths.bridge)
+    io.write_parquet(movers, paths.movers)
     return out

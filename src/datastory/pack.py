@@ -41,6 +41,8 @@ class Pack:
     currency: str
     page_size: str
     kpis: pd.DataFrame             # schema.KPIS rows of its regions (plus ALL when is_company)
+    bridge: pd.DataFrame           # schema.BRIDGE rows of its segments; no rows: no previous period to compare
+    movers: pd.DataFrame           # schema.MOVERS rows of its segments
     forecast: pd.DataFrame         # schema.FORECAST rows of its series
     forecast_metrics: dict[str, Any]  # metrics/forecast.json with "series" narrowed to its series
     churn_scores: pd.DataFrame     # schema.CHURN_SCORES rows of its customers
@@ -87,7 +89,8 @@ def audience_regions(audience: config.Audience, known: list[str]) -> tuple[tuple
 
 def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFrame,
            forecast: pd.DataFrame, forecast_metrics: dict[str, Any], churn_scores: pd.DataFrame,
-           churn_metrics: dict[str, Any], data_quality: dict[str, Any], provenance: Provenance) -> Pack:
+           churn_metrics: dict[str, Any], data_quality: dict[str, Any], provenance: Provenance, *,
+           bridge: pd.DataFrame, movers: pd.DataFrame) -> Pack:
     """Narrow every result to audience `key` of `report`."""
     if key not in report.audiences:
         raise ParamsError(f"unknown audience {key!r}; defined: {', '.join(report.audiences)}",
@@ -103,6 +106,8 @@ def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFr
         audience=key, label=aud.label, regions=regions, is_company=is_company,
         title=report.title, company=report.company, currency=currency, page_size=report.page_size,
         kpis=kpis[kpis["region"].isin(keep)].reset_index(drop=True),
+        bridge=bridge[bridge["region"].isin(keep)].reset_index(drop=True),
+        movers=movers[movers["region"].isin(keep)].reset_index(drop=True),
         forecast=fc,
         forecast_metrics={**forecast_metrics, "series": series},
         churn_scores=churn_scores[churn_scores["region"].isin(regions)].reset_index(drop=True),
@@ -130,4 +135,5 @@ def load(key: str, root: str | Path | None = None, report: config.ReportParams |
                       params_hash=config.params_hash(config.pack_params(key, base, report)))
     return select(key, report, config.load("data", base).currency,
                   io.read_parquet(p.kpis), io.read_parquet(p.forecast), io.read_json(p.forecast_metrics),
-                  io.read_parquet(p.churn_scores), io.read_json(p.churn_metrics), dq, prov)
+                  io.read_parquet(p.churn_scores), io.read_json(p.churn_metrics), dq, prov,
+                  bridge=io.read_parquet(p.bridge), movers=io.read_parquet(p.movers))

@@ -38,6 +38,38 @@ KPIS = {
     "return_rate": "float64",     # returned amount / gross sales amount
 }
 
+# data/processed/bridge.parquet: the revenue bridge from the previous complete period to the latest one,
+# per segment (ALL first, then each region). No rows at all when there is no previous complete period.
+# Per segment: kind "total" rows previous and current; kind "step" rows new, reactivated, lost, growth,
+# decline, returns (they sum exactly to current - previous); kind "pvm" rows price, volume, mix (they sum
+# exactly to growth + decline), or one "unsplit" row with the reason in `note` when quantities are missing.
+BRIDGE = {
+    "region": "string",           # ALL for the company
+    "period": "datetime64[ns]",   # first day of the latest complete period
+    "previous_period": "datetime64[ns]",  # first day of the period before it
+    "kind": "string",             # total | step | pvm
+    "part": "string",             # see bridge.STEPS, bridge.PVM
+    "amount": "float64",          # net revenue or its change, a whole number of cents
+    "customers": "int64",         # customers in the part (returns: customers with a return line this period)
+    "note": "string",             # why a split is missing; "" otherwise
+}
+
+# data/processed/movers.parquet: per segment, the customers and product lines whose net revenue rose or fell
+# most from the previous complete period to the latest one (params/kpis.yaml movers each way).
+MOVERS = {
+    "region": "string",           # ALL for the company
+    "period": "datetime64[ns]",
+    "previous_period": "datetime64[ns]",
+    "kind": "string",             # customer | product_line
+    "direction": "string",        # rise | fall
+    "rank": "int64",              # 1 = the largest rise (or fall)
+    "key": "string",              # customer_id, or the product line
+    "name": "string",             # customer_name (customer_id when it has none), or the product line
+    "previous": "float64",        # net revenue in the previous period
+    "current": "float64",         # net revenue in the latest period
+    "change": "float64",          # current - previous, a whole number of cents
+}
+
 # data/processed/forecast.parquet: history and forecast of each series.
 FORECAST = {
     "series_id": "string",        # "All", "North", "North / Hardware"

@@ -1,0 +1,251 @@
+"""What changed: the revenue bridge and the top movers from the previous complete period to the latest one.
+
+The bridge splits each segment's change in net revenue (the company, schema.ALL, and each region) into parts
+that add up exactly, to the cent. Customers are sorted by their sales (lines with a positive amount) within the
+segment:
+- new: bought in the latest period and never before it;
+- reactivated: bought in the latest period, not in the previous one, but some time before;
+- lost: bought in the previous period, not in the latest one (minus their previous sales);
+- growth / decline: bought in both; the change of those whose sales rose / fell;
+- returns: the change in return lines (negative amounts) of everyone, so no line counts twice.
+Growth + decline is split again into price, volume and mix at customer x product line level, when every
+order line involved has a quantity (see `pvm`).
+
+The latest complete period is the last one that ends on or before the data's last day (as kpis.latest_change
+decides), and it is compared with the period just before it. With no such pair the bridge has no rows.
+
+`compute` and `movers` are the pure core (transactions in, schema.BRIDGE / schema.MOVERS out); kpis.run and
+the kpis notebook save them. Amounts are summed as whole cents (integers), so the parts add up exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .errors import DataError
+from .kpis import _check_period
+
+STEPS = ("new", "reactivated", "lost", "growth", "decline", "returns")
+PVM = ("price", "volume", "mix")
+UNSPLIT = "unsplit"   # the pvm row when returning customers' change cannot be split into price, volume and mix
+MOVER_KINDS = ("customer", "product_line")
+
+
+def _prepare(tx: pd.DataFrame, period: str) -> pd.DataFrame:
+    _check_period(period)
+    if tx is None or tx.empty:
+        raise DataError("no transactions to compute the revenue bridge from", file="transactions",
+                        fix="check the ingest stage's data-quality report (rows_kept)")
+    tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
+    amount = tx["amount"].to_numpy(dtype="float64")
+    bad = ~np.isfinite(amount)
+    if bad.any():
+        raise DataError(f"amount is missing or not a number in {int(bad.sum()):,} line(s), first at row "
+                        f"{int(np.flatnonzero(bad)[0])}", file="transactions", column="amount",
+                        fix="re-run the ingest stage, which refuses such rows")
+    return pd.DataFrame({
+        "customer_id": tx["customer_id"], "region": tx["region"], "product_line": tx["product_line"],
+        "period": tx["timestamp"].dt.to_period(period).dt.start_time,
+        "cents": np.rint(amount * 100).astype("int64"),       # a whole number of cents per line
+        "sale": amount > 0, "quantity": tx["quantity"].to_numpy(dtype="float64"),
+    })
+
+
+def periods(starts: pd.Series, period: str, data_end: str | dt.date | pd.Timestamp) -> tuple[pd.Timestamp, ...]:
+    """(latest complete period, the one before) as first days, or () when the data has no such pair.
+
+    `starts`: the first day of each line's period. A period is complete when it ends on or before `data_end`.
+    """
+    _check_period(period)
+    if starts.empty:
+        return ()
+    first = pd.Timestamp(starts.min())
+    end_of = pd.offsets.QuarterEnd(0) if period == "Q" else pd.offsets.MonthEnd(0)
+    step = pd.DateOffset(months=3 if period == "Q" else 1)
+    last = pd.Timestamp(starts.max())
+    limit = pd.Timestamp(data_end).normalize()
+    while last + end_of > limit and last >= first:
+        last = last - step
+    previous = last - step
+    return (last, previous) if previous >= first else ()
+
+
+def _segments(f: pd.DataFrame) -> list[str]:
+    return [schema.ALL, *sorted(map(str, f["region"].dropna().unique()))]
+
+
+def _empty(columns: dict[str, str], name: str) -> pd.DataFrame:
+    return schema.conform(pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()}), columns, name)
+
+
+def pvm(lines: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp) -> tuple[dict[str, int], str]:
+    """Returning customers' change in sales split into price, volume and mix (cents), or ({}, why not).
+
+    `lines`: the sales lines of the customers who bought in both periods (columns customer_id, product_line,
+    period, cents, quantity). Each customer x product line is a cell with amount a and quantity q, so unit
+    price p = a / q. With P0 = A0 / Q0 the previous average unit price over all cells:
+    - price = sum over cells bought in both periods of q1 x (p1 - p0): what the same cells cost more or less;
+    - volume = (Q1 - Q0) x P0: more or fewer units at the previous average price;
+    - mix = the rest, the change minus price minus volume: a shift towards dearer or cheaper cells, including
+      the product lines a returning customer started or stopped buying.
+    Price and volume are rounded to the cent, so the three add up exactly. Quantities of different product
+    lines are added as plain units.
+    """
+    q = lines["quantity"].to_numpy(dtype="float64")
+    bad = ~(np.isfinite(q) & (q > 0))
+    if bad.any():
+        return {}, (f"{int(bad.sum()):,} of {len(lines):,} order lines of returning customers have no quantity "
+                    "above zero: their change is not split into price, volume and mix")
+    total = int(lines.loc[lines["period"] == cur, "cents"].sum()) - int(lines.loc[lines["period"] == prev, "cents"].sum())
+    if lines.empty:
+        return {"price": 0, "volume": 0, "mix": 0}, ""
+    cells = lines.groupby(["customer_id", "product_line", "period"], observed=True)[["cents", "quantity"]].sum()
+    c0 = cells.xs(prev, level="period") if prev in cells.index.get_level_values("period") else cells.iloc[:0]
+    c1 = cells.xs(cur, level="period") if cur in cells.index.get_level_values("period") else cells.iloc[:0]
+    a0, q0 = float(c0["cents"].sum()), math.fsum(c0["quantity"])
+    q1 = math.fsum(c1["quantity"])
+    both = c0.index.intersection(c1.index)
+    x0, x1 = c0.loc[both], c1.loc[both]
+    price = math.fsum(x1["cents"] - x1["quantity"] * x0["cents"] / x0["quantity"])
+    volume = (q1 - q0) * a0 / q0 if q0 > 0 else 0.0
+    price_c, volume_c = int(round(price)), int(round(volume))
+    return {"price": price_c, "volume": volume_c, "mix": total - price_c - volume_c}, ""
+
+
+def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities: bool) -> list[tuple]:
+    sales, rets = f[f["sale"]], f[f["cents"] < 0]
+    a0 = sales[sales["period"] == prev].groupby("customer_id", observed=True)["cents"].sum()
+    a1 = sales[sales["period"] == cur].groupby("customer_id", observed=True)["cents"].sum()
+    seen = set(sales.loc[sales["period"] < prev, "customer_id"])
+    ids = a0.index.union(a1.index)
+    v0, v1 = a0.reindex(ids, fill_value=0), a1.reindex(ids, fill_value=0)
+    in0, in1 = ids.isin(a0.index), ids.isin(a1.index)
+    before = ids.isin(list(seen))
+    change = v1 - v0
+    groups = {"new": in1 & ~in0 & ~before, "reactivated": in1 & ~in0 & before, "lost": in0 & ~in1,
+              "growth": in0 & in1 & (change > 0).to_numpy(), "decline": in0 & in1 & (change < 0).to_numpy()}
+    r0 = int(rets.loc[rets["period"] == prev, "cents"].sum())
+    r1 = int(rets.loc[rets["period"] == cur, "cents"].sum())
+    parts = {k: int(change[m].sum()) for k, m in groups.items()}
+    parts["returns"] = r1 - r0
+    counts = {k: int(m.sum()) for k, m in groups.items()}
+    counts["returns"] = int(rets.loc[rets["period"] == cur, "customer_id"].nunique())
+
+    rows = [("total", "previous", int(v0.sum()) + r0, int(in0.sum()), "")]
+    rows += [("step", k, parts[k], counts[k], "") for k in STEPS]
+    rows += [("total", "current", int(v1.sum()) + r1, int(in1.sum()), "")]
+    returning = parts["growth"] + parts["decline"]
+    n_returning = int((in0 & in1).sum())   # those whose sales did not change at all included
+    if not quantities:
+        split, note = {}, "the data has no quantities: returning customers' change is not split into price, volume and mix"
+    else:
+        lines = sales[sales["period"].isin([prev, cur]) & sales["customer_id"].isin(ids[in0 & in1])]
+        split, note = pvm(lines, cur, prev)
+    if split:
+        rows += [("pvm", k, split[k], n_returning, "") for k in PVM]
+    else:
+        rows += [("pvm", UNSPLIT, returning, n_returning, note)]
+    return rows
+
+
+def compute(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
+            quantities: bool = True) -> pd.DataFrame:
+    """schema.BRIDGE rows for the company and each region; no rows without a previous complete period.
+
+    `data_end`: the data's last day (data_quality["period_end"]); default the last line's day.
+    `quantities`: False when the source has no quantity column (ingest then counts each line as one unit).
+    """
+    f = _prepare(tx, period)
+    pair = periods(f["period"], period, data_end if data_end is not None else tx["timestamp"].max())
+    if not pair:
+        return _empty(schema.BRIDGE, "bridge")
+    cur, prev = pair
+    rows = []
+    for region in _segments(f):
+        seg = f if region == schema.ALL else f[f["region"] == region]
+        rows += [(region, cur, prev, *r) for r in _segment(seg, cur, prev, quantities)]
+    out = pd.DataFrame(rows, columns=["region", "period", "previous_period", "kind", "part", "cents",
+                                      "customers", "note"])
+    out["amount"] = out["cents"].to_numpy(dtype="float64") / 100
+    return schema.conform(out, schema.BRIDGE, "bridge")
+
+
+def _names(tx: pd.DataFrame) -> pd.Series:
+    """customer_id -> the customer's latest non-empty name, else the id."""
+    named = tx[tx["customer_name"].fillna("").str.strip() != ""].sort_values("timestamp", kind="stable")
+    return named.drop_duplicates("customer_id", keep="last").set_index("customer_id")["customer_name"]
+
+
+def movers(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
+           top: int = 5) -> pd.DataFrame:
+    """schema.MOVERS: per segment, the `top` customers and product lines whose net revenue rose most, and
+    the `top` that fell most, from the previous complete period to the latest one (ties by key)."""
+    if top < 1:
+        raise DataError(f"movers must be at least 1, got {top}", file="params/kpis.yaml", column="movers",
+                        fix="set movers: 5 (how many rises and falls to list)")
+    f = _prepare(tx, period)
+    pair = periods(f["period"], period, data_end if data_end is not None else tx["timestamp"].max())
+    if not pair:
+        return _empty(schema.MOVERS, "movers")
+    cur, prev = pair
+    names = _names(schema.conform(tx, schema.TRANSACTIONS, "transactions"))
+    regions = _segments(f)
+    f = f[f["period"].isin([prev, cur])]
+    rows = []
+    for region in regions:
+        seg = f if region == schema.ALL else f[f["region"] == region]
+        for kind, col in (("customer", "customer_id"), ("product_line", "product_line")):
+            t = seg.groupby([col, "period"], observed=True)["cents"].sum().unstack("period")
+            t = t.reindex(columns=[prev, cur]).fillna(0).astype("int64")
+            t.columns = ["previous", "current"]
+            t["change"] = t["current"] - t["previous"]
+            t = t.rename_axis("key").reset_index()
+            for direction, sign in (("rise", 1), ("fall", -1)):
+                pick = t[sign * t["change"] > 0].assign(order=lambda d, s=sign: -s * d["change"])
+                pick = pick.sort_values(["order", "key"], kind="stable").head(top)
+                for rank, r in enumerate(pick.itertuples(index=False), start=1):
+                    name = names.get(r.key, r.key) if kind == "customer" else r.key
+                    rows.append((region, cur, prev, kind, direction, rank, r.key, name,
+                                 r.previous, r.current, r.change))
+    cols = ["region", "period", "previous_period", "kind", "direction", "rank", "key", "name",
+            "previous", "current", "change"]
+    if not rows:
+        return _empty(schema.MOVERS, "movers")
+    out = pd.DataFrame(rows, columns=cols)
+    for c in ("previous", "current", "change"):
+        out[c] = out[c].to_numpy(dtype="float64") / 100
+    return schema.conform(out, schema.MOVERS, "movers")
+
+
+def segment(bridge: pd.DataFrame, region: str) -> dict[str, Any] | None:
+    """One segment's bridge as plain values for a renderer, or None when there is no previous period.
+
+    {"period", "previous_period" (ISO dates), "previous", "current", "change", "steps": {part: amount},
+    "pvm": {part: amount} (empty when not split), "note", "customers": {part: count}}.
+    """
+    rows = bridge[bridge["region"] == region]
+    if rows.empty:
+        return None
+    amount = dict(zip(rows["part"].astype(str), rows["amount"].astype(float), strict=True))
+    count = dict(zip(rows["part"].astype(str), rows["customers"].astype(int), strict=True))
+    cents = {k: round(v * 100) for k, v in amount.items()}
+    return {"period": rows["period"].iloc[0].date().isoformat(),
+            "previous_period": rows["previous_period"].iloc[0].date().isoformat(),
+            "previous": amount["previous"], "current": amount["current"],
+            "change": (cents["current"] - cents["previous"]) / 100,
+            "steps": {k: amount[k] for k in STEPS},
+            "pvm": {k: amount[k] for k in PVM if k in amount},
+            "note": str(rows.loc[rows["kind"] == "pvm", "note"].iloc[0]) if (rows["kind"] == "pvm").any() else "",
+            "customers": count}
+
+
+def has_quantities(data: Any) -> bool:
+    """Whether the transactions carry real quantities: the sample does; a source only when columns.quantity
+    is mapped (without it ingest gives every line quantity 1, which would make volume a count of lines)."""
+    return data.source == "sample" or bool(data.columns.quantity)
