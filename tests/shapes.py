@@ -62,6 +62,31 @@ def long_frame(series: dict[str, pd.Series]) -> pd.DataFrame:
                        "ds": "datetime64[ns]", "y": "float64"})
 
 
+
+# Region (share of revenue) and product line (share of days it sells on, day it launches) of hierarchy_log.
+DOMINANT = (("North", 0.75), ("South", 0.18), ("East", 0.07))
+SPARSE = (("Hardware", 1.0, 0), ("Services", 0.08, 0), ("Software", 0.5, 200))
+
+
+def hierarchy_log(start: str = "2023-01-02", days: int = 3 * 365, seed: int = 7,
+                  regions: tuple[tuple[str, float], ...] = DOMINANT,
+                  lines: tuple[tuple[str, float, int], ...] = SPARSE, level: float = 2000.0,
+                  swing: float = 0.3) -> pd.DataFrame:
+    """Daily order lines of a company shaped like real ones: one region dominates (`regions`: name, share of
+    revenue), some product lines sell on few days in lumps (`lines`: name, share of days with a sale, day of
+    launch), some launch late (a short history). Yearly season, lognormal noise; seeded."""
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range(start, periods=days, freq="D")
+    season = 1 + swing * np.sin(2 * np.pi * ts.dayofyear.to_numpy() / 365.25)
+    parts = []
+    for reg, share in regions:
+        for line, density, launch in lines:
+            sells = (rng.random(days) < density) & (np.arange(days) >= launch)
+            amount = level * share * season * rng.lognormal(0, 0.4, days) / (density * len(lines))
+            parts.append(pd.DataFrame({"timestamp": ts[sells] + pd.Timedelta(hours=10), "region": reg,
+                                       "product_line": line, "amount": amount[sells].round(2)}))
+    return pd.concat(parts, ignore_index=True)
+
 # ---------------------------------------------------------------- transaction logs as exported (text)
 INVOICE_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
                    "Country"]

@@ -48,11 +48,15 @@ def test_run_contracts(series_long):
     merged = hist.merge(series_long, on=["series_id", "ds"], suffixes=("", "_in"))
     np.testing.assert_allclose(merged["y"], merged["y_in"].round(6))
     assert fut["ds"].min() > series_long["ds"].max()
+    wide = fut.pivot(index="ds", columns="series_id", values="yhat")   # the hierarchy adds up (reconcile.py)
+    np.testing.assert_allclose(wide["North / Hardware"] + wide["North / Software"], wide["North"], atol=1e-5)
+    np.testing.assert_allclose(wide["North"] + wide["South"], wide["All"], atol=1e-5)
 
     m = res.metrics
     assert (m["freq"], m["horizon"], m["folds"], m["interval_width"], m["fill"]) == ("M", 3, 2, 0.8, "zero")
     assert set(m["overall"]) == {"mase", "smape", "coverage", "naive_mase", "naive_smape"}
     assert m["selection_margin"] in (0.0, 0.05, 0.1, 0.2, 0.4)
+    assert m["reconciliation"]["families"] == {"reconciled": 3, "left_out": {}, "structural": []}
     assert set(m["series"]) == set(series_long["series_id"])
     north = m["series"]["North"]
     assert north["region"] == "North" and north["product_line"] == schema.ALL and north["error"] is None

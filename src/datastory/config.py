@@ -413,6 +413,7 @@ class ForecastParams(_Strict):
     scheduler_address: str = ""
     outliers: Literal["none", "clip"] = "none"
     outlier_threshold: float = Field(5.0, gt=0, le=100)
+    reconcile: Literal["auto", "none", "bottom_up", "ols", "wls_struct", "wls_var", "mint_shrink"] = "auto"
     prophet: ProphetParams = Field(default_factory=ProphetParams)
 
     @field_validator("horizon")

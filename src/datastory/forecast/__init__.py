@@ -3,7 +3,8 @@
 series.py builds the series, models.py holds the models (one fit_predict signature),
 scoring.py backtests them by rolling origin, combine.py adds an optional "combination" candidate (an
 inverse-MASE weighted average of the best backtested models, Theta included), intervals.py rescales the
-chosen model's band on its backtest errors (conformal), engine.py runs every series (Dask or a local loop)
+chosen model's band on its backtest errors (conformal), reconcile.py makes the hierarchy's forecasts add up
+(product lines to their region, regions to the company), engine.py runs every series (Dask or a local loop)
 and saves; views.py holds the notebook's tables and the `dvc plots` table; file.py forecasts any long CSV
 (unique_id, ds, y) for `datastory forecast-file`.
 """

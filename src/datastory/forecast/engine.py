@@ -11,7 +11,10 @@ Across series, in this process (`finish`), everything the backtests must decide:
 - the selection margin, chosen on the run's own backtests (combine.choose_margin);
 - per series, the combination's weights and the chosen model (combine.select);
 - the range of every forecast, from the pooled backtest errors per horizon step (intervals.py), with
-  its coverage measured out of fold.
+  its coverage measured out of fold;
+- coherence: the future forecasts of the hierarchy (company -> region -> product line) reconciled so they
+  add up, with the method chosen on the backtests (reconcile.py; "reconciliation" in the metrics). Each
+  series' model and backtest accuracy stay those of its own chosen forecast.
 
 History rows of the output frame carry y only (yhat NaN): the shipped accuracy is the out-of-sample
 backtest, not an in-sample fit. Metrics per series (metrics/forecast.json): status, folds, the chosen
@@ -44,6 +47,7 @@ from . import combine as cb
 from . import history as hs
 from . import intervals as iv
 from . import models as m
+from . import reconcile as rc
 from .scoring import backtest, fold_scales, naive_scale, origins
 from .series import check_freq, split
 
@@ -318,6 +322,7 @@ def _assemble(done: list[dict[str, Any]], run_info: dict[str, Any], series: dict
                "interval_width": cfg.interval_width, "fill": cfg.fill,
                "selection_margin": run_info["margin"],
                "overall": overall,
+               "reconciliation": run_info["reconciliation"],
                "series": {sid: {k: (round(v, DECIMALS) if isinstance(v, float) else v) for k, v in s.items()}
                           for sid, s in per_series.items()},
                "wins": wins}
@@ -341,6 +346,7 @@ def run(series_long: pd.DataFrame, cfg: ForecastParams, progress: bool = True,
               for sid, g in series_long.groupby("series_id", sort=True)}
     results = _fan_out(series, cfg, progress, fitters)
     done, run_info = finish(results, cfg)
+    done, run_info["reconciliation"] = rc.apply(done, labels, cfg.reconcile)
     if all(r["frame"] is None for r in done):
         first = done[0]
         why = first["metrics"]["notes"] or first["metrics"]["error"] or "no model could forecast it"
