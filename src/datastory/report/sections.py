@@ -14,7 +14,9 @@ import pandas as pd
 
 from ..errors import DataError
 from ..present import Pack, figures
+from ..present.change import what_changed as change_section
 from ..present.story import accuracy_rows, churn_sentence, executive_summary, headline_change, quality_rows
+from ..present.waterfall import axis_cut, waterfall
 from ..present.words import (
     FREQ_WORDS,
     KPI_LABELS,
@@ -123,6 +125,31 @@ def kpi_tiles(p: Pack) -> str:
     tiles = "".join(_tile(k, ch["kpis"][k], word) for k in KPI_LABELS)
     return (f'<section class="kpis"><h2>Key figures: {e(period_label(ch["period"], ch["freq"]))}</h2>'
             f'{note}<div class="tiles">{tiles}</div>{chart}</section>')
+
+
+def what_changed(p: Pack) -> str:
+    """The revenue bridge from the previous period to the latest (waterfall and table), its price/volume/mix
+    split where there is one, and the top movers; a plain sentence when there is no previous period."""
+    ch = change_section(p)
+    if ch.message:
+        return f'<section class="change"><h2>What changed</h2><p>{e(ch.message)}</p></section>'
+    cut = " The value axis does not start at zero." if axis_cut(ch) else ""
+    out = [f'<section class="change"><h2>{e(ch.title)}</h2><p>{e(ch.sentence)}</p>',
+           figure(waterfall(p, ch), f"Waterfall chart of revenue from {ch.previous_period} to {ch.period}, {ch.where}",
+                  f"{ch.where}, {p.currency}: rises in green, falls in red.{cut}"),
+           _table(["Revenue bridge", f"Amount ({e(p.currency)})", "Customers", "Who"],
+                  [[e(r.label), e(r.text), e(r.customers_text), e(r.explain)] for r in ch.rows], "bridge")]
+    if ch.split:
+        out.append(_table(["Existing customers' change", f"Amount ({e(p.currency)})", "Customers", "What"],
+                          [[e(r.label), e(r.text), e(r.customers_text), e(r.explain)] for r in ch.split], "bridge split"))
+    else:
+        out.append(f'<p class="note">{e(ch.split_note)}</p>')
+    for kind in dict.fromkeys(m.kind for m in ch.movers):
+        rows = [[e(m.direction), e(m.name), e(m.previous_text), e(m.current_text), e(m.change_text)]
+                for m in ch.movers if m.kind == kind]
+        out.append(f'<h3 class="sub">{e(kind)}: largest rises and falls</h3>'
+                   + _table(["", "Name", e(ch.previous_period), e(ch.period), "Change"], rows, "movers"))
+    return "".join(out) + "</section>"
 
 
 def forecasts(p: Pack) -> str:
@@ -252,7 +279,7 @@ def footer(p: Pack) -> str:
     return f'<footer class="provenance"><p>{e(p.provenance.footer())}</p></footer>'
 
 
-ALL_SECTIONS = (cover, summary, kpi_tiles, forecasts, churn, notes, footer)
+ALL_SECTIONS = (cover, summary, kpi_tiles, what_changed, forecasts, churn, notes, footer)
 
 
 def document_body(p: Pack) -> str:

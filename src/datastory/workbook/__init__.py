@@ -1,4 +1,4 @@
-"""The Excel workbook of one audience's pack: Summary, Forecast, Accuracy, Churn risk, Data quality, About.
+"""The Excel workbook of one audience's pack: Summary, What changed, Forecast, Accuracy, Churn risk, Data quality, About.
 
 `build(pack) -> bytes` is pure (no clock, no paths, no randomness: the same pack gives the same bytes);
 `save(pack, path)` is the I/O edge. Every string from data is a string cell, never a formula.
@@ -26,13 +26,14 @@ from ..present import Pack, require_pack
 from . import _cells, _churn
 from ._about import write_about, write_data_quality
 from ._cells import RED_FILL_RGB
+from ._change import write_change
 from ._churn import write_churn
 from ._forecast import write_accuracy, write_forecast
 from ._summary import kpi_tiles, summary_figures, write_summary
 
 __all__ = ["SHEETS", "RED_FILL_RGB", "build", "save", "validate", "kpi_tiles"]
 
-SHEETS = ["Summary", "Forecast", "Accuracy", "Churn risk", "Data quality", "About"]
+SHEETS = ["Summary", "What changed", "Forecast", "Accuracy", "Churn risk", "Data quality", "About"]
 
 _FRAMES = {"kpis": schema.KPIS, "forecast": schema.FORECAST, "churn_scores": schema.CHURN_SCORES}
 
@@ -68,6 +69,7 @@ def build(pack: Pack, params: dict[str, Any] | None = None) -> bytes:
         write_accuracy(sheets["Accuracy"], pack)
         headline = blocks.get(pack.headline_region) or next(iter(blocks.values()), None)
         write_summary(sheets["Summary"], pack, figures, headline)
+        write_change(sheets["What changed"], pack)
         churn_rows = write_churn(sheets["Churn risk"], pack.churn_scores, pack.currency)
     write_data_quality(sheets["Data quality"], pack)
     write_about(sheets["About"], pack, params)
