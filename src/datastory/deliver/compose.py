@@ -25,6 +25,7 @@ from email.utils import format_datetime
 from .. import config
 from ..errors import DataError, DeliveryError, ParamsError
 from ..present import Pack, story, words
+from ..present.change import what_changed
 from .ledger import content_key
 
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -160,11 +161,15 @@ def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note
     n_red = counts["call"]
     footer = pack.provenance.footer()
     amounts = f"Amounts in {pack.currency}."
+    moved = what_changed(pack)
+    drivers = [(r.label, r.text) for r in moved.drivers()]
     text = [f"{pack.title} \u2014 {pack.label}", f"{pack.company}", "", when, amounts, ""]
     text += [f"* {s}" for s in headlines] + [""]
     if rows:
         text += [f"{'KPI':<22}{'Latest':>12}{'Previous':>12}{'Change':>10}"]
         text += [f"{a:<22}{b:>12}{c:>12}{d:>10}" for a, b, c, d in rows] + [""]
+    text += [f"What changed ({moved.where}): {moved.message or moved.sentence}"]
+    text += [f"  {a:<34}{b:>10}" for a, b in drivers] + [""]
     if names:
         text.append(f"Most revenue at risk among the {n_red} to call:")
         text += [f"  - {nm}: {risk} {pack.currency} revenue at risk" for nm, risk in names]
@@ -186,6 +191,13 @@ def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note
         h += [f'<tr><td style="{_CELL}">{e(a)}</td><td style="{_NUM}">{e(b)}</td><td style="{_NUM}">{e(c)}</td>'
               f'<td style="{_NUM}">{e(d)}</td></tr>' for a, b, c, d in rows]
         h.append("</tbody></table>")
+    h.append(f'<p style="margin:0 0 4px 0"><strong>What changed ({e(moved.where)}):</strong> '
+             f"{e(moved.message or moved.sentence)}</p>")
+    if drivers:
+        h.append('<table role="presentation" cellpadding="0" cellspacing="0" style="border-collapse:collapse;'
+                 'font-size:13px;margin:0 0 12px 0"><tbody>' + "".join(
+                     f'<tr><td style="{_CELL}">{e(a)}</td><td style="{_NUM}">{e(b)}</td></tr>' for a, b in drivers)
+                 + "</tbody></table>")
     if names:
         h.append(f'<p style="margin:0 0 4px 0"><strong>Most revenue at risk among the {n_red} to call:</strong></p>')
         h.append('<ul style="padding-left:20px;margin:0 0 12px 0">'

@@ -39,6 +39,7 @@ def parts_chart(ws, first: int, last: int, currency: str, amounts: list[float]) 
     chart.y_axis.number_format = c.FMT_MONEY
     chart.y_axis.delete = False
     chart.x_axis.delete = False
+    chart.x_axis.tickLblPos = "low"  # the names under the axis, clear of the falls' bars
     chart.legend = None
     chart.add_data(Reference(ws, min_col=2, min_row=first, max_row=last), titles_from_data=False)
     chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last))
@@ -55,7 +56,7 @@ def parts_chart(ws, first: int, last: int, currency: str, amounts: list[float]) 
 def write_change(ws, pack: Pack, change: Change | None = None) -> None:
     """Fill the What changed sheet of `pack` (`change`: what_changed(pack), if already made)."""
     ch = change or what_changed(pack)
-    c.widths(ws, {"A": 36, "B": 14, "C": 14, "D": 16, "E": 48})
+    c.widths(ws, {"A": 36, "B": 16, "C": 16, "D": 16, "E": 48})
     add = c.Appender(ws, 34)
     add([c.cell(ws, ch.title, font=c.TITLE)])
     add([c.cell(ws, f"{ch.where}; amounts in {pack.currency}.", font=c.MUTED)])
@@ -86,7 +87,7 @@ def write_change(ws, pack: Pack, change: Change | None = None) -> None:
             if (m.kind, m.direction) == (kind, direction):
                 add([c.cell(ws, m.name), c.cell(ws, m.previous, fmt=c.FMT_MONEY),
                      c.cell(ws, m.current, fmt=c.FMT_MONEY), c.cell(ws, m.change, fmt=c.FMT_MONEY),
-                     c.cell(ws, m.change_text, align=RIGHT)])
+                     c.cell(ws, m.change_text)])
     add([])
     ws.add_chart(parts_chart(ws, first_step, last_step, pack.currency, [r.amount for r in ch.steps]),
                  f"A{add.row + 1}")
