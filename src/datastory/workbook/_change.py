@@ -19,6 +19,7 @@ from . import _cells as c
 
 HEADERS = ["Part", "Amount", "Customers", "As in the report", "Who"]
 RIGHT = Alignment(horizontal="right", vertical="top")
+INDENT = Alignment(horizontal="left", indent=1)  # words next to a column of figures, not run into it
 UP, DOWN = OKABE_ITO["green"].lstrip("#"), OKABE_ITO["vermillion"].lstrip("#")
 
 
@@ -87,7 +88,7 @@ def write_change(ws, pack: Pack, change: Change | None = None) -> None:
             if (m.kind, m.direction) == (kind, direction):
                 add([c.cell(ws, m.name), c.cell(ws, m.previous, fmt=c.FMT_MONEY),
                      c.cell(ws, m.current, fmt=c.FMT_MONEY), c.cell(ws, m.change, fmt=c.FMT_MONEY),
-                     c.cell(ws, m.change_text)])
+                     c.cell(ws, m.change_text, align=INDENT)])
     add([])
     ws.add_chart(parts_chart(ws, first_step, last_step, pack.currency, [r.amount for r in ch.steps]),
                  f"A{add.row + 1}")
