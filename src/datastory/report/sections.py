@@ -147,7 +147,8 @@ def what_changed(p: Pack) -> str:
     for kind in dict.fromkeys(m.kind for m in ch.movers):
         rows = [[e(m.direction), e(m.name), e(m.previous_text), e(m.current_text), e(m.change_text)]
                 for m in ch.movers if m.kind == kind]
-        out.append(f'<h3 class="sub">{e(kind)}: largest rises and falls</h3>'
+        moves = " and ".join(dict.fromkeys(f"{m.direction.lower()}s" for m in ch.movers if m.kind == kind))
+        out.append(f'<h3 class="sub">{e(kind)}: largest {e(moves)}</h3>'
                    + _table(["", "Name", e(ch.previous_period), e(ch.period), "Change"], rows, "movers"))
     return "".join(out) + "</section>"
 
