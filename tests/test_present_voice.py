@@ -189,9 +189,9 @@ def test_workbook_pages_render_through_libreoffice(north, tmp_path):
     subprocess.run(["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/lo", "--convert-to", "pdf",
                     "--outdir", str(tmp_path), str(src)], check=True, capture_output=True, timeout=180, env=env)
     out = tmp_path / "report.pdf"
-    subprocess.run(["pdftoppm", "-png", "-r", "30", "-l", "6", str(out), str(tmp_path / "sheet")], check=True)
+    subprocess.run(["pdftoppm", "-png", "-r", "30", "-l", str(len(workbook.SHEETS)), str(out), str(tmp_path / "sheet")], check=True)
     pages = sorted(tmp_path.glob("sheet-*.png"))
     assert len(pages) >= len(workbook.SHEETS) and all(non_blank(p) for p in pages)
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
-    for title in ("Headlines", "Series", "Accuracy per segment", "Data quality", "About this workbook"):
+    for title in ("Headlines", "What changed", "Series", "Accuracy per segment", "Data quality", "About this workbook"):
         assert title in text, title
