@@ -110,7 +110,14 @@ def tiny_frames(hostile: str | None = None) -> dict:
                 "n_red_second_purchase": 1, "capacity": 30, "second_purchase_capacity": 20, "scorer": "model",
                 "model": {"roc_auc": 0.81, "pr_auc": 0.6, "brier": 0.15, "top_decile_lift": 2.5},
                 "baselines": {"recency": {"roc_auc": 0.74, "pr_auc": 0.5, "brier": 0.19, "top_decile_lift": 2.0},
-                              "rfm": {"roc_auc": 0.76, "pr_auc": 0.52, "brier": 0.18, "top_decile_lift": 2.1}}}
+                              "rfm": {"roc_auc": 0.76, "pr_auc": 0.52, "brier": 0.18, "top_decile_lift": 2.1}},
+                "revenue_at_risk": float(scores.loc[scores["red"], "revenue_at_risk"].sum()),
+                "expected_loss_scored": float(scores["revenue_at_risk"].sum()),
+                "churn_rate": float(scores["probability"].mean()),
+                "calibration": {"model": [
+                    {"lower": i / 5, "upper": (i + 1) / 5, "count": 0 if i == 2 else 10 + i,
+                     "mean_predicted": None if i == 2 else i / 5 + 0.1,
+                     "observed": None if i == 2 else i / 5 + 0.08 + 0.01 * i} for i in range(5)]}}
     dq = {"rows_read": 1000, "rows_kept": 990, "duplicates_removed": 10, "missing_region_filled": 3,
           "return_lines": 12, "period_start": "2025-01-01", "period_end": "2025-05-31",
           "n_customers": 6, "n_orders": 300, "rejected": {}}

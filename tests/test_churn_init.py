@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"window_days", "lookback_days", "capacity", "second_purchase_capacity", "cutoffs_train",
                "cutoff_valid", "score_date", "n_train", "n_valid", "base_rate", "n_scored", "n_red", "n_watch",
                "n_red_win_back", "n_red_second_purchase", "floors", "repeat_delay_days", "revenue_at_risk",
+               "expected_loss_scored",
                "churn_rate", "model", "baselines", "calibration", "model_kind", "scorer", "scorer_oof_auc",
                "call_list_validation", "compare_date", "newly_red", "cleared"}
 
@@ -143,3 +144,6 @@ def test_model_beats_both_baselines_on_the_sample_company():
         assert m["model"]["top_decile_lift"] > theirs["top_decile_lift"], base
     assert m["n_scored"] > 1000 and 0 < m["n_red"] < m["n_scored"]
     assert np.isfinite(m["revenue_at_risk"])
+    scores = res.scores  # revenue at risk is the red list's; every scored customer's is the expected loss
+    assert m["revenue_at_risk"] == pytest.approx(scores.loc[scores["red"], "revenue_at_risk"].sum())
+    assert m["expected_loss_scored"] == pytest.approx(scores["revenue_at_risk"].sum()) > m["revenue_at_risk"]

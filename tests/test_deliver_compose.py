@@ -15,6 +15,7 @@ from datastory import config, schema
 from datastory.deliver import compose as c
 from datastory.deliver.ledger import DeliveryError, content_key
 from datastory.errors import DataError, ParamsError
+from datastory.present import words
 
 PDF = b"%PDF-1.4\n% tiny\n" + bytes(range(256)) * 4
 XLSX = b"PK\x03\x04 workbook " + bytes(range(255, -1, -1)) * 4
@@ -91,10 +92,14 @@ def test_subject_uses_last_complete_period_and_red_list():
     # is incomplete and May (i=4: 1200) is compared with April (i=3: 1150): +4.3%.
     got = parse(build())
     n_red = int(make_pack("north").red_list.shape[0])
-    assert got["Subject"] == f"North sales: review to 2025-05-31 \u2014 revenue EUR 1.2 k (+4%), {n_red} customers to call"
+    assert got["Subject"] == f"North sales: review to 2025-05-31 \u2014 revenue 1.2 k EUR (+4.3%), {n_red} customers to call"
     text = got.get_body(("plain",)).get_content()
-    assert "Latest complete period: 2025-05 (compared with 2025-04)." in text
-    assert "EUR 1,200.00" in text and "EUR 1,150.00" in text
+    assert "Latest complete period: May 2025 (compared with April 2025)." in text
+    assert "Amounts in EUR." in text
+    revenue = next(line for line in text.splitlines() if line.startswith("Revenue "))
+    assert revenue.split() == ["Revenue", *words.fmt_money(1200.0).split(), *words.fmt_money(1150.0).split(), "+4.3%"]
+    rate = next(line for line in text.splitlines() if line.startswith("Return rate "))
+    assert rate.split()[-1] == "pt"  # a rate's change in percentage points, never a relative %
 
 
 def test_html_escapes_values_from_data_and_params():

@@ -14,7 +14,8 @@ from pypdf import PdfReader
 
 from datastory import config, report, runner
 from datastory.errors import DataError, ParamsError
-from datastory.report import narrative, sections
+from datastory.present import words
+from datastory.report import sections
 
 
 def full_notebook(p, fns=(sections.cover, sections.summary, sections.footer)) -> nbformat.NotebookNode:
@@ -60,9 +61,9 @@ def test_build_renders_with_too_few_complete_periods():
     p = make_pack()
     short = dataclasses.replace(p, provenance=dataclasses.replace(p.provenance, period_end="2025-02-27"))
     html, pdf = report.build(full_notebook(short, (sections.cover, sections.summary, sections.kpi_tiles)), "A4")
-    assert narrative.NO_EARLIER_PERIOD in html
+    assert words.NO_EARLIER_PERIOD in html
     squashed = "".join(_pdf_text(pdf).split())
-    assert "".join(narrative.NO_EARLIER_PERIOD.split()) in squashed
+    assert "".join(words.NO_EARLIER_PERIOD.split()) in squashed
 
 
 @pytest.mark.slow

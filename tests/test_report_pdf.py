@@ -10,7 +10,8 @@ from conftest import HOSTILE, make_pack
 from pypdf import PdfReader
 
 from datastory.errors import DataError, ParamsError
-from datastory.report import narrative, pdf, render, sections
+from datastory.present import story, words
+from datastory.report import pdf, render, sections
 
 TINY = ('<html><head><meta name="dcterms.created" content="2025-05-31"></head>'
         "<body><h1>T</h1><p>hello</p></body></html>")
@@ -43,8 +44,8 @@ def test_pdf_has_sections_numbers_and_hostile_text(hostile_report):
     for heading in ("Executive summary", "Key figures: May 2025", "Revenue forecast", "Customers at risk",
                     "Data quality and method"):
         assert heading in text
-    ch = narrative.headline_change(p)
-    assert narrative.fmt_money(ch["kpis"]["revenue"]["value"]) in text
+    ch = story.headline_change(p)
+    assert words.fmt_money(ch["kpis"]["revenue"]["value"]) in text
     squashed = "".join(text.split())
     assert "".join(HOSTILE.split()) in squashed  # the <script> is literal text in the PDF
 

@@ -10,7 +10,8 @@ import pytest
 from conftest import HOSTILE
 
 from datastory.errors import DataError
-from datastory.report import narrative, sections
+from datastory.present import story, words
+from datastory.report import sections
 
 
 def test_hostile_name_is_escaped(hostile_pack):
@@ -37,11 +38,11 @@ def test_images_are_embedded_with_alt_and_caption(tiny_pack):
 
 
 def test_kpi_tiles_show_the_formatted_revenue(tiny_pack):
-    ch = narrative.headline_change(tiny_pack)
+    ch = story.headline_change(tiny_pack)
     body = sections.kpi_tiles(tiny_pack)
-    assert f'<div class="value">{narrative.fmt_money(ch["kpis"]["revenue"]["value"])}</div>' in body
+    assert f'<div class="value">{words.fmt_money(ch["kpis"]["revenue"]["value"])}</div>' in body
     assert "Key figures: May 2025" in body
-    assert body.count('<div class="tile ') == len(narrative.KPI_LABELS)
+    assert body.count('<div class="tile ') == len(words.KPI_LABELS)
     assert 'class="tile up good"' in body  # revenue rose: good news
     assert "+4.3% vs previous month" in body
 
@@ -58,19 +59,31 @@ def test_too_few_complete_periods_still_render(tiny_pack):
     short = dataclasses.replace(tiny_pack, provenance=dataclasses.replace(tiny_pack.provenance,
                                                                           period_end="2025-02-27"))
     tiles = sections.kpi_tiles(short)
-    assert html.escape(narrative.NO_EARLIER_PERIOD) in tiles
+    assert html.escape(words.NO_EARLIER_PERIOD) in tiles
     assert 'class="tile' not in tiles and "<h2>Key figures</h2>" in tiles
     assert 'alt="Bar chart of revenue per period, Whole company"' in tiles  # the chart still shows
     body = sections.document_body(short)
-    assert body.count(html.escape(narrative.NO_EARLIER_PERIOD)) == 2  # summary and tiles
+    assert body.count(html.escape(words.NO_EARLIER_PERIOD)) == 2  # summary and tiles
     assert "Customers at risk" in body
 
 
-def test_forecast_section_has_one_block_per_series_with_accuracy(tiny_pack):
+def test_forecast_accuracy_is_one_table_with_a_row_per_series(tiny_pack):
     body = sections.forecasts(tiny_pack)
-    for sid in tiny_pack.forecast["series_id"].unique():
-        assert f"<h3>{html.escape(narrative.series_name(sid))}</h3>" in body
-    assert body.count("better than repeating last year") == tiny_pack.forecast["series_id"].nunique()
+    assert body.count('<table class="accuracy">') == 1
+    table = body[body.index('<table class="accuracy">'):]
+    head = re.findall(r"<th>([^<]*)</th>", table[:table.index("</thead>")])
+    assert head == ["Segment", "Next 4 weeks", "Range", "Backtest error", "Gain over the baseline", "Model"]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
+                      r"<td>([^<]*)</td></tr>", table)
+    ids = tiny_pack.forecast["series_id"].unique()
+    assert [r[0] for r in rows] == ["Whole company", *sorted(words.series_name(s) for s in ids if s != "All")]
+    fut = tiny_pack.forecast[(tiny_pack.forecast["series_id"] == "North") & tiny_pack.forecast["is_forecast"]]
+    north = next(r for r in rows if r[0] == "North")
+    assert north[1] == words.fmt_money(fut["yhat"].sum())
+    assert north[2] == f"{words.fmt_money(fut['yhat_lower'].sum())} to {words.fmt_money(fut['yhat_upper'].sum())}"
+    assert north[3:] == ("12%", "25% better", "Prophet")  # smape 0.12 against the baseline's 0.16
+    assert 'class="segment"' not in body  # no more one paragraph per series
+    assert html.escape("repeating last year's figures") in body  # the baseline is named once, in the caption
 
 
 def test_north_pack_sees_only_north(north_pack):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import html
 import io
 import re
 import shutil
@@ -20,8 +21,8 @@ from conftest import HOSTILE, make_pack
 
 from datastory import kpis, schema, workbook
 from datastory.errors import DataError
-from datastory.report import narrative
-from datastory.workbook import _cells, _churn, _fastrows, _summary
+from datastory.present import story, words
+from datastory.workbook import _cells, _churn, _fastrows, _forecast, _summary
 
 
 @pytest.fixture
@@ -73,10 +74,11 @@ def test_build_rejects_non_pack_and_missing_column(tiny_pack):
 
 
 def test_kpi_tiles_are_the_reports_numbers(churn_pack):
-    ch = narrative.headline_change(churn_pack)
-    tiles = {t["key"]: t for t in workbook.kpi_tiles(ch, churn_pack.churn_metrics)}
+    ch = story.headline_change(churn_pack)
+    own = story.churn_rate(churn_pack.churn_scores)
+    tiles = {t["key"]: t for t in workbook.kpi_tiles(ch, churn_pack.churn_metrics, own)}
     assert list(tiles) == list(_summary.LABELS)
-    assert set(_summary.KPI_FORMATS) == set(narrative.KPI_LABELS)  # a format for every KPI the report shows
+    assert set(_summary.KPI_FORMATS) == set(words.KPI_LABELS)  # a format for every KPI the report shows
     # the data ends 2025-05-31, so June is incomplete: May is compared with April
     k = churn_pack.kpis
     may = k[(k.region == "All") & (k.period == "2025-05-01")].iloc[0]
@@ -85,10 +87,19 @@ def test_kpi_tiles_are_the_reports_numbers(churn_pack):
     assert tiles["revenue"]["change"] == pytest.approx(may.revenue / apr.revenue - 1)
     assert tiles["revenue"]["trend"] == "up" and tiles["revenue"]["good"] is True
     assert tiles["active_customers"]["trend"] == "flat" and tiles["active_customers"]["good"] is None
-    for key in narrative.KPI_LABELS:
-        assert {f: tiles[key][f] for f in ("value", "previous", "change")} == ch["kpis"][key]
+    for key in words.KPI_LABELS:
+        item = ch["kpis"][key]
+        assert {f: tiles[key][f] for f in ("value", "previous")} == {f: item[f] for f in ("value", "previous")}
+        assert tiles[key]["words"] == words.kpi_delta(key, item)  # the report's and the email's words
+        if key in words.RATE_KPIS:  # a rate moves in percentage points, never by a relative %
+            assert tiles[key]["change"] == words.rate_points(item["value"], item["previous"])[0]
+            assert tiles[key]["change_fmt"].endswith('" pt"')
+        else:
+            assert tiles[key]["change"] == item["change"]
     churn = tiles["churn_rate"]
-    assert churn["value"] == 0.2 and churn["previous"] is None and churn["change"] is None
+    assert churn["value"] == pytest.approx(churn_pack.churn_scores["probability"].mean())  # its own customers
+    assert churn["previous"] is None and churn["change"] is None
+    assert workbook.kpi_tiles(ch, churn_pack.churn_metrics)[-1]["value"] == 0.2  # without own scores: the metrics
     assert churn["good"] is None and "2025-05-31" in churn["note"]
     # the Summary sheet carries exactly these numbers, in the tiles' order
     rows = summary_rows(workbook.build(churn_pack))
@@ -100,7 +111,7 @@ def test_kpi_tiles_are_the_reports_numbers(churn_pack):
 
 
 def test_kpi_tiles_reject_bad_input(churn_pack):
-    ch = narrative.headline_change(churn_pack)
+    ch = story.headline_change(churn_pack)
     broken = {**ch, "kpis": {k: v for k, v in ch["kpis"].items() if k != "orders"}}
     with pytest.raises(DataError, match="lacks orders") as err:
         workbook.kpi_tiles(broken)
@@ -124,13 +135,15 @@ def test_summary_arrows_and_colours(churn_pack):
     rows = summary_rows(workbook.build(dataclasses.replace(churn_pack, kpis=k)))
     assert rows["Revenue"][4].value == "▲" and rows["Revenue"][4].font.color.rgb == _cells.GREEN
     assert rows["Return rate"][4].value == "▲" and rows["Return rate"][4].font.color.rgb == _cells.RED
-    assert rows["Return rate"][3].value == pytest.approx(0.5)
+    assert rows["Return rate"][3].value == pytest.approx(1.0)  # 2% -> 3%: +1.0 pt, never "+50%"
+    assert rows["Return rate"][3].number_format == _summary.FMT_POINTS
     assert rows["Active customers"][4].value is None  # flat: no arrow
     assert rows["Revenue"][3].number_format == _cells.FMT_CHANGE
     assert rows["Revenue"][1].number_format == _cells.FMT_MONEY and rows["Revenue"][5].value == "EUR"
     assert rows["Return rate"][1].number_format == _cells.FMT_PCT and rows["Return rate"][5].value is None
     churn = rows["Churn rate"]
-    assert churn[1].value == 0.2 and churn[1].number_format == _cells.FMT_PCT
+    assert churn[1].value == pytest.approx(churn_pack.churn_scores["probability"].mean())
+    assert churn[1].number_format == _cells.FMT_PCT
     assert churn[2].value is None and churn[3].value is None and churn[4].value is None
     assert "no earlier score" in churn[6].value
 
@@ -138,10 +151,11 @@ def test_summary_arrows_and_colours(churn_pack):
 def test_summary_with_too_few_periods_says_so(churn_pack):
     prov = dataclasses.replace(churn_pack.provenance, period_end="2025-01-31")  # only January is complete
     short = dataclasses.replace(churn_pack, provenance=prov)
-    assert narrative.headline_change(short) is None
+    assert story.headline_change(short) is None
     rows = summary_rows(workbook.build(short))
-    assert narrative.NO_EARLIER_PERIOD in rows
-    assert "Revenue" not in rows and rows["Churn rate"][1].value == 0.2
+    assert words.NO_EARLIER_PERIOD in rows
+    assert "Revenue" not in rows
+    assert rows["Churn rate"][1].value == pytest.approx(short.churn_scores["probability"].mean())
     assert "Key figures, Whole company" in rows
 
 
@@ -160,52 +174,70 @@ def test_north_summary_is_norths_change(north_pack):
     assert "Key figures, North: May 2025 vs April 2025" in rows
 
 
-def test_summary_chart_references_headline_block(tiny_pack):
+def test_summary_chart_references_headline_rows_forecast_focused(tiny_pack):
     data = workbook.build(tiny_pack)
     ws = load(data)["Forecast"]
     col_a = [c.value for c in ws["A"]]
-    header = col_a.index("Date") + 1  # first block is the headline ("All")
-    assert ws.cell(header - 2, 1).value == "All"
+    assert col_a[0] == "Series"
+    first = col_a.index("Whole company") + 1  # the headline's rows come first
     n = int((tiny_pack.forecast.series_id == "All").sum())
+    assert col_a[first - 1:first - 1 + n] == ["Whole company"] * n and col_a[first - 1 + n] != "Whole company"
+    n_hist = int((~tiny_pack.forecast.loc[tiny_pack.forecast.series_id == "All", "is_forecast"]).sum())
+    start = max(first, first + n_hist - _forecast.CHART_HISTORY)
     chart = xml(data, "xl/charts/chart1.xml")
-    rels = xml(data, "xl/drawings/_rels/drawing1.xml.rels")
-    assert "chart1.xml" in rels
-    assert f"'Forecast'!$A${header + 1}:$A${header + n}" in chart
-    for col in "BCDE":
-        assert f"'Forecast'!${col}${header + 1}:${col}${header + n}" in chart
-    # one chart on Summary plus one per region-total series (company, North, South)
+    assert "chart1.xml" in xml(data, "xl/drawings/_rels/drawing1.xml.rels")
+    assert f"'Forecast'!$D${start}:$D${first + n - 1}" in chart  # dates of the last actuals and the forecast
+    for col in "FGHI":
+        assert f"'Forecast'!${col}${start}:${col}${first + n - 1}" in chart
+    assert "<dateAx>" in chart and _forecast.FMT_AXIS_DATE in chart  # a date axis, labelled by month
     charts = [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.startswith("xl/charts/chart")]
-    totals = tiny_pack.forecast.loc[tiny_pack.forecast.product_line == "All", "series_id"].nunique()
-    assert len(charts) == 1 + totals
+    on_forecast = [n for n in charts if "'Forecast'!" in xml(data, n)]
+    assert len(on_forecast) == 1  # the long table has no per-block charts (the other is What changed's)
 
 
-def test_forecast_sheet_models_and_mase(tiny_pack):
-    ws = load(workbook.build(tiny_pack))["Forecast"]
-    model_rows = [r for r in ws.iter_rows(values_only=True) if r[0] == "Model"]
-    titles = [ws.cell(i, 1).value for i in range(1, ws.max_row + 1)
-              if ws.cell(i + 1, 1).value == "Model"]
-    assert titles == ["All", "North", "South", "North / Hardware", "South / Hardware"]
-    m = tiny_pack.forecast_metrics["series"]["North"]
-    north = model_rows[titles.index("North")]
-    assert north[1] == m["model"] and north[3] == m["mase"] and north[5] == m["naive_mase"]
-    assert north[6] == "beats seasonal naive"  # the baseline the backtest really used
-    dates = [c for c in ws["A"] if isinstance(c.value, dt.datetime)]
-    assert dates and all(c.number_format == _cells.FMT_DATE for c in dates)
-
-
-def test_forecast_sheet_notes_a_short_history(tiny_pack):
-    import dataclasses
-
-    fm = {**tiny_pack.forecast_metrics}
-    fm["series"] = {**fm["series"], "North": {**fm["series"]["North"], "baseline": "naive",
-                                              "notes": "39 weeks (about 9 months) of history: yearly seasonality "
-                                                       "cannot be estimated (it needs two full years)"}}
-    ws = load(workbook.build(dataclasses.replace(tiny_pack, forecast_metrics=fm)))["Forecast"]
+def test_forecast_sheet_is_one_filterable_long_table(tiny_pack):
+    data = workbook.build(tiny_pack)
+    ws = load(data)["Forecast"]
     rows = list(ws.iter_rows(values_only=True))
-    north = next(i for i, r in enumerate(rows) if r[0] == "North")
-    assert rows[north + 1][6] == "beats naive"
-    assert rows[north + 2][:2] == ("Note", fm["series"]["North"]["notes"])
-    assert rows[north + 3][:2] == ("Date", "Actual")  # then the table, as for every series
+    assert list(rows[0]) == [h for h, _ in _forecast.COLUMNS]
+    assert len(rows) == len(tiny_pack.forecast) + 1
+    assert ws.freeze_panes == "A2" and ws.print_title_rows == "$1:$1"
+    table = ws.tables[_forecast.TABLE_NAME]
+    assert table.ref == f"A1:J{len(rows)}" and table.autoFilter is not None
+    series = list(dict.fromkeys(r[0] for r in rows[1:]))
+    assert series == ["Whole company", "North", "South", "North / Hardware", "South / Hardware"]
+    kinds = {r[4] for r in rows[1:]}
+    assert kinds == {"actual", "forecast"}
+    assert sum(r[4] == "forecast" for r in rows[1:]) == int(tiny_pack.forecast["is_forecast"].sum())
+    dates = [c for c in ws["D"] if isinstance(c.value, dt.datetime)]
+    assert len(dates) == len(tiny_pack.forecast) and all(c.number_format == _cells.FMT_DATE for c in dates)
+    assert {r[9] for r in rows[1:]} == {"Prophet", "seasonal naive"}
+
+
+def test_accuracy_sheet_is_the_reports_table_with_mase(tiny_pack):
+    from datastory.report import sections
+
+    ws = load(workbook.build(tiny_pack))["Accuracy"]
+    rows = [r for r in ws.iter_rows(values_only=True) if r[0]]
+    header = next(i for i, r in enumerate(rows) if r[0] == "Segment")
+    head, body = rows[header], rows[header + 1:]
+    want_head, want_rows = story.accuracy_rows(tiny_pack)
+    assert list(head[:6]) == want_head and list(head[6:]) == ["MASE", "Baseline MASE", "Verdict"]
+    assert [list(r[:6]) for r in body] == want_rows
+    html_table = sections.accuracy_table(tiny_pack)
+    for row in want_rows:  # word for word the PDF's table
+        assert "".join(f"<td>{html.escape(v)}</td>" for v in row) in html_table
+    m = tiny_pack.forecast_metrics["series"]["North"]
+    north = next(r for r in body if r[0] == "North")
+    assert north[6] == m["mase"] and north[7] == m["naive_mase"] and north[8] == "beats seasonal naive"
+
+
+def test_accuracy_sheet_says_when_a_series_is_not_backtested(tiny_pack):
+    fm = {**tiny_pack.forecast_metrics}
+    fm["series"] = {**fm["series"], "North": {**fm["series"]["North"], "folds": 0, "smape": None, "mase": None}}
+    ws = load(workbook.build(dataclasses.replace(tiny_pack, forecast_metrics=fm)))["Accuracy"]
+    north = next(r for r in ws.iter_rows(values_only=True) if r[0] == "North")
+    assert north[3] == "not backtested" and north[8] == "no backtest"
 
 
 def test_churn_sheet_order_fill_formats_table(tiny_pack):
@@ -246,8 +278,7 @@ def test_north_pack_only_north(north_pack):
     rows = churn_rows(wb)
     assert rows and {r[2].value for r in rows} == {"North"}
     ws = wb["Forecast"]
-    titles = [ws.cell(i, 1).value for i in range(1, ws.max_row + 1) if ws.cell(i + 1, 1).value == "Model"]
-    assert titles == ["North", "North / Hardware"]
+    assert list(dict.fromkeys(r[0] for r in ws.iter_rows(min_row=2, values_only=True))) == ["North", "North / Hardware"]
     summary = [c.value for r in wb["Summary"].iter_rows() for c in r if isinstance(c.value, str)]
     assert not any("South" in v for v in summary)
 
@@ -260,7 +291,8 @@ def test_empty_churn_and_forecast_still_build(tiny_pack):
     ws = wb["Churn risk"]
     assert "No customers" in ws["A2"].value and not ws.tables
     assert any("No forecast" in str(c.value) for r in wb["Summary"].iter_rows() for c in r)
-    assert not [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if "chart" in n]
+    charts = [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.startswith("xl/charts/chart")]
+    assert not [n for n in charts if "'Forecast'!" in xml(data, n)]  # What changed keeps its own chart
 
 
 HOSTILE_NAMES = [HOSTILE, "=1+1", "+SUM(A1)", "-2+3", "@cmd", "\t=tab", "\r=cr", "\n=lf", "=a\r\nb", "  lead", "#N/A", "#REF!"]
@@ -354,14 +386,13 @@ def test_data_quality_sheet(tiny_pack):
           "on_bad_rows": "quarantine"}
     ws = load(workbook.build(dataclasses.replace(tiny_pack, data_quality=dq)))["Data quality"]
     kv = {r[0]: r[1] for r in ws.iter_rows(values_only=True) if r[0]}
-    assert kv["=non-product line"] == 9      # a reason from data stays text, never a formula
+    assert kv["Excluded by rule: =non-product line"] == 9  # a reason from data stays text, never a formula
     assert kv["Months without any row"] == "2025-02" and kv["Source"] == "csv (bad rows: quarantine)"
-    titles = [r[0] for r in ws.iter_rows(values_only=True) if r[0]]
-    assert titles.index("Rows excluded by the data rules, by reason") < titles.index("=non-product line")
     assert kv["Rows read"] == dq["rows_read"] and kv["Rows kept"] == dq["rows_kept"]
     assert kv["Duplicates removed"] == dq["duplicates_removed"]
-    assert kv["Regions filled (missing region)"] == dq["missing_region_filled"]
-    assert kv["amount not a number"] == 4 and kv["unparseable date"] == 2
+    assert kv["Missing regions filled"] == dq["missing_region_filled"]
+    assert kv["Rejected (unusable, set aside): amount not a number"] == 4
+    assert kv["Rejected (unusable, set aside): unparseable date"] == 2
     assert kv["Period covered"] == f"{dq['period_start']} to {dq['period_end']}"
 
 
@@ -432,7 +463,7 @@ def test_libreoffice_round_trip(tmp_path, request, which):
     assert set(names) == set(pk.churn_scores["customer_name"])
     assert all(cell.data_type == "s" for cell in names.values())  # HOSTILE included, still text
     assert "ChurnRisk" in theirs["Churn risk"].tables
-    assert not re.search(r"<f[ >]", xml((out / "report.xlsx").read_bytes(), "xl/worksheets/sheet3.xml"))
+    assert not re.search(r"<f[ >]", xml((out / "report.xlsx").read_bytes(), f"xl/worksheets/sheet{workbook.SHEETS.index('Churn risk') + 1}.xml"))
 
 
 ODD_TEXT = [*HOSTILE_NAMES, "", None, "a & b <c> >d", "&amp; literal", "trail  ", "   ", "ctl\x00\x1f\x0b",
@@ -480,7 +511,7 @@ def expected_number(v):
 def test_large_churn_list_reads_back_cell_for_cell():
     pack = big_churn_pack()
     data = workbook.build(pack)
-    assert not re.search(r"<f[ >]", xml(data, "xl/worksheets/sheet3.xml"))
+    assert not re.search(r"<f[ >]", xml(data, f"xl/worksheets/sheet{workbook.SHEETS.index('Churn risk') + 1}.xml"))
     df = pack.churn_scores
     risk = df["revenue_at_risk"].tolist()
     order = sorted(range(len(df)), key=lambda i: (pd.isna(risk[i]), 0 if pd.isna(risk[i]) else -risk[i],
@@ -569,3 +600,15 @@ def test_churn_list_longer_than_an_excel_sheet_is_refused(monkeypatch, tiny_pack
     with pytest.raises(DataError, match="do not fit on one Excel sheet") as err:
         workbook.build(tiny_pack)
     assert err.value.fix
+
+
+def test_reasons_wrap_and_headers_repeat_on_printed_pages(tiny_pack):
+    wb = load(workbook.build(tiny_pack))
+    ws = wb["Churn risk"]
+    reasons = [c.value for c in ws[1]].index("Reasons")
+    rows = churn_rows(wb)
+    assert rows and all(r[reasons].alignment.wrap_text for r in rows)
+    others = [r[0] for r in rows]
+    assert not any(c.alignment.wrap_text for c in others)  # only the long text wraps
+    assert ws.print_title_rows == "$1:$1" and wb["Forecast"].print_title_rows == "$1:$1"
+    assert wb["Accuracy"].print_title_rows == "$5:$5" and wb["Accuracy"]["A5"].value == "Segment"

@@ -79,7 +79,10 @@ def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
         "n_red_win_back": int((scores["red"] & (scores["list"] == WIN_BACK)).sum()),
         "n_red_second_purchase": int((scores["red"] & (scores["list"] == SECOND)).sum()),
         "floors": floors, "repeat_delay_days": delay,
-        "revenue_at_risk": float(scores["revenue_at_risk"].sum()),
+        # revenue at risk: the red list's (the customers to call), as every report and email says it;
+        # the expected loss over every scored customer has its own name
+        "revenue_at_risk": float(scores.loc[scores["red"], "revenue_at_risk"].sum()),
+        "expected_loss_scored": float(scores["revenue_at_risk"].sum()),
         "churn_rate": float(scores["probability"].mean()) if len(scores) else float("nan"),
         "model_kind": fitted.kind,
         "scorer": scorer.name, "scorer_oof_auc": scorer.oof_auc,

@@ -25,7 +25,7 @@ from typing import Any
 from .. import config, io
 from .. import pack as pack_mod
 from ..errors import DeliveryError
-from ..pack import Pack
+from ..present import Pack
 from . import compose as composer  # keeps `datastory.deliver.compose` the module, not the function
 from . import smtp, status
 from .compose import delivery_key, envelope_recipients, to_bytes
@@ -65,13 +65,13 @@ class Receipt:
 
 
 def default_images(pack: Pack) -> dict[str, bytes]:
-    """The inline chart of the email: revenue per period of the headline region (report.figures).
+    """The inline chart of the email: revenue per period of the headline region (present.figures).
 
-    Imported lazily: datastory.report pulls in nbconvert, seconds of import time that the pure core
+    Imported lazily: matplotlib and seaborn take seconds of import time that the pure core
     and its tests do not need. No chart (empty dict) when there are no KPI rows to draw.
     """
     from ..errors import DataError
-    from ..report import figures
+    from ..present import figures
 
     try:
         return {"revenue": figures.revenue_by_period(pack)}

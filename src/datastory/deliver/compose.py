@@ -22,9 +22,10 @@ from email.policy import SMTP
 from email.policy import default as default_policy
 from email.utils import format_datetime
 
-from .. import config, kpis
+from .. import config
 from ..errors import DataError, DeliveryError, ParamsError
-from ..pack import Pack
+from ..present import Pack, story, words
+from ..present.change import what_changed
 from .ledger import content_key
 
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -32,9 +33,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TOP_N_NAMES = 5  # red-list customers named in the body
 _FORBIDDEN = ("\r", "\n", "\0")
 _IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
-_KPI_ROWS = [("revenue", "Revenue", "money"), ("orders", "Orders", "int"),
-             ("active_customers", "Active customers", "int"), ("new_customers", "New customers", "int"),
-             ("avg_order_value", "Average order value", "money"), ("return_rate", "Return rate", "pct")]
 
 
 # ---------------------------------------------------------------- headers and addresses
@@ -97,67 +95,54 @@ def period_end(pack: Pack) -> dt.date:
 
 
 def kpi_change(pack: Pack) -> tuple[dict | None, str]:
-    """(datastory.kpis.latest_change of the headline region, "") or (None, why it is unavailable).
+    """(the KPI change the report shows, "") or (None, why it is unavailable).
 
-    The last COMPLETE period against the one before; too little history is not fatal for the email:
-    the body then says why the comparison is missing instead of failing the delivery.
+    present.story.headline_change: the last COMPLETE period against the one before. Too little history is
+    not fatal for the email: the body then says why the comparison is missing instead of failing the delivery.
     """
+    if pack.kpis.empty:
+        return None, "no KPI data for this audience"
     try:
-        return kpis.latest_change(pack.kpis, pack.headline_region, period_end(pack)), ""
+        change = story.headline_change(pack)
     except DataError as exc:
         return None, exc.problem
-
-
-def _compact(x: float) -> str:
-    """1234567 -> '1.2 M', 45300 -> '45.3 k', 950 -> '950'."""
-    for div, unit in ((1e9, " bn"), (1e6, " M"), (1e3, " k")):
-        if abs(x) >= div:
-            return f"{x / div:.1f}{unit}"
-    return f"{x:.0f}"
-
-
-def _fmt(x: float, kind: str, currency: str) -> str:
-    if kind == "money":
-        return f"{currency} {_compact(x)}" if abs(x) >= 1e4 else f"{currency} {x:,.2f}"
-    if kind == "pct":
-        return f"{100 * x:.1f}%"
-    return f"{x:,.0f}"
-
-
-def _signed_pct(c: float | None) -> str:
-    return "n/a" if c is None else f"{100 * c:+.0f}%"
+    return (change, "") if change is not None else (None, words.NO_EARLIER_PERIOD)
 
 
 # ---------------------------------------------------------------- text parts
 def _subject(pack: Pack, change: dict | None) -> str:
-    """'North sales: review to 2025-05-31 — revenue EUR 2.4 k (+4%), 2 customers to call'."""
+    """'North sales: review to 2025-05-31 — revenue 2.4 k EUR (+4%), 2 customers to call'."""
     head = f"{pack.label}: review to {period_end(pack).isoformat()}"
     parts = []
     if change:
         rev = change["kpis"]["revenue"]
-        parts.append(f"revenue {pack.currency} {_compact(rev['value'])} ({_signed_pct(rev['change'])})")
+        parts.append(f"revenue {words.fmt_money(rev['value'])} {pack.currency} "
+                     f"({words.kpi_delta('revenue', rev)})")
     n = len(pack.red_list)
     parts.append(f"{n} customer{'s' if n != 1 else ''} to call")
     return f"{head} \u2014 {', '.join(parts)}"
 
 
 def _kpi_rows(pack: Pack, change: dict | None) -> list[tuple[str, str, str, str]]:
-    """(label, last, previous, change) strings for the body's KPI table."""
+    """(label, latest, previous, change) strings for the body's KPI table, in the report's words."""
     if not change:
         return []
     out = []
-    for key, label, kind in _KPI_ROWS:
-        tile = change["kpis"][key]
-        out.append((label, _fmt(tile["value"], kind, pack.currency),
-                    "n/a" if tile["previous"] is None else _fmt(tile["previous"], kind, pack.currency),
-                    _signed_pct(tile["change"])))
+    for key, label in words.KPI_LABELS.items():
+        out.append((label, *words.kpi_figures(key, change["kpis"][key])))
     return out
 
 
 def _top_names(pack: Pack) -> list[tuple[str, str]]:
     red = pack.red_list.sort_values("revenue_at_risk", ascending=False, kind="stable").head(TOP_N_NAMES)
-    return [(str(r.customer_name), _fmt(float(r.revenue_at_risk), "money", pack.currency))
-            for r in red.itertuples()]
+    return [(str(r.customer_name), words.fmt_money(float(r.revenue_at_risk))) for r in red.itertuples()]
+
+
+# Light inline styles only: mail clients drop <style> blocks and most layout CSS, but keep these.
+_FONT = "font-family:Arial,Helvetica,sans-serif;color:#222222"
+_CELL = "padding:4px 8px;border-bottom:1px solid #DDDDDD"
+_NUM = _CELL + ";text-align:right;white-space:nowrap"
+IMAGE_WIDTH = 600  # px: the inline chart's width on a wide screen; it shrinks with the window below that
 
 
 def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note: str,
@@ -165,42 +150,66 @@ def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note
     """(plain text, HTML) bodies. Every value from data or params is HTML-escaped."""
     e = html.escape
     if change:
-        when = f"Latest complete period: {change['label']} (compared with {change['previous_label']})."
+        when = (f"Latest complete period: {words.period_label(change['period'], change['freq'])} (compared with "
+                f"{words.period_label(change['previous_period'], change['freq'])}).")
     else:
         when = f"KPI comparison not available: {why}"
+    headlines = story.executive_summary(pack)
     rows = _kpi_rows(pack, change)
     names = _top_names(pack)
     counts = pack.call_counts
     n_red = counts["call"]
-    split = (f" ({counts['win_back']} to win back, {counts['second_purchase']} for a second purchase)"
-             if n_red else "")
-    watch = f" {counts['watch']} more on watch." if counts["watch"] else ""
     footer = pack.provenance.footer()
-    text = [f"{pack.title} \u2014 {pack.label}", f"{pack.company}", "", when, ""]
+    amounts = f"Amounts in {pack.currency}."
+    moved = what_changed(pack)
+    drivers = [(r.label, r.text) for r in moved.drivers()]
+    text = [f"{pack.title} \u2014 {pack.label}", f"{pack.company}", "", when, amounts, ""]
+    text += [f"* {s}" for s in headlines] + [""]
     if rows:
-        text += [f"{'KPI':<22}{'Latest':>16}{'Previous':>16}{'Change':>9}"]
-        text += [f"{a:<22}{b:>16}{c:>16}{d:>9}" for a, b, c, d in rows] + [""]
-    text.append(f"{n_red} customer{'s' if n_red != 1 else ''} to call this week{split}.{watch}")
-    text += [f"  - {nm}: {risk} revenue at risk" for nm, risk in names]
+        text += [f"{'KPI':<22}{'Latest':>12}{'Previous':>12}{'Change':>10}"]
+        text += [f"{a:<22}{b:>12}{c:>12}{d:>10}" for a, b, c, d in rows] + [""]
+    text += [f"What changed ({moved.where}): {moved.message or moved.sentence}"]
+    text += [f"  {a:<34}{b:>10}" for a, b in drivers] + [""]
+    if names:
+        text.append(f"Most revenue at risk among the {n_red} to call:")
+        text += [f"  - {nm}: {risk} {pack.currency} revenue at risk" for nm, risk in names]
     text += ["", "Attached: " + ", ".join(attached) + "."]
     if note:
         text += [note]
     text += ["", footer, ""]
 
-    h = [f"<h2>{e(pack.title)} \u2014 {e(pack.label)}</h2>", f"<p>{e(pack.company)}. {e(when)}</p>"]
+    h = [f'<div style="{_FONT};font-size:14px;line-height:1.45;max-width:640px">',
+         f'<h2 style="font-size:20px;margin:0 0 4px 0">{e(pack.title)} \u2014 {e(pack.label)}</h2>',
+         f'<p style="margin:0 0 12px 0;color:#555555">{e(pack.company)}. {e(when)} {e(amounts)}</p>',
+         '<ul style="padding-left:20px;margin:0 0 12px 0">'
+         + "".join(f'<li style="margin-bottom:4px">{e(s)}</li>' for s in headlines) + "</ul>"]
     if rows:
-        h.append('<table border="1" cellpadding="4" cellspacing="0"><thead><tr><th>KPI</th><th>Latest</th>'
-                 "<th>Previous</th><th>Change</th></tr></thead><tbody>")
-        h += [f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{e(c)}</td><td>{e(d)}</td></tr>" for a, b, c, d in rows]
+        h.append('<table role="presentation" cellpadding="0" cellspacing="0" '
+                 'style="border-collapse:collapse;font-size:13px;margin:0 0 12px 0">'
+                 f'<thead><tr><th style="{_CELL};text-align:left">KPI</th><th style="{_NUM}">Latest</th>'
+                 f'<th style="{_NUM}">Previous</th><th style="{_NUM}">Change</th></tr></thead><tbody>')
+        h += [f'<tr><td style="{_CELL}">{e(a)}</td><td style="{_NUM}">{e(b)}</td><td style="{_NUM}">{e(c)}</td>'
+              f'<td style="{_NUM}">{e(d)}</td></tr>' for a, b, c, d in rows]
         h.append("</tbody></table>")
-    h.append(f"<p><strong>{n_red} customer{'s' if n_red != 1 else ''} to call this week</strong>{e(split)}.{e(watch)}</p>")
+    h.append(f'<p style="margin:0 0 4px 0"><strong>What changed ({e(moved.where)}):</strong> '
+             f"{e(moved.message or moved.sentence)}</p>")
+    if drivers:
+        h.append('<table role="presentation" cellpadding="0" cellspacing="0" style="border-collapse:collapse;'
+                 'font-size:13px;margin:0 0 12px 0"><tbody>' + "".join(
+                     f'<tr><td style="{_CELL}">{e(a)}</td><td style="{_NUM}">{e(b)}</td></tr>' for a, b in drivers)
+                 + "</tbody></table>")
     if names:
-        h.append("<ul>" + "".join(f"<li>{e(nm)}: {e(risk)} revenue at risk</li>" for nm, risk in names) + "</ul>")
-    h += [f'<p><img src="cid:{cid}" alt="{e(name)}"></p>' for name, cid in cids]
-    h.append(f"<p>Attached: {e(', '.join(attached))}.</p>")
+        h.append(f'<p style="margin:0 0 4px 0"><strong>Most revenue at risk among the {n_red} to call:</strong></p>')
+        h.append('<ul style="padding-left:20px;margin:0 0 12px 0">'
+                 + "".join(f"<li>{e(nm)}: {e(risk)} {e(pack.currency)} revenue at risk</li>" for nm, risk in names)
+                 + "</ul>")
+    h += [f'<p style="margin:0 0 12px 0"><img src="cid:{cid}" alt="{e(name)}" width="{IMAGE_WIDTH}" '
+          f'style="display:block;width:100%;max-width:{IMAGE_WIDTH}px;height:auto;border:0"></p>'
+          for name, cid in cids]
+    h.append(f'<p style="margin:0 0 12px 0">Attached: {e(", ".join(attached))}.</p>')
     if note:
         h.append(f"<p><em>{e(note)}</em></p>")
-    h.append(f'<p style="color:#666;font-size:small">{e(footer)}</p>')
+    h.append(f'<p style="color:#666666;font-size:12px">{e(footer)}</p></div>')
     page = "<!DOCTYPE html>\n<html><body>\n" + "\n".join(h) + "\n</body></html>\n"
     return "\n".join(text), page
 

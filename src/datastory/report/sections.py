@@ -13,32 +13,27 @@ from html import escape
 import pandas as pd
 
 from ..errors import DataError
-from ..pack import Pack
-from . import figures
-from .narrative import (
+from ..present import Pack, figures
+from ..present.change import what_changed as change_section
+from ..present.story import accuracy_rows, churn_sentence, executive_summary, headline_change, quality_rows
+from ..present.waterfall import axis_cut, waterfall
+from ..present.words import (
     FREQ_WORDS,
     KPI_LABELS,
     NO_EARLIER_PERIOD,
-    accuracy_sentence,
-    churn_sentence,
-    executive_summary,
+    REVENUE_AT_RISK,
+    baseline_words,
     fmt_count,
-    fmt_kpi,
     fmt_money,
     fmt_pct,
-    forecast_total,
-    headline_change,
     is_good,
+    kpi_figures,
+    kpi_trend,
     period_label,
     require_pack,
     series_name,
-    trend,
 )
 
-MODEL_NAMES = {"prophet": "Prophet", "seasonal_naive": "seasonal naive", "ets": "exponential smoothing",
-               "theta": "Theta", "ces": "complex exponential smoothing",
-               "combination": "a weighted average of the best models", "recent_level": "the recent level",
-               "zero": "no sales so far"}
 PANELS_PER_FIGURE = 9  # small multiples per figure: 3 rows of 3 fit a page
 TOP_N = 15  # customers shown in the report's risk list (the workbook has all of them)
 
@@ -51,7 +46,7 @@ def e(value: object) -> str:
 def figure(png: bytes, alt: str, caption: str) -> str:
     """A <figure> holding the PNG as a data: URI, with alt text and a caption."""
     if not png.startswith(b"\x89PNG"):
-        raise DataError("figure: the image is not a PNG", fix="pass the bytes returned by report.figures")
+        raise DataError("figure: the image is not a PNG", fix="pass the bytes returned by present.figures")
     data = base64.b64encode(png).decode("ascii")
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{e(alt)}">'
             f"<figcaption>{e(caption)}</figcaption></figure>")
@@ -98,14 +93,14 @@ def summary(p: Pack) -> str:
 
 def _tile(kpi: str, item: dict, word: str) -> str:
     """One KPI tile from an item of kpis.latest_change's "kpis" ({value, previous, change})."""
-    change = item["change"]
-    cls = trend(change)
+    cls = kpi_trend(kpi, item)
     good = is_good(kpi, cls)
     if good is not None:
         cls += " good" if good else " bad"
-    delta = f"previous {word}: 0" if change is None else f"{fmt_pct(change, signed=True)} vs previous {word}"
+    value, _, delta = kpi_figures(kpi, item)
+    delta = f"previous {word}: 0" if delta == "n/a" else f"{delta} vs previous {word}"
     return (f'<div class="tile {cls}"><div class="label">{e(KPI_LABELS[kpi])}</div>'
-            f'<div class="value">{e(fmt_kpi(kpi, item["value"]))}</div>'
+            f'<div class="value">{e(value)}</div>'
             f'<div class="delta">{e(delta)}</div></div>')
 
 
@@ -132,12 +127,37 @@ def kpi_tiles(p: Pack) -> str:
             f'{note}<div class="tiles">{tiles}</div>{chart}</section>')
 
 
+def what_changed(p: Pack) -> str:
+    """The revenue bridge from the previous period to the latest (waterfall and table), its price/volume/mix
+    split where there is one, and the top movers; a plain sentence when there is no previous period."""
+    ch = change_section(p)
+    if ch.message:
+        return f'<section class="change"><h2>What changed</h2><p>{e(ch.message)}</p></section>'
+    cut = " The value axis does not start at zero." if axis_cut(ch) else ""
+    out = [f'<section class="change"><h2>{e(ch.title)}</h2><p>{e(ch.sentence)}</p>',
+           figure(waterfall(p, ch), f"Waterfall chart of revenue from {ch.previous_period} to {ch.period}, {ch.where}",
+                  f"{ch.where}, {p.currency}: rises in green, falls in red.{cut}"),
+           _table(["Revenue bridge", f"Amount ({e(p.currency)})", "Customers", "Who"],
+                  [[e(r.label), e(r.text), e(r.customers_text), e(r.explain)] for r in ch.rows], "bridge")]
+    if ch.split:
+        out.append(_table(["Existing customers' change", f"Amount ({e(p.currency)})", "Customers", "What"],
+                          [[e(r.label), e(r.text), e(r.customers_text), e(r.explain)] for r in ch.split], "bridge split"))
+    else:
+        out.append(f'<p class="note">{e(ch.split_note)}</p>')
+    for kind in dict.fromkeys(m.kind for m in ch.movers):
+        rows = [[e(m.direction), e(m.name), e(m.previous_text), e(m.current_text), e(m.change_text)]
+                for m in ch.movers if m.kind == kind]
+        moves = " and ".join(dict.fromkeys(f"{m.direction.lower()}s" for m in ch.movers if m.kind == kind))
+        out.append(f'<h3 class="sub">{e(kind)}: largest {e(moves)}</h3>'
+                   + _table(["", "Name", e(ch.previous_period), e(ch.period), "Change"], rows, "movers"))
+    return "".join(out) + "</section>"
+
+
 def forecasts(p: Pack) -> str:
     """Headline forecast chart, small multiples per segment, and per segment its accuracy in words."""
     require_pack(p)
     if p.forecast.empty:
         return '<section class="forecast"><h2>Revenue forecast</h2><p>No forecast for this audience.</p></section>'
-    freq = str(p.forecast_metrics.get("freq", ""))
     parts = ['<section class="forecast"><h2>Revenue forecast</h2>']
     ids = list(dict.fromkeys(p.forecast["series_id"]))
     head = p.headline_region if p.headline_region in ids else ids[0]
@@ -150,22 +170,30 @@ def forecasts(p: Pack) -> str:
                             "Small multiples of the revenue forecast per segment: " + ", ".join(chunk),
                             "The same view for each segment" + (f" ({i // PANELS_PER_FIGURE + 1})."
                                                                if len(segs) > PANELS_PER_FIGURE else ".")))
-    rows = []
-    series = p.forecast_metrics.get("series", {})
-    for sid in [head, *sorted(s for s in ids if s != head)]:
-        m = series.get(sid)
-        n, unit, lo, mid, hi = forecast_total(p, sid)
-        text = accuracy_sentence(m, freq) if m else "No backtest is recorded for this series."
-        model = str(m.get("model") or "") if m else ""
-        note = str(m.get("notes") or "") if m and int(m.get("folds") or 0) else ""
-        expect = (f"Next {n} {unit}: {e(fmt_money(mid))} {e(p.currency)} expected (range {e(fmt_money(lo))} "
-                  f"to {e(fmt_money(hi))}). " if n else "No forecast: ")
-        rows.append(f'<div class="segment"><h3>{e(series_name(sid))}</h3>'
-                    f"<p>{expect}{e(text)}"
-                    + (f" Model: {e(MODEL_NAMES.get(model, model))}." if model else "")
-                    + (f" Note: {e(note)}." if note else "") + "</p></div>")
-    parts.append('<h3 class="sub">Accuracy per segment</h3>' + "".join(rows) + "</section>")
-    return "".join(parts)
+    parts.append(accuracy_table(p))
+    return "".join(parts) + "</section>"
+
+
+def accuracy_table(p: Pack) -> str:
+    """Accuracy per segment as one table: forecast, range, backtest error, gain over the baseline, model."""
+    require_pack(p)
+    headers, rows = accuracy_rows(p)
+    if not rows:
+        return ""
+    freq = str(p.forecast_metrics.get("freq", ""))
+    series = p.forecast_metrics.get("series", {}) or {}
+    baselines = sorted({baseline_words(m.get("baseline"), freq) for m in series.values() if isinstance(m, dict)})
+    notes = [(series_name(sid), str(m["notes"])) for sid, m in sorted(series.items())
+             if isinstance(m, dict) and m.get("notes") and int(m.get("folds") or 0)]
+    caption = (f"Amounts in {p.currency}. Backtest error: how far the forecast was off on average over up to "
+               f"{p.forecast_metrics.get('folds', '?')} rolling backtests (sMAPE). Gain over the baseline: how "
+               f"much smaller that error is than {' or '.join(baselines) or 'a naive forecast'}.")
+    cells = [[e(c) for c in r] for r in rows]
+    out = (f'<h3 class="sub">Accuracy per segment</h3><p class="note">{e(caption)}</p>'
+           + _table([e(h) for h in headers], cells, "accuracy"))
+    if notes:
+        out += ('<ul class="note">' + "".join(f"<li>{e(name)}: {e(text)}.</li>" for name, text in notes) + "</ul>")
+    return out
 
 
 def churn(p: Pack, top_n: int = TOP_N) -> str:
@@ -176,8 +204,16 @@ def churn(p: Pack, top_n: int = TOP_N) -> str:
     out = ['<section class="churn"><h2>Customers at risk</h2>', f"<p>{e(churn_sentence(p))}</p>"]
     if p.churn_scores.empty:
         return "".join(out) + "<p>No scored customers for this audience.</p></section>"
-    out.append(figure(figures.churn_risk(p), "Histogram of churn probabilities and bar chart of revenue at risk by region",
-                      "Left: how likely customers are to leave. Right: revenue at risk per region (red list in red)."))
+    by = "region" if p.is_company else "call list"
+    out.append(figure(figures.churn_risk(p), f"Histogram of churn probabilities and bar chart of revenue at risk by {by}",
+                      f"Left: how likely customers are to leave. Right: expected loss per {by}, every scored customer "
+                      "in grey, the red list's revenue at risk in red."))
+    if (p.churn_metrics or {}).get("calibration"):
+        out.append(figure(figures.churn_calibration(p), "Calibration plot of the churn model",
+                          "Left: predicted probability against the share of customers who really left, on held-out "
+                          "customers of every region; points near the diagonal mean the risk figures can be "
+                          "taken at face value. Right: how the risk spreads within each call list "
+                          "(the share of customers at or below each probability)."))
     listed = p.churn_scores[p.churn_scores["status"].isin(["call", "watch"])]
     ranked = listed.assign(_watch=listed["status"] == "watch").sort_values(
         ["_watch", "revenue_at_risk", "customer_id"], ascending=[True, False, True], kind="stable")
@@ -197,24 +233,13 @@ def churn(p: Pack, top_n: int = TOP_N) -> str:
 
 def _count(value: object) -> str:
     """An escaped data-quality count: '1,234' for numbers, the value's text otherwise."""
-    return e(fmt_count(value) if isinstance(value, (int, float)) else value)
+    return e(fmt_count(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value)
 
 
 def notes(p: Pack) -> str:
     """Data quality counts and method notes, so a reader can judge how far to trust the numbers."""
     require_pack(p)
-    dq = p.data_quality
-    keys = [("rows_read", "Rows read"), ("rows_kept", "Rows kept"), ("duplicates_removed", "Duplicates removed"),
-            ("missing_region_filled", "Missing regions filled"), ("return_lines", "Return lines"),
-            ("cancelled_lines", "Cancelled lines (counted as returns)"),
-            ("n_customers", "Customers"), ("n_orders", "Orders")]
-    rows = [[e(label), _count(dq[k])] for k, label in keys if k in dq]
-    rows += [[e(f"Rejected (unusable, set aside): {reason}"), _count(n)]
-             for reason, n in sorted((dq.get("rejected") or {}).items())]
-    rows += [[e(f"Excluded by rule: {reason}"), _count(n)] for reason, n in sorted((dq.get("excluded") or {}).items())]
-    empty = dq.get("empty_periods") or []
-    if empty:
-        rows.append([e("Months without any row"), e(", ".join(str(m) for m in empty))])
+    rows = [[e(label), _count(value)] for label, value in quality_rows(p)]
     fm, cm = p.forecast_metrics, p.churn_metrics
     method = [
         f"Forecasts: each series is forecast with the model that did best in up to {fm.get('folds', '?')} "
@@ -243,6 +268,7 @@ def notes(p: Pack) -> str:
                       "usual) and second purchase (first-time buyers late to come back), each capped per region at "
                       f"{cm.get('capacity', '?')} and {cm.get('second_purchase_capacity', '?')} calls; the others "
                       "at risk are on watch.")
+    method.append(REVENUE_AT_RISK)
     items = "".join(f"<li>{e(m)}</li>" for m in method)
     return (f'<section class="notes"><h2>Data quality and method</h2>{_table(["Check", "Count"], rows, "dq")}'
             f"<ul>{items}</ul></section>")
@@ -254,7 +280,7 @@ def footer(p: Pack) -> str:
     return f'<footer class="provenance"><p>{e(p.provenance.footer())}</p></footer>'
 
 
-ALL_SECTIONS = (cover, summary, kpi_tiles, forecasts, churn, notes, footer)
+ALL_SECTIONS = (cover, summary, kpi_tiles, what_changed, forecasts, churn, notes, footer)
 
 
 def document_body(p: Pack) -> str:

@@ -1,8 +1,8 @@
-"""The Excel workbook of one audience's pack: Summary, Forecast, Churn risk, Data quality, About.
+"""The Excel workbook of one audience's pack: Summary, What changed, Forecast, Accuracy, Churn risk, Data quality, About.
 
 `build(pack) -> bytes` is pure (no clock, no paths, no randomness: the same pack gives the same bytes);
 `save(pack, path)` is the I/O edge. Every string from data is a string cell, never a formula.
-The Summary's KPI tiles are the report's and the email's numbers (`report.narrative.headline_change`);
+The Summary's KPI tiles are the report's and the email's numbers (`present.story.headline_change`);
 red-list rows on the Churn risk sheet are filled with RED_FILL_RGB (read back: fgColor.rgb ends with it).
 The Churn risk rows are not written cell by cell through openpyxl but spliced in as XML built a column at
 a time (`_fastrows`, applied in `_cells.package`): 100,000 styled rows in a couple of seconds.
@@ -22,18 +22,18 @@ from openpyxl.writer.excel import ExcelWriter
 
 from .. import io, schema
 from ..errors import DataError
-from ..pack import Pack
-from ..report.narrative import require_pack
+from ..present import Pack, require_pack
 from . import _cells, _churn
 from ._about import write_about, write_data_quality
 from ._cells import RED_FILL_RGB
+from ._change import write_change
 from ._churn import write_churn
-from ._forecast import write_forecast
+from ._forecast import write_accuracy, write_forecast
 from ._summary import kpi_tiles, summary_figures, write_summary
 
 __all__ = ["SHEETS", "RED_FILL_RGB", "build", "save", "validate", "kpi_tiles"]
 
-SHEETS = ["Summary", "Forecast", "Churn risk", "Data quality", "About"]
+SHEETS = ["Summary", "What changed", "Forecast", "Accuracy", "Churn risk", "Data quality", "About"]
 
 _FRAMES = {"kpis": schema.KPIS, "forecast": schema.FORECAST, "churn_scores": schema.CHURN_SCORES}
 
@@ -66,10 +66,12 @@ def build(pack: Pack, params: dict[str, Any] | None = None) -> bytes:
         # write-only add_table warns that columns must be set by hand; _churn sets them.
         warnings.filterwarnings("ignore", message="In write-only mode you must add table columns manually")
         blocks = write_forecast(sheets["Forecast"], pack)
+        write_accuracy(sheets["Accuracy"], pack)
         headline = blocks.get(pack.headline_region) or next(iter(blocks.values()), None)
         write_summary(sheets["Summary"], pack, figures, headline)
+        write_change(sheets["What changed"], pack)
         churn_rows = write_churn(sheets["Churn risk"], pack.churn_scores, pack.currency)
-    write_data_quality(sheets["Data quality"], pack.data_quality)
+    write_data_quality(sheets["Data quality"], pack)
     write_about(sheets["About"], pack, params)
     stamp = _cells.period_end(pack.provenance.period_end)
     props = wb.properties

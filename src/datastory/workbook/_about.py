@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..pack import Pack
+from ..present import Pack
+from ..present.story import quality_rows
+from ..present.words import REVENUE_AT_RISK
 from . import _cells as c
 from ._summary import LABELS
-
-DQ_ROWS = [
-    ("rows_read", "Rows read"),
-    ("rows_kept", "Rows kept"),
-    ("duplicates_removed", "Duplicates removed"),
-    ("missing_region_filled", "Regions filled (missing region)"),
-    ("return_lines", "Return lines"),
-    ("cancelled_lines", "Cancelled lines (kept as returns)"),
-    ("n_customers", "Customers"),
-    ("n_orders", "Orders"),
-]
 
 _DEFINED = {
     "revenue": "Net revenue of all order lines in the period (returns are negative).",
@@ -30,11 +21,12 @@ _DEFINED = {
                   "within the churn window (as of the score date; no earlier score to compare).",
 }
 KPI_DEFINITIONS = [(LABELS[k], _DEFINED[k]) for k in LABELS] + [
-    ("Change", "Last complete period compared with the one before it, relative to the earlier value; "
-               "▲ up, ▼ down (no arrow when it rounds to 0%), green when the move is good for the "
-               "business, red when it is bad. The same figures as the PDF report and the email."),
+    ("Change", "Last complete period compared with the one before it: amounts and counts relative to the "
+               "earlier value (+8%), rates in percentage points (-0.2 pt); ▲ up, ▼ down (no arrow when it "
+               "rounds to 0), green when the move is good for the business, red when it is bad. The same "
+               "figures as the PDF report and the email."),
     ("Churn probability", "Calibrated probability that the customer places no order within the window."),
-    ("Revenue at risk", "Churn probability × annual value (net revenue over the last 365 days)."),
+    ("Revenue at risk", REVENUE_AT_RISK + " On the Churn risk sheet, each customer's own share."),
     ("MASE", "Mean absolute scaled error of the rolling-origin backtest; below 1 beats a naive forecast."),
 ]
 
@@ -49,37 +41,36 @@ def kv_rows(add: c.Appender, rows: list[tuple[str, Any]], fmt: str | None = None
             text=value if isinstance(value, str) else None)
 
 
-def write_data_quality(ws, dq: dict[str, Any]) -> None:
-    """Rows read, kept, removed and why, and the period covered."""
-    c.widths(ws, {"A": 34, "B": 24})
-    add = c.Appender(ws, 24)
-    dq = dq or {}
+def write_data_quality(ws, pack: Pack) -> None:
+    """The data-quality counts of the pack's own audience (present.story.quality_rows) and the period."""
+    c.widths(ws, {"A": 40, "B": 60})
+    add = c.Appender(ws, 60)
+    dq = pack.data_quality or {}
     add([c.cell(ws, "Data quality", font=c.TITLE)])
     add([])
-    kv_rows(add, [(label, dq.get(key)) for key, label in DQ_ROWS if key in dq], fmt=c.FMT_INT)
+    for label, value in quality_rows(pack):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        kv_rows(add, [(label, value)], fmt=c.FMT_INT if number else None)
     kv_rows(add, [("Period covered", f"{dq.get('period_start', '?')} to {dq.get('period_end', '?')}")])
     if "source" in dq:
         kv_rows(add, [("Source", f"{dq['source']} (bad rows: {dq.get('on_bad_rows', '?')})")])
-    empty = dq.get("empty_periods") or []
-    if empty:
-        kv_rows(add, [("Months without any row", ", ".join(str(m) for m in empty))])
-    for title, key in (("Rows rejected as unusable (set aside), by reason", "rejected"),
-                       ("Rows excluded by the data rules, by reason", "excluded")):
-        add([])
-        add([c.cell(ws, title, font=c.SUBTITLE)])
-        counts = dq.get(key) or {}
-        if isinstance(counts, dict) and counts:
-            kv_rows(add, [(str(k), v if isinstance(v, (int, float)) else str(v))
-                         for k, v in sorted(counts.items())], fmt=c.FMT_INT)
-        else:
-            add([c.cell(ws, "None", font=c.MUTED)])
-    known = {k for k, _ in DQ_ROWS} | {"period_start", "period_end", "rejected", "excluded", "empty_periods",
-                                        "source", "on_bad_rows"}
-    extra = sorted(k for k in dq if k not in known)
-    if extra:
-        add([])
-        add([c.cell(ws, "Other checks", font=c.SUBTITLE)])
-        kv_rows(add, [(k, dq[k] if isinstance(dq[k], (int, float, str)) else str(dq[k])) for k in extra])
+
+
+def readable(value: Any) -> Any:
+    """A parameter or metric value as a reader writes it: yes/no, lists joined, mappings as 'key value; ...'."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return "yes" if value.strip().lower() == "true" else "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {readable(v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(readable(v)) for v in value) or "none"
+    if isinstance(value, (int, float, str)):
+        return value
+    return str(value)
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -89,14 +80,10 @@ def flatten(params: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         if str(key) in HIDDEN_KEYS:
             continue
         value, name = params[key], f"{prefix}{key}"
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             out.extend(flatten(value, f"{name}."))
-        elif isinstance(value, (list, tuple)):
-            out.append((name, ", ".join(str(v) for v in value)))
-        elif isinstance(value, (int, float, str, bool)) or value is None:
-            out.append((name, value if not isinstance(value, bool) else str(value).lower()))
         else:
-            out.append((name, str(value)))
+            out.append((name, readable(value)))
     return out
 
 
@@ -137,9 +124,36 @@ def write_about(ws, pack: Pack, params: dict[str, Any] | None) -> None:
         kv_rows(add, flatten(params))
     else:
         add([c.cell(ws, "Not supplied to this build; see the parameters hash above.", font=c.MUTED)])
-    metrics = [("forecast." + k, v) for k, v in flatten(pack.forecast_metrics or {}) if not k.startswith("series.")]
-    metrics += [("churn." + k, v) for k, v in flatten(pack.churn_metrics or {})]
+    metrics = model_metrics(pack)
     if metrics:
         add([])
-        add([c.cell(ws, "Model metrics", font=c.SUBTITLE)])
+        add([c.cell(ws, "Model quality", font=c.SUBTITLE)])
         kv_rows(add, metrics)
+
+
+def model_metrics(pack: Pack) -> list[tuple[str, Any]]:
+    """How good the models are, in words: the forecasts' overall backtest and the churn model's scores.
+
+    Only what holds for every audience (model scores, settings); counts of customers or revenue are the
+    company's in the metrics files, so they stay out of a regional workbook (its own are on Data quality).
+    """
+    fm, cm = pack.forecast_metrics or {}, pack.churn_metrics or {}
+    out: list[tuple[str, Any]] = []
+    if fm:
+        out.append(("Forecast set-up", f"frequency {fm.get('freq', '?')}, {fm.get('horizon', '?')} periods ahead, "
+                                       f"up to {fm.get('folds', '?')} rolling backtests"))
+        overall = fm.get("overall") or {}
+        if pack.is_company and overall:
+            out.append(("Forecast accuracy, all series", readable({k: round(v, 3) if isinstance(v, float) else v
+                                                                  for k, v in overall.items()})))
+    model = cm.get("model") or {}
+    if model:
+        out.append(("Churn model", f"{cm.get('model_kind', 'classifier')}, scored on {cm.get('score_date', '?')}, "
+                                   f"window {cm.get('window_days', '?')} days"))
+        out.append(("Churn model scores (held-out)", readable({k: round(v, 3) if isinstance(v, float) else v
+                                                              for k, v in model.items()})))
+        for name, scores in sorted((cm.get("baselines") or {}).items()):
+            if isinstance(scores, dict):
+                out.append((f"Baseline: {name}", readable({k: round(v, 3) if isinstance(v, float) else v
+                                                           for k, v in scores.items()})))
+    return out

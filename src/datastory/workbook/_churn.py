@@ -83,6 +83,7 @@ def write_churn(ws, scores: pd.DataFrame, currency: str) -> Callable[[bytes], by
     for i, (_, header, _, width) in enumerate(cols):  # the header wraps: room for its longest word + filter button
         ws.column_dimensions[_fastrows.letter(i)].width = max(width, max(map(len, header.split())) + 5)
     ws.freeze_panes = "A2"
+    ws.print_title_rows = "1:1"  # the header repeats on every printed page
     ws.row_dimensions[1].height = HEADER_HEIGHT
     ws.append([c.cell(ws, h, font=c.BOLD, fill=c.HEADER_FILL, align=HEADER_ALIGN) for _, h, _, _ in cols])
     df = ordered(scores)
@@ -90,7 +91,8 @@ def write_churn(ws, scores: pd.DataFrame, currency: str) -> Callable[[bytes], by
         ws.append([c.cell(ws, "No customers scored for this audience.", font=c.MUTED)])
         return None
     for fill in (None, c.RED_FILL):  # one template row per style variant; values are placeholders
-        ws.append([c.cell(ws, 0, fmt=fmt, fill=fill) for _, _, fmt, _ in cols])
+        ws.append([c.cell(ws, 0, fmt=fmt, fill=fill, align=c.WRAP_LEFT if src == "reasons" else None)
+                   for src, _, fmt, _ in cols])
     ref = f"A1:{_fastrows.letter(len(cols) - 1)}{len(df) + 1}"
     table = Table(displayName=TABLE_NAME, ref=ref, autoFilter=AutoFilter(ref=ref),
                   tableStyleInfo=TableStyleInfo(name="TableStyleLight1", showRowStripes=False))

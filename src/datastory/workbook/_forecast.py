@@ -1,5 +1,10 @@
-"""Forecast sheet: one table per series (date, actual, forecast, lower, upper) with the selected model
-and its backtest MASE next to the naive baseline's, plus a native line chart per region total."""
+"""Forecast and Accuracy sheets, and the forecast-focused chart of the Summary.
+
+The Forecast sheet is one long, filterable table (series, region, product line, date, actual or
+forecast, the figures and the model) with a frozen header that repeats on every printed page: a
+reader filters it to the segment they care about. The Accuracy sheet is the report's accuracy table
+(present.story.accuracy_rows), word for word, plus the backtest MASE beside the baseline's.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,25 @@ from typing import Any
 
 import pandas as pd
 from openpyxl.chart import LineChart, Reference
+from openpyxl.chart.axis import DateAxis
+from openpyxl.chart.series import SeriesLabel
+from openpyxl.styles import Alignment
+from openpyxl.worksheet.filters import AutoFilter
+from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
-from ..pack import Pack
-from ..report.narrative import series_name
+from ..present import Pack
+from ..present.palette import ACTUAL, BAND, FORECAST
+from ..present.story import accuracy_rows
+from ..present.words import model_name, series_name
 from ..schema import ALL
 from . import _cells as c
 
-COLUMNS = ["Date", "Actual", "Forecast", "Lower", "Upper"]
+COLUMNS = [("Series", 26), ("Region", 12), ("Product line", 16), ("Date", 12), ("Kind", 10), ("Actual", 14),
+           ("Forecast", 14), ("Lower", 14), ("Upper", 14), ("Model", 22)]
+TABLE_NAME = "Forecast"
+CHART_HISTORY = 26  # actual periods shown before the forecast in the Summary's chart
+FMT_AXIS_DATE = "mmm yy"
+RIGHT = Alignment(horizontal="right")  # the accuracy table's figures, written as the report writes them
 
 
 def series_order(forecast: pd.DataFrame, headline: str) -> list[str]:
@@ -31,69 +48,93 @@ def verdict(mase: Any, naive: Any, baseline: Any = "naive") -> str:
 
 
 def write_forecast(ws, pack: Pack) -> dict[str, dict[str, Any]]:
-    """Fill the Forecast sheet; return {series_id: {"title", "ws", "first", "last"}} for charts."""
-    c.widths(ws, {"A": 12, "B": 14, "C": 14, "D": 14, "E": 14, "F": 14, "G": 14})
-    fm = pack.forecast_metrics or {}
-    ws.append([c.cell(ws, "Revenue forecasts by segment", font=c.TITLE)])
-    ws.append([c.cell(ws, f"Frequency {fm.get('freq', '?')}, horizon {fm.get('horizon', '?')} periods, "
-                          f"up to {fm.get('folds', '?')} backtest folds. MASE < 1 beats a naive forecast "
-                          "on average; the baseline's own MASE is shown beside it (seasonal naive repeats last "
-                          "year, and needs two years of history; naive repeats the latest period).",
-                          font=c.MUTED)])
-    row = 2
+    """Fill the Forecast sheet; return {series_id: {"title", "ws", "first", "last", "first_forecast"}}
+    of each series' rows (for charts)."""
+    c.widths(ws, {chr(ord("A") + i): w for i, (_, w) in enumerate(COLUMNS)})
+    ws.freeze_panes = "A2"
+    ws.print_title_rows = "1:1"
     blocks: dict[str, dict[str, Any]] = {}
+    ws.append(c.header_row(ws, [h for h, _ in COLUMNS]))
     fc = pack.forecast
     if fc.empty:
         ws.append([c.cell(ws, "No forecast series for this audience.", font=c.MUTED)])
         return blocks
-    metrics = fm.get("series", {}) or {}
+    row = 1
     for sid in series_order(fc, pack.headline_region):
         rows = fc[fc["series_id"] == sid].sort_values("ds", kind="stable")
-        m = metrics.get(sid, {}) or {}
-        model = m.get("model") or (rows["model"].dropna().iloc[-1] if rows["model"].notna().any() else "?")
-        mase, naive = c.plain(m.get("mase")), c.plain(m.get("naive_mase"))
-        baseline = m.get("baseline") or "naive"
-        ws.append([])
-        ws.append([c.cell(ws, sid, font=c.SUBTITLE)])
-        ws.append([c.cell(ws, "Model", font=c.BOLD), c.cell(ws, model), c.cell(ws, "MASE", font=c.BOLD),
-                   c.cell(ws, mase, fmt=c.FMT_RATIO, align=c.LEFT), c.cell(ws, "Baseline MASE", font=c.BOLD),
-                   c.cell(ws, naive, fmt=c.FMT_RATIO, align=c.LEFT), c.cell(ws, verdict(mase, naive, baseline))])
-        row += 3
-        if m.get("notes"):
-            ws.append([c.cell(ws, "Note", font=c.BOLD), c.cell(ws, m["notes"], font=c.MUTED)])
-            row += 1
-        ws.append(c.header_row(ws, COLUMNS))
-        row += 1
         first = row + 1
+        name = series_name(sid)
         for r in rows.itertuples(index=False):
-            ws.append([c.cell(ws, r.ds, fmt=c.FMT_DATE), c.cell(ws, r.y, fmt=c.FMT_MONEY),
-                       c.cell(ws, r.yhat, fmt=c.FMT_MONEY), c.cell(ws, r.yhat_lower, fmt=c.FMT_MONEY),
-                       c.cell(ws, r.yhat_upper, fmt=c.FMT_MONEY)])
+            fut = bool(r.is_forecast)
+            ws.append([c.cell(ws, name), c.cell(ws, "All regions" if r.region == ALL else r.region),
+                       c.cell(ws, "All lines" if r.product_line == ALL else r.product_line),
+                       c.cell(ws, r.ds, fmt=c.FMT_DATE), c.cell(ws, "forecast" if fut else "actual"),
+                       c.cell(ws, r.y, fmt=c.FMT_MONEY), c.cell(ws, r.yhat, fmt=c.FMT_MONEY),
+                       c.cell(ws, r.yhat_lower, fmt=c.FMT_MONEY), c.cell(ws, r.yhat_upper, fmt=c.FMT_MONEY),
+                       c.cell(ws, model_name(r.model))])
         row += len(rows)
-        blocks[sid] = {"title": sid, "ws": ws, "first": first, "last": row,
-                       "total": rows["product_line"].iloc[0] == ALL}
-    for sid, b in blocks.items():
-        if b["total"]:
-            ws.add_chart(forecast_chart(b, f"Revenue, {series_name(sid)}"), f"I{b['first'] - 3}")
+        n_hist = int((~rows["is_forecast"].astype(bool)).sum())
+        blocks[sid] = {"title": sid, "ws": ws, "first": first, "last": row, "first_forecast": first + n_hist}
+    ref = f"A1:{chr(ord('A') + len(COLUMNS) - 1)}{row}"
+    table = Table(displayName=TABLE_NAME, ref=ref, autoFilter=AutoFilter(ref=ref),
+                  tableStyleInfo=TableStyleInfo(name="TableStyleLight1", showRowStripes=True))
+    for i, (header, _) in enumerate(COLUMNS, 1):
+        table.tableColumns.append(TableColumn(id=i, name=header))
+    ws.add_table(table)
     return blocks
 
 
-def forecast_chart(block: dict[str, Any], title: str) -> LineChart:
-    """A native line chart of actual, forecast, lower and upper for one Forecast-sheet block."""
-    fws, first, last = block["ws"], block["first"], block["last"]
+def write_accuracy(ws, pack: Pack) -> None:
+    """The accuracy per segment, as the report shows it, with the MASE of the model and of its baseline."""
+    c.widths(ws, {"A": 22, "B": 16, "C": 20, "D": 15, "E": 23, "F": 34, "G": 8, "H": 15, "I": 24})
+    ws.print_title_rows = "5:5"
+    headers, rows = accuracy_rows(pack)
+    ws.append([c.cell(ws, f"Accuracy per segment (amounts in {pack.currency})", font=c.TITLE)])
+    for line in ("Backtest error: how far the forecast was off on average in rolling backtests (sMAPE).",
+                 "Gain over the baseline: how much smaller that error is than the baseline's.",
+                 "MASE below 1 beats a naive forecast; the baseline's own MASE stands beside it."):
+        ws.append([c.cell(ws, line, font=c.MUTED)])
+    if not rows:
+        ws.append([c.cell(ws, "No forecast series for this audience.", font=c.MUTED)])
+        return
+    ws.append(c.header_row(ws, [*headers, "MASE", "Baseline MASE", "Verdict"]))
+    series = pack.forecast_metrics.get("series", {}) or {}
+    names = {series_name(sid): sid for sid in set(pack.forecast["series_id"])}
+    for r in rows:
+        m = series.get(names.get(r[0], r[0])) or {}
+        mase, naive = c.plain(m.get("mase")), c.plain(m.get("naive_mase"))
+        ws.append([c.cell(ws, r[0], font=c.BOLD), *(c.cell(ws, v, align=RIGHT) for v in r[1:5]), c.cell(ws, r[5]),
+                   c.cell(ws, mase, fmt=c.FMT_RATIO), c.cell(ws, naive, fmt=c.FMT_RATIO),
+                   c.cell(ws, verdict(mase, naive, m.get("baseline") or "naive"))])
+
+
+def forecast_chart(block: dict[str, Any], title: str, history: int = CHART_HISTORY) -> LineChart:
+    """A native line chart of one series focused on its forecast: the last `history` actuals, then the
+    forecast with its range, over a date axis labelled by month."""
+    fws, last = block["ws"], block["last"]
+    first = max(block["first"], block.get("first_forecast", block["first"]) - history)
     chart = LineChart()
     chart.title = title
-    chart.height, chart.width = 8, 16
+    chart.height, chart.width = 8, 18
     chart.y_axis.title = "Revenue"
     chart.y_axis.number_format = c.FMT_MONEY
-    chart.x_axis.number_format = c.FMT_DATE
+    chart.y_axis.crossAx = 500
+    chart.x_axis = DateAxis(crossAx=100)
+    chart.x_axis.number_format = FMT_AXIS_DATE
+    chart.x_axis.majorTimeUnit = "months"
+    chart.x_axis.majorUnit = 1
     chart.x_axis.delete = False
     chart.y_axis.delete = False
-    data = Reference(fws, min_col=2, max_col=5, min_row=first - 1, max_row=last)
-    chart.add_data(data, titles_from_data=True)
-    chart.set_categories(Reference(fws, min_col=1, min_row=first, max_row=last))
+    chart.legend.position = "b"
+    for col in range(6, 10):  # Actual, Forecast, Lower, Upper
+        chart.add_data(Reference(fws, min_col=col, max_col=col, min_row=first, max_row=last), titles_from_data=False)
+    for s, name in zip(chart.series, ("Actual", "Forecast", "Lower", "Upper"), strict=True):
+        s.tx = SeriesLabel(v=name)
+        s.smooth = False
+    colours = tuple(h.lstrip("#") for h in (ACTUAL, FORECAST, BAND, BAND))
+    for s, colour in zip(chart.series, colours, strict=True):
+        s.graphicalProperties.line.solidFill = colour
     for s in chart.series[2:]:
         s.graphicalProperties.line.dashStyle = "dash"
-    for s in chart.series:
-        s.smooth = False
+    chart.set_categories(Reference(fws, min_col=4, min_row=first, max_row=last))
     return chart

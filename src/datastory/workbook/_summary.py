@@ -1,8 +1,8 @@
 """Summary sheet: title, audience, period, KPI tiles with change arrows, headline forecast chart.
 
 The tiles show exactly the numbers of the report and the email: the KPI change comes from
-`report.narrative.headline_change` (i.e. `kpis.latest_change` up to the data's last day), the arrows
-follow `narrative.trend` and the labels `narrative.KPI_LABELS`. `kpi_tiles` is the pure core
+`present.story.headline_change` (i.e. `kpis.latest_change` up to the data's last day), the arrows
+follow `words.trend` and the labels `words.KPI_LABELS`. `kpi_tiles` is the pure core
 (that change dict and the churn metrics in, tile dicts out); `write_summary` lays the tiles out.
 """
 
@@ -13,15 +13,18 @@ from numbers import Real
 from typing import Any
 
 from ..errors import DataError
-from ..pack import Pack
-from ..report.narrative import (
+from ..present import Pack
+from ..present.story import churn_rate, executive_summary, headline_change
+from ..present.words import (
     KPI_LABELS,
     NO_EARLIER_PERIOD,
-    headline_change,
+    RATE_KPIS,
     is_good,
+    kpi_delta,
+    kpi_trend,
     period_label,
+    rate_points,
     series_name,
-    trend,
 )
 from . import _cells as c
 from ._forecast import forecast_chart
@@ -32,6 +35,7 @@ KPI_FORMATS = {"revenue": c.FMT_MONEY, "orders": c.FMT_INT, "active_customers": 
 MONEY_KPIS = ("revenue", "avg_order_value")  # shown with the pack's currency as unit
 ARROWS = {"up": "▲", "down": "▼", "flat": ""}
 HEADERS = ["KPI", "Value", "Previous", "Change", "", "Unit", "Note"]
+FMT_POINTS = '+0.0" pt";-0.0" pt";0.0" pt"'  # a rate's change, in percentage points
 
 
 def _churn_rate(churn_metrics: dict[str, Any] | None) -> float | None:
@@ -45,11 +49,14 @@ def _churn_rate(churn_metrics: dict[str, Any] | None) -> float | None:
     return None if math.isnan(float(rate)) else float(rate)
 
 
-def kpi_tiles(change: dict[str, Any] | None, churn_metrics: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def kpi_tiles(change: dict[str, Any] | None, churn_metrics: dict[str, Any] | None = None,
+              own_rate: float | None = None) -> list[dict[str, Any]]:
     """One tile per KPI of `change` (kpis.latest_change's / headline_change's dict), then churn rate.
 
-    Each tile: key, label, value, previous, change (relative, None when previous is 0), fmt, trend
-    ("up"/"down"/"flat", as the report's tiles), good (True/False, None when flat), note. `change` None
+    Each tile: key, label, value, previous, change (relative, None when previous is 0; for a rate, the
+    difference in percentage points), fmt, change_fmt, words (the change as the report and email write it),
+    trend ("up"/"down"/"flat", as the report's tiles), good (True/False, None when flat), note. The churn
+    rate is `own_rate` (the pack's own customers) when given, else the metrics'. `change` None
     (fewer than two complete periods) gives no KPI tiles. The churn tile has no previous value: the
     churn stage scores one date only.
     """
@@ -59,19 +66,28 @@ def kpi_tiles(change: dict[str, Any] | None, churn_metrics: dict[str, Any] | Non
         missing = [k for k in KPI_LABELS if not isinstance(items, dict) or k not in items]
         if missing:
             raise DataError(f"the KPI change lacks {', '.join(missing)}", column=missing[0],
-                            fix="pass the dict returned by kpis.latest_change / narrative.headline_change")
+                            fix="pass the dict returned by kpis.latest_change / story.headline_change")
         for key, label in KPI_LABELS.items():
             item = items[key]
-            direction = trend(item["change"])
+            direction = kpi_trend(key, item)
+            rate = key in RATE_KPIS
+            delta = kpi_delta(key, item)
+            change, change_fmt, fmt = item["change"], c.FMT_CHANGE, KPI_FORMATS[key]
+            if rate:
+                change, decimals = (rate_points(item["value"], item["previous"]) if item["previous"] is not None
+                                    else (None, 1))
+                change_fmt = FMT_POINTS if decimals == 1 else FMT_POINTS.replace("0.0", "0.00")
+                fmt = fmt if decimals == 1 else fmt.replace("0.0", "0.00")  # the rates as the report shows them
             tiles.append({"key": key, "label": label, "value": item["value"], "previous": item["previous"],
-                          "change": item["change"], "fmt": KPI_FORMATS[key], "trend": direction,
-                          "good": is_good(key, direction),
-                          "note": "" if item["change"] is not None else "previous value 0"})
-    rate = _churn_rate(churn_metrics)
+                          "change": change, "fmt": fmt, "change_fmt": change_fmt,
+                          "trend": direction, "good": is_good(key, direction), "words": delta,
+                          "note": "" if change is not None else "previous value 0"})
+    rate = _churn_rate(churn_metrics) if own_rate is None else own_rate
     if rate is not None:
         when = (churn_metrics or {}).get("score_date")
         tiles.append({"key": "churn_rate", "label": LABELS["churn_rate"], "value": rate, "previous": None,
-                      "change": None, "fmt": c.FMT_PCT, "trend": "flat", "good": None,
+                      "change": None, "fmt": c.FMT_PCT, "change_fmt": c.FMT_CHANGE, "words": "n/a",
+                      "trend": "flat", "good": None,
                       "note": f"scored {when}; no earlier score to compare" if when
                       else "no earlier score to compare"})
     return tiles
@@ -92,7 +108,17 @@ def summary_figures(pack: Pack) -> tuple[dict[str, Any] | None, list[dict[str, A
     when its churn_rate is not a number.
     """
     change = None if pack.kpis.empty else headline_change(pack)
-    return change, kpi_tiles(change, pack.churn_metrics)
+    _churn_rate(pack.churn_metrics)  # a broken metrics file still fails loudly
+    return change, kpi_tiles(change, pack.churn_metrics, churn_rate(pack.churn_scores))
+
+
+def _headlines(pack: Pack) -> list[str]:
+    """The report's headline sentences; a figure that cannot be written (an infinite amount) is said, not fatal:
+    the sheets below still hold every value as it is."""
+    try:
+        return executive_summary(pack)
+    except DataError as exc:
+        return [f"Headlines not available: {exc.problem}"]
 
 
 def write_summary(ws, pack: Pack, figures: tuple[dict[str, Any] | None, list[dict[str, Any]]],
@@ -112,6 +138,10 @@ def write_summary(ws, pack: Pack, figures: tuple[dict[str, Any] | None, list[dic
         [c.cell(ws, f"{pack.company} · {pack.label}", font=c.SUBTITLE)],
         [c.cell(ws, "Period"), c.cell(ws, f"{prov.period_start} to {prov.period_end}")],
         [c.cell(ws, "Regions"), c.cell(ws, ", ".join(pack.regions) or "(none)")],
+        [c.cell(ws, "Amounts in"), c.cell(ws, pack.currency)],
+        [],
+        [c.cell(ws, "Headlines", font=c.SUBTITLE)],
+        *[[c.cell(ws, sentence)] for sentence in _headlines(pack)],
         [],
         [c.cell(ws, heading(change, where), font=c.SUBTITLE)],
     ]
@@ -127,15 +157,15 @@ def write_summary(ws, pack: Pack, figures: tuple[dict[str, Any] | None, list[dic
         unit = pack.currency if t["key"] in MONEY_KPIS else ""
         rows.append([c.cell(ws, t["label"], font=c.BOLD), c.cell(ws, t["value"], fmt=t["fmt"]),
                      c.cell(ws, t["previous"], fmt=t["fmt"]),
-                     c.cell(ws, t["change"], fmt=c.FMT_CHANGE, font=font),
+                     c.cell(ws, t["change"], fmt=t["change_fmt"], font=font),
                      c.cell(ws, ARROWS[t["trend"]], font=font), c.cell(ws, unit),
                      c.cell(ws, t["note"], font=c.MUTED)])
     rows.append([])
     if headline is None:
         rows.append([c.cell(ws, "No forecast available for this audience.", font=c.MUTED)])
     else:
-        rows.append([c.cell(ws, f"Revenue: actual vs forecast ({series_name(headline['title'])})",
-                            font=c.SUBTITLE)])
+        rows.append([c.cell(ws, f"Revenue forecast: {series_name(headline['title'])}, the last periods and "
+                                "the ones ahead", font=c.SUBTITLE)])
     for row in rows:
         ws.append(row)
     if headline is not None:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from datastory.errors import DataError
-from datastory.report import figures
+from datastory.present import figures
 
 
 def _size(png: bytes) -> tuple[int, int]:
@@ -20,7 +20,8 @@ def _size(png: bytes) -> tuple[int, int]:
         return im.size
 
 
-ALL = (figures.revenue_by_period, figures.forecast_chart, figures.segment_multiples, figures.churn_risk)
+ALL = (figures.revenue_by_period, figures.forecast_chart, figures.segment_multiples, figures.churn_risk,
+       figures.churn_calibration)
 
 
 @pytest.mark.parametrize("fn", ALL, ids=lambda f: f.__name__)
