@@ -129,3 +129,35 @@ def test_revenue_at_risk_is_the_red_list_only(tiny_pack):
     assert story.revenue_at_risk(cs) < cs["revenue_at_risk"].sum()  # the fixture has at-risk customers off the list
     with pytest.raises(KeyError):
         story.revenue_at_risk(cs.drop(columns="red"))
+
+
+def _reconciled(p, method="bottom_up", reconciled=3, left_out=None):
+    rc = {"method": method, "families": {"reconciled": reconciled, "left_out": left_out or {}, "structural": []}}
+    return dataclasses.replace(p, forecast_metrics={**p.forecast_metrics, "reconciliation": rc})
+
+
+def test_coherence_sentence_says_the_forecasts_add_up_and_the_ranges_do_not(tiny_pack):
+    text = story.coherence_sentence(_reconciled(tiny_pack))
+    assert text.startswith("The forecasts add up") and "summing the product lines up" in text
+    assert "ranges do not add up" in text and "Not reconciled" not in text
+    assert "MinT" in story.coherence_sentence(_reconciled(tiny_pack, method="mint_shrink"))
+
+
+def test_coherence_sentence_is_silent_when_nothing_was_reconciled(tiny_pack):
+    bare = {k: v for k, v in tiny_pack.forecast_metrics.items() if k != "reconciliation"}
+    assert story.coherence_sentence(dataclasses.replace(tiny_pack, forecast_metrics=bare)) is None
+    assert story.coherence_sentence(_reconciled(tiny_pack, method="none")) is None
+    assert story.coherence_sentence(_reconciled(tiny_pack, reconciled=0)) is None
+
+
+def test_coherence_sentence_names_only_the_audiences_own_left_out_families(tiny_pack, north_pack):
+    left = {"North": "a product line has no forecast", "South": "a product line has no forecast"}
+    company = story.coherence_sentence(_reconciled(tiny_pack, left_out=left))
+    north = story.coherence_sentence(_reconciled(north_pack, left_out=left))
+    assert "Not reconciled" in company and "North" in company and "South" in company
+    assert "North" in north and "South" not in north
+
+
+def test_coherence_sentence_needs_a_pack():
+    with pytest.raises(DataError, match="expected a datastory Pack"):
+        story.coherence_sentence({"forecast_metrics": {}})

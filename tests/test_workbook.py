@@ -611,4 +611,4 @@ def test_reasons_wrap_and_headers_repeat_on_printed_pages(tiny_pack):
     others = [r[0] for r in rows]
     assert not any(c.alignment.wrap_text for c in others)  # only the long text wraps
     assert ws.print_title_rows == "$1:$1" and wb["Forecast"].print_title_rows == "$1:$1"
-    assert wb["Accuracy"].print_title_rows == "$5:$5" and wb["Accuracy"]["A5"].value == "Segment"
+    assert wb["Accuracy"].print_title_rows == "$6:$6" and wb["Accuracy"]["A6"].value == "Segment"

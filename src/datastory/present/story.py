@@ -162,6 +162,28 @@ def accuracy_rows(p: Pack) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+METHOD_WORDS = {"bottom_up": "summing the product lines up", "ols": "least squares", "wls_struct": "weighted least "
+                "squares", "wls_var": "weighted least squares on the backtest errors", "mint_shrink": "MinT on the "
+                "backtest errors"}
+
+
+def coherence_sentence(p: Pack) -> str | None:
+    """Whether the forecasts add up across the hierarchy, and that ranges are per series; None without a word."""
+    require_pack(p)
+    rc = p.forecast_metrics.get("reconciliation") or {}
+    method = str(rc.get("method") or "none")
+    if method == "none" or not (rc.get("families") or {}).get("reconciled"):
+        return None
+    how = METHOD_WORDS.get(method, method.replace("_", " "))
+    left = (rc.get("families") or {}).get("left_out") or {}
+    own = sorted(series_name(str(sid)) for sid in left if p.is_company or sid in p.regions)
+    tail = (f" Not reconciled (a segment without a usable forecast): {', '.join(own)}; its parts keep their own "
+            "forecasts." if own else "")
+    return (f"The forecasts add up: product lines sum to their region and regions to the company in every period "
+            f"(reconciled by {how}, chosen on the backtests). Each range is the segment's own, so ranges do not "
+            f"add up.{tail}")
+
+
 DQ_LABELS = (("rows_read", "Rows read"), ("rows_kept", "Rows kept"), ("duplicates_removed", "Duplicates removed"),
              ("missing_region_filled", "Missing regions filled"), ("return_lines", "Return lines"),
              ("cancelled_lines", "Cancelled lines (counted as returns)"), ("n_customers", "Customers"),

@@ -15,7 +15,14 @@ import pandas as pd
 from ..errors import DataError
 from ..present import Pack, figures
 from ..present.change import what_changed as change_section
-from ..present.story import accuracy_rows, churn_sentence, executive_summary, headline_change, quality_rows
+from ..present.story import (
+    accuracy_rows,
+    churn_sentence,
+    coherence_sentence,
+    executive_summary,
+    headline_change,
+    quality_rows,
+)
 from ..present.waterfall import axis_cut, waterfall
 from ..present.words import (
     FREQ_WORDS,
@@ -189,7 +196,9 @@ def accuracy_table(p: Pack) -> str:
                f"{p.forecast_metrics.get('folds', '?')} rolling backtests (sMAPE). Gain over the baseline: how "
                f"much smaller that error is than {' or '.join(baselines) or 'a naive forecast'}.")
     cells = [[e(c) for c in r] for r in rows]
+    coherent = coherence_sentence(p)
     out = (f'<h3 class="sub">Accuracy per segment</h3><p class="note">{e(caption)}</p>'
+           + (f'<p class="note">{e(coherent)}</p>' if coherent else "")
            + _table([e(h) for h in headers], cells, "accuracy"))
     if notes:
         out += ('<ul class="note">' + "".join(f"<li>{e(name)}: {e(text)}.</li>" for name, text in notes) + "</ul>")

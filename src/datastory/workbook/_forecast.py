@@ -20,7 +20,7 @@ from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
 from ..present import Pack
 from ..present.palette import ACTUAL, BAND, FORECAST
-from ..present.story import accuracy_rows
+from ..present.story import accuracy_rows, coherence_sentence
 from ..present.words import model_name, series_name
 from ..schema import ALL
 from . import _cells as c
@@ -87,13 +87,15 @@ def write_forecast(ws, pack: Pack) -> dict[str, dict[str, Any]]:
 def write_accuracy(ws, pack: Pack) -> None:
     """The accuracy per segment, as the report shows it, with the MASE of the model and of its baseline."""
     c.widths(ws, {"A": 22, "B": 16, "C": 20, "D": 15, "E": 23, "F": 34, "G": 8, "H": 15, "I": 24})
-    ws.print_title_rows = "5:5"
+    ws.print_title_rows = "6:6"
     headers, rows = accuracy_rows(pack)
     ws.append([c.cell(ws, f"Accuracy per segment (amounts in {pack.currency})", font=c.TITLE)])
     for line in ("Backtest error: how far the forecast was off on average in rolling backtests (sMAPE).",
                  "Gain over the baseline: how much smaller that error is than the baseline's.",
                  "MASE below 1 beats a naive forecast; the baseline's own MASE stands beside it."):
         ws.append([c.cell(ws, line, font=c.MUTED)])
+    coherent = coherence_sentence(pack)
+    ws.append([c.cell(ws, coherent or "", font=c.MUTED)])   # one row either way: the header stays on row 6
     if not rows:
         ws.append([c.cell(ws, "No forecast series for this audience.", font=c.MUTED)])
         return
