@@ -209,3 +209,34 @@ def test_an_experiment_compares_with_the_committed_baseline(built, tmp_path):
     shown = sh(root, "dvc", "exp", "show", "--only-changed", "--drop", ".*/.*", COLUMNS="200").stdout
     assert "mase" in shown and "horizon" in shown
     assert max(len(line.rstrip()) for line in shown.splitlines()) <= 200, shown
+
+
+def test_a_stage_that_fails_keeps_the_outputs_of_the_last_good_build(built, tmp_path):
+    """DVC deletes a stage's outputs before running it unless they persist: with a bad file path, ingest stops
+    with its clear message, and the transactions, KPIs, forecasts, packs and metrics stay those of the last
+    good build. Only the sample stage, which did run, replaced its output (an empty placeholder for a CSV
+    source). Back on the sample, one stage re-runs and the build is byte-identical to the one before."""
+    import shutil
+
+    from e2e import sha256s, stages_run
+
+    root = tmp_path / "bad-path"
+    shutil.copytree(built, root, symlinks=True)
+    before = sha256s(root)
+    params = root / "params/data.yaml"
+    good = params.read_text()
+    data = yaml.safe_load(good)
+    data["source"], data["file"]["path"] = "csv", "data/raw/no-such-export.csv"
+    params.write_text(yaml.safe_dump(data, sort_keys=False))
+    res = sh(root, "dvc", "repro", check=False)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert "data/raw/no-such-export.csv: file not found" in out and "fix:" in out and "Traceback" not in out
+    after = sha256s(root)
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert changed == {"data/raw/sample/transactions.parquet", "dvc.lock"}, changed
+    params.write_text(good)
+    again = sh(root, "dvc", "repro")
+    assert stages_run(again.stdout) == ["sample"], again.stdout
+    assert sha256s(root) == before
+    assert "up to date" in sh(root, "dvc", "status").stdout

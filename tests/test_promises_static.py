@@ -103,3 +103,20 @@ def test_scanner_catches_direct_writes(line):
 ])
 def test_scanner_lets_reads_and_atomic_writes_pass(line):
     assert not scan(line), line
+
+
+def test_every_stage_output_persists_so_a_failed_stage_keeps_the_last_good_build():
+    """DVC deletes a stage's outputs before it runs unless `persist: true`; a stage that then fails on bad input
+    would leave no outputs at all (tests/test_pipeline_e2e.py shows the whole behaviour)."""
+    import yaml
+
+    stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
+    missing = []
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        for kind in ("outs", "metrics", "plots"):
+            for entry in body.get(kind, []):
+                path, opts = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+                if not (opts or {}).get("persist"):
+                    missing.append(f"{name}: {path}")
+    assert stages and not missing, missing
