@@ -116,8 +116,8 @@ def tiny_frames(hostile: str | None = None) -> dict:
                 "churn_rate": float(scores["probability"].mean()),
                 "calibration": {"model": [
                     {"lower": i / 5, "upper": (i + 1) / 5, "count": 0 if i == 2 else 10 + i,
-                     "mean_predicted": None if i == 2 else i / 5 + 0.1,
-                     "observed": None if i == 2 else i / 5 + 0.08 + 0.01 * i} for i in range(5)]}}
+                     "mean_predicted": None if i == 2 else round(i / 5 + 0.1, 2),
+                     "observed": None if i == 2 else round(i / 5 + 0.08 + 0.01 * i, 2)} for i in range(5)]}}
     dq = {"rows_read": 1000, "rows_kept": 990, "duplicates_removed": 10, "missing_region_filled": 3,
           "return_lines": 12, "period_start": "2025-01-01", "period_end": "2025-05-31",
           "n_customers": 6, "n_orders": 300, "rejected": {}}
