@@ -16,29 +16,21 @@ import subprocess
 from html import escape
 from pathlib import Path
 
-import nbformat
 import openpyxl
 import pytest
 from conftest import make_pack
 from PIL import Image
+from test_report_pdf import full_notebook as notebook  # what papermill leaves: one display per section
 
 from datastory import config, workbook
 from datastory.deliver import compose
 from datastory.present import figures, story, words
-from datastory.report import pdf, render, sections
+from datastory.report import pdf, render
 
 needs_poppler = pytest.mark.skipif(not shutil.which("pdftotext") or not shutil.which("pdftoppm"),
                                    reason="poppler-utils (pdftotext, pdftoppm) not installed")
 
 
-def notebook(p) -> nbformat.NotebookNode:
-    """The executed report notebook as papermill leaves it: one display output per section."""
-    cells = []
-    for fn in sections.ALL_SECTIONS:
-        cell = nbformat.v4.new_code_cell(f"HTML(sections.{fn.__name__}(p))")
-        cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": fn(p)})]
-        cells.append(cell)
-    return nbformat.v4.new_notebook(cells=cells)
 
 
 def squash(text: str) -> str:

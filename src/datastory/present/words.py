@@ -47,13 +47,21 @@ def _number(x: Any, what: str) -> float:
     return float(x)
 
 
+def _finite(x: Any, what: str, noun: str, fix: str) -> float | None:
+    """`x` as a float; None when it is NaN (shown as 'n/a'); an error naming `noun` when it is infinite."""
+    v = _number(x, what)
+    if math.isnan(v):
+        return None
+    if math.isinf(v):
+        raise DataError(f"{what}: {noun} is infinite ({v})", fix=fix)
+    return v
+
+
 def fmt_money(x: Any) -> str:
     """Compact amount: 950, 9.5 k, 210 k, 1.2 M, 3.4 bn (NaN -> 'n/a')."""
-    v = _number(x, "fmt_money")
-    if math.isnan(v):
+    v = _finite(x, "fmt_money", "amount", "check the upstream computation")
+    if v is None:
         return "n/a"
-    if math.isinf(v):
-        raise DataError(f"fmt_money: amount is infinite ({v})", fix="check the upstream computation")
     sign = "-" if v < 0 else ""
     a = abs(v)
     for scale, unit in ((1e9, " bn"), (1e6, " M"), (1e3, " k")):
@@ -66,11 +74,9 @@ def fmt_money(x: Any) -> str:
 
 def fmt_pct(frac: Any, signed: bool = False) -> str:
     """A fraction as a percentage: 0.08 -> '8%', 0.004 -> '0.4%'; `signed` adds '+'."""
-    v = _number(frac, "fmt_pct")
-    if math.isnan(v):
+    v = _finite(frac, "fmt_pct", "fraction", "check for a division by zero upstream")
+    if v is None:
         return "n/a"
-    if math.isinf(v):
-        raise DataError(f"fmt_pct: fraction is infinite ({v})", fix="check for a division by zero upstream")
     pct = v * 100
     text = f"{pct:.1f}" if 0 < abs(pct) < 9.95 and round(pct, 1) != round(pct) else f"{pct:.0f}"
     if text in ("-0", "-0.0"):
@@ -86,11 +92,9 @@ RATE_KPIS = frozenset({"return_rate", "churn_rate"})  # rates: their changes are
 
 def fmt_pt(diff: Any, decimals: int = 1) -> str:
     """A difference of two fractions in percentage points: -0.002 -> '−0.2 pt', 0.013 -> '+1.3 pt'."""
-    v = _number(diff, "fmt_pt")
-    if math.isnan(v):
+    v = _finite(diff, "fmt_pt", "difference", "check the upstream computation")
+    if v is None:
         return "n/a"
-    if math.isinf(v):
-        raise DataError(f"fmt_pt: difference is infinite ({v})", fix="check the upstream computation")
     text = f"{abs(v) * 100:.{decimals}f}"
     if float(text) == 0:
         return f"{0:.{decimals}f} pt"
@@ -157,11 +161,9 @@ def kpi_trend(kpi: str, item: dict[str, Any]) -> str:
 
 def fmt_rate(frac: Any, decimals: int = 1) -> str:
     """A rate, always with its decimal so that its changes in points can be read off: 0.014 -> '1.4%'."""
-    v = _number(frac, "fmt_rate")
-    if math.isnan(v):
+    v = _finite(frac, "fmt_rate", "rate", "check for a division by zero upstream")
+    if v is None:
         return "n/a"
-    if math.isinf(v):
-        raise DataError(f"fmt_rate: rate is infinite ({v})", fix="check for a division by zero upstream")
     text = f"{v * 100:.{decimals}f}"
     return f"{text.lstrip('-') if float(text) == 0 else text}%"
 
