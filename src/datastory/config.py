@@ -554,6 +554,9 @@ class Paths(_Strict):
     def report(self, audience: str, ext: str) -> Path:
         return self.reports_dir / audience / f"report.{ext}"
 
+    def dashboard(self, audience: str) -> Path:
+        return self.reports_dir / audience / "dashboard.html"
+
     def eml(self, audience: str) -> Path:
         return self.outbox_dir / f"{audience}.eml"
 

@@ -1,8 +1,8 @@
 """The I/O edges that DVC stages call: one function per stage.
 
 Analysis stages run their notebook through `runner.execute`. The report stage turns the executed
-report notebook into HTML and PDF and builds the workbook, and writes all three only when all
-three were built. Delivery composes the email from the finished pack.
+report notebook into HTML and PDF, builds the workbook and the dashboard, and writes all four only
+when all four were built. Delivery composes the email from the finished pack.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def report(audience: str, root: str | os.PathLike | None = None) -> list[Path]:
-    """Build reports/<audience>/report.html, report.pdf and report.xlsx."""
-    from . import pack, workbook
+    """Build reports/<audience>/report.html, report.pdf, report.xlsx and dashboard.html."""
+    from . import dashboard, pack, workbook
     from . import report as report_mod
 
     base = config.project_root(root)
@@ -67,11 +67,14 @@ def report(audience: str, root: str | os.PathLike | None = None) -> list[Path]:
     executed = runner.execute("report", base, extra={"audience": audience}, suffix=audience)
     html, pdf = report_mod.build(executed, rep.page_size)
     xlsx = workbook.build(p, params=config.pack_params(audience, base, rep))
+    board = dashboard.build(p)
     paths = config.paths(base)
-    outs = [paths.report(audience, "html"), paths.report(audience, "pdf"), paths.report(audience, "xlsx")]
+    outs = [paths.report(audience, "html"), paths.report(audience, "pdf"), paths.report(audience, "xlsx"),
+            paths.dashboard(audience)]
     io.write_text(html, outs[0])
     io.write_bytes(pdf, outs[1])
     io.write_bytes(xlsx, outs[2])
+    io.write_text(board, outs[3])
     return outs
 
 
