@@ -191,19 +191,21 @@ JS = r"""
       }
     };
   }
-  function embed(id, spec) {
-    return vegaEmbed("#" + id, spec, {actions: false, renderer: "svg"}).then(function (r) {
-      views[id] = r.view;
-    });
+  // A chart is embedded the first time it has data, then only fed new data: views[id] holds the promise of
+  // its Vega view, so two quick choices never embed twice. An empty chart is hidden, not drawn.
+  function draw(id, name, values, spec) {
+    $(id).style.display = values.length ? "" : "none";
+    if (!values.length) { return Promise.resolve(); }
+    if (!views[id]) {
+      views[id] = vegaEmbed("#" + id, spec(), {actions: false, renderer: "svg"}).then(function (r) { return r.view; });
+      return views[id];
+    }
+    return views[id].then(function (v) { return v.data(name, values).resize().runAsync(); });
   }
   function charts() {
     var s = seriesNow();
     $("fc-msg").textContent = s ? s.name + ": " + s.sentence + " Model: " + s.model + "." : D.messages.noForecast;
-    $("fc-chart").style.display = s ? "" : "none";
-    var jobs = [];
-    if (views["fc-chart"]) { jobs.push(views["fc-chart"].data("fc", fcValues(s)).resize().runAsync()); }
-    if (views["rev-chart"]) { jobs.push(views["rev-chart"].data("rev", revValues()).runAsync()); }
-    return Promise.all(jobs);
+    return Promise.all([draw("fc-chart", "fc", fcValues(s), fcSpec), draw("rev-chart", "rev", revValues(), revSpec)]);
   }
 
   function scopeCalls() { return D.calls.filter(inScope); }
@@ -316,9 +318,7 @@ JS = r"""
   }
 
   controls();
-  update();
-  Promise.all([embed("fc-chart", fcSpec()), embed("rev-chart", revSpec())]).then(charts).then(function () {
-    root.setAttribute("data-ready", "1");
-  }, function (err) { console.error(err); root.setAttribute("data-ready", "error"); });
+  update().then(function () { root.setAttribute("data-ready", "1"); },
+                function (err) { console.error(err); root.setAttribute("data-ready", "error"); });
 })();
 """
