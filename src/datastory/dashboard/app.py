@@ -3,7 +3,7 @@
 The script reads the embedded JSON (`page.DATA_ID`) and only looks up words Python wrote (`data.extract`):
 it formats no figure itself, so a tile reads as the report does. Text from data reaches the page only
 through `textContent` and Vega's escaped tooltips, never as HTML. When the charts are drawn the root element
-gets `data-ready="1"`, and every update after a choice counts up `data-updates`, so a browser test (or the
+gets `data-ready="1"` (and `data-ready-ms`, the milliseconds since navigation), and every update after a choice counts up `data-updates`, so a browser test (or the
 benchmark) knows when the page is interactive without guessing a delay.
 """
 
@@ -40,6 +40,8 @@ select, input[type=search] { font: inherit; padding: 5px 8px; border: 1px solid 
 .capacity { display: flex; flex-wrap: wrap; gap: 6px 16px; align-items: center; margin-bottom: 8px; }
 .capacity input[type=range] { width: min(360px, 100%); }
 .plan { font-weight: bold; }
+#more { font: inherit; margin-top: 8px; padding: 5px 12px; border: 1px solid #9aa5b1; border-radius: 4px;
+        background: #fff; cursor: pointer; }
 .scroll { overflow-x: auto; max-height: 560px; overflow-y: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
@@ -87,6 +89,7 @@ BODY = """<main>
     <th data-key="risk" class="num" aria-sort="descending"><button type="button">Revenue at risk</button></th>
     <th data-key="last" aria-sort="none"><button type="button">Last order</button></th>
     <th>Reasons</th></tr></thead><tbody></tbody></table></div>
+  <button type="button" id="more">Show more</button>
 </section>
 <section aria-labelledby="bridge-h"><h2 id="bridge-h">What changed</h2>
   <p id="bridge-sentence"></p><p class="msg" id="bridge-msg"></p>
@@ -101,9 +104,9 @@ JS = r"""
 "use strict";
 (function () {
   var D = JSON.parse(document.getElementById("dashboard-data").textContent);
-  var root = document.documentElement, views = {}, updates = 0, MAX_ROWS = 300;
+  var root = document.documentElement, views = {}, updates = 0, PAGE = 50;
   var S = {grain: D.grains.length ? D.grains[0][0] : "M", scope: D.scopes[0][0], line: "All",
-           capacity: null, sortKey: "risk", sortDir: -1, query: ""};
+           capacity: null, sortKey: "risk", sortDir: -1, query: "", rows: PAGE};
   function $(id) { return document.getElementById(id); }
   function el(tag, text, cls) {
     var e = document.createElement(tag);
@@ -202,10 +205,15 @@ JS = r"""
     }
     return views[id].then(function (v) { return v.data(name, values).resize().runAsync(); });
   }
-  function charts() {
-    var s = seriesNow();
-    $("fc-msg").textContent = s ? s.name + ": " + s.sentence + " Model: " + s.model + "." : D.messages.noForecast;
-    return Promise.all([draw("fc-chart", "fc", fcValues(s), fcSpec), draw("rev-chart", "rev", revValues(), revSpec)]);
+  function charts(parts) {
+    var jobs = [];
+    if (parts.fc) {
+      var s = seriesNow();
+      $("fc-msg").textContent = s ? s.name + ": " + s.sentence + " Model: " + s.model + "." : D.messages.noForecast;
+      jobs.push(draw("fc-chart", "fc", fcValues(s), fcSpec));
+    }
+    if (parts.rev) { jobs.push(draw("rev-chart", "rev", revValues(), revSpec)); }
+    return Promise.all(jobs);
   }
 
   function scopeCalls() { return D.calls.filter(inScope); }
@@ -236,7 +244,8 @@ JS = r"""
     });
     var body = document.querySelector("#calls tbody");
     clear(body);
-    rows.slice(0, MAX_ROWS).forEach(function (c) {
+    var frag = document.createDocumentFragment();
+    rows.slice(0, S.rows).forEach(function (c) {
       var tr = el("tr");
       if (rank[c.id] < S.capacity) { tr.className = "in-plan"; }
       tr.setAttribute("data-id", c.id);
@@ -251,11 +260,14 @@ JS = r"""
       tr.appendChild(el("td", c.riskText, "num"));
       tr.appendChild(el("td", c.last));
       tr.appendChild(el("td", c.reasons, "reasons"));
-      body.appendChild(tr);
+      frag.appendChild(tr);
     });
-    $("calls-shown").textContent = rows.length > MAX_ROWS ?
-      "Showing the first " + MAX_ROWS + " of " + rows.length + " customers: search to narrow." :
+    body.appendChild(frag);
+    var more = rows.length > S.rows;
+    $("calls-shown").textContent = more ?
+      "Showing the first " + S.rows + " of " + rows.length + " customers: search to narrow, or show more." :
       rows.length + " customer" + (rows.length === 1 ? "" : "s") + " shown.";
+    $("more").style.display = more ? "" : "none";
     Array.prototype.forEach.call(document.querySelectorAll("#calls th[data-key]"), function (th) {
       th.setAttribute("aria-sort", th.getAttribute("data-key") === k ? (dir > 0 ? "ascending" : "descending") : "none");
     });
@@ -282,9 +294,16 @@ JS = r"""
     $("scope").value = S.scope;
     $("line").value = S.line;
   }
-  function update() {
-    marks(); tiles(); plan(); table(); bridge();
-    return charts().then(function () { updates += 1; root.setAttribute("data-updates", String(updates)); });
+  // Only what a choice changes is redrawn: the period touches the tiles and the revenue bars, the product
+  // line the forecast, the region everything.
+  var ALL_PARTS = {tiles: true, calls: true, bridge: true, fc: true, rev: true};
+  function update(parts) {
+    parts = parts || ALL_PARTS;
+    marks();
+    if (parts.tiles) { tiles(); }
+    if (parts.calls) { plan(); table(); }
+    if (parts.bridge) { bridge(); }
+    return charts(parts).then(function () { updates += 1; root.setAttribute("data-updates", String(updates)); });
   }
 
   function controls() {
@@ -292,20 +311,21 @@ JS = r"""
     D.grains.forEach(function (pair) {
       var b = el("button", pair[1]);
       b.type = "button"; b.setAttribute("data-grain", pair[0]);
-      b.addEventListener("click", function () { S.grain = pair[0]; update(); });
+      b.addEventListener("click", function () { S.grain = pair[0]; update({tiles: true, rev: true}); });
       g.appendChild(b);
     });
     var s = $("scope");
     D.scopes.forEach(function (pair) { var o = el("option", pair[1]); o.value = pair[0]; s.appendChild(o); });
     s.disabled = D.scopes.length < 2;
-    s.addEventListener("change", function () { S.scope = s.value; S.capacity = null; update(); });
+    s.addEventListener("change", function () { S.scope = s.value; S.capacity = null; S.rows = PAGE; update(); });
     var l = $("line");
     [["All", "All product lines"]].concat(D.lines.map(function (x) { return [x, x]; })).forEach(function (pair) {
       var o = el("option", pair[1]); o.value = pair[0]; l.appendChild(o);
     });
-    l.addEventListener("change", function () { S.line = l.value; update(); });
+    l.addEventListener("change", function () { S.line = l.value; update({fc: true}); });
     $("capacity").addEventListener("input", function () { S.capacity = Number(this.value); plan(); table(); });
-    $("search").addEventListener("input", function () { S.query = this.value.toLowerCase(); table(); });
+    $("search").addEventListener("input", function () { S.query = this.value.toLowerCase(); S.rows = PAGE; table(); });
+    $("more").addEventListener("click", function () { S.rows += 4 * PAGE; table(); });
     Array.prototype.forEach.call(document.querySelectorAll("#calls th[data-key] button"), function (b) {
       b.addEventListener("click", function () {
         var k = b.parentNode.getAttribute("data-key");
@@ -318,7 +338,10 @@ JS = r"""
   }
 
   controls();
-  update().then(function () { root.setAttribute("data-ready", "1"); },
+  update().then(function () {
+    root.setAttribute("data-ready-ms", String(Math.round(performance.now())));
+    root.setAttribute("data-ready", "1");
+  },
                 function (err) { console.error(err); root.setAttribute("data-ready", "error"); });
 })();
 """
