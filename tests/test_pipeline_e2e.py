@@ -42,6 +42,21 @@ def test_every_audience_gets_a_full_pack_and_an_email(built):
         assert (built / "reports" / "runs" / f"05_report_{key}.ipynb").is_file()
 
 
+def test_every_audience_gets_a_dashboard_with_only_its_customers(built):
+    """dashboard.html per audience, under 3 MB, its embedded data holding only its own regions' customers."""
+    scores = pd.read_parquet(built / "data/processed/churn_scores.parquet")
+    regions = set(scores["region"])
+    for key, aud in AUDIENCES.items():
+        html = (built / "reports" / key / "dashboard.html").read_text(encoding="utf-8")
+        assert 100_000 < len(html.encode("utf-8")) <= 3_000_000, key
+        start = html.index('<script type="application/json" id="dashboard-data">')
+        embedded = json.loads(html[html.index(">", start) + 1:html.index("</script>", start)])
+        mine = _regions(aud, regions)
+        assert {c["region"] for c in embedded["calls"]} == mine
+        others = scores.loc[~scores["region"].isin(mine), "customer_id"]
+        assert not any(f'"{c}"' in html for c in others), key
+
+
 def test_second_repro_runs_no_stage_and_status_is_clean(built):
     res = sh(built, "dvc", "repro")
     assert "Running stage" not in res.stdout, res.stdout

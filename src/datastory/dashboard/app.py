@@ -160,22 +160,22 @@ JS = r"""
   var money = {type: "quantitative", format: ",.0f"};
   function fcSpec() {
     var y = {type: "quantitative", title: "Revenue (" + D.currency + ")", axis: {format: "~s"}};
-    var tip = [{field: "date", type: "temporal", title: "Period starting", format: "%d %b %Y"},
-               Object.assign({field: "actual", title: "Actual"}, money),
-               Object.assign({field: "forecast", title: "Forecast"}, money),
-               Object.assign({field: "low", title: "Range low"}, money),
-               Object.assign({field: "high", title: "Range high"}, money)];
+    var when = {field: "date", type: "temporal", title: "Period starting", format: "%d %b %Y"};
+    var actualTip = [when, Object.assign({field: "actual", title: "Actual"}, money)];
+    var forecastTip = [when, Object.assign({field: "forecast", title: "Forecast"}, money),
+                       Object.assign({field: "low", title: "Range low"}, money),
+                       Object.assign({field: "high", title: "Range high"}, money)];
     return {
       description: "Revenue over time: actual in blue, forecast dashed in orange with its range shaded",
       width: "container", height: 240, data: {name: "fc", values: fcValues(seriesNow())},
       encoding: {x: {field: "date", type: "temporal", title: null}},
       layer: [
         {mark: {type: "area", color: D.colors.band}, encoding: {y: Object.assign({field: "low"}, y),
-          y2: {field: "high"}, tooltip: tip}},
+          y2: {field: "high"}, tooltip: forecastTip}},
         {mark: {type: "line", color: D.colors.actual, point: {size: 14, filled: true}},
-         encoding: {y: Object.assign({field: "actual"}, y), tooltip: tip}},
+         encoding: {y: Object.assign({field: "actual"}, y), tooltip: actualTip}},
         {mark: {type: "line", color: D.colors.forecast, strokeDash: [5, 3], point: {size: 14, filled: true}},
-         encoding: {y: Object.assign({field: "forecast"}, y), tooltip: tip}}
+         encoding: {y: Object.assign({field: "forecast"}, y), tooltip: forecastTip}}
       ]
     };
   }

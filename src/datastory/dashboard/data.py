@@ -214,7 +214,9 @@ def extract(p: Pack) -> dict[str, Any]:
     rows = calls(p)
     return {
         "audience": p.audience, "label": p.label, "title": p.title, "company": p.company, "currency": p.currency,
-        "periodEnd": p.provenance.period_end, "built": p.provenance.footer(),
+        "periodStart": p.provenance.period_start, "periodEnd": p.provenance.period_end,
+        # the build stamp is derived from the inputs (commit and parameters), never a clock: reruns are byte-identical
+        "built": f"commit {p.provenance.commit} · params {p.provenance.params_hash}",
         "grains": [[g, GRAINS[g]] for g in COARSER[base]],
         "scopes": [[s, words.series_name(s)] for s in scopes(p)],
         "lines": sorted({s["line"] for s in fcs if s["line"] != ALL}),
