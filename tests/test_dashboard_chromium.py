@@ -62,6 +62,11 @@ def files(tmp_path_factory):
         "empty": dataclasses.replace(north, churn_scores=north.churn_scores.iloc[0:0],
                                      forecast=north.forecast.iloc[0:0]),
     }
+    many = north.churn_scores.iloc[[0] * 120].reset_index(drop=True)
+    many["customer_id"] = [f"N{i:04d}" for i in range(120)]
+    many["revenue_at_risk"] = [1000.0 - i for i in range(120)]
+    many["status"] = "watch"
+    packs["long"] = dataclasses.replace(north, churn_scores=many)
     for key, p in packs.items():
         (out / f"{key}.html").write_text(dashboard.build(p), encoding="utf-8")
     return out, packs
@@ -227,3 +232,16 @@ def test_nobody_to_call_and_no_forecast_say_so(driver, files):
     assert driver.find_element(By.ID, "calls-msg").text == data.NO_CUSTOMERS
     assert driver.find_element(By.ID, "capacity").get_attribute("disabled") == "true"
     assert driver.find_element(By.ID, "churn-sentence").text.startswith("No customer needs a call")
+
+
+def test_a_long_call_list_shows_a_page_then_more(driver, files):
+    from selenium.webdriver.common.by import By
+
+    out, _ = files
+    open_page(driver, out / "long.html")
+    rows = lambda: driver.find_elements(By.CSS_SELECTOR, "#calls tbody tr")  # noqa: E731
+    assert len(rows()) == 50
+    assert driver.find_element(By.ID, "calls-shown").text.startswith("Showing the first 50 of 120 customers")
+    driver.find_element(By.ID, "more").click()
+    assert len(rows()) == 120 and not driver.find_element(By.ID, "more").is_displayed()
+    assert [r.get_attribute("data-id") for r in rows()] == [f"N{i:04d}" for i in range(120)]
