@@ -19,7 +19,7 @@ from conftest import make_pack
 
 from datastory import dashboard, kpis, schema
 from datastory.dashboard import data
-from datastory.present import words
+from datastory.present import story, words
 
 pytestmark = pytest.mark.slow
 
@@ -137,9 +137,17 @@ def test_region_and_period_choices_show_their_kpis(driver, files):
     assert tile_text(driver, "revenue") == (words.fmt_money(company["value"]), "\u25B2 " + words.kpi_delta(
         "revenue", company))
 
+    assert driver.find_element(By.ID, "line").get_attribute("disabled") == "true"   # no company series per line
     n = updates(driver)
     Select(driver.find_element(By.ID, "scope")).select_by_value("North")
     wait_update(driver, n)
+    line = Select(driver.find_element(By.ID, "line"))
+    assert [o.get_attribute("value") for o in line.options] == ["All", "Hardware"]
+    n = updates(driver)
+    line.select_by_value("Hardware")
+    wait_update(driver, n)
+    assert driver.find_element(By.ID, "fc-msg").text.startswith(
+        "North / Hardware: " + story.forecast_sentence(p, "North / Hardware"))
     north = kpis.latest_change(p.kpis, "North", end)["kpis"]
     assert tile_text(driver, "orders")[0] == words.fmt_count(north["orders"]["value"])
     assert tile_text(driver, "revenue")[0] == words.fmt_money(north["revenue"]["value"])

@@ -306,6 +306,19 @@ JS = r"""
     return charts(parts).then(function () { updates += 1; root.setAttribute("data-updates", String(updates)); });
   }
 
+  // The product lines the chosen segment has a forecast for (the company total has none per line).
+  function lines() {
+    var l = $("line"), have = D.series.filter(function (x) { return x.region === S.scope && x.line !== "All"; })
+      .map(function (x) { return x.line; });
+    clear(l);
+    [["All", "All product lines"]].concat(have.map(function (x) { return [x, x]; })).forEach(function (pair) {
+      var o = el("option", pair[1]); o.value = pair[0]; l.appendChild(o);
+    });
+    if (have.indexOf(S.line) < 0) { S.line = "All"; }
+    l.value = S.line;
+    l.disabled = have.length === 0;
+  }
+
   function controls() {
     var g = $("grain");
     D.grains.forEach(function (pair) {
@@ -317,11 +330,11 @@ JS = r"""
     var s = $("scope");
     D.scopes.forEach(function (pair) { var o = el("option", pair[1]); o.value = pair[0]; s.appendChild(o); });
     s.disabled = D.scopes.length < 2;
-    s.addEventListener("change", function () { S.scope = s.value; S.capacity = null; S.rows = PAGE; update(); });
-    var l = $("line");
-    [["All", "All product lines"]].concat(D.lines.map(function (x) { return [x, x]; })).forEach(function (pair) {
-      var o = el("option", pair[1]); o.value = pair[0]; l.appendChild(o);
+    s.addEventListener("change", function () {
+      S.scope = s.value; S.capacity = null; S.rows = PAGE; lines(); update();
     });
+    var l = $("line");
+    lines();
     l.addEventListener("change", function () { S.line = l.value; update({fc: true}); });
     $("capacity").addEventListener("input", function () { S.capacity = Number(this.value); plan(); table(); });
     $("search").addEventListener("input", function () { S.query = this.value.toLowerCase(); S.rows = PAGE; table(); });
