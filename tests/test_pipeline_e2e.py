@@ -55,6 +55,14 @@ def test_every_audience_gets_a_dashboard_with_only_its_customers(built):
         assert {c["region"] for c in embedded["calls"]} == mine
         others = scores.loc[~scores["region"].isin(mine), "customer_id"]
         assert not any(f'"{c}"' in html for c in others), key
+        # the same figures as the PDF: its headline sentence and the forecast's central estimate
+        pdf = " ".join(_pdf_text(built / "reports" / key / "report.pdf").split())
+        head = "All" if aud["regions"] == "all" else aud["regions"][0]
+        tiles = {t["kpi"]: t for t in embedded["tiles"]["M"][head]["items"]}
+        assert f"Revenue was {tiles['revenue']['now']} {embedded['currency']} in {embedded['tiles']['M'][head]['period']}" \
+            in pdf, key
+        sentence = next(s["sentence"] for s in embedded["series"] if s["id"] == head)
+        assert sentence.split("(central estimate ")[1].split(")")[0] in pdf, key
 
 
 def test_second_repro_runs_no_stage_and_status_is_clean(built):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import email
+import json
 import secrets
 import zipfile
 from email import policy
@@ -138,6 +139,24 @@ def test_html_escapes_hostile_names(hostile):
         text = "".join(parsed.text)
         shown += sum(n in text for n in ("<script>alert(1)</script>", "<img src=x onerror=alert(2)>"))
     assert shown >= 1, "expected the escaped hostile names to be visible as text in some report"
+
+
+def test_dashboards_keep_hostile_names_as_data(hostile):
+    """Each dashboard carries the hostile names only inside its JSON data island (escaped), and they read back
+    exactly; no other script, tag or handler comes from them."""
+    embedded = set()
+    for page in sorted((hostile.root / "reports").glob("*/dashboard.html")):
+        html = page.read_text(encoding="utf-8")
+        assert "<script>alert(" not in html and "<img src=x" not in html, page
+        parsed = _Tags()
+        parsed.feed(html)
+        assert parsed.tags.count("script") == 3 and not parsed.handlers, page
+        start = html.index('<script type="application/json" id="dashboard-data">')
+        data = json.loads(html[html.index(">", start) + 1:html.index("</script>", start)])
+        embedded |= {c["name"] for c in data["calls"]}
+    assert embedded, "expected dashboards with a call list"
+    shown = embedded & hostile.cleaned
+    assert {"<script>alert(1)</script>", "<img src=x onerror=alert(2)>"} <= shown, sorted(n[:30] for n in shown)
 
 
 def test_email_headers_are_single_lines(hostile):
