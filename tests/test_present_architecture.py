@@ -1,4 +1,4 @@
-"""The renderers (report, workbook, deliver) share the presentation layer and never import each other.
+"""The renderers (report, workbook, deliver, dashboard) share the presentation layer and never import each other.
 
 Imports are read from the source with `ast` (relative imports resolved), so an import inside a function
 counts too. A renderer that needs a word or a figure takes it from datastory.present.
@@ -63,12 +63,12 @@ def crossings(files: list[Path]) -> list[str]:
 
 def test_renderers_never_import_each_other():
     files = renderer_files()
-    assert {renderer_of(module_name(p)) for p in files} >= {"report", "workbook", "deliver"}
+    assert {renderer_of(module_name(p)) for p in files} >= {"report", "workbook", "deliver", "dashboard"}
     assert crossings(files) == []
 
 
 def test_renderers_take_words_and_figures_from_present():
-    for r in ("report", "workbook", "deliver"):
+    for r in ("report", "workbook", "deliver", "dashboard"):
         found = set().union(*(imported(p) for p in (SRC / r).rglob("*.py")))
         assert any(m.startswith("datastory.present") for m in found), r
     assert not (SRC / "report" / "narrative.py").exists() and not (SRC / "report" / "figures.py").exists()
