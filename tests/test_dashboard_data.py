@@ -76,12 +76,14 @@ def test_a_regional_pack_embeds_only_its_region(north_pack):
     assert south_ids and not any(cid in text for cid in south_ids)
 
 
-def test_call_list_is_the_at_risk_customers_riskiest_first(tiny_pack):
+def test_call_list_is_the_at_risk_customers_calls_first_riskiest_first(tiny_pack):
     rows = data.calls(tiny_pack)
     cs = tiny_pack.churn_scores
     at_risk = cs[cs["status"] != ""]
     assert sorted(r["id"] for r in rows) == sorted(at_risk["customer_id"])
-    assert [r["risk"] for r in rows] == sorted((r["risk"] for r in rows), reverse=True)
+    for status in ("call", "watch"):
+        risks = [r["risk"] for r in rows if r["status"] == status]
+        assert risks == sorted(risks, reverse=True)
     top = rows[0]
     src = cs.set_index("customer_id").loc[top["id"]]
     assert top["riskText"] == words.fmt_money(src["revenue_at_risk"]) and top["reasons"] == src["reasons"]
@@ -118,3 +120,15 @@ def test_no_customers_and_no_forecast_still_extract(north_pack):
 def test_extract_refuses_what_is_not_a_pack():
     with pytest.raises(DataError):
         data.extract(pd.DataFrame())
+
+
+def test_at_the_call_lists_size_the_slider_covers_the_reports_revenue_at_risk(tiny_pack):
+    """The call list comes first, so the slider's starting point reads the report's 'revenue at risk'."""
+    rows = data.calls(tiny_pack)
+    status = [r["status"] for r in rows]
+    assert status == sorted(status, key=lambda s: s != "call")   # every 'call' before any 'watch'
+    cap = data.capacity(tiny_pack, rows)
+    for seg, c in cap.items():
+        scores = tiny_pack.churn_scores
+        mine = scores if seg == schema.ALL else scores[scores["region"] == seg]
+        assert c["cum"][c["calls"]] == words.fmt_money(mine.loc[mine["red"], "revenue_at_risk"].sum())

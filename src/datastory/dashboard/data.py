@@ -167,8 +167,9 @@ def series(p: Pack) -> list[dict[str, Any]]:
 def calls(p: Pack) -> list[dict[str, Any]]:
     """The customers at risk (to call, then on watch), riskiest revenue first, with their reasons."""
     cs = p.churn_scores
-    cs = cs[cs["status"].astype(str) != ""].sort_values(["revenue_at_risk", "customer_id"],
-                                                          ascending=[False, True], kind="stable")
+    cs = cs[cs["status"].astype(str) != ""]
+    cs = cs.assign(_watch=cs["status"].astype(str) != "call").sort_values(
+        ["_watch", "revenue_at_risk", "customer_id"], ascending=[True, False, True], kind="stable")
     return [{"id": str(r.customer_id), "name": str(r.customer_name), "region": str(r.region),
              "list": str(r.list), "status": str(r.status), "p": round(float(r.probability), 4),
              "pText": words.fmt_pct(r.probability), "value": round(float(r.annual_value), 2),
@@ -179,9 +180,10 @@ def calls(p: Pack) -> list[dict[str, Any]]:
 
 
 def capacity(p: Pack, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{segment: what a capacity of k calls covers}: `cum[k]` is the revenue at risk of the k riskiest
-    customers at risk (worded), `total` that of all of them, `calls` how many the churn stage put on the
-    call list (the slider's starting point)."""
+    """{segment: what a capacity of k calls covers}: `cum[k]` is the revenue at risk of the first k customers
+    at risk in `calls` order (worded): the call list first, so at k = `calls` (the slider's starting point, the
+    churn stage's call list) it is the report's "revenue at risk", then those on watch by revenue at risk;
+    `total` is that of all of them."""
     out = {}
     for seg in scopes(p):
         mine = [r for r in rows if seg == ALL or r["region"] == seg]
