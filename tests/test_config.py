@@ -80,6 +80,18 @@ def test_paths_are_absolute_under_the_root(project):
     assert p.eml("north") == project / "reports/outbox/north.eml"
 
 
+def test_where_names_an_artifact_as_paths_yaml_declares_it(project, tmp_path_factory, monkeypatch):
+    monkeypatch.delenv("DATASTORY_ROOT", raising=False)
+    assert config.where("churn_metrics", project) == "data/processed/churn_metrics.json"
+    f = project / "params" / "paths.yaml"
+    f.write_text(f.read_text().replace("data/processed/churn_metrics.json", "data/out/churn.json"))
+    assert config.where("churn_metrics", project) == "data/out/churn.json"   # moved: messages follow
+    nowhere = tmp_path_factory.mktemp("not_a_project")
+    assert config.where("churn_metrics", nowhere) == "params/paths.yaml: churn_metrics"
+    with pytest.raises(KeyError):
+        config.where("no_such_artifact", project)
+
+
 def test_project_root_found_from_a_subfolder(project):
     sub = project / "notebooks"
     sub.mkdir()

@@ -110,3 +110,20 @@ def test_load_gives_the_renderers_the_dicts_the_stages_computed(project):
     assert p.churn_metrics == frames["churn_metrics"] and p.data_quality == frames["data_quality"]
     north = pack.load("north", project)
     assert set(north.forecast_metrics["series"]) == {"North", "North / Hardware"}
+
+
+def test_regional_pack_holds_no_company_reconciliation_figure():
+    frames = tiny_frames()
+    frames["forecast_metrics"] = {**frames["forecast_metrics"], "reconciliation": {
+        "method": "bottom_up", "chosen_by": "lowest backtest MASE", "intervals": "per series",
+        "backtest_mase": {"company": {"base": 0.25, "reconciled": 0.19}}, "by_method": {"ols": 0.31},
+        "gap_before": 0.24, "gap_after": 0.0,
+        "families": {"reconciled": 3, "structural": [], "left_out": {"South": "no forecast", "North": "short"}}}}
+    report = config.ReportParams(audiences={"north": config.Audience(label="N", regions=["North"]),
+                                            "all": config.Audience(label="All", regions="all")})
+    prov = pack.Provenance("a", "b", "c", "d")
+    north = pack.select("north", report, "EUR", provenance=prov, **frames).forecast_metrics["reconciliation"]
+    assert north == {"method": "bottom_up", "chosen_by": "lowest backtest MASE", "intervals": "per series",
+                     "families": {"reconciled": 3, "left_out": {"North": "short"}}}
+    company = pack.select("all", report, "EUR", provenance=prov, **frames).forecast_metrics["reconciliation"]
+    assert company == frames["forecast_metrics"]["reconciliation"]   # the company keeps the whole record

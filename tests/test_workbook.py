@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from conftest import HOSTILE, make_pack
 
-from datastory import kpis, schema, workbook
+from datastory import config, kpis, schema, workbook
 from datastory.errors import DataError
 from datastory.present import story, words
 from datastory.workbook import _cells, _churn, _fastrows, _forecast, _summary
@@ -120,7 +120,7 @@ def test_kpi_tiles_reject_bad_input(churn_pack):
         workbook.kpi_tiles({"period": "2025-05-01"})
     with pytest.raises(DataError, match="churn_rate is not a number") as err:
         workbook.kpi_tiles(ch, {"churn_rate": "high"})
-    assert err.value.file == "metrics/churn.json"
+    assert err.value.file == config.where("churn_metrics")  # the record it came from, as paths.yaml declares it
     with pytest.raises(DataError, match="churn_rate"):
         workbook.kpi_tiles(None, {"churn_rate": True})
     with pytest.raises(DataError, match="churn_rate"):  # and build stops before writing any sheet

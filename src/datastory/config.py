@@ -708,6 +708,18 @@ def paths(root: str | os.PathLike | None = None) -> Paths:
     return Paths.model_validate({k: base / v for k, v in rel.model_dump().items()})
 
 
+def where(key: str, root: str | os.PathLike | None = None) -> str:
+    """Where artifact `key` lives, for a message: its path relative to the project as params/paths.yaml
+    declares it; outside a readable project, the declaration itself ("params/paths.yaml: churn_metrics")."""
+    if key not in Paths.model_fields:
+        raise KeyError(key)
+    try:
+        base = project_root(root)
+        return getattr(paths(base), key).relative_to(base).as_posix()
+    except (ParamsError, ValueError):
+        return f"params/paths.yaml: {key}"
+
+
 # ---------------------------------------------------------------- rules across files
 def checks(root: str | os.PathLike | None = None, data: bool = True) -> Iterator[str]:
     """Validate every params file, params/paths.yaml and the rules across files; yield a line per check.

@@ -7,6 +7,7 @@ A regional audience gets only its own regions' customers and series, never the c
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,20 @@ def audience_regions(audience: config.Audience, known: list[str]) -> tuple[tuple
     return regions, False
 
 
+RECONCILIATION_SHARED = ("method", "chosen_by", "intervals")  # how it was done: the same words for every audience
+
+
+def regional_reconciliation(record: dict[str, Any], regions: Sequence[str]) -> dict[str, Any]:
+    """The reconciliation record a regional pack may hold: how the forecasts were made to add up, and which of
+    its own regions' series ("North", "North / Hardware") were left out; not the company's backtest errors,
+    per-method scores or gaps."""
+    families = record.get("families") or {}
+    return {**{k: record[k] for k in RECONCILIATION_SHARED if k in record},
+            "families": {"reconciled": families.get("reconciled", 0),
+                         "left_out": {sid: why for sid, why in (families.get("left_out") or {}).items()
+                                      if sid.split(" / ")[0] in regions}}}
+
+
 def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFrame,
            forecast: pd.DataFrame, forecast_metrics: dict[str, Any], churn_scores: pd.DataFrame,
            churn_metrics: dict[str, Any], data_quality: dict[str, Any], provenance: Provenance, *,
@@ -102,6 +117,9 @@ def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFr
     fc = forecast[forecast["region"].isin(keep)].reset_index(drop=True)
     series = {sid: m for sid, m in forecast_metrics.get("series", {}).items()
               if sid in set(fc["series_id"])}
+    fm = {**forecast_metrics, "series": series}
+    if not is_company and "reconciliation" in fm:
+        fm["reconciliation"] = regional_reconciliation(fm["reconciliation"], regions)
     return Pack(
         audience=key, label=aud.label, regions=regions, is_company=is_company,
         title=report.title, company=report.company, currency=currency, page_size=report.page_size,
@@ -109,7 +127,7 @@ def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFr
         bridge=bridge[bridge["region"].isin(keep)].reset_index(drop=True),
         movers=movers[movers["region"].isin(keep)].reset_index(drop=True),
         forecast=fc,
-        forecast_metrics={**forecast_metrics, "series": series},
+        forecast_metrics=fm,
         churn_scores=churn_scores[churn_scores["region"].isin(regions)].reset_index(drop=True),
         churn_metrics=churn_metrics, data_quality=data_quality, provenance=provenance,
     )

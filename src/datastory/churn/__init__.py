@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .. import io
+from .. import config, io
 from .. import metrics as metrics_io
 from ..config import ChurnParams, Paths
 from ..errors import DataError, ModelError
@@ -32,7 +32,7 @@ METRIC_NAMES = ("roc_auc", "pr_auc", "brier", "top_decile_lift")
 @dataclass(frozen=True)
 class ChurnResult:
     scores: pd.DataFrame        # schema.CHURN_SCORES at the data end
-    metrics: dict[str, Any]     # metrics/churn.json content
+    metrics: dict[str, Any]     # the full validation record (paths.churn_metrics; its headline is paths.churn_headline)
     compared: pd.DataFrame      # the same model's red list compare_days earlier (for newly red / cleared)
 
 
@@ -133,7 +133,7 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     try:
         scorers = {"model": metrics["model"], **metrics["baselines"]}
     except KeyError as exc:
-        raise DataError(f"churn metrics lack the key {exc.args[0]!r}", file="metrics/churn.json",
+        raise DataError(f"churn metrics lack the key {exc.args[0]!r}", file=config.where("churn_metrics"),
                         fix="pass the metrics of churn.run()") from None
     return pd.DataFrame({name: [m.get(k) for k in METRIC_NAMES] for name, m in scorers.items()},
                         index=pd.Index(METRIC_NAMES, name="metric"), dtype="float64")
@@ -144,7 +144,7 @@ def list_table(metrics: dict[str, Any]) -> pd.DataFrame:
     who really did not buy (precision), the base rate and the lift; the chosen scorer marked."""
     lists = metrics.get("call_list_validation")
     if not lists:
-        raise DataError("churn metrics hold no call_list_validation", file="metrics/churn.json",
+        raise DataError("churn metrics hold no call_list_validation", file=config.where("churn_metrics"),
                         fix="pass the metrics of churn.run()")
     table = pd.DataFrame.from_dict(lists, orient="index")
     table.index.name = "scorer"
@@ -157,7 +157,7 @@ def calibration_plot(metrics: dict[str, Any]) -> Any:
 
     tables = metrics.get("calibration")
     if not tables:
-        raise DataError("churn metrics hold no calibration tables", file="metrics/churn.json",
+        raise DataError("churn metrics hold no calibration tables", file=config.where("churn_metrics"),
                         fix="pass the metrics of churn.run()")
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")

@@ -90,7 +90,7 @@ def period_end(pack: Pack) -> dt.date:
         return dt.date.fromisoformat(pack.provenance.period_end[:10])
     except ValueError:
         raise DataError(f"data period end {pack.provenance.period_end!r} is not a date (YYYY-MM-DD)",
-                        file="metrics/data_quality.json", column="period_end",
+                        file=config.where("data_quality"), column="period_end",
                         fix="re-run the ingest stage") from None
 
 

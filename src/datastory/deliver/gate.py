@@ -17,6 +17,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .. import config
+
 MAX_REJECTED_SHARE = 0.05       # at most 5% of the rows read may have been rejected by ingest
 DEFAULT_MAX_EXCLUDED_SHARE = 0.5
 
@@ -71,7 +73,7 @@ def gate_ok(data_quality: Mapping[str, Any], churn_metrics: Mapping[str, Any],
     if share > MAX_REJECTED_SHARE:
         return False, (f"{share:.1%} of the rows read were rejected by ingest (more than "
                        f"{_pct(MAX_REJECTED_SHARE)}): {_reasons(rejected, rows_read)}; "
-                       "check metrics/data_quality.json and data/interim/rejected.parquet")
+                       f"check {config.where('data_quality')} and {config.where('rejected')}")
     excluded, why = _counts(data_quality, "excluded")
     if excluded is None:
         return False, why

@@ -19,6 +19,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from .. import config
 from ..errors import DataError
 from ..pack import Pack
 from .theme import ACTUAL, BAND, CALM, DPI, FORECAST, NEUTRAL, OKABE_ITO, RISK, WIDTH_IN, theme
@@ -235,7 +236,7 @@ def churn_risk(p: Pack) -> bytes:
 
 
 def churn_calibration(p: Pack) -> bytes:
-    """Left: reliability curve of the churn model on held-out customers (metrics/churn.json "calibration"),
+    """Left: reliability curve of the churn model on held-out customers (the churn record's "calibration"),
     predicted probability per bin against the share who really left; on the diagonal means well calibrated.
     Right: the pack's own customers' probabilities as an ECDF per call list (seaborn ecdfplot)."""
     require_pack(p)
@@ -243,7 +244,7 @@ def churn_calibration(p: Pack) -> bytes:
     calibration = cm.get("calibration") or {}
     bins = calibration.get(str(cm.get("scorer") or "model")) or calibration.get("model")
     if not bins:
-        raise DataError("nothing to plot: the churn metrics hold no calibration bins", file="metrics/churn.json",
+        raise DataError("nothing to plot: the churn metrics hold no calibration bins", file=config.where("churn_metrics"),
                         column="calibration", fix="re-run the churn stage")
     cal = pd.DataFrame(bins)
     cal = cal[pd.to_numeric(cal["count"], errors="coerce").fillna(0) > 0].astype(

@@ -200,7 +200,7 @@ def churn_rate(scores: pd.DataFrame) -> float | None:
 def quality_rows(p: Pack) -> list[tuple[str, Any]]:
     """(label, value) rows of the data-quality table, counted for the pack's own audience.
 
-    The company sees the ingest counts (metrics/data_quality.json). A region sees its own counts (orders,
+    The company sees the ingest counts (the data-quality record). A region sees its own counts (orders,
     customers scored, to call, revenue at risk) from its pack, never the company's; values are numbers or text.
     """
     require_pack(p)

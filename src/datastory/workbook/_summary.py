@@ -12,6 +12,7 @@ import math
 from numbers import Real
 from typing import Any
 
+from .. import config
 from ..errors import DataError
 from ..present import Pack
 from ..present.story import churn_rate, executive_summary, headline_change
@@ -39,12 +40,12 @@ FMT_POINTS = '+0.0" pt";-0.0" pt";0.0" pt"'  # a rate's change, in percentage po
 
 
 def _churn_rate(churn_metrics: dict[str, Any] | None) -> float | None:
-    """metrics/churn.json's "churn_rate" (mean churn probability of the scored customers), None if absent/NaN."""
+    """The churn record's "churn_rate" (mean churn probability of the scored customers), None if absent/NaN."""
     rate = (churn_metrics or {}).get("churn_rate")
     if rate is None:
         return None
     if isinstance(rate, bool) or not isinstance(rate, Real):
-        raise DataError(f"churn_rate is not a number: {rate!r}", file="metrics/churn.json", column="churn_rate",
+        raise DataError(f"churn_rate is not a number: {rate!r}", file=config.where("churn_metrics"), column="churn_rate",
                         fix="re-run the churn stage")
     return None if math.isnan(float(rate)) else float(rate)
 
