@@ -33,9 +33,12 @@ def test_changes_lists_added_removed_and_changed_names():
 
 
 def test_describe_names_one_file_or_counts_many():
-    assert watch.describe(["x.csv"]) == "data/raw/x.csv changed"
-    assert watch.describe(["a", "b"]) == "2 files changed in data/raw/ (a, b)"
-    assert watch.describe(list("abcde"), "in") == "5 files changed in in/ (a, b, c, ...)"
+    x = {"x.csv": (1, 1)}
+    assert watch.describe(x, {"x.csv": (1, 2)}) == "data/raw/x.csv changed"
+    assert watch.describe({}, x) == "data/raw/x.csv added"
+    assert watch.describe(x, {}, "in") == "in/x.csv removed"
+    assert watch.describe({"a": (1, 1)}, {"b": (1, 1)}) == "2 files changed in data/raw/ (a, b)"
+    assert watch.describe(None, {k: (1, 1) for k in "edcba"}) == "5 files changed in data/raw/ (a, b, c, ...)"
 
 
 def test_decide_runs_on_a_change_that_held_still():
@@ -189,7 +192,7 @@ def test_once_runs_skips_runs_on_a_change_and_reports_a_failure(tiny):
     (tiny / "data" / "raw" / "b.csv").write_text("x\nbad\n")
     res = datastory(tiny, "watch", "--once")
     (m,) = runs(res.stdout)
-    assert m.group(2) == "data/raw/b.csv changed" and m.group(4) != "0"
+    assert m.group(2) == "data/raw/b.csv added" and m.group(4) != "0"
     assert res.returncode == int(m.group(4)) != 0
     assert m.group(6) == ("datastory: error: data/raw/b.csv, row 2: 'bad' is not a number "
                           f"(whole output: {watch.LAST_LOG})")
@@ -197,6 +200,9 @@ def test_once_runs_skips_runs_on_a_change_and_reports_a_failure(tiny):
     assert (tiny / "out" / "lines.txt").read_text() == "3"          # the last good build stays
     res = datastory(tiny, "watch", "--once")                        # the same files would fail the same way
     assert runs(res.stdout) == [] and res.returncode == 0
+    (tiny / "data" / "raw" / "b.csv").unlink()
+    (m,) = runs(datastory(tiny, "watch", "--once").stdout)
+    assert m.group(2) == "data/raw/b.csv removed" and m.group(3) == "ok"
 
 
 @pytest.mark.slow
@@ -220,7 +226,43 @@ def test_watch_runs_on_changes_once_more_after_one_during_a_run_and_stops_on_ctr
     text = log.read_text()
     assert [(m.group(1), m.group(2), m.group(3)) for m in runs(text)] == [
         ("1", "data/raw/a.csv changed", "ok"),
-        ("2", "data/raw/during.csv changed", "ok"),      # made during run 1: one more run, then quiet
-        ("3", "data/raw/c.csv changed", "ok")]
+        ("2", "data/raw/during.csv added", "ok"),      # made during run 1: one more run, then quiet
+        ("3", "data/raw/c.csv added", "ok")]
     assert (tiny / "out" / "lines.txt").read_text() == "6"
     assert proc.returncode == 130 and "datastory: interrupted" in text and "Traceback" not in text
+
+
+INGEST = """\
+import pathlib
+pathlib.Path("out").mkdir(exist_ok=True)
+pathlib.Path("out/transactions.txt").write_text(pathlib.Path("{db}").read_text())
+"""
+
+
+@pytest.mark.slow
+def test_with_a_sql_source_once_forces_ingest_then_runs_what_changed(project, tmp_path):
+    """The database is outside the project and no DVC dependency: only a forced ingest can see it change."""
+    data = yaml.safe_load((project / "params" / "data.yaml").read_text())
+    data["source"] = "sql"
+    data["sql"].update(url="sqlite:///data/raw/shop.db", table="lines")
+    (project / "params" / "data.yaml").write_text(yaml.safe_dump(data))
+    db = tmp_path / "database.txt"
+    db.write_text("1 row\n")
+    (project / "ingest.py").write_text(INGEST.format(db=db.as_posix()))
+    (project / "report.py").write_text("import pathlib\npathlib.Path('out/report.txt').write_text("
+                                       "'report of ' + pathlib.Path('out/transactions.txt').read_text())\n")
+    py = sys.executable
+    stages = {"ingest": {"cmd": f"{py} ingest.py", "deps": ["ingest.py"], "outs": ["out/transactions.txt"]},
+              "report": {"cmd": f"{py} report.py", "deps": ["report.py", "out/transactions.txt"],
+                         "outs": ["out/report.txt"]}}
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=project, env=env(), check=True)
+
+    res = datastory(project, "watch", "--once")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d run 1: source is sql \(--once\) -> dvc repro --single-item "
+                    r"--force ingest && dvc repro ok in \d+\.\d s$", res.stdout)
+    assert (project / "out" / "report.txt").read_text() == "report of 1 row\n"
+    db.write_text("2 rows\n")
+    assert datastory(project, "watch", "--once").returncode == 0
+    assert (project / "out" / "report.txt").read_text() == "report of 2 rows\n"

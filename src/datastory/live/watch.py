@@ -51,10 +51,13 @@ def changes(before: Fingerprint | None, after: Fingerprint) -> list[str]:
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
-def describe(changed: list[str], raw: str = "data/raw") -> str:
-    """`data/raw/x.csv changed`, or `3 files changed in data/raw/ (a.csv, b.csv, ...)`."""
+def describe(before: Fingerprint | None, after: Fingerprint, raw: str = "data/raw") -> str:
+    """`data/raw/x.csv changed` (or added, removed), or `3 files changed in data/raw/ (a.csv, b.csv, ...)`."""
+    changed = changes(before, after)
     if len(changed) == 1:
-        return f"{raw}/{changed[0]} changed"
+        name = changed[0]
+        how = "added" if name not in (before or {}) else "removed" if name not in after else "changed"
+        return f"{raw}/{name} {how}"
     shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
     return f"{len(changed)} files changed in {raw}/ ({shown})"
 
@@ -68,7 +71,7 @@ def decide(last_run: Fingerprint | None, previous: Fingerprint | None, now: Fing
         return Decision(False, f"{raw}/ is changing: waiting for it to hold still")
     if last_run is None:
         return Decision(True, f"first run (no earlier run of `datastory watch` recorded); {len(now)} file(s) in {raw}/")
-    return Decision(True, describe(changes(last_run, now), raw))
+    return Decision(True, describe(last_run, now, raw))
 
 
 def commands(sql: bool) -> list[list[str]]:
