@@ -104,6 +104,9 @@ def test_etag_follows_the_bytes_not_the_time(reports):
     f.write_text("<p>north, rebuilt</p>", encoding="utf-8")
     assert serve.etag(f, cache) != one
     assert re.fullmatch(r'"[0-9a-f]{32}"', one)
+    snap = serve.snapshot(f)
+    assert snap.data == f.read_bytes() and snap.etag == serve.etag(f) and snap.size == len(snap.data)
+    assert serve.snapshot(f, body=False).data is None
     with pytest.raises(FileNotFoundError):
         serve.etag(reports / "nothing.html")
 

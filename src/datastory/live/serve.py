@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from html import escape
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,20 +89,44 @@ def resolve(root: Path, url_path: str) -> Path | None:
     return target if target.is_file() else None
 
 
+def _digest(chunks: Iterable[bytes]) -> str:
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return f'"{h.hexdigest()[:32]}"'
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    etag: str
+    mtime: float
+    size: int
+    data: bytes | None   # the bytes, when asked for
+
+
+def snapshot(path: Path, cache: dict[tuple[str, int, int], str] | None = None, body: bool = True) -> Snapshot:
+    """One consistent view of the file: its ETag (a hash of its bytes), mtime, size and (with `body`) bytes.
+
+    Read through one open file, so a rebuild moving a new file into place meanwhile cannot pair one build's
+    bytes with another's ETag. Without `body` the hash is memoised on (path, size, mtime) in `cache`."""
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        data = fh.read() if body else None
+        if data is not None:
+            tag = _digest([data])
+        elif cache is not None and key in cache:
+            tag = cache[key]
+        else:
+            tag = _digest(iter(lambda: fh.read(1 << 20), b""))
+        if cache is not None:
+            cache[key] = tag
+    return Snapshot(tag, st.st_mtime, st.st_size, data)
+
+
 def etag(path: Path, cache: dict[tuple[str, int, int], str] | None = None) -> str:
     """A strong ETag from the file's bytes (memoised on path, size and mtime when `cache` is given)."""
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if cache is not None and key in cache:
-        return cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    tag = f'"{h.hexdigest()[:32]}"'
-    if cache is not None:
-        cache[key] = tag
-    return tag
+    return snapshot(path, cache, body=False).etag
 
 
 def content_type(path: Path) -> str:
@@ -159,14 +184,13 @@ class Handler(BaseHTTPRequestHandler):
         if path is None:
             return self._plain(HTTPStatus.NOT_FOUND, "not found\n", body)
         try:
-            tag = etag(path, srv.etags)
-            data = path.read_bytes() if body else None
-            st = path.stat()
-        except OSError:   # replaced or removed between the checks
+            snap = snapshot(path, srv.etags, body)
+        except OSError:   # removed between the checks
             return self._plain(HTTPStatus.NOT_FOUND, "not found\n", body)
-        if tag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
-            return self._send(HTTPStatus.NOT_MODIFIED, None, None, False, etag=tag, mtime=st.st_mtime)
-        self._send(HTTPStatus.OK, content_type(path), data, body, etag=tag, mtime=st.st_mtime, size=st.st_size)
+        if snap.etag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
+            return self._send(HTTPStatus.NOT_MODIFIED, None, None, False, etag=snap.etag, mtime=snap.mtime)
+        self._send(HTTPStatus.OK, content_type(path), snap.data, body, etag=snap.etag, mtime=snap.mtime,
+                   size=snap.size)
 
     def _plain(self, status: HTTPStatus, text: str, body: bool) -> None:
         self._send(status, "text/plain; charset=utf-8", text.encode("utf-8"), body, etag=None, mtime=None)
