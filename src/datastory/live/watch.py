@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import io
 from ..errors import DatastoryError
 
 FILES_INTERVAL = 10.0    # seconds between checks of data/raw/
@@ -131,11 +132,7 @@ def load_state(root: Path) -> Fingerprint | None:
 
 
 def save_state(root: Path, fp: Fingerprint) -> None:
-    path = root / STATE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fp}, sort_keys=True, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    io.write_json({"fingerprint": {k: list(v) for k, v in fp.items()}}, root / STATE)
 
 
 @dataclass
@@ -179,8 +176,7 @@ def execute(root: Path, sql: bool) -> tuple[int, str, str]:
         if code != 0:
             break
     console = "".join(out)
-    (root / LAST_LOG).parent.mkdir(parents=True, exist_ok=True)
-    (root / LAST_LOG).write_text(console, encoding="utf-8")
+    io.write_text(console, root / LAST_LOG)
     return code, " && ".join(shown), console
 
 
