@@ -137,13 +137,12 @@ def _serve(args: argparse.Namespace) -> int:
     from .live import serve
 
     root = config.project_root(args.root)
-    reports = config.paths(root).reports_dir
+    p = config.paths(root)
     audiences = list(config.load("report", root).audiences)
-    rel = {a: config.paths(root).dashboard(a).relative_to(reports).as_posix() for a in audiences}
-    built = [rel[a] for a in audiences if (reports / rel[a]).is_file()]
-    missing = [a for a in audiences if not (reports / rel[a]).is_file()]
-    reports.mkdir(parents=True, exist_ok=True)
-    serve.serve(reports, built, missing, args.host, args.port, args.interval,
+    built = [a for a in audiences if p.dashboard(a).is_file()]
+    rel = [p.dashboard(a).relative_to(p.reports_dir).as_posix() for a in built]
+    missing = [a for a in audiences if a not in built]
+    serve.serve(p.reports_dir, rel, missing, args.host, args.port, args.interval,
                 echo=lambda line: print(line, flush=True))
     return 0
 
