@@ -31,7 +31,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from ..dashboard.page import POLL
 from ..errors import DatastoryError
 
 HOST = "127.0.0.1"
@@ -66,8 +65,9 @@ def base_url(host: str, port: int) -> str:
 
 
 def urls(host: str, port: int, dashboards: Iterable[str], poll: float | None = None) -> list[str]:
-    """The URL of each dashboard (paths relative to the reports folder), with `?poll=S` when not the default."""
-    query = "" if poll is None or poll == POLL else f"?poll={poll:g}"
+    """The URL of each dashboard (paths relative to the reports folder), with `?poll=S` when a poll is given
+    (None: the dashboard's own default, `dashboard.page.POLL`)."""
+    query = "" if poll is None else f"?poll={poll:g}"
     return [base_url(host, port) + quote(rel) + query for rel in dashboards]
 
 
@@ -135,7 +135,7 @@ def content_type(path: Path) -> str:
 
 def index(files: Iterable[str], poll: float | None = None) -> str:
     """The page at `/`: a link to each served file (paths relative to the reports folder), grouped by folder."""
-    query = "" if poll is None or poll == POLL else f"?poll={poll:g}"
+    query = "" if poll is None else f"?poll={poll:g}"
     items = []
     for rel in files:
         href = quote(rel) + (query if rel.endswith("dashboard.html") else "")
@@ -161,8 +161,8 @@ class Handler(BaseHTTPRequestHandler):
     """GET and HEAD of the files under `server.root`; any other method gets 501 from the base class."""
 
     server: ReportsServer
-    server_version = "datastory"
-    sys_version = ""
+    def version_string(self) -> str:
+        return "datastory"
 
     def log_message(self, format: str, *args) -> None:   # noqa: A002 - the base class's name
         pass   # every open dashboard asks every few seconds: no line per request
@@ -264,7 +264,7 @@ def serve(root: Path, dashboards: list[str], missing: list[str], host: str = HOS
           poll: float | None = None, echo=print) -> None:
     """`datastory serve`: bind, print where each dashboard is, serve until Ctrl-C (which propagates)."""
     if poll is not None and not poll > 0:
-        raise ServeError(f"--interval {poll:g} must be more than 0 seconds", fix=f"for example --interval {POLL}")
+        raise ServeError(f"--interval {poll:g} must be more than 0 seconds", fix="for example --interval 10")
     server = bind(root, host, port, poll)
     try:
         if not is_loopback(host):
