@@ -77,6 +77,11 @@ def test_error_line_prefers_datastorys_message():
     assert watch.error_line("") == "(no output)"
 
 
+def test_busy_is_only_dvcs_lock():
+    assert watch.busy("ERROR: Unable to acquire lock. Most likely another DVC process is running or ...")
+    assert not watch.busy("ERROR: failed to reproduce 'ingest': failed to run: datastory ingest, exited with 2")
+
+
 def test_log_line_reads_as_one_line_per_run():
     ok = watch.log_line("2026-11-29 17:03:12", 3, "data/raw/x.csv changed", "dvc repro", 0, 41.24)
     assert ok == "2026-11-29 17:03:12 run 3: data/raw/x.csv changed -> dvc repro ok in 41.2 s"
@@ -266,3 +271,18 @@ def test_with_a_sql_source_once_forces_ingest_then_runs_what_changed(project, tm
     db.write_text("2 rows\n")
     assert datastory(project, "watch", "--once").returncode == 0
     assert (project / "out" / "report.txt").read_text() == "report of 2 rows\n"
+
+
+@pytest.mark.slow
+def test_a_run_that_finds_dvc_busy_is_tried_again(tiny):
+    zc = pytest.importorskip("zc.lockfile")
+    lock = zc.LockFile(str(tiny / ".dvc" / "tmp" / "lock"))   # what a running `dvc repro` holds
+    try:
+        res = datastory(tiny, "watch", "--once")
+    finally:
+        lock.close()
+    (m,) = runs(res.stdout)
+    assert m.group(3).startswith("failed") and "Unable to acquire lock" in m.group(6)
+    assert m.group(6).endswith("; trying again at the next check")
+    (m,) = runs(datastory(tiny, "watch", "--once").stdout)          # not recorded as done: it runs again
+    assert m.group(2).startswith("first run") and m.group(3) == "ok"

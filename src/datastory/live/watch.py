@@ -9,9 +9,10 @@ which re-runs the later stages only when the transactions changed.
 
 The fingerprint of the last run is kept in `.datastory/watch.json` (git-ignored), so `watch --once` from cron
 runs only when something changed since its last run. A failed run is recorded too: the same files would fail
-the same way, so the watch waits for the next change.
+the same way, so the watch waits for the next change. Unless it failed because another `dvc` held the
+project's lock: then the next check tries again.
 
-`changes`, `describe`, `decide`, `error_line` and `log_line` are pure; `fingerprint`, `run_once` and `watch`
+`changes`, `describe`, `decide`, `error_line`, `busy` and `log_line` are pure; `fingerprint`, `run_once` and `watch`
 are the I/O edge.
 """
 
@@ -91,6 +92,11 @@ def error_line(output: str) -> str:
         if found:
             return found[-1] if prefix != "datastory: error:" else found[0]
     return lines[-1] if lines else "(no output)"
+
+
+def busy(console: str) -> bool:
+    """True when the run failed only because another DVC process holds the project's lock: try again later."""
+    return "Unable to acquire lock" in console
 
 
 def log_line(when: str, n: int, reason: str, command: str, code: int, seconds: float, error: str = "") -> str:
@@ -180,13 +186,16 @@ def execute(root: Path, sql: bool) -> tuple[int, str, str]:
     return code, " && ".join(shown), console
 
 
-def run_pipeline(proj: Project, n: int, reason: str, echo: Callable[[str], None]) -> int:
+def run_pipeline(proj: Project, n: int, reason: str, echo: Callable[[str], None]) -> tuple[int, bool]:
+    """One run and its log line: (exit code, whether it should count as done for these files)."""
     started = time.monotonic()
     when = time.strftime("%Y-%m-%d %H:%M:%S")
     code, shown, console = execute(proj.root, proj.sql)
-    error = "" if code == 0 else f"{error_line(console)} (whole output: {LAST_LOG})"
+    again = code != 0 and busy(console)
+    error = "" if code == 0 else (f"{error_line(console)} (whole output: {LAST_LOG})"
+                                  + ("; trying again at the next check" if again else ""))
     echo(log_line(when, n, reason, shown, code, time.monotonic() - started, error))
-    return code
+    return code, not again
 
 
 def watch(proj: Project, interval: float | None = None, once: bool = False,
@@ -207,14 +216,15 @@ def watch(proj: Project, interval: float | None = None, once: bool = False,
             n += 1
             why = "source is sql (--once)" if once else (f"source is sql: every {every:g} s" if n > 1
                                                          else "source is sql: first run")
-            last_code = run_pipeline(proj, n, why, echo)
+            last_code, _ = run_pipeline(proj, n, why, echo)
         else:
             now = proj.fingerprint()
             d = decide(load_state(proj.root), previous, now, proj.raw_rel, settle=not once)
             if d.run:
                 n += 1
-                last_code = run_pipeline(proj, n, d.reason, echo)
-                save_state(proj.root, now)   # what it ran on: files that changed during it trigger one more
+                last_code, done = run_pipeline(proj, n, d.reason, echo)
+                if done:   # what it ran on: files that changed during it trigger one more
+                    save_state(proj.root, now)
                 previous = None              # a change made during the run must hold still again
             else:
                 if once:
