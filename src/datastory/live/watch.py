@@ -199,8 +199,7 @@ def run_pipeline(proj: Project, n: int, reason: str, echo: Callable[[str], None]
 
 
 def watch(proj: Project, interval: float | None = None, once: bool = False,
-          echo: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
-          max_runs: int | None = None) -> int:
+          echo: Callable[[str], None] = print) -> int:
     """Check and run until interrupted (or one check with `once`); the exit status of the last run."""
     every = interval if interval is not None else (SQL_INTERVAL if proj.sql else FILES_INTERVAL)
     if every <= 0:
@@ -230,6 +229,6 @@ def watch(proj: Project, interval: float | None = None, once: bool = False,
                 if once:
                     echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {d.reason}: nothing to run")
                 previous = now
-        if once or (max_runs is not None and n >= max_runs):
+        if once:
             return last_code
-        sleep(every)
+        time.sleep(every)
