@@ -28,8 +28,9 @@ WAIT = 20  # seconds a page may take to become interactive before the test fails
 HOSTILE_NAME = '<img src=x onerror="document.title=\'owned\'">\u202eexe.fdp </script><!--'
 
 
-@pytest.fixture(scope="module")
-def driver():
+def start_driver(resolver: str = "MAP * ~NOTFOUND"):
+    """Headless Chromium through Debian's chromedriver (skips when absent); `resolver`: its host resolver rules,
+    by default every name unresolvable, so nothing can reach a network."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -39,11 +40,16 @@ def driver():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND",
+                 "--disable-component-update", "--disable-sync", f"--host-resolver-rules={resolver}",
                  "--window-size=1280,1000"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    d = webdriver.Chrome(service=Service(executable_path=path), options=opts)
+    return webdriver.Chrome(service=Service(executable_path=path), options=opts)
+
+
+@pytest.fixture(scope="module")
+def driver():
+    d = start_driver()
     yield d
     d.quit()
 

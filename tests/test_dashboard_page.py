@@ -82,7 +82,7 @@ def test_the_page_holds_one_data_island_the_library_and_the_app():
     assert json.loads(doc.scripts[0]) == json.loads(page.json_script(data.extract(p)))
     assert "<\\/script><\\!--" in doc.scripts[1]
     csp = next(a["content"] for t, a in doc.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
-    assert "default-src 'none'" in csp and "connect-src 'none'" in csp
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
 
 

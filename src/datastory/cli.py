@@ -53,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     sd = sub.add_parser("stage-deps", help="compare each dvc.yaml stage's src/ deps with the code its command "
                         "imports (its import closure); print the lines to add or remove, exit 1 when they differ")
     sd.add_argument("--write", action="store_true", help="rewrite dvc.yaml's src/ deps to match instead")
+    sv = sub.add_parser("serve", help="serve the reports folder over HTTP, read-only, on localhost by default; an "
+                        "open dashboard reloads itself when a newer build lands")
+    sv.add_argument("--port", type=int, default=8000, help="default 8000 (0: any free port)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine "
+                    "only; another address lets the network read the reports)")
+    sv.add_argument("--interval", type=float, default=None, metavar="S", help="seconds between an open "
+                    "dashboard's checks for a newer build (default 10; added to the printed URLs as ?poll=S)")
+    wa = sub.add_parser("watch", help="re-run `dvc repro` when a file in data/raw/ changes (SQL source: on an "
+                        "interval), one log line per run")
+    wa.add_argument("--interval", type=float, default=None, metavar="S",
+                    help="seconds between checks (default 10; with a SQL source, between runs: default 3600)")
+    wa.add_argument("--once", action="store_true", help="check once, run if needed, exit with the run's status "
+                    "(for cron)")
     ff = sub.add_parser("forecast-file", help="backtest, select and forecast every series of a long CSV "
                         "(unique_id, ds, y)")
     ff.add_argument("input", help="CSV with columns unique_id, ds (YYYY-MM-DD), y")
@@ -118,6 +131,30 @@ def _stage_deps(args: argparse.Namespace) -> int:
     return 1 if changes and not args.write else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """`datastory serve`: runs until Ctrl-C, which main turns into exit 130 like any interrupted command."""
+    from . import config
+    from .live import serve
+
+    root = config.project_root(args.root)
+    p = config.paths(root)
+    audiences = list(config.load("report", root).audiences)
+    built = [a for a in audiences if p.dashboard(a).is_file()]
+    rel = [p.dashboard(a).relative_to(p.reports_dir).as_posix() for a in built]
+    missing = [a for a in audiences if a not in built]
+    serve.serve(p.reports_dir, rel, missing, args.host, args.port, args.interval,
+                echo=lambda line: print(line, flush=True))
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """`datastory watch`: exit status of the last run with --once; Ctrl-C stops it (exit 130)."""
+    from .live import watch
+
+    return watch.watch(watch.project(args.root), args.interval, args.once,
+                       echo=lambda line: print(line, flush=True))
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     """The pipeline's commands and the checks (what `dvc repro` runs: its stages' code is this function's)."""
     from . import config, stages
@@ -178,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _stage_deps(args)
         if args.command == "plots-page":
             return _plots_page(args)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "watch":
+            return _watch(args)
         return _dispatch(args)
     except DatastoryError as exc:
         if args.debug:

@@ -358,3 +358,80 @@ JS = r"""
                 function (err) { console.error(err); root.setAttribute("data-ready", "error"); });
 })();
 """
+
+# ---------------------------------------------------------------- live: freshness and self-reload
+# A block of its own, after the app's script and independent of it (see `datastory.live`). It reads only the
+# freshness line's attributes (`page.page`), so the file holds no clock: the build time is the file's own
+# `Last-Modified` over http(s), or `document.lastModified` (the file's mtime) from file://.
+# Over http(s) it asks for its own URL (HEAD, never cached) every `data-poll` seconds, or `?poll=S` from the
+# URL, remembers the first ETag (else Last-Modified) and reloads when it changes, after a note. Under file:// it
+# requests nothing. The root element gets `data-live` ("off" under file://, "on" after the first answer) and
+# `data-built` (ISO time), so a browser test knows when the page is watching.
+LIVE_CSS = """
+header p.stale { color: #fff; background: var(--bad); padding: 2px 8px; border-radius: 4px; display: inline-block; }
+.reload-note { position: fixed; top: 10px; right: 10px; background: var(--ink); color: #fff; padding: 6px 12px;
+        border-radius: 4px; z-index: 10; }
+[hidden] { display: none !important; }
+"""
+
+LIVE_JS = r"""
+(function () {
+  "use strict";
+  var fresh = document.getElementById("freshness"), root = document.documentElement;
+  if (!fresh) { return; }
+  function $(id) { return document.getElementById(id); }
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function plain(d) {
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + " UTC";
+  }
+  function show(built) {
+    if (!built || isNaN(built.getTime())) { return; }
+    $("built-at").textContent = " \u00B7 built " + plain(built);
+    root.setAttribute("data-built", built.toISOString());
+    var day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(fresh.getAttribute("data-last-day") || "");
+    if (!day) { return; }
+    var days = Math.floor((built.getTime() - Date.UTC(+day[1], day[2] - 1, +day[3])) / 86400000);
+    if (days > Number(fresh.getAttribute("data-stale-days"))) {
+      $("stale").textContent = "Data may be stale: its last day, " + day[0] + ", is " + days +
+        " days before this build.";
+      $("stale").hidden = false;
+    }
+  }
+  if (location.protocol !== "http:" && location.protocol !== "https:") {
+    // Chromium and Firefox give a local file's mtime as local time, "MM/DD/YYYY hh:mm:ss".
+    var m = /^(\d{2})\/(\d{2})\/(\d{4}) (\d{2}):(\d{2}):(\d{2})$/.exec(document.lastModified);
+    if (m) { show(new Date(+m[3], m[1] - 1, +m[2], +m[4], +m[5], +m[6])); }
+    root.setAttribute("data-live", "off");
+    return;
+  }
+  var asked = /[?&]poll=([0-9]*\.?[0-9]+)/.exec(location.search);
+  var every = Number(asked ? asked[1] : fresh.getAttribute("data-poll"));
+  if (!(every > 0)) { every = 10; }
+  var first = null;
+  function check() {
+    fetch(location.href, {method: "HEAD", cache: "no-store"}).then(function (r) {
+      var stamp = r.ok ? (r.headers.get("ETag") || r.headers.get("Last-Modified") || "") : "";
+      if (!stamp) { return true; }
+      if (first === null) {
+        first = stamp;
+        show(new Date(r.headers.get("Last-Modified") || NaN));
+        root.setAttribute("data-live", "on");
+        return true;
+      }
+      if (stamp === first) { return true; }
+      $("reload-note").textContent = "Newer build available \u2014 reloading\u2026";
+      $("reload-note").hidden = false;
+      root.setAttribute("data-live", "reloading");
+      setTimeout(function () { location.reload(); }, 1500);
+      return false;
+    }, function () { return true; }).then(function (again) {
+      if (again) { setTimeout(check, every * 1000); }
+    });
+  }
+  check();
+})();
+"""
+
+CSS = CSS + LIVE_CSS
+JS = JS + LIVE_JS

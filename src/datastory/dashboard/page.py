@@ -10,8 +10,9 @@ depends on (the `dvc plots` page inlines the same bundle, see `plotspage`). Why 
   also in a table or tile as text.
 
 `json_script` and `page` are pure; `bundle` reads the wheel.
-A Content-Security-Policy meta tag forbids every fetch (default-src 'none'), so a regression that would load
-something fails loudly in the browser instead of leaking a request.
+A Content-Security-Policy meta tag forbids every fetch (default-src 'none') but the page's own origin's
+(connect-src 'self': a served page asks its own URL whether a newer build is there, see `app.LIVE_JS`), so a
+regression that would load something fails loudly in the browser instead of leaking a request.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from . import app
 VEGA_LITE = "6.4"  # the newest the wheel ships; it compiles to the Vega (v6) of the same bundle
 DATA_ID = "dashboard-data"
 CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
-       "img-src data:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+       "img-src data:; font-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+POLL = 10         # seconds between a served dashboard's checks for a newer build (`?poll=S` in its URL overrides)
+STALE_DAYS = 45   # the data's last day this many days before the build: the page warns "data may be stale"
 # Inside <script type="application/json"> the HTML parser only looks for "</script" (and "<!--" can change
 # its state); U+2028/2029 are escaped too so the text is also safe as a JavaScript literal.
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -52,8 +55,11 @@ def page(data: dict[str, Any], bundle: str) -> str:
         f"<title>{escape(title)}</title>\n<style>\n{app.CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{escape(data['title'])}</h1>\n"
         f"<p class=\"who\">{escape(data['company'])} · {escape(data['label'])}</p>\n"
-        f"<p class=\"fresh\" id=\"freshness\">Last day of data: {escape(data['periodEnd'])} "
-        f"(from {escape(data['periodStart'])}) · build: {escape(data['built'])}</p>"
+        f"<p class=\"fresh\" id=\"freshness\" data-last-day=\"{escape(data['periodEnd'])}\" "
+        f"data-stale-days=\"{STALE_DAYS}\" data-poll=\"{POLL}\">Last day of data: {escape(data['periodEnd'])} "
+        f"(from {escape(data['periodStart'])}) · build: {escape(data['built'])}<span id=\"built-at\"></span></p>\n"
+        "<p class=\"stale\" id=\"stale\" role=\"alert\" hidden></p>"
+        "<p class=\"reload-note\" id=\"reload-note\" role=\"status\" hidden></p>"
         "\n</header>\n"
         f"{app.BODY}"
         f"<script type=\"application/json\" id=\"{DATA_ID}\">{json_script(data)}</script>\n"
