@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import io, schema
+from .. import cluster, io, schema
 from ..config import ForecastParams, Paths
 from ..errors import DataError
 from . import calendar, views
@@ -159,13 +159,39 @@ def _client(cfg: ForecastParams) -> Iterator[Any]:
     """A distributed Client: the configured/env scheduler, else a LocalCluster closed on exit."""
     from distributed import Client
 
-    address = cfg.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS", "")
+    address = cluster.address(cfg.scheduler_address)
     if address:
-        with Client(address) as client:
+        with cluster.connect(address) as client:
             yield client
         return
-    with _local_cluster(cfg) as cluster, Client(cluster) as client:
+    with _local_cluster(cfg) as local, Client(local) as client:
         yield client
+
+
+def forecast_batch(batch: list[tuple[str, pd.Series]], cfg: ForecastParams,
+                   fitters: dict[str, m.Fitter] | None = None) -> list[dict[str, Any]]:
+    """forecast_series on each (series_id, history) of a batch: one Dask task for several series."""
+    return [forecast_series(sid, y, cfg, fitters) for sid, y in batch]
+
+
+TASKS_PER_WORKER = 3   # batches per worker: few tasks to ship, enough to even out a slow batch at the end
+TASK_PREFIX = "forecast-batch"   # the scheduler names the tasks by it (its task prefixes)
+
+
+def _on_cluster(client: Any, series: dict[str, pd.Series], cfg: ForecastParams,
+                fitters: dict[str, m.Fitter] | None) -> Iterator[list[dict[str, Any]]]:
+    """Each batch's results as it finishes. The series are dealt into a few batches per worker, each shipped
+    once with its task; only forecasts and backtests come back (no fitted model)."""
+    import uuid
+
+    from distributed import as_completed
+
+    n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+    run_id = uuid.uuid4().hex  # task keys only: never in an output
+    futures = [client.submit(forecast_batch, batch, cfg, fitters, key=f"{TASK_PREFIX}-{run_id}-{i}")
+               for i, batch in enumerate(cluster.batches(list(series.items()), n_workers, TASKS_PER_WORKER))]
+    for fut in as_completed(futures):
+        yield fut.result()
 
 
 def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
@@ -179,14 +205,10 @@ def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
                 out.append(forecast_series(sid, y, cfg, fitters))
                 bar.update(1)
         else:
-            from distributed import as_completed
-
             with _client(cfg) as client:
-                futures = [client.submit(forecast_series, sid, y, cfg, fitters, pure=False)
-                           for sid, y in series.items()]
-                for fut in as_completed(futures):
-                    out.append(fut.result())
-                    bar.update(1)
+                for done in _on_cluster(client, series, cfg, fitters):
+                    out.extend(done)
+                    bar.update(len(done))
         for r in sorted(out, key=lambda r: r["series_id"]):   # what really failed: one line per series
             if r["errors"]:
                 bar.note(f"forecast: series {r['series_id']!r}: " + "; ".join(
