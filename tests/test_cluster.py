@@ -64,6 +64,20 @@ def test_churn_on_an_unreachable_scheduler_stops_before_training(monkeypatch):
     assert trained == []
 
 
+@pytest.mark.slow
+def test_a_command_pointed_at_no_scheduler_exits_2_with_the_address_and_the_fix(tmp_path):
+    from test_cli import _long_csv
+
+    _long_csv(tmp_path / "sales.csv")
+    env = {**os.environ, cluster.ENV: "tcp://127.0.0.1:9"}   # discard port: nothing answers
+    res = subprocess.run([str(BIN / "datastory"), "forecast-file", "sales.csv", "--freq", "MS", "--horizon", "3",
+                          "--out", "fc.csv"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert "no Dask scheduler answered at 'tcp://127.0.0.1:9'" in res.stderr and cluster.ENV in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    assert not (tmp_path / "fc.csv").exists()
+
+
 # ------------------------------------------------------------------ a real cluster
 def _dask(*args: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
