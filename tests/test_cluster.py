@@ -30,10 +30,12 @@ def test_address_prefers_the_parameter_then_the_environment(monkeypatch):
 
 def test_batches_deal_every_item_once_in_a_fixed_order():
     items = [f"s{i}" for i in range(20)]
-    got = cluster.batches(items, n_workers=2, per_worker=3)
-    assert len(got) == 6 and all(got)
+    got = cluster.batches(items, n_workers=2, per_worker=3, max_size=8)
+    assert len(got) == 6 and all(got) and got[0] == ["s0", "s6", "s12", "s18"]
     assert sorted(x for b in got for x in b) == sorted(items)
-    assert got == cluster.batches(items, n_workers=2, per_worker=3)
+    assert got == cluster.batches(items, n_workers=2, per_worker=3, max_size=8)
+    many = cluster.batches([f"s{i}" for i in range(100)], n_workers=2, per_worker=3, max_size=8)
+    assert len(many) == 13 and max(map(len, many)) <= 8 and sum(map(len, many)) == 100
     assert cluster.batches(items[:4], n_workers=2, per_worker=3) == [["s0"], ["s1"], ["s2"], ["s3"]]
     assert cluster.batches([], n_workers=2) == []
 

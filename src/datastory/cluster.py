@@ -56,11 +56,15 @@ def connect(addr: str, timeout: float | None = None, worker_timeout: float | Non
         yield client
 
 
-def batches(items: Sequence[T], n_workers: int, per_worker: int = 3) -> list[list[T]]:
-    """`items` dealt round-robin into at most n_workers * per_worker non-empty batches, in a fixed order.
+def batches(items: Sequence[T], n_workers: int, per_worker: int = 4, max_size: int = 8) -> list[list[T]]:
+    """`items` dealt round-robin (item i to batch i mod k) into k non-empty batches, in a fixed order.
 
-    Dealing (item i to batch i mod k) spreads neighbouring items, often of similar cost, over the batches; each
-    worker gets a few batches, so one slow batch does not leave the others idle at the end.
+    k gives each worker at least `per_worker` batches, so one slow batch does not leave the others idle at the
+    end, and keeps each batch to at most `max_size` items (more tasks, but each still worth its round trip);
+    never more batches than items. Dealing spreads neighbouring items, often of similar cost, over the batches.
     """
-    k = max(1, min(len(items), max(1, n_workers) * per_worker))
-    return [list(items[i::k]) for i in range(k)] if items else []
+    if not items:
+        return []
+    k = max(max(1, n_workers) * per_worker, -(-len(items) // max(1, max_size)))
+    k = min(len(items), k)
+    return [list(items[i::k]) for i in range(k)]

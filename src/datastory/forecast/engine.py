@@ -174,14 +174,16 @@ def forecast_batch(batch: list[tuple[str, pd.Series]], cfg: ForecastParams,
     return [forecast_series(sid, y, cfg, fitters) for sid, y in batch]
 
 
-TASKS_PER_WORKER = 3   # batches per worker: few tasks to ship, enough to even out a slow batch at the end
+TASKS_PER_WORKER = 4   # at least this many batches per worker, to even out a slow batch at the end
+MAX_BATCH = 8          # at most this many series per task: a task then holds seconds of fits, not minutes
 TASK_PREFIX = "forecast-batch"   # the scheduler names the tasks by it (its task prefixes)
 
 
 def _on_cluster(client: Any, series: dict[str, pd.Series], cfg: ForecastParams,
                 fitters: dict[str, m.Fitter] | None) -> Iterator[list[dict[str, Any]]]:
-    """Each batch's results as it finishes. The series are dealt into a few batches per worker, each shipped
-    once with its task; only forecasts and backtests come back (no fitted model)."""
+    """Each batch's results as it finishes. The series, longest history first (the costliest start first), are
+    dealt into a few batches per worker, each shipped once with its task; only forecasts and backtests come
+    back (no fitted model)."""
     import uuid
 
     from distributed import as_completed
@@ -189,7 +191,8 @@ def _on_cluster(client: Any, series: dict[str, pd.Series], cfg: ForecastParams,
     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
     run_id = uuid.uuid4().hex  # task keys only: never in an output
     futures = [client.submit(forecast_batch, batch, cfg, fitters, key=f"{TASK_PREFIX}-{run_id}-{i}")
-               for i, batch in enumerate(cluster.batches(list(series.items()), n_workers, TASKS_PER_WORKER))]
+               for i, batch in enumerate(cluster.batches(
+                   sorted(series.items(), key=lambda kv: (-len(kv[1]), kv[0])), n_workers, TASKS_PER_WORKER, MAX_BATCH))]
     for fut in as_completed(futures):
         yield fut.result()
 
