@@ -119,7 +119,7 @@ def scheduler(tmp_path_factory):
         assert address.startswith("tcp://127.0.0.1:")
         for i in range(2):
             procs.append(_dask("worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                               "--host", "127.0.0.1", "--preload", "datastory.forecast.warm",
+                               "--host", "127.0.0.1",
                                log=tmp / f"worker{i}.log"))
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=180)
@@ -139,11 +139,11 @@ def _outputs(root: Path) -> dict[str, bytes]:
             if f.is_file() and f.relative_to(root).parts[0] != "params"}
 
 
-def _worker_pids(address: str) -> set[int]:
+def _on_workers(address: str, fn) -> list:
     from distributed import Client
 
     with Client(address, timeout=30) as client:
-        return set(client.run(os.getpid).values())
+        return list(client.run(fn).values())
 
 
 def _tasks_done(address: str, prefix: str) -> int:
@@ -180,8 +180,11 @@ def test_forecast_on_the_cluster_writes_the_bytes_of_a_local_run(scheduler, tx, 
     written = _outputs(tmp_path / "cluster")
     assert {"data/processed/forecast.parquet", "metrics/forecast.json"} <= set(written)
     assert written == _outputs(tmp_path / "local")
-    workers = _worker_pids(scheduler)
-    assert set(remote.workers.values()) <= workers and os.getpid() not in workers
+    workers = set(_on_workers(scheduler, os.getpid))
+    assert len(workers) == 2 and os.getpid() not in workers
+    assert set(remote.workers.values()) <= workers
+    # the engine warmed every worker (they were started without --preload)
+    assert _on_workers(scheduler, lambda: "datastory.forecast.warm" in sys.modules) == [True, True]
     assert set(local.workers.values()) == {os.getpid()}
     assert _tasks_done(scheduler, "forecast-batch") >= 1
 

@@ -26,6 +26,7 @@ by series_id and rounded to 6 decimals, so their bytes do not depend on which wo
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import os
@@ -119,8 +120,9 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
 
 # Heavy modules imported once by the forkserver, so each LocalCluster worker forks with them loaded
 # (cuts worker start from ~3-6 s of imports to ~0.1 s). warm.py imports Prophet with its notices silenced.
+WARM = "datastory.forecast.warm"
 PRELOAD = ["numpy", "pandas", "scipy.stats", "matplotlib.pyplot", "holidays", "cmdstanpy", "statsforecast.models",
-           "datastory.forecast.engine", "datastory.forecast.warm"]
+           "datastory.forecast.engine", WARM]
 # Dask's statistical profiler samples every worker thread's stack each 10 ms; nothing reads it here.
 DASK_CONFIG = {"distributed.worker.profile.enabled": False}
 
@@ -162,6 +164,9 @@ def _client(cfg: ForecastParams) -> Iterator[Any]:
     address = cluster.address(cfg.scheduler_address)
     if address:
         with cluster.connect(address) as client:
+            # every worker imports Prophet and statsforecast (quietly) now, all at once, not on its first fit;
+            # a no-op on workers started with --preload datastory.forecast.warm or warmed by an earlier run
+            client.run(importlib.import_module, WARM)
             yield client
         return
     with _local_cluster(cfg) as local, Client(local) as client:
