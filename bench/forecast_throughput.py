@@ -139,11 +139,12 @@ def peer(n: int, repeats: int) -> None:
                                      "whole engine": []}
     warm = df[df["unique_id"].isin(df["unique_id"].unique()[:2])]   # one-off imports and compiles, untimed
     run_statsforecast(warm, run_engine(warm, None)[1])
-    for _ in range(repeats):
+    for r in range(repeats):
         sec, folds = run_engine(df, PROPHET_OFF)
         times["engine, Prophet off"].append(sec)
         times["statsforecast ETS+Theta+SNaive"].append(run_statsforecast(df, folds))
         times["whole engine"].append(run_engine(df, None)[0])
+        print(f"  run {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     rows = [{"method": k, "median s": med[k], "series/s": series / med[k], "runs s": " ".join(f"{t:.1f}" for t in v)}
             for k, v in times.items()]

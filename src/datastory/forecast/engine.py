@@ -179,8 +179,8 @@ def forecast_batch(batch: list[tuple[str, pd.Series]], cfg: ForecastParams,
     return [forecast_series(sid, y, cfg, fitters) for sid, y in batch]
 
 
-TASKS_PER_WORKER = 4   # at least this many batches per worker, to even out a slow batch at the end
-MAX_BATCH = 8          # at most this many series per task: a task then holds seconds of fits, not minutes
+TASKS_PER_WORKER = 8   # at least this many batches per worker, to even out a slow batch at the end
+MAX_BATCH = 4          # at most this many series per task: a slow last batch leaves the other workers idle less
 TASK_PREFIX = "forecast-batch"   # the scheduler names the tasks by it (its task prefixes)
 
 
