@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, cfg in (("local loop", local), ("dask (2 workers)", dask)):
                 sec, frames[label] = timed(series, cfg)
                 times[label].append(sec)
+                print(f"  {label}: {sec:.1f} s", flush=True)
         compare(args.n, times, frames)
     if args.total > 0:
         sec, _ = timed(synthetic(args.total, seed=1), dask)
