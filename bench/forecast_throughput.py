@@ -13,6 +13,9 @@ Run: .venv/bin/python bench/forecast_throughput.py [N] [--repeats R] [--total T]
   single-threaded workers), alternating, median of R runs; both results must be byte-identical.
   The engine sends the series in a few batches per worker (one task each), and workers fork from a server that
   has already imported Prophet and statsforecast.
+- Beside it, the machine's own ceiling in the same run (before and after the alternating runs): the
+  throughput of 2 processes burning the same fixed CPU loop at once, over 1 process alone. On an idle
+  2-core machine it is 2.0; on a shared one it says how much of a second core was there to be had.
 - Then the wall time of one Dask run over T series (T given on the command line, so the table says
   which T was run).
 - Peer, on Tourism monthly (the first S series by number, training part; from $DATASTORY_BENCH_DATA/tourism,
@@ -74,6 +77,29 @@ def timed(series: pd.DataFrame, cfg: ForecastParams) -> tuple[float, pd.DataFram
     t0 = time.perf_counter()
     res = engine.run(series, cfg, progress=False)
     return time.perf_counter() - t0, res.frame
+
+
+def _burn(n: int = 4_000_000) -> float:
+    """A fixed pure-Python CPU loop; its own wall time."""
+    t0 = time.perf_counter()
+    acc = 0
+    for i in range(n):
+        acc += i * i % 7
+    return time.perf_counter() - t0
+
+
+def parallel_ceiling() -> float:
+    """Throughput of 2 processes running _burn at once over 1 running it alone (2.0 on an idle 2-core machine)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_burn, [1000, 1000]))                  # both processes up before timing
+        one = statistics.median(pool.submit(_burn).result() for _ in range(3))
+        t0 = time.perf_counter()
+        list(pool.map(_burn, [4_000_000] * 2))
+        both = time.perf_counter() - t0
+    return 2 * one / both
 
 
 def compare(n: int, times: dict[str, list[float]], frames: dict[str, pd.DataFrame]) -> None:
@@ -171,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n > 0 and args.repeats > 0:
         series = synthetic(args.n)
         print(f"speed-up on {args.n} series, median of {args.repeats} alternating runs:")
+        before = parallel_ceiling()
         times: dict[str, list[float]] = {"local loop": [], "dask (2 workers)": []}
         frames = {}
         for _ in range(args.repeats):
@@ -179,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 times[label].append(sec)
                 print(f"  {label}: {sec:.1f} s", flush=True)
         compare(args.n, times, frames)
+        print(f"the machine's ceiling, 2 processes over 1 on a fixed CPU loop: {before:.2f}x before, "
+              f"{parallel_ceiling():.2f}x after (2.00x on an idle 2-core machine)")
     if args.total > 0:
         sec, _ = timed(synthetic(args.total, seed=1), dask)
         print(f"total wall time, {args.total} series, dask (2 workers): {sec:.1f} s "
