@@ -45,3 +45,7 @@ class ModelError(DatastoryError):
 
 class DeliveryError(DatastoryError):
     """An email cannot be composed, sent or recorded."""
+
+
+class ClusterError(DatastoryError):
+    """The configured Dask cluster cannot be reached or has no workers."""

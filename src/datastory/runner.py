@@ -27,7 +27,8 @@ NOTEBOOKS: dict[str, tuple[str, str]] = {
 }
 
 # Exceptions raised inside a notebook whose message is already written for the user.
-_USER_ERRORS = {"DatastoryError", "DataError", "ParamsError", "ModelError", "DeliveryError", "ReportError"}
+_USER_ERRORS = {"DatastoryError", "DataError", "ParamsError", "ModelError", "DeliveryError", "ReportError",
+                "ClusterError"}
 
 
 class StageError(DatastoryError):

@@ -3,17 +3,19 @@
 `run(tx, cfg)` is the pure core (transactions + ChurnParams in, scores + metrics out);
 `save(result, paths)` is the I/O edge writing paths.churn_scores and paths.churn_metrics atomically.
 Newly red / cleared compare the red list at the data end with the one `compare_days` earlier.
-See model.py for the cutoffs and the calibration choice.
+See model.py for the cutoffs and the calibration choice. With DASK_SCHEDULER_ADDRESS set, the customers are
+scored on that cluster's workers (remote.py); training stays here, and the scores are the same numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from .. import config, io
+from .. import cluster, config, io
 from .. import metrics as metrics_io
 from ..config import ChurnParams, Paths
 from ..errors import DataError, ModelError
@@ -21,6 +23,7 @@ from .features import check_transactions, features_at
 from .labels import labels_at
 from .model import evaluate, fit, labelled_at, plan_cutoffs, validate
 from .redlist import CALL, SECOND, WATCH, WIN_BACK, changes, floors_from, reasons, reasons_for, red_list
+from .remote import Predictor, predictor
 from .scorer import SCORERS, Scorer, fit_scorer, probabilities, risk_score
 
 __all__ = ["ChurnResult", "run", "save", "metrics_table", "calibration_plot", "features_at", "labels_at",
@@ -42,8 +45,15 @@ def _iso(ts: pd.Timestamp) -> str:
 
 def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
     """Train on the stacked training cutoffs, choose the scorer on them, validate every scorer and the call
-    lists at c_valid, then score everyone active at the data end."""
+    lists at c_valid, then score everyone active at the data end (on the cluster at DASK_SCHEDULER_ADDRESS
+    when it is set: connected first, so an unreachable one stops the stage before any training)."""
     check_transactions(tx)
+    address = cluster.address()
+    with (cluster.connect(address) if address else contextlib.nullcontext()) as client:
+        return _run(tx, cfg, predictor(client))
+
+
+def _run(tx: pd.DataFrame, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResult:
     cut = plan_cutoffs(tx, cfg)
     product_lines = sorted(tx["product_line"].astype(str).unique())
     regions = sorted(tx["region"].astype(str).unique())
@@ -62,9 +72,9 @@ def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
     judged["baselines"]["blend"] = evaluate(y_valid, probabilities(scorer, valid, "blend"),
                                             probabilities(scorer, valid, "blend"))
     lists = {name: list_quality(valid, probabilities(scorer, valid, name), cfg, floors) for name in SCORERS}
-    scores, delay = _score_at(tx, cut.score, scorer, cfg, floors, product_lines, regions)
     compare_date = cut.score - pd.Timedelta(days=cfg.compare_days)
-    compared, _ = _score_at(tx, compare_date, scorer, cfg, floors, product_lines, regions)
+    scores, delay = _score_at(tx, cut.score, scorer, cfg, floors, product_lines, regions, predict_fn)
+    compared, _ = _score_at(tx, compare_date, scorer, cfg, floors, product_lines, regions, predict_fn)
     diff = changes(compared, scores)
     scores = scores.assign(newly_red=scores["customer_id"].isin(diff["newly_red"]))
     metrics: dict[str, Any] = {
@@ -108,12 +118,12 @@ def list_quality(valid: pd.DataFrame, prob: Any, cfg: ChurnParams, floors: dict[
 
 
 def _score_at(tx: pd.DataFrame, when: pd.Timestamp, scorer: Scorer, cfg: ChurnParams, floors: dict[str, float],
-              product_lines: list[str], regions: list[str]) -> tuple[pd.DataFrame, float]:
+              product_lines: list[str], regions: list[str], predict_fn: Predictor) -> tuple[pd.DataFrame, float]:
     """(the call lists the chosen scorer gives at `when`, from the data known before it; the repeat buyers'
     median first-to-second purchase delay then, the second-purchase list's clock)."""
     current = features_at(tx, when, cfg.lookback_days, product_lines=product_lines, regions=regions)
     delay = float(current["repeat_delay_days"].iloc[0]) if len(current) else float("nan")
-    return red_list(current, probabilities(scorer, current), cfg, floors), delay
+    return red_list(current, probabilities(scorer, current, predict_fn=predict_fn), cfg, floors), delay
 
 
 def save(result: ChurnResult, paths: Paths) -> dict[str, Any]:

@@ -16,6 +16,7 @@ validation cutoff then reports every scorer, the chosen one included.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,19 +99,22 @@ def fit_scorer(train: pd.DataFrame, seed: int, fitted: Fitted | None = None) -> 
     return Scorer(choose(oof), fitted, calibrators, oof)
 
 
-def probabilities(scorer: Scorer, frame: pd.DataFrame, name: str | None = None) -> np.ndarray:
-    """P(churn) per row of one cutoff's features frame from scorer `name` (default: the chosen one)."""
+def probabilities(scorer: Scorer, frame: pd.DataFrame, name: str | None = None,
+                  predict_fn: Callable[[Fitted, pd.DataFrame], np.ndarray] = predict) -> np.ndarray:
+    """P(churn) per row of one cutoff's features frame from scorer `name` (default: the chosen one).
+
+    `predict_fn` computes the classifier's probabilities (model.predict, or remote.predictor's on a cluster)."""
     name = name or scorer.name
     if name not in SCORERS:
         raise ModelError(f"unknown scorer {name!r}; allowed: {', '.join(SCORERS)}")
     if len(frame) == 0:
         return np.zeros(0)
     if name == "model":
-        return predict(scorer.fitted, frame)
+        return predict_fn(scorer.fitted, frame)
     base = baseline_scores(frame)
     rfm = np.round(scorer.calibrators["rfm"].predict(base["rfm"]), 9)
     if name == "blend":
-        return np.round((predict(scorer.fitted, frame) + rfm) / 2, 9)
+        return np.round((predict_fn(scorer.fitted, frame) + rfm) / 2, 9)
     return rfm if name == "rfm" else np.round(scorer.calibrators["recency"].predict(base["recency"]), 9)
 
 

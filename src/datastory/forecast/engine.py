@@ -26,6 +26,7 @@ by series_id and rounded to 6 decimals, so their bytes do not depend on which wo
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import os
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import io, schema
+from .. import cluster, io, schema
 from ..config import ForecastParams, Paths
 from ..errors import DataError
 from . import calendar, views
@@ -119,8 +120,9 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
 
 # Heavy modules imported once by the forkserver, so each LocalCluster worker forks with them loaded
 # (cuts worker start from ~3-6 s of imports to ~0.1 s). warm.py imports Prophet with its notices silenced.
+WARM = "datastory.forecast.warm"
 PRELOAD = ["numpy", "pandas", "scipy.stats", "matplotlib.pyplot", "holidays", "cmdstanpy", "statsforecast.models",
-           "datastory.forecast.engine", "datastory.forecast.warm"]
+           "datastory.forecast.engine", WARM]
 # Dask's statistical profiler samples every worker thread's stack each 10 ms; nothing reads it here.
 DASK_CONFIG = {"distributed.worker.profile.enabled": False}
 
@@ -159,13 +161,45 @@ def _client(cfg: ForecastParams) -> Iterator[Any]:
     """A distributed Client: the configured/env scheduler, else a LocalCluster closed on exit."""
     from distributed import Client
 
-    address = cfg.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS", "")
+    address = cluster.address(cfg.scheduler_address)
     if address:
-        with Client(address) as client:
+        with cluster.connect(address) as client:
+            # every worker imports Prophet and statsforecast (quietly) now, all at once, not on its first fit;
+            # a no-op on workers started with --preload datastory.forecast.warm or warmed by an earlier run
+            client.run(importlib.import_module, WARM)
             yield client
         return
-    with _local_cluster(cfg) as cluster, Client(cluster) as client:
+    with _local_cluster(cfg) as local, Client(local) as client:
         yield client
+
+
+def forecast_batch(batch: list[tuple[str, pd.Series]], cfg: ForecastParams,
+                   fitters: dict[str, m.Fitter] | None = None) -> list[dict[str, Any]]:
+    """forecast_series on each (series_id, history) of a batch: one Dask task for several series."""
+    return [forecast_series(sid, y, cfg, fitters) for sid, y in batch]
+
+
+TASKS_PER_WORKER = 8   # at least this many batches per worker, to even out a slow batch at the end
+MAX_BATCH = 4          # at most this many series per task: a slow last batch leaves the other workers idle less
+TASK_PREFIX = "forecast-batch"   # the scheduler names the tasks by it (its task prefixes)
+
+
+def _on_cluster(client: Any, series: dict[str, pd.Series], cfg: ForecastParams,
+                fitters: dict[str, m.Fitter] | None) -> Iterator[list[dict[str, Any]]]:
+    """Each batch's results as it finishes. The series, longest history first (the costliest start first), are
+    dealt into a few batches per worker, each shipped once with its task; only forecasts and backtests come
+    back (no fitted model)."""
+    import uuid
+
+    from distributed import as_completed
+
+    n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+    run_id = uuid.uuid4().hex  # task keys only: never in an output
+    futures = [client.submit(forecast_batch, batch, cfg, fitters, key=f"{TASK_PREFIX}-{run_id}-{i}")
+               for i, batch in enumerate(cluster.batches(
+                   sorted(series.items(), key=lambda kv: (-len(kv[1]), kv[0])), n_workers, TASKS_PER_WORKER, MAX_BATCH))]
+    for fut in as_completed(futures):
+        yield fut.result()
 
 
 def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
@@ -179,14 +213,10 @@ def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
                 out.append(forecast_series(sid, y, cfg, fitters))
                 bar.update(1)
         else:
-            from distributed import as_completed
-
             with _client(cfg) as client:
-                futures = [client.submit(forecast_series, sid, y, cfg, fitters, pure=False)
-                           for sid, y in series.items()]
-                for fut in as_completed(futures):
-                    out.append(fut.result())
-                    bar.update(1)
+                for done in _on_cluster(client, series, cfg, fitters):
+                    out.extend(done)
+                    bar.update(len(done))
         for r in sorted(out, key=lambda r: r["series_id"]):   # what really failed: one line per series
             if r["errors"]:
                 bar.note(f"forecast: series {r['series_id']!r}: " + "; ".join(
