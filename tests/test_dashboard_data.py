@@ -6,6 +6,7 @@ import dataclasses
 
 import pandas as pd
 import pytest
+import conftest
 from conftest import make_pack
 
 from datastory import kpis, schema
@@ -48,8 +49,28 @@ def test_quarter_tiles_sum_the_months_and_rederive_the_averages(tiny_pack):
     aov = (q2["avg_order_value"] * q2["orders"]).sum() / q2["orders"].sum()
     assert tile(got, "avg_order_value")["value"] == pytest.approx(aov)
     assert tile(got, "return_rate")["value"] == pytest.approx(0.02)
+    # distinct customers per quarter, as the kpis stage counts them: never the sum of the months
+    counts = kpis.active(conftest.tiny_transactions(["x"] * 6)).set_index(["grain", "region", "period"])
     active = tile(got, "active_customers")
-    assert active["value"] is None and active["note"] == data.NOT_SUMMED
+    assert active["value"] == counts.loc[("Q", "North", pd.Timestamp("2025-04-01")), "active_customers"] == 3
+    assert active["prev"] == words.fmt_count(counts.loc[("Q", "North", pd.Timestamp("2025-01-01")),
+                                                        "active_customers"])
+    assert active["note"] == ""
+
+
+def test_without_distinct_counts_a_coarser_period_says_so(tiny_pack):
+    p = dataclasses.replace(with_end(tiny_pack, "2025-06-30"), active=tiny_pack.active.iloc[0:0])
+    active = tile(data.tiles(p)["Q"]["North"], "active_customers")
+    assert active["value"] is None and active["now"] == "n/a" and active["note"] == data.NOT_SUMMED
+    assert tile(data.tiles(p)["M"]["North"], "active_customers")["note"] == ""
+
+
+def test_aggregate_takes_active_customers_from_the_distinct_counts(tiny_pack):
+    q = data.aggregate(tiny_pack.kpis, "Q", tiny_pack.active).set_index(["region", "period"])
+    counts = tiny_pack.active[tiny_pack.active["grain"] == "Q"].set_index(["region", "period"])
+    both = q.join(counts["active_customers"], rsuffix="_distinct", how="inner")
+    assert len(both) == 3 * 2 and (both["active_customers"] == both["active_customers_distinct"]).all()
+    assert data.aggregate(tiny_pack.kpis, "Q")["active_customers"].isna().all()
 
 
 def test_an_incomplete_quarter_or_year_is_not_compared(tiny_pack):

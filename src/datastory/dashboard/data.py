@@ -6,7 +6,8 @@ and `present.change`, so a tile reads exactly as the report's table and the brow
 - KPI tiles per period granularity (month, quarter, year) and segment: the latest complete period against
   the one before. The kpis stage's own period (params/kpis.yaml) is taken as it is (the same figures as the
   report); quarters and years are summed from it. Active customers are distinct per period and cannot be
-  summed, so a coarser period says so instead of guessing.
+  summed: a coarser period takes them from the kpis stage's distinct counts (`pack.active`, `kpis.active`), or
+  says so when the pack has none.
 - Revenue per period, the forecast series with their range, the call list and the "what changed" bridge,
   each limited to what the pack holds: a regional pack holds only its region's rows, so its dashboard
   embeds no other region's customers in any form.
@@ -30,7 +31,7 @@ GRAINS = {"M": "Month", "Q": "Quarter", "Y": "Year"}
 COARSER = {"M": ("M", "Q", "Y"), "Q": ("Q", "Y")}
 OFFSETS = {"M": pd.offsets.MonthEnd(0), "Q": pd.offsets.QuarterEnd(0), "Y": pd.offsets.YearEnd(0)}
 ADDITIVE = ("revenue", "orders", "new_customers")
-NOT_SUMMED = "counted per month: choose Month"
+NOT_SUMMED = "not counted for this period: choose the report's period"
 NO_FORECAST = "No forecast is available for this selection."
 NO_CUSTOMERS = "No customer is at risk in this selection: nobody to call."
 
@@ -38,15 +39,16 @@ NO_CUSTOMERS = "No customer is at risk in this selection: nobody to call."
 def base_grain(kpis: pd.DataFrame) -> str:
     """The kpis stage's period, as `kpis.latest_change` infers it."""
     periods = pd.DatetimeIndex(kpis["period"].drop_duplicates().sort_values())
-    return kpis_mod._infer_period(periods)
+    return kpis_mod.infer_period(periods)
 
 
-def aggregate(kpis: pd.DataFrame, grain: str) -> pd.DataFrame:
+def aggregate(kpis: pd.DataFrame, grain: str, active: pd.DataFrame | None = None) -> pd.DataFrame:
     """KPI rows of `kpis` (schema.KPIS at its own period) summed to `grain` (Q or Y) per region.
 
     Revenue, orders and new customers add up. The average order value and the return rate are re-derived
     from the gross sales they were computed from (gross = value x orders, returned = gross x rate).
-    Active customers are distinct per period, so they come back as NaN."""
+    Active customers are distinct per period: they come from `active` (schema.ACTIVE, the distinct counts
+    at each grain), NaN where it has no count for the period."""
     k = kpis.copy()
     k["period"] = k["period"].dt.to_period(grain).dt.start_time
     k["gross"] = k["avg_order_value"] * k["orders"]
@@ -56,6 +58,10 @@ def aggregate(kpis: pd.DataFrame, grain: str) -> pd.DataFrame:
     out["avg_order_value"] = (out["gross"] / out["orders"]).where(out["orders"] > 0, 0.0)
     out["return_rate"] = (out["returned"] / out["gross"]).where(out["gross"] > 0, 0.0)
     out["active_customers"] = math.nan
+    if active is not None and not active.empty:
+        counts = active[active["grain"] == grain].set_index(["region", "period"])["active_customers"]
+        found = counts.reindex(pd.MultiIndex.from_frame(out[["region", "period"]]))
+        out["active_customers"] = found.to_numpy(dtype=float)
     return out.drop(columns=["gross", "returned"])
 
 
@@ -70,7 +76,7 @@ def latest(table: pd.DataFrame, region: str, grain: str, end: str | None) -> dic
     items = {}
     for m in kpis_mod.MEASURES:
         v, pv = float(cur[m]), float(prev[m])
-        items[m] = None if math.isnan(v) else {"value": v, "previous": pv,
+        items[m] = None if math.isnan(v) or math.isnan(pv) else {"value": v, "previous": pv,
                                                "change": (v - pv) / abs(pv) if pv else None}
     return {"period": cur["period"], "previous_period": prev["period"], "kpis": items}
 
@@ -109,7 +115,7 @@ def tiles(p: Pack) -> dict[str, dict[str, Any]]:
     base = base_grain(p.kpis)
     out: dict[str, dict[str, Any]] = {}
     for grain in COARSER[base]:
-        table = p.kpis if grain == base else aggregate(p.kpis, grain)
+        table = p.kpis if grain == base else aggregate(p.kpis, grain, p.active)
         per = {}
         for seg in scopes(p):
             if grain == base:
