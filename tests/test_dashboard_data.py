@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import conftest
 import pandas as pd
 import pytest
-import conftest
 from conftest import make_pack
 
 from datastory import kpis, schema
