@@ -254,3 +254,44 @@ def test_a_long_call_list_shows_a_page_then_more(driver, files):
     driver.find_element(By.ID, "more").click()
     assert len(rows()) == 120 and not driver.find_element(By.ID, "more").is_displayed()
     assert [r.get_attribute("data-id") for r in rows()] == [f"N{i:04d}" for i in range(120)]
+
+
+def hover_tooltip(driver, css: str) -> str:
+    """Move the mouse onto the first mark matching `css` and return the tooltip's text once it shows."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    mark = driver.find_elements(By.CSS_SELECTOR, css)[0]
+    ActionChains(driver).move_to_element(mark).perform()
+    tip = "var t = document.getElementById('vg-tooltip-element'); return t && t.classList.contains('visible') ? t.textContent : ''"
+    waiter(driver).until(lambda d: d.execute_script(tip))
+    return driver.execute_script(tip)
+
+
+def test_charts_draw_and_tooltips_work_without_unsafe_eval(driver, files):
+    """Vega evaluates its expressions with its own interpreter (vega-embed's `ast: true`), so the page's policy
+    forbids eval and the charts still draw and answer the mouse."""
+    out, packs = files
+    open_page(driver, out / "executive.html")
+    csp = driver.execute_script("return document.querySelector('meta[http-equiv=Content-Security-Policy]').content")
+    assert "'unsafe-eval'" not in csp and "script-src 'unsafe-inline'" in csp
+    assert driver.execute_script("return document.querySelectorAll('#fc-chart svg path, #rev-chart svg path').length") > 10
+    revenue = data.revenue(packs["executive"])["M"][schema.ALL][0]
+    assert f"Period{revenue[0]}Revenue{revenue[2]}" in hover_tooltip(driver, "#rev-chart .mark-rect path")
+    assert "Actual" in hover_tooltip(driver, "#fc-chart .mark-symbol path")
+    assert [m for m in driver.get_log("browser") if m["level"] in ("SEVERE", "WARNING")] == []
+
+
+def test_without_the_interpreter_the_policy_stops_the_charts(driver, files, tmp_path):
+    """The check above can fail: the same page compiling expressions with Function is refused by its own policy."""
+    out, _ = files
+    html = (out / "executive.html").read_text(encoding="utf-8")
+    assert html.count(", ast: true}") == 1
+    evil = tmp_path / "eval.html"
+    evil.write_text(html.replace(", ast: true}", "}"), encoding="utf-8")
+    driver.get_log("browser")
+    driver.get(evil.as_uri())
+    ready = "return document.documentElement.getAttribute('data-ready')"
+    waiter(driver).until(lambda d: d.execute_script(ready))
+    logs = " ".join(m["message"] for m in driver.get_log("browser"))
+    assert driver.execute_script(ready) == "error" or "unsafe-eval" in logs

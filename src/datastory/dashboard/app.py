@@ -200,7 +200,7 @@ JS = r"""
     $(id).style.display = values.length ? "" : "none";
     if (!values.length) { return Promise.resolve(); }
     if (!views[id]) {
-      views[id] = vegaEmbed("#" + id, spec(), {actions: false, renderer: "svg"}).then(function (r) { return r.view; });
+      views[id] = vegaEmbed("#" + id, spec(), {actions: false, renderer: "svg", ast: true}).then(function (r) { return r.view; });
       return views[id];
     }
     return views[id].then(function (v) { return v.data(name, values).resize().runAsync(); });
