@@ -135,7 +135,14 @@ def test_no_customers_and_no_forecast_still_extract(north_pack):
                                 forecast=north_pack.forecast.iloc[0:0])
     got = data.extract(empty)
     assert got["calls"] == [] and got["series"] == []
-    assert got["capacity"]["North"] == {"cum": ["0"], "total": "0", "calls": 0}
+    assert got["capacity"]["North"] == {"cum": ["0"], "total": "0", "calls": 0, "scored": 0}
+
+
+def test_scored_but_nobody_at_risk_is_told_apart_from_nobody_scored(north_pack):
+    calm = north_pack.churn_scores.assign(status="", red=False)
+    got = data.extract(dataclasses.replace(north_pack, churn_scores=calm))
+    assert got["calls"] == [] and got["capacity"]["North"]["scored"] == len(calm) > 0
+    assert {data.NO_SCORED, data.NO_CUSTOMERS} <= set(got["messages"].values())
 
 
 def test_extract_refuses_what_is_not_a_pack():

@@ -26,6 +26,7 @@ from ..errors import DataError
 from ..present import Pack, palette, story, words
 from ..present.change import what_changed
 from ..schema import ALL
+from . import totals
 
 GRAINS = {"M": "Month", "Q": "Quarter", "Y": "Year"}
 COARSER = {"M": ("M", "Q", "Y"), "Q": ("Q", "Y")}
@@ -34,6 +35,8 @@ ADDITIVE = ("revenue", "orders", "new_customers")
 NOT_SUMMED = "not counted for this period: choose the report's period"
 NO_FORECAST = "No forecast is available for this selection."
 NO_CUSTOMERS = "No customer is at risk in this selection: nobody to call."
+NO_SCORED = ("No customers in this selection: nobody in it bought within the churn model's look-back before the "
+             "data's last day, so there is nobody to score or to call.")
 
 
 def base_grain(kpis: pd.DataFrame) -> str:
@@ -154,9 +157,22 @@ def _num(x: Any) -> float | None:
     return None if x is None or pd.isna(x) else round(float(x), 2)
 
 
-def series(p: Pack) -> list[dict[str, Any]]:
-    """Each forecast series of the pack: history, fit and forecast with its range, and its sentence."""
+def forecast_freq(p: Pack) -> str:
+    return str(p.forecast_metrics.get("freq", ""))
+
+
+def no_forecast_why(p: Pack, sid: str) -> str:
+    """Why series `sid` has no forecast, as the forecast stage recorded it (its notes), else the plain fact."""
+    m = p.forecast_metrics.get("series", {}).get(sid) or {}
+    why = m.get("notes") or m.get("error")
+    return f"No forecast for {words.series_name(sid)}" + (f": {why}." if why else ".")
+
+
+def series(p: Pack, grains: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Each forecast series of the pack: history, fit and forecast with its range, its sentence, and its totals
+    at each of `grains` the forecast's frequency can be summed to (`totals.to_grain`)."""
     out = []
+    freq = forecast_freq(p)
     for sid, g in p.forecast.groupby("series_id", sort=True, observed=True):
         g = g.sort_values("ds", kind="stable")
         fc = g["is_forecast"].astype(bool)
@@ -164,9 +180,13 @@ def series(p: Pack) -> list[dict[str, Any]]:
         points = [[d.date().isoformat(), _num(y), _num(yh) if f else None, _num(lo) if f else None,
                    _num(hi) if f else None] for d, y, yh, lo, hi, f in cols]
         first = g.iloc[0]
+        ahead = bool(fc.any())
         out.append({"id": str(sid), "region": str(first["region"]), "line": str(first["product_line"]),
-                    "name": words.series_name(str(sid)), "model": words.model_name(first["model"]),
-                    "sentence": story.forecast_sentence(p, str(sid)), "points": points})
+                    "name": words.series_name(str(sid)),
+                    "model": words.model_name(first["model"]) if ahead else "",
+                    "sentence": story.forecast_sentence(p, str(sid)) if ahead else no_forecast_why(p, str(sid)),
+                    "points": points,
+                    "grains": {gr: totals.to_grain(g, freq, gr) for gr in grains if totals.can_sum(freq, gr)}})
     return out
 
 
@@ -197,8 +217,10 @@ def capacity(p: Pack, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for r in mine:
             run += r["risk"]
             cum.append(words.fmt_money(run))
+        scores = p.churn_scores
         out[seg] = {"cum": cum, "total": words.fmt_money(run),
-                    "calls": sum(r["status"] == "call" for r in mine)}
+                    "calls": sum(r["status"] == "call" for r in mine),
+                    "scored": int(len(scores) if seg == ALL else (scores["region"].astype(str) == seg).sum())}
     return out
 
 
@@ -214,11 +236,19 @@ def bridges(p: Pack) -> dict[str, dict[str, Any]]:
     return out
 
 
+def no_total_ahead(freq: str, grain: str) -> str:
+    """The note when the forecast covers no complete period at `grain`."""
+    return (f"The forecast covers no complete {totals.UNIT[grain]}, so only the history is totalled per "
+            f"{totals.UNIT[grain]}: choose a shorter period, or \u201c{totals.PLURAL[freq].capitalize()}, "
+            "with range\u201d.")
+
+
 def extract(p: Pack) -> dict[str, Any]:
     """Everything the dashboard embeds, for pack `p`."""
     words.require_pack(p)
     base = base_grain(p.kpis) if not p.kpis.empty else "M"
-    fcs = series(p)
+    fcs = series(p, COARSER[base])
+    freq = forecast_freq(p)
     rows = calls(p)
     return {
         "audience": p.audience, "label": p.label, "title": p.title, "company": p.company, "currency": p.currency,
@@ -235,5 +265,9 @@ def extract(p: Pack) -> dict[str, Any]:
         "bridge": bridges(p),
         "colors": {"actual": palette.ACTUAL, "forecast": palette.FORECAST, "band": palette.BAND,
                    "neutral": palette.NEUTRAL},
-        "messages": {"noForecast": NO_FORECAST, "noCustomers": NO_CUSTOMERS, "noEarlier": words.NO_EARLIER_PERIOD},
+        "messages": {"noForecast": NO_FORECAST, "noCustomers": NO_CUSTOMERS, "noScored": NO_SCORED,
+                     "noEarlier": words.NO_EARLIER_PERIOD},
+        "fcOwnLabel": f"{totals.PLURAL.get(freq, 'periods').capitalize()}, with range",
+        "fcNotes": {"own": totals.note(freq, None), **{g: totals.note(freq, g) for g in COARSER[base]},
+                    **{"none" + g: no_total_ahead(freq, g) for g in COARSER[base] if totals.can_sum(freq, g)}},
     }
