@@ -336,6 +336,7 @@ def test_the_forecast_follows_the_chosen_period_as_totals_without_a_range(driver
     assert len(shown) == 4 and own.get_attribute("aria-pressed") == "false"   # Jan, Feb; then Apr, May
     assert driver.find_element(By.ID, "fc-note").text == d["fcNotes"]["M"]
     assert driver.execute_script(symbols) == len(shown)
+    assert driver.execute_script(bands) == 0                                    # no range drawn for totals
     may = f"{months[-1][2]:,.0f}"
     assert may in hover_tooltip(driver, "#fc-chart .mark-symbol:last-of-type path:last-child")
 
@@ -349,3 +350,5 @@ def test_the_forecast_follows_the_chosen_period_as_totals_without_a_range(driver
     wait_update(driver, n)
     assert own.get_attribute("aria-pressed") == "true" and driver.execute_script(symbols) == 26
     assert driver.find_element(By.ID, "fc-note").text == d["fcNotes"]["own"]
+    assert driver.execute_script(bands) == 1
+    assert [m for m in driver.get_log("browser") if m["level"] in ("SEVERE", "WARNING")] == []

@@ -173,7 +173,14 @@ JS = r"""
     });
   }
   var money = {type: "quantitative", format: ",.0f"};
-  function fcSpec() {
+  // The layers a chart's rows can fill: a layer without a single value is left out (Vega would warn of an
+  // empty extent), so totals (no range) and a history without a forecast draw only what they have.
+  function fcLayers(values) {
+    function any(k) { return values.some(function (v) { return v[k] !== null; }); }
+    return {band: any("low"), actual: any("actual"), forecast: any("forecast")};
+  }
+  function fcSpec(values) {
+    var has = fcLayers(values);
     var y = {type: "quantitative", title: "Revenue (" + D.currency + ")", axis: {format: "~s"}};
     var when = {field: "date", type: "temporal", title: "Period starting", format: "%d %b %Y"};
     var actualTip = [when, Object.assign({field: "actual", title: "Actual"}, money)];
@@ -182,22 +189,24 @@ JS = r"""
                        Object.assign({field: "high", title: "Range high"}, money)];
     return {
       description: "Revenue over time: actual in blue, forecast dashed in orange with its range shaded",
-      width: "container", height: 240, data: {name: "fc", values: fcValues(seriesNow())},
+      width: "container", height: 240, data: {name: "fc", values: values},
       encoding: {x: {field: "date", type: "temporal", title: null}},
       layer: [
-        {mark: {type: "area", color: D.colors.band}, encoding: {y: Object.assign({field: "low"}, y),
+        has.band && {mark: {type: "area", color: D.colors.band}, encoding: {y: Object.assign({field: "low"}, y),
           y2: {field: "high"}, tooltip: forecastTip}},
-        {mark: {type: "line", color: D.colors.actual, point: {size: 14, filled: true}},
+        has.actual && {mark: {type: "line", color: D.colors.actual, point: {size: 14, filled: true}},
          encoding: {y: Object.assign({field: "actual"}, y), tooltip: actualTip}},
-        {mark: {type: "line", color: D.colors.forecast, strokeDash: [5, 3], point: {size: 14, filled: true}},
-         encoding: {y: Object.assign({field: "forecast"}, y), tooltip: forecastTip}}
-      ]
+        has.forecast && {mark: {type: "line", color: D.colors.forecast, strokeDash: [5, 3],
+         point: {size: 14, filled: true}},
+         encoding: {y: Object.assign({field: "forecast"}, y), tooltip: has.band ? forecastTip : forecastTip.slice(0, 2)}}
+      ].filter(Boolean)
     };
   }
   function revSpec() {
+    var values = revValues();
     return {
       description: "Revenue per period, bars; a period still running is grey",
-      width: "container", height: 240, data: {name: "rev", values: revValues()},
+      width: "container", height: 240, data: {name: "rev", values: values},
       mark: {type: "bar"},
       encoding: {
         x: {field: "period", type: "ordinal", sort: null, title: null, axis: {labelOverlap: true}},
@@ -209,13 +218,23 @@ JS = r"""
       }
     };
   }
-  // A chart is embedded the first time it has data, then only fed new data: views[id] holds the promise of
-  // its Vega view, so two quick choices never embed twice. An empty chart is hidden, not drawn.
+  // A chart is embedded the first time it has data, then only fed new data while its layers stay the same:
+  // views[id] holds the promise of its Vega view (and `shape`, the layers it was built with), so two quick
+  // choices never embed twice. New layers (totals without a range, say) embed it afresh. An empty chart is
+  // hidden, not drawn.
   function draw(id, name, values, spec) {
     $(id).style.display = values.length ? "" : "none";
     if (!values.length) { return Promise.resolve(); }
+    var shape = JSON.stringify(name === "fc" ? fcLayers(values) : {});
+    if (views[id] && views[id].shape !== shape) {   // the old view is detached, then let go
+      views[id].then(function (v) { v.finalize(); });
+      views[id] = null;
+      clear($(id));
+    }
     if (!views[id]) {
-      views[id] = vegaEmbed("#" + id, spec(), {actions: false, renderer: "svg", ast: true}).then(function (r) { return r.view; });
+      views[id] = vegaEmbed("#" + id, spec(values), {actions: false, renderer: "svg", ast: true})
+        .then(function (r) { return r.view; });
+      views[id].shape = shape;
       return views[id];
     }
     return views[id].then(function (v) { return v.data(name, values).resize().runAsync(); });

@@ -75,6 +75,6 @@ def note(freq: str, grain: str | None) -> str:
             f"The forecast is made per {unit}, so it is shown per {unit}, with its range shaded.")
     split = f"; a {unit} that spans two {PLURAL[grain]} is split between them by its days" if freq == "W" else ""
     return (f"{TOTAL[grain]} totals of the {ADJ.get(freq, '')} forecast, for the {PLURAL[grain]} it covers "
-            f"completely{split}. No range is drawn: the range of a total is not the sum of the "
+            f"completely{split}; a {UNIT[grain]} partly actual and partly forecast is left out. No range is drawn: the range of a total is not the sum of the "
             f"{ADJ.get(freq, '')} ranges, so it is shown at the model's own grain: choose "
             f"\u201c{PLURAL.get(freq, 'periods').capitalize()}, with range\u201d.")
