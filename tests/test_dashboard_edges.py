@@ -107,9 +107,9 @@ def test_a_region_too_short_to_forecast_opens_and_says_why(driver, edges):  # no
     open_page(driver, edges / "reports/newland/dashboard.html")
     assert [m for m in driver.get_log("browser") if m["level"] in ("SEVERE", "WARNING")] == []
     d = embedded(edges, "newland")
-    fm = json.loads((edges / "data/processed/forecast_metrics.json").read_text())["series"]["Newland"]
+    notes = pd.read_csv(edges / "metrics/forecast_series.csv").set_index("series_id").loc["Newland", "notes"]
     why = driver.find_element(By.ID, "fc-msg").text
-    assert why.startswith("No forecast for Newland: ") and fm["notes"] and fm["notes"] in why
+    assert why.startswith("No forecast for Newland: ") and notes in why
     assert "too little to forecast" in why
     assert not driver.find_element(By.ID, "fc-own").is_displayed()
     # its customers are scored: the call list is there, or says that nobody is at risk

@@ -8,7 +8,8 @@ and `present.change`, so a tile reads exactly as the report's table and the brow
   report); quarters and years are summed from it. Active customers are distinct per period and cannot be
   summed: a coarser period takes them from the kpis stage's distinct counts (`pack.active`, `kpis.active`), or
   says so when the pack has none.
-- Revenue per period, the forecast series with their range, the call list and the "what changed" bridge,
+- Revenue per period, the forecast series with their range (and their totals per month, quarter and year,
+  without a range: see `totals`), the call list and the "what changed" bridge,
   each limited to what the pack holds: a regional pack holds only its region's rows, so its dashboard
   embeds no other region's customers in any form.
 """
