@@ -10,7 +10,7 @@ import pytest
 from conftest import make_pack
 
 from datastory import kpis, schema
-from datastory.dashboard import data
+from datastory.dashboard import data, totals
 from datastory.errors import DataError
 from datastory.present import story, words
 from datastory.present.change import what_changed
@@ -160,3 +160,28 @@ def test_at_the_call_lists_size_the_slider_covers_the_reports_revenue_at_risk(ti
         scores = tiny_pack.churn_scores
         mine = scores if seg == schema.ALL else scores[scores["region"] == seg]
         assert c["cum"][c["calls"]] == words.fmt_money(mine.loc[mine["red"], "revenue_at_risk"].sum())
+
+
+def test_a_series_without_a_forecast_says_why_from_the_forecast_metrics(north_pack):
+    fc = north_pack.forecast
+    history_only = fc[~(fc["series_id"].eq("North") & fc["is_forecast"])]
+    why = "only 2 weeks of history: too little to forecast (at least 3 weeks are needed)"
+    fm = {**north_pack.forecast_metrics, "series": {**north_pack.forecast_metrics["series"],
+                                                   "North": {"status": "no_forecast", "notes": why}}}
+    got = {s["id"]: s for s in data.extract(dataclasses.replace(north_pack, forecast=history_only,
+                                                                forecast_metrics=fm))["series"]}
+    assert got["North"]["sentence"] == f"No forecast for North: {why}." and got["North"]["model"] == ""
+    assert got["North / Hardware"]["sentence"] == story.forecast_sentence(north_pack, "North / Hardware")
+    bare = dataclasses.replace(north_pack, forecast=history_only, forecast_metrics={"series": {}})
+    assert {s["id"]: s for s in data.extract(bare)["series"]}["North"]["sentence"] == "No forecast for North."
+
+
+def test_series_carry_their_totals_at_each_period_the_forecast_can_be_summed_to(tiny_pack):
+    got = data.extract(tiny_pack)
+    s = next(x for x in got["series"] if x["id"] == schema.ALL)
+    assert set(s["grains"]) == {"M", "Q", "Y"}
+    g = tiny_pack.forecast[tiny_pack.forecast["series_id"] == schema.ALL]
+    assert s["grains"]["M"] == totals.to_grain(g, "W", "M") and s["grains"]["M"]
+    assert got["fcNotes"]["M"] == totals.note("W", "M") and got["fcOwnLabel"] == "Weeks, with range"
+    monthly = dataclasses.replace(tiny_pack, forecast_metrics={**tiny_pack.forecast_metrics, "freq": "M"})
+    assert set(next(x for x in data.extract(monthly)["series"] if x["id"] == schema.ALL)["grains"]) == {"Q", "Y"}
