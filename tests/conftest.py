@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from datastory import bridge, config, pack, schema
+from datastory import kpis as kpis_mod
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,7 +125,8 @@ def tiny_frames(hostile: str | None = None) -> dict:
     tx = tiny_transactions(names)
     return dict(kpis=kpis, forecast=forecast, forecast_metrics=fmetrics, churn_scores=churn_scores,
                 churn_metrics=cmetrics, data_quality=dq,
-                bridge=bridge.compute(tx, "M", dq["period_end"]), movers=bridge.movers(tx, "M", dq["period_end"]))
+                bridge=bridge.compute(tx, "M", dq["period_end"]), movers=bridge.movers(tx, "M", dq["period_end"]),
+                active=kpis_mod.active(tx))
 
 
 def tiny_transactions(names: list[str]) -> pd.DataFrame:
@@ -162,7 +164,7 @@ def write_artifacts(project: Path, frames: dict) -> None:
     from datastory import io, metrics
 
     paths = config.paths(project)
-    for name in ("kpis", "forecast", "churn_scores", "bridge", "movers"):
+    for name in ("kpis", "forecast", "churn_scores", "bridge", "movers", "active"):
         io.write_parquet(frames[name], getattr(paths, name))
     metrics.save_forecast(frames["forecast_metrics"], paths)
     metrics.save_churn(frames["churn_metrics"], paths)

@@ -14,6 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_pack
 
@@ -73,9 +75,23 @@ def files(tmp_path_factory):
     many["revenue_at_risk"] = [1000.0 - i for i in range(120)]
     many["status"] = "watch"
     packs["long"] = dataclasses.replace(north, churn_scores=many)
+    packs["weeks"] = dataclasses.replace(company, forecast=half_year_of_weeks(company))
+    packs["calm"] = dataclasses.replace(north, churn_scores=north.churn_scores.assign(status="", red=False))
     for key, p in packs.items():
         (out / f"{key}.html").write_text(dashboard.build(p), encoding="utf-8")
     return out, packs
+
+
+def half_year_of_weeks(p):
+    """The company series as 26 Monday-labelled weeks from 30 Dec 2024, the last 13 forecast (April to June)."""
+    fc = p.forecast[p.forecast["series_id"] == schema.ALL].iloc[[0] * 26].reset_index(drop=True)
+    fc["ds"] = pd.date_range("2024-12-30", periods=26, freq="W-MON")
+    ahead = fc.index >= 13
+    fc["is_forecast"] = ahead
+    fc["y"] = np.where(ahead, np.nan, 700.0 + 7 * fc.index)
+    fc["yhat"] = np.where(ahead, 700.0 + 7 * fc.index, np.nan)
+    fc["yhat_lower"], fc["yhat_upper"] = fc["yhat"] - 70, fc["yhat"] + 70
+    return schema.conform(fc, schema.FORECAST, "forecast")
 
 
 def open_page(driver, path: Path) -> None:
@@ -244,8 +260,10 @@ def test_nobody_to_call_and_no_forecast_say_so(driver, files):
     out, _ = files
     open_page(driver, out / "empty.html")
     assert driver.find_element(By.ID, "fc-msg").text == data.NO_FORECAST
-    assert driver.find_element(By.ID, "calls-msg").text == data.NO_CUSTOMERS
+    assert driver.find_element(By.ID, "calls-msg").text == data.NO_SCORED   # nobody scored at all
     assert driver.find_element(By.ID, "capacity").get_attribute("disabled") == "true"
+    open_page(driver, out / "calm.html")                                          # scored, nobody at risk
+    assert driver.find_element(By.ID, "calls-msg").text == data.NO_CUSTOMERS
     assert driver.find_element(By.ID, "churn-sentence").text.startswith("No customer needs a call")
 
 
@@ -260,3 +278,83 @@ def test_a_long_call_list_shows_a_page_then_more(driver, files):
     driver.find_element(By.ID, "more").click()
     assert len(rows()) == 120 and not driver.find_element(By.ID, "more").is_displayed()
     assert [r.get_attribute("data-id") for r in rows()] == [f"N{i:04d}" for i in range(120)]
+
+
+def hover_tooltip(driver, css: str) -> str:
+    """Move the mouse onto the first mark matching `css` and return the tooltip's text once it shows."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    mark = driver.find_elements(By.CSS_SELECTOR, css)[0]
+    ActionChains(driver).move_to_element(mark).perform()
+    tip = "var t = document.getElementById('vg-tooltip-element'); return t && t.classList.contains('visible') ? t.textContent : ''"
+    waiter(driver).until(lambda d: d.execute_script(tip))
+    return driver.execute_script(tip)
+
+
+def test_charts_draw_and_tooltips_work_without_unsafe_eval(driver, files):
+    """Vega evaluates its expressions with its own interpreter (vega-embed's `ast: true`), so the page's policy
+    forbids eval and the charts still draw and answer the mouse."""
+    out, packs = files
+    open_page(driver, out / "executive.html")
+    csp = driver.execute_script("return document.querySelector('meta[http-equiv=Content-Security-Policy]').content")
+    assert "'unsafe-eval'" not in csp and "script-src 'unsafe-inline'" in csp
+    assert driver.execute_script("return document.querySelectorAll('#fc-chart svg path, #rev-chart svg path').length") > 10
+    revenue = data.revenue(packs["executive"])["M"][schema.ALL][0]
+    assert f"Period{revenue[0]}Revenue{revenue[2]}" in hover_tooltip(driver, "#rev-chart .mark-rect path")
+    assert "Actual" in hover_tooltip(driver, "#fc-chart .mark-symbol path")
+    assert [m for m in driver.get_log("browser") if m["level"] in ("SEVERE", "WARNING")] == []
+
+
+def test_without_the_interpreter_the_policy_stops_the_charts(driver, files, tmp_path):
+    """The check above can fail: the same page compiling expressions with Function is refused by its own policy."""
+    out, _ = files
+    html = (out / "executive.html").read_text(encoding="utf-8")
+    assert html.count(", ast: true}") == 1
+    evil = tmp_path / "eval.html"
+    evil.write_text(html.replace(", ast: true}", "}"), encoding="utf-8")
+    driver.get_log("browser")
+    driver.get(evil.as_uri())
+    ready = "return document.documentElement.getAttribute('data-ready')"
+    waiter(driver).until(lambda d: d.execute_script(ready))
+    logs = " ".join(m["message"] for m in driver.get_log("browser"))
+    assert driver.execute_script(ready) == "error" or "unsafe-eval" in logs
+
+
+def test_the_forecast_follows_the_chosen_period_as_totals_without_a_range(driver, files):
+    from selenium.webdriver.common.by import By
+
+    out, packs = files
+    open_page(driver, out / "weeks.html")
+    d = data.extract(packs["weeks"])
+    own = driver.find_element(By.ID, "fc-own")
+    symbols = "return document.querySelectorAll('#fc-chart .mark-symbol path').length"
+    bands = "return document.querySelectorAll('#fc-chart .mark-area path').length"
+    assert own.text == "Weeks, with range" and own.get_attribute("aria-pressed") == "true"
+    assert driver.find_element(By.ID, "fc-note").text == d["fcNotes"]["own"]
+    assert driver.execute_script(symbols) == 26 and driver.execute_script(bands) == 1
+
+    n = updates(driver)
+    driver.find_element(By.CSS_SELECTOR, '#grain button[data-grain="M"]').click()
+    wait_update(driver, n)
+    months = next(s for s in d["series"] if s["id"] == schema.ALL)["grains"]["M"]
+    shown = [m for m in months if m[1] is not None] + [m for m in months if m[2] is not None]
+    assert len(shown) == 4 and own.get_attribute("aria-pressed") == "false"   # Jan, Feb; then Apr, May
+    assert driver.find_element(By.ID, "fc-note").text == d["fcNotes"]["M"]
+    assert driver.execute_script(symbols) == len(shown)
+    assert driver.execute_script(bands) == 0                                    # no range drawn for totals
+    may = f"{months[-1][2]:,.0f}"
+    assert may in hover_tooltip(driver, "#fc-chart .mark-symbol:last-of-type path:last-child")
+
+    n = updates(driver)
+    driver.find_element(By.CSS_SELECTOR, '#grain button[data-grain="Y"]').click()
+    wait_update(driver, n)
+    assert driver.find_element(By.ID, "fc-note").text == d["fcNotes"]["noneY"]
+
+    n = updates(driver)
+    own.click()
+    wait_update(driver, n)
+    assert own.get_attribute("aria-pressed") == "true" and driver.execute_script(symbols) == 26
+    assert driver.find_element(By.ID, "fc-note").text == d["fcNotes"]["own"]
+    assert driver.execute_script(bands) == 1
+    assert [m for m in driver.get_log("browser") if m["level"] in ("SEVERE", "WARNING")] == []

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import conftest
 import pandas as pd
 import pytest
 from conftest import make_pack
 
 from datastory import kpis, schema
-from datastory.dashboard import data
+from datastory.dashboard import data, totals
 from datastory.errors import DataError
 from datastory.present import story, words
 from datastory.present.change import what_changed
@@ -48,8 +49,28 @@ def test_quarter_tiles_sum_the_months_and_rederive_the_averages(tiny_pack):
     aov = (q2["avg_order_value"] * q2["orders"]).sum() / q2["orders"].sum()
     assert tile(got, "avg_order_value")["value"] == pytest.approx(aov)
     assert tile(got, "return_rate")["value"] == pytest.approx(0.02)
+    # distinct customers per quarter, as the kpis stage counts them: never the sum of the months
+    counts = kpis.active(conftest.tiny_transactions(["x"] * 6)).set_index(["grain", "region", "period"])
     active = tile(got, "active_customers")
-    assert active["value"] is None and active["note"] == data.NOT_SUMMED
+    assert active["value"] == counts.loc[("Q", "North", pd.Timestamp("2025-04-01")), "active_customers"] == 3
+    assert active["prev"] == words.fmt_count(counts.loc[("Q", "North", pd.Timestamp("2025-01-01")),
+                                                        "active_customers"])
+    assert active["note"] == ""
+
+
+def test_without_distinct_counts_a_coarser_period_says_so(tiny_pack):
+    p = dataclasses.replace(with_end(tiny_pack, "2025-06-30"), active=tiny_pack.active.iloc[0:0])
+    active = tile(data.tiles(p)["Q"]["North"], "active_customers")
+    assert active["value"] is None and active["now"] == "n/a" and active["note"] == data.NOT_SUMMED
+    assert tile(data.tiles(p)["M"]["North"], "active_customers")["note"] == ""
+
+
+def test_aggregate_takes_active_customers_from_the_distinct_counts(tiny_pack):
+    q = data.aggregate(tiny_pack.kpis, "Q", tiny_pack.active).set_index(["region", "period"])
+    counts = tiny_pack.active[tiny_pack.active["grain"] == "Q"].set_index(["region", "period"])
+    both = q.join(counts["active_customers"], rsuffix="_distinct", how="inner")
+    assert len(both) == 3 * 2 and (both["active_customers"] == both["active_customers_distinct"]).all()
+    assert data.aggregate(tiny_pack.kpis, "Q")["active_customers"].isna().all()
 
 
 def test_an_incomplete_quarter_or_year_is_not_compared(tiny_pack):
@@ -114,7 +135,14 @@ def test_no_customers_and_no_forecast_still_extract(north_pack):
                                 forecast=north_pack.forecast.iloc[0:0])
     got = data.extract(empty)
     assert got["calls"] == [] and got["series"] == []
-    assert got["capacity"]["North"] == {"cum": ["0"], "total": "0", "calls": 0}
+    assert got["capacity"]["North"] == {"cum": ["0"], "total": "0", "calls": 0, "scored": 0}
+
+
+def test_scored_but_nobody_at_risk_is_told_apart_from_nobody_scored(north_pack):
+    calm = north_pack.churn_scores.assign(status="", red=False)
+    got = data.extract(dataclasses.replace(north_pack, churn_scores=calm))
+    assert got["calls"] == [] and got["capacity"]["North"]["scored"] == len(calm) > 0
+    assert {data.NO_SCORED, data.NO_CUSTOMERS} <= set(got["messages"].values())
 
 
 def test_extract_refuses_what_is_not_a_pack():
@@ -132,3 +160,28 @@ def test_at_the_call_lists_size_the_slider_covers_the_reports_revenue_at_risk(ti
         scores = tiny_pack.churn_scores
         mine = scores if seg == schema.ALL else scores[scores["region"] == seg]
         assert c["cum"][c["calls"]] == words.fmt_money(mine.loc[mine["red"], "revenue_at_risk"].sum())
+
+
+def test_a_series_without_a_forecast_says_why_from_the_forecast_metrics(north_pack):
+    fc = north_pack.forecast
+    history_only = fc[~(fc["series_id"].eq("North") & fc["is_forecast"])]
+    why = "only 2 weeks of history: too little to forecast (at least 3 weeks are needed)"
+    fm = {**north_pack.forecast_metrics, "series": {**north_pack.forecast_metrics["series"],
+                                                   "North": {"status": "no_forecast", "notes": why}}}
+    got = {s["id"]: s for s in data.extract(dataclasses.replace(north_pack, forecast=history_only,
+                                                                forecast_metrics=fm))["series"]}
+    assert got["North"]["sentence"] == f"No forecast for North: {why}." and got["North"]["model"] == ""
+    assert got["North / Hardware"]["sentence"] == story.forecast_sentence(north_pack, "North / Hardware")
+    bare = dataclasses.replace(north_pack, forecast=history_only, forecast_metrics={"series": {}})
+    assert {s["id"]: s for s in data.extract(bare)["series"]}["North"]["sentence"] == "No forecast for North."
+
+
+def test_series_carry_their_totals_at_each_period_the_forecast_can_be_summed_to(tiny_pack):
+    got = data.extract(tiny_pack)
+    s = next(x for x in got["series"] if x["id"] == schema.ALL)
+    assert set(s["grains"]) == {"M", "Q", "Y"}
+    g = tiny_pack.forecast[tiny_pack.forecast["series_id"] == schema.ALL]
+    assert s["grains"]["M"] == totals.to_grain(g, "W", "M") and s["grains"]["M"]
+    assert got["fcNotes"]["M"] == totals.note("W", "M") and got["fcOwnLabel"] == "Weeks, with range"
+    monthly = dataclasses.replace(tiny_pack, forecast_metrics={**tiny_pack.forecast_metrics, "freq": "M"})
+    assert set(next(x for x in data.extract(monthly)["series"] if x["id"] == schema.ALL)["grains"]) == {"Q", "Y"}

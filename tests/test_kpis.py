@@ -154,3 +154,28 @@ def test_latest_change_ignores_periods_after_the_data_end():
     k = kpis.compute(tx_rows(), "M")
     out = kpis.latest_change(k, schema.ALL, data_end=pd.Timestamp("2025-02-28 17:30"))
     assert (out["period"], out["previous_period"], out["freq"]) == ("2025-02-01", "2025-01-01", "M")
+
+
+def test_active_counts_distinct_customers_at_each_grain():
+    a = kpis.active(tx_rows()).set_index(["grain", "region", "period"])["active_customers"]
+    monthly = kpis.compute(tx_rows(), "M").set_index(["region", "period"])["active_customers"]
+    assert (a.loc["M"].sort_index() == monthly.sort_index()).all()           # the KPI table's own figure
+    q1 = pd.Timestamp("2025-01-01")
+    assert a.loc[("Q", schema.ALL, q1)] == 3 < a.loc["M"].xs(schema.ALL).sum()   # C1 in two months counts once
+    assert a.loc[("Q", "North", q1)] == 1 and a.loc[("Y", "South", q1)] == 2
+    assert a.loc[("Q", schema.ALL, q1)] == kpis.compute(tx_rows(), "Q").set_index("region").loc[
+        schema.ALL, "active_customers"]
+
+
+def test_active_refuses_bad_input():
+    with pytest.raises(DataError, match="grain"):
+        kpis.active(tx_rows(), ("W",))
+    with pytest.raises(DataError, match="no transactions"):
+        kpis.active(tx_rows().iloc[0:0])
+
+
+def test_period_helpers_are_public():
+    assert kpis.check_period("Q") == "QS" and kpis.infer_period(pd.DatetimeIndex(["2025-01-01", "2025-04-01"])) == "Q"
+    assert kpis.infer_period(pd.DatetimeIndex(["2025-01-01", "2025-02-01"])) == "M"
+    with pytest.raises(DataError, match="unknown period"):
+        kpis.check_period("Y")

@@ -15,6 +15,7 @@ from e2e import GIT_DATES, REPO, sh
 from pypdf import PdfReader
 
 from datastory import workbook
+from datastory.present import words
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -63,6 +64,33 @@ def test_every_audience_gets_a_dashboard_with_only_its_customers(built):
             in pdf, key
         sentence = next(s["sentence"] for s in embedded["series"] if s["id"] == head)
         assert sentence.split("(central estimate ")[1].split(")")[0] in pdf, key
+        # active customers: the KPI table's at its own period, distinct customers per quarter and year (counted
+        # here straight from the transactions, independently of kpis.active)
+        kpis = pd.read_parquet(built / "data/processed/kpis.parquet")
+        row = kpis[(kpis["region"] == head) & (kpis["period"] == _period_start(embedded["tiles"]["M"][head]["period"]))]
+        assert tiles["active_customers"]["now"] == words.fmt_count(int(row["active_customers"].iloc[0])), key
+        assert f"{tiles['active_customers']['now']}" in pdf, key
+        tx = pd.read_parquet(built / "data/interim/transactions.parquet")
+        sales = tx[(tx["amount"] > 0) & ((tx["region"] == head) | (head == "All"))]
+        checked = 0
+        for grain in ("Q", "Y"):
+            got = embedded["tiles"][grain][head]
+            if got["message"]:
+                continue
+            start = _period_start(got["period"])
+            inside = sales[sales["timestamp"].dt.to_period(grain).dt.start_time == start]
+            active = next(t for t in got["items"] if t["kpi"] == "active_customers")
+            assert active["value"] == inside["customer_id"].nunique() > 0, (key, grain)
+            checked += 1
+        assert checked == 2, key
+
+
+def _period_start(label: str) -> pd.Timestamp:
+    """The first day of a dashboard period label: 'May 2026', 'Q2 2026' or '2025'."""
+    if label.startswith("Q"):
+        q, year = label[1:].split()
+        return pd.Timestamp(int(year), 3 * int(q) - 2, 1)
+    return pd.Timestamp(int(label), 1, 1) if label.isdigit() else pd.Timestamp(label)
 
 
 def test_second_repro_runs_no_stage_and_status_is_clean(built):
@@ -140,9 +168,9 @@ def test_pdf_numbers_match_the_metrics_files_and_the_data(built):
         text = " ".join(_pdf_text(built / "reports" / key / "report.pdf").split())
         scorers = {"model": churn["model"], **churn["baselines"]}
         assert f"its ROC AUC is {scorers[churn['scorer']]['roc_auc']:.2f}" in text, key
-        for name, words in (("recency", "recency alone"), ("rfm", "an RFM score")):
+        for name, said in (("recency", "recency alone"), ("rfm", "an RFM score")):
             if name != churn["scorer"]:  # every other scorer's figure stands beside the chosen one's
-                assert f"{words} {churn['baselines'][name]['roc_auc']:.2f}" in text, key
+                assert f"{said} {churn['baselines'][name]['roc_auc']:.2f}" in text, key
         company = f"Rows read {dq['rows_read']:,}" in text and f"Rows kept {dq['rows_kept']:,}" in text
         assert company == (aud["regions"] == "all"), key  # a region reads its own counts, never the company's
         mine = scores[scores["region"].isin(_regions(aud, set(scores["region"])))]

@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import schema
 from .errors import DataError
-from .kpis import _check_period
+from .kpis import check_period
 
 STEPS = ("new", "reactivated", "lost", "growth", "decline", "returns")
 PVM = ("price", "volume", "mix")
@@ -38,7 +38,7 @@ MOVER_KINDS = ("customer", "product_line")
 
 
 def _prepare(tx: pd.DataFrame, period: str) -> pd.DataFrame:
-    _check_period(period)
+    check_period(period)
     if tx is None or tx.empty:
         raise DataError("no transactions to compute the revenue bridge from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
@@ -62,7 +62,7 @@ def periods(starts: pd.Series, period: str, data_end: str | dt.date | pd.Timesta
 
     `starts`: the first day of each line's period. A period is complete when it ends on or before `data_end`.
     """
-    _check_period(period)
+    check_period(period)
     if starts.empty:
         return ()
     first = pd.Timestamp(starts.min())

@@ -529,6 +529,7 @@ class Paths(_Strict):
     kpis: Path
     bridge: Path
     movers: Path
+    active: Path
     forecast: Path
     forecast_metrics: Path
     forecast_series: Path

@@ -18,10 +18,12 @@ from . import config, io, schema
 from .errors import DataError
 
 PERIODS = {"M": "MS", "Q": "QS"}
+GRAINS = {"M": "MS", "Q": "QS", "Y": "YS"}  # the grains `active` counts distinct customers at
 MEASURES = ["revenue", "orders", "active_customers", "new_customers", "avg_order_value", "return_rate"]
 
 
-def _check_period(period: str) -> str:
+def check_period(period: str) -> str:
+    """The pandas frequency of the KPI period `period` (M or Q); a DataError names params/kpis.yaml otherwise."""
     if period not in PERIODS:
         raise DataError(f"unknown period {period!r}; allowed: {', '.join(PERIODS)}",
                         file="params/kpis.yaml", column="period", fix="set period: M (month) or Q (quarter)")
@@ -30,7 +32,7 @@ def _check_period(period: str) -> str:
 
 def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
     """One row per period and region (and ALL), every period from first to last, sorted (region, period)."""
-    freq = _check_period(period)
+    freq = check_period(period)
     if tx is None or tx.empty:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
@@ -66,7 +68,35 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
     return schema.conform(out.reset_index(), schema.KPIS, "kpis")
 
 
-def _infer_period(periods: pd.DatetimeIndex) -> str:
+def active(tx: pd.DataFrame, grains: tuple[str, ...] = tuple(GRAINS)) -> pd.DataFrame:
+    """schema.ACTIVE: distinct customers with a sale per period at each of `grains`, per region and ALL.
+
+    Counted as `compute` counts active customers (a line with a positive amount), so at the KPI period the two
+    agree; every period from first to last is present (0 when nobody bought). Sorted (grain, region, period)."""
+    unknown = [g for g in grains if g not in GRAINS]
+    if unknown:
+        raise DataError(f"unknown grain(s) {unknown}; allowed: {', '.join(GRAINS)}", file="kpis", column="grain",
+                        fix="use M (month), Q (quarter) or Y (year)")
+    if tx is None or tx.empty:
+        raise DataError("no transactions to count active customers in", file="transactions",
+                        fix="check the ingest stage's data-quality report (rows_kept)")
+    tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
+    regions = sorted([*tx["region"].unique(), schema.ALL])
+    sales = tx[tx["amount"] > 0]
+    both = pd.concat([sales, sales.assign(region=schema.ALL)], ignore_index=True)
+    frames = []
+    for g in grains:
+        first, last = (tx["timestamp"].agg(f).to_period(g).start_time for f in ("min", "max"))
+        counts = both.groupby(["region", both["timestamp"].dt.to_period(g).dt.start_time.rename("period")],
+                              observed=True)["customer_id"].nunique()
+        grid = pd.MultiIndex.from_product([regions, pd.date_range(first, last, freq=GRAINS[g])],
+                                          names=["region", "period"])
+        frames.append(counts.reindex(grid, fill_value=0).rename("active_customers").reset_index().assign(grain=g))
+    return schema.conform(pd.concat(frames, ignore_index=True), schema.ACTIVE, "active")
+
+
+def infer_period(periods: pd.DatetimeIndex) -> str:
+    """The KPI period (M or Q) a table was computed at, from the gaps between its sorted period starts."""
     if len(periods) > 1 and pd.Series(periods).diff().dropna().min() > pd.Timedelta(days=31):
         return "Q"
     return "M"
@@ -88,7 +118,7 @@ def latest_change(kpis: pd.DataFrame, region: str, data_end: str | dt.date | Non
         known = ", ".join(sorted(map(str, kpis["region"].unique())))
         raise DataError(f"no KPIs for region {region!r}; known: {known}", file="kpis", column="region",
                         fix="use one of the known regions (or schema.ALL for the company)")
-    freq = _infer_period(pd.DatetimeIndex(kpis["period"].drop_duplicates().sort_values()))
+    freq = infer_period(pd.DatetimeIndex(kpis["period"].drop_duplicates().sort_values()))
     if data_end is not None:
         ends = rows["period"] + (pd.offsets.QuarterEnd(0) if freq == "Q" else pd.offsets.MonthEnd(0))
         rows = rows[ends <= pd.Timestamp(data_end).normalize()]
@@ -108,7 +138,7 @@ def latest_change(kpis: pd.DataFrame, region: str, data_end: str | dt.date | Non
 
 def run(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The whole kpis stage without a notebook: read transactions, compute the KPIs and what changed (the
-    revenue bridge and the movers, see datastory.bridge), then save all three; returns the KPI table."""
+    revenue bridge and the movers, see datastory.bridge), then save them with the distinct customers per month, quarter and year (`active`); returns the KPI table."""
     from . import bridge
 
     cfg = config.load("kpis", root)
@@ -124,4 +154,5 @@ def run(root: str | os.PathLike | None = None) -> pd.DataFrame:
     io.write_parquet(out, paths.kpis)
     io.write_parquet(steps, paths.bridge)
     io.write_parquet(movers, paths.movers)
+    io.write_parquet(active(tx), paths.active)
     return out

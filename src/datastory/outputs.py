@@ -20,7 +20,7 @@ SCRATCH = "scratch"
 # the paths each stage notebook writes
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "ingest": ("transactions", "rejected", "data_quality", "quality_headline"),
-    "kpis": ("kpis", "bridge", "movers"),
+    "kpis": ("kpis", "bridge", "movers", "active"),
     "forecast": ("forecast", "forecast_metrics", "forecast_series", "forecast_headline", "forecast_backtest",
                  "forecast_backtest_plot"),
     "churn": ("churn_scores", "churn_metrics", "churn_headline"),

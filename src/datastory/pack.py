@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import config, io, metrics
+from . import config, io, metrics, schema
 from .errors import ParamsError
 from .schema import ALL
 
@@ -50,6 +50,9 @@ class Pack:
     churn_metrics: dict[str, Any]
     data_quality: dict[str, Any]
     provenance: Provenance
+    # schema.ACTIVE rows of its segments: distinct customers per month, quarter and year (none: not computed)
+    active: pd.DataFrame = field(default_factory=lambda: schema.conform(pd.DataFrame(columns=list(schema.ACTIVE)),
+                                                                        schema.ACTIVE, "active"))
 
     @property
     def headline_region(self) -> str:
@@ -105,7 +108,7 @@ def regional_reconciliation(record: dict[str, Any], regions: Sequence[str]) -> d
 def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFrame,
            forecast: pd.DataFrame, forecast_metrics: dict[str, Any], churn_scores: pd.DataFrame,
            churn_metrics: dict[str, Any], data_quality: dict[str, Any], provenance: Provenance, *,
-           bridge: pd.DataFrame, movers: pd.DataFrame) -> Pack:
+           bridge: pd.DataFrame, movers: pd.DataFrame, active: pd.DataFrame | None = None) -> Pack:
     """Narrow every result to audience `key` of `report`."""
     if key not in report.audiences:
         raise ParamsError(f"unknown audience {key!r}; defined: {', '.join(report.audiences)}",
@@ -130,6 +133,7 @@ def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFr
         forecast_metrics=fm,
         churn_scores=churn_scores[churn_scores["region"].isin(regions)].reset_index(drop=True),
         churn_metrics=churn_metrics, data_quality=data_quality, provenance=provenance,
+        **({} if active is None else {"active": active[active["region"].isin(keep)].reset_index(drop=True)}),
     )
 
 
@@ -159,4 +163,5 @@ def load(key: str, root: str | Path | None = None, report: config.ReportParams |
     return select(key, report, config.load("data", base).currency,
                   io.read_parquet(p.kpis), io.read_parquet(p.forecast), metrics.read_forecast(p),
                   io.read_parquet(p.churn_scores), io.read_json(p.churn_metrics), dq, prov,
-                  bridge=io.read_parquet(p.bridge), movers=io.read_parquet(p.movers))
+                  bridge=io.read_parquet(p.bridge), movers=io.read_parquet(p.movers),
+                  active=io.read_parquet(p.active))

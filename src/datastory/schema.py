@@ -70,6 +70,15 @@ MOVERS = {
     "change": "float64",          # current - previous, a whole number of cents
 }
 
+# data/processed/active.parquet: distinct customers with a sale per period at each grain (M, Q, Y), per region
+# and ALL, computed as kpis.compute counts them; a distinct count cannot be summed from shorter periods.
+ACTIVE = {
+    "grain": "string",            # M, Q or Y
+    "period": "datetime64[ns]",   # first day of the period
+    "region": "string",
+    "active_customers": "int64",
+}
+
 # data/processed/forecast.parquet: history and forecast of each series.
 FORECAST = {
     "series_id": "string",        # "All", "North", "North / Hardware"

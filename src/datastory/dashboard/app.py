@@ -40,6 +40,9 @@ select, input[type=search] { font: inherit; padding: 5px 8px; border: 1px solid 
 .capacity { display: flex; flex-wrap: wrap; gap: 6px 16px; align-items: center; margin-bottom: 8px; }
 .capacity input[type=range] { width: min(360px, 100%); }
 .plan { font-weight: bold; }
+.toggle { font: inherit; font-size: 13px; margin-bottom: 6px; padding: 3px 10px; border: 1px solid #9aa5b1;
+        border-radius: 4px; background: #fff; cursor: pointer; }
+.toggle[aria-pressed=true] { background: var(--blue); color: #fff; }
 #more { font: inherit; margin-top: 8px; padding: 5px 12px; border: 1px solid #9aa5b1; border-radius: 4px;
         background: #fff; cursor: pointer; }
 .scroll { overflow-x: auto; max-height: 560px; overflow-y: auto; }
@@ -66,7 +69,9 @@ BODY = """<main>
   <p class="msg" id="tiles-msg"></p><div class="tiles" id="tiles"></div></section>
 <div class="charts">
 <section aria-labelledby="fc-h"><h2 id="fc-h">Revenue and forecast</h2>
-  <p class="msg" id="fc-msg"></p><div class="chart" id="fc-chart"></div></section>
+  <p class="msg" id="fc-msg"></p>
+  <button type="button" class="toggle" id="fc-own" aria-pressed="true"></button>
+  <div class="chart" id="fc-chart"></div><p class="note" id="fc-note"></p></section>
 <section aria-labelledby="rev-h"><h2 id="rev-h">Revenue per period</h2>
   <div class="chart" id="rev-chart"></div><p class="note">Grey: a period still running on the data's last day.</p>
 </section>
@@ -106,7 +111,7 @@ JS = r"""
   var D = JSON.parse(document.getElementById("dashboard-data").textContent);
   var root = document.documentElement, views = {}, updates = 0, PAGE = 50;
   var S = {grain: D.grains.length ? D.grains[0][0] : "M", scope: D.scopes[0][0], line: "All",
-           capacity: null, sortKey: "risk", sortDir: -1, query: "", rows: PAGE};
+           capacity: null, sortKey: "risk", sortDir: -1, query: "", rows: PAGE, fcOwn: true};
   function $(id) { return document.getElementById(id); }
   function el(tag, text, cls) {
     var e = document.createElement(tag);
@@ -147,10 +152,20 @@ JS = r"""
     }
     return null;
   }
+  // The forecast at the chosen period's totals (no range: see dashboard.totals), or at the model's own periods.
+  function fcTotals(s) { return s && !S.fcOwn ? s.grains[S.grain] || null : null; }
   function fcValues(s) {
+    var t = fcTotals(s);
+    if (t) { return t.map(function (p) { return {date: p[0], actual: p[1], forecast: p[2], low: null, high: null}; }); }
     return s ? s.points.map(function (p) {
       return {date: p[0], actual: p[1], forecast: p[2], low: p[3], high: p[4]};
     }) : [];
+  }
+  function fcNote(s) {
+    if (!s || !s.model) { return ""; }
+    var t = fcTotals(s);
+    if (!t) { return S.fcOwn ? D.fcNotes.own : D.fcNotes[S.grain] || D.fcNotes.own; }
+    return t.some(function (p) { return p[2] !== null; }) ? D.fcNotes[S.grain] : D.fcNotes["none" + S.grain];
   }
   function revValues() {
     return ((D.revenue[S.grain] || {})[S.scope] || []).map(function (r) {
@@ -158,7 +173,14 @@ JS = r"""
     });
   }
   var money = {type: "quantitative", format: ",.0f"};
-  function fcSpec() {
+  // The layers a chart's rows can fill: a layer without a single value is left out (Vega would warn of an
+  // empty extent), so totals (no range) and a history without a forecast draw only what they have.
+  function fcLayers(values) {
+    function any(k) { return values.some(function (v) { return v[k] !== null; }); }
+    return {band: any("low"), actual: any("actual"), forecast: any("forecast")};
+  }
+  function fcSpec(values) {
+    var has = fcLayers(values);
     var y = {type: "quantitative", title: "Revenue (" + D.currency + ")", axis: {format: "~s"}};
     var when = {field: "date", type: "temporal", title: "Period starting", format: "%d %b %Y"};
     var actualTip = [when, Object.assign({field: "actual", title: "Actual"}, money)];
@@ -167,22 +189,24 @@ JS = r"""
                        Object.assign({field: "high", title: "Range high"}, money)];
     return {
       description: "Revenue over time: actual in blue, forecast dashed in orange with its range shaded",
-      width: "container", height: 240, data: {name: "fc", values: fcValues(seriesNow())},
+      width: "container", height: 240, data: {name: "fc", values: values},
       encoding: {x: {field: "date", type: "temporal", title: null}},
       layer: [
-        {mark: {type: "area", color: D.colors.band}, encoding: {y: Object.assign({field: "low"}, y),
+        has.band && {mark: {type: "area", color: D.colors.band}, encoding: {y: Object.assign({field: "low"}, y),
           y2: {field: "high"}, tooltip: forecastTip}},
-        {mark: {type: "line", color: D.colors.actual, point: {size: 14, filled: true}},
+        has.actual && {mark: {type: "line", color: D.colors.actual, point: {size: 14, filled: true}},
          encoding: {y: Object.assign({field: "actual"}, y), tooltip: actualTip}},
-        {mark: {type: "line", color: D.colors.forecast, strokeDash: [5, 3], point: {size: 14, filled: true}},
-         encoding: {y: Object.assign({field: "forecast"}, y), tooltip: forecastTip}}
-      ]
+        has.forecast && {mark: {type: "line", color: D.colors.forecast, strokeDash: [5, 3],
+         point: {size: 14, filled: true}},
+         encoding: {y: Object.assign({field: "forecast"}, y), tooltip: has.band ? forecastTip : forecastTip.slice(0, 2)}}
+      ].filter(Boolean)
     };
   }
   function revSpec() {
+    var values = revValues();
     return {
       description: "Revenue per period, bars; a period still running is grey",
-      width: "container", height: 240, data: {name: "rev", values: revValues()},
+      width: "container", height: 240, data: {name: "rev", values: values},
       mark: {type: "bar"},
       encoding: {
         x: {field: "period", type: "ordinal", sort: null, title: null, axis: {labelOverlap: true}},
@@ -194,13 +218,23 @@ JS = r"""
       }
     };
   }
-  // A chart is embedded the first time it has data, then only fed new data: views[id] holds the promise of
-  // its Vega view, so two quick choices never embed twice. An empty chart is hidden, not drawn.
+  // A chart is embedded the first time it has data, then only fed new data while its layers stay the same:
+  // views[id] holds the promise of its Vega view (and `shape`, the layers it was built with), so two quick
+  // choices never embed twice. New layers (totals without a range, say) embed it afresh. An empty chart is
+  // hidden, not drawn.
   function draw(id, name, values, spec) {
     $(id).style.display = values.length ? "" : "none";
     if (!values.length) { return Promise.resolve(); }
+    var shape = JSON.stringify(name === "fc" ? fcLayers(values) : {});
+    if (views[id] && views[id].shape !== shape) {   // the old view is detached, then let go
+      views[id].then(function (v) { v.finalize(); });
+      views[id] = null;
+      clear($(id));
+    }
     if (!views[id]) {
-      views[id] = vegaEmbed("#" + id, spec(), {actions: false, renderer: "svg"}).then(function (r) { return r.view; });
+      views[id] = vegaEmbed("#" + id, spec(values), {actions: false, renderer: "svg", ast: true})
+        .then(function (r) { return r.view; });
+      views[id].shape = shape;
       return views[id];
     }
     return views[id].then(function (v) { return v.data(name, values).resize().runAsync(); });
@@ -209,7 +243,12 @@ JS = r"""
     var jobs = [];
     if (parts.fc) {
       var s = seriesNow();
-      $("fc-msg").textContent = s ? s.name + ": " + s.sentence + " Model: " + s.model + "." : D.messages.noForecast;
+      $("fc-msg").textContent = !s ? D.messages.noForecast :
+        s.model ? s.name + ": " + s.sentence + " Model: " + s.model + "." : s.sentence;
+      $("fc-note").textContent = fcNote(s);
+      var own = $("fc-own");
+      own.style.display = s && s.model && Object.keys(s.grains).length ? "" : "none";
+      own.setAttribute("aria-pressed", String(S.fcOwn));
       jobs.push(draw("fc-chart", "fc", fcValues(s), fcSpec));
     }
     if (parts.rev) { jobs.push(draw("rev-chart", "rev", revValues(), revSpec)); }
@@ -226,7 +265,7 @@ JS = r"""
     slider.disabled = n === 0;
     $("capacity-out").textContent = S.capacity + " of " + n + " customers at risk called, covering " +
       cap.cum[S.capacity] + " of " + cap.total + " " + D.currency + " revenue at risk";
-    $("calls-msg").textContent = n === 0 ? D.messages.noCustomers : "";
+    $("calls-msg").textContent = n > 0 ? "" : cap.scored === 0 ? D.messages.noScored : D.messages.noCustomers;
   }
   function table() {
     var q = S.query, rows = scopeCalls(), rank = {};
@@ -294,7 +333,7 @@ JS = r"""
     $("scope").value = S.scope;
     $("line").value = S.line;
   }
-  // Only what a choice changes is redrawn: the period touches the tiles and the revenue bars, the product
+  // Only what a choice changes is redrawn: the period touches the tiles, the revenue bars and the forecast's totals, the product
   // line the forecast, the region everything.
   var ALL_PARTS = {tiles: true, calls: true, bridge: true, fc: true, rev: true};
   function update(parts) {
@@ -324,7 +363,7 @@ JS = r"""
     D.grains.forEach(function (pair) {
       var b = el("button", pair[1]);
       b.type = "button"; b.setAttribute("data-grain", pair[0]);
-      b.addEventListener("click", function () { S.grain = pair[0]; update({tiles: true, rev: true}); });
+      b.addEventListener("click", function () { S.grain = pair[0]; S.fcOwn = false; update({tiles: true, rev: true, fc: true}); });
       g.appendChild(b);
     });
     var s = $("scope");
@@ -348,6 +387,8 @@ JS = r"""
       });
     });
     $("churn-sentence").textContent = D.churnSentence;
+    $("fc-own").textContent = D.fcOwnLabel;
+    $("fc-own").addEventListener("click", function () { S.fcOwn = !S.fcOwn; update({fc: true}); });
   }
 
   controls();

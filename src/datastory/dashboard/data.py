@@ -6,8 +6,10 @@ and `present.change`, so a tile reads exactly as the report's table and the brow
 - KPI tiles per period granularity (month, quarter, year) and segment: the latest complete period against
   the one before. The kpis stage's own period (params/kpis.yaml) is taken as it is (the same figures as the
   report); quarters and years are summed from it. Active customers are distinct per period and cannot be
-  summed, so a coarser period says so instead of guessing.
-- Revenue per period, the forecast series with their range, the call list and the "what changed" bridge,
+  summed: a coarser period takes them from the kpis stage's distinct counts (`pack.active`, `kpis.active`), or
+  says so when the pack has none.
+- Revenue per period, the forecast series with their range (and their totals per month, quarter and year,
+  without a range: see `totals`), the call list and the "what changed" bridge,
   each limited to what the pack holds: a regional pack holds only its region's rows, so its dashboard
   embeds no other region's customers in any form.
 """
@@ -25,28 +27,32 @@ from ..errors import DataError
 from ..present import Pack, palette, story, words
 from ..present.change import what_changed
 from ..schema import ALL
+from . import totals
 
 GRAINS = {"M": "Month", "Q": "Quarter", "Y": "Year"}
 COARSER = {"M": ("M", "Q", "Y"), "Q": ("Q", "Y")}
 OFFSETS = {"M": pd.offsets.MonthEnd(0), "Q": pd.offsets.QuarterEnd(0), "Y": pd.offsets.YearEnd(0)}
 ADDITIVE = ("revenue", "orders", "new_customers")
-NOT_SUMMED = "counted per month: choose Month"
+NOT_SUMMED = "not counted for this period: choose the report's period"
 NO_FORECAST = "No forecast is available for this selection."
 NO_CUSTOMERS = "No customer is at risk in this selection: nobody to call."
+NO_SCORED = ("No customers in this selection: nobody in it bought within the churn model's look-back before the "
+             "data's last day, so there is nobody to score or to call.")
 
 
 def base_grain(kpis: pd.DataFrame) -> str:
     """The kpis stage's period, as `kpis.latest_change` infers it."""
     periods = pd.DatetimeIndex(kpis["period"].drop_duplicates().sort_values())
-    return kpis_mod._infer_period(periods)
+    return kpis_mod.infer_period(periods)
 
 
-def aggregate(kpis: pd.DataFrame, grain: str) -> pd.DataFrame:
+def aggregate(kpis: pd.DataFrame, grain: str, active: pd.DataFrame | None = None) -> pd.DataFrame:
     """KPI rows of `kpis` (schema.KPIS at its own period) summed to `grain` (Q or Y) per region.
 
     Revenue, orders and new customers add up. The average order value and the return rate are re-derived
     from the gross sales they were computed from (gross = value x orders, returned = gross x rate).
-    Active customers are distinct per period, so they come back as NaN."""
+    Active customers are distinct per period: they come from `active` (schema.ACTIVE, the distinct counts
+    at each grain), NaN where it has no count for the period."""
     k = kpis.copy()
     k["period"] = k["period"].dt.to_period(grain).dt.start_time
     k["gross"] = k["avg_order_value"] * k["orders"]
@@ -56,6 +62,10 @@ def aggregate(kpis: pd.DataFrame, grain: str) -> pd.DataFrame:
     out["avg_order_value"] = (out["gross"] / out["orders"]).where(out["orders"] > 0, 0.0)
     out["return_rate"] = (out["returned"] / out["gross"]).where(out["gross"] > 0, 0.0)
     out["active_customers"] = math.nan
+    if active is not None and not active.empty:
+        counts = active[active["grain"] == grain].set_index(["region", "period"])["active_customers"]
+        found = counts.reindex(pd.MultiIndex.from_frame(out[["region", "period"]]))
+        out["active_customers"] = found.to_numpy(dtype=float)
     return out.drop(columns=["gross", "returned"])
 
 
@@ -70,7 +80,7 @@ def latest(table: pd.DataFrame, region: str, grain: str, end: str | None) -> dic
     items = {}
     for m in kpis_mod.MEASURES:
         v, pv = float(cur[m]), float(prev[m])
-        items[m] = None if math.isnan(v) else {"value": v, "previous": pv,
+        items[m] = None if math.isnan(v) or math.isnan(pv) else {"value": v, "previous": pv,
                                                "change": (v - pv) / abs(pv) if pv else None}
     return {"period": cur["period"], "previous_period": prev["period"], "kpis": items}
 
@@ -109,7 +119,7 @@ def tiles(p: Pack) -> dict[str, dict[str, Any]]:
     base = base_grain(p.kpis)
     out: dict[str, dict[str, Any]] = {}
     for grain in COARSER[base]:
-        table = p.kpis if grain == base else aggregate(p.kpis, grain)
+        table = p.kpis if grain == base else aggregate(p.kpis, grain, p.active)
         per = {}
         for seg in scopes(p):
             if grain == base:
@@ -148,9 +158,22 @@ def _num(x: Any) -> float | None:
     return None if x is None or pd.isna(x) else round(float(x), 2)
 
 
-def series(p: Pack) -> list[dict[str, Any]]:
-    """Each forecast series of the pack: history, fit and forecast with its range, and its sentence."""
+def forecast_freq(p: Pack) -> str:
+    return str(p.forecast_metrics.get("freq", ""))
+
+
+def no_forecast_why(p: Pack, sid: str) -> str:
+    """Why series `sid` has no forecast, as the forecast stage recorded it (its notes), else the plain fact."""
+    m = p.forecast_metrics.get("series", {}).get(sid) or {}
+    why = m.get("notes") or m.get("error")
+    return f"No forecast for {words.series_name(sid)}" + (f": {why}." if why else ".")
+
+
+def series(p: Pack, grains: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Each forecast series of the pack: history, fit and forecast with its range, its sentence, and its totals
+    at each of `grains` the forecast's frequency can be summed to (`totals.to_grain`)."""
     out = []
+    freq = forecast_freq(p)
     for sid, g in p.forecast.groupby("series_id", sort=True, observed=True):
         g = g.sort_values("ds", kind="stable")
         fc = g["is_forecast"].astype(bool)
@@ -158,9 +181,13 @@ def series(p: Pack) -> list[dict[str, Any]]:
         points = [[d.date().isoformat(), _num(y), _num(yh) if f else None, _num(lo) if f else None,
                    _num(hi) if f else None] for d, y, yh, lo, hi, f in cols]
         first = g.iloc[0]
+        ahead = bool(fc.any())
         out.append({"id": str(sid), "region": str(first["region"]), "line": str(first["product_line"]),
-                    "name": words.series_name(str(sid)), "model": words.model_name(first["model"]),
-                    "sentence": story.forecast_sentence(p, str(sid)), "points": points})
+                    "name": words.series_name(str(sid)),
+                    "model": words.model_name(first["model"]) if ahead else "",
+                    "sentence": story.forecast_sentence(p, str(sid)) if ahead else no_forecast_why(p, str(sid)),
+                    "points": points,
+                    "grains": {gr: totals.to_grain(g, freq, gr) for gr in grains if totals.can_sum(freq, gr)}})
     return out
 
 
@@ -191,8 +218,10 @@ def capacity(p: Pack, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for r in mine:
             run += r["risk"]
             cum.append(words.fmt_money(run))
+        scores = p.churn_scores
         out[seg] = {"cum": cum, "total": words.fmt_money(run),
-                    "calls": sum(r["status"] == "call" for r in mine)}
+                    "calls": sum(r["status"] == "call" for r in mine),
+                    "scored": int(len(scores) if seg == ALL else (scores["region"].astype(str) == seg).sum())}
     return out
 
 
@@ -208,11 +237,19 @@ def bridges(p: Pack) -> dict[str, dict[str, Any]]:
     return out
 
 
+def no_total_ahead(freq: str, grain: str) -> str:
+    """The note when the forecast covers no complete period at `grain`."""
+    return (f"The forecast covers no complete {totals.UNIT[grain]}, so only the history is totalled per "
+            f"{totals.UNIT[grain]}: choose a shorter period, or \u201c{totals.PLURAL[freq].capitalize()}, "
+            "with range\u201d.")
+
+
 def extract(p: Pack) -> dict[str, Any]:
     """Everything the dashboard embeds, for pack `p`."""
     words.require_pack(p)
     base = base_grain(p.kpis) if not p.kpis.empty else "M"
-    fcs = series(p)
+    fcs = series(p, COARSER[base])
+    freq = forecast_freq(p)
     rows = calls(p)
     return {
         "audience": p.audience, "label": p.label, "title": p.title, "company": p.company, "currency": p.currency,
@@ -229,5 +266,9 @@ def extract(p: Pack) -> dict[str, Any]:
         "bridge": bridges(p),
         "colors": {"actual": palette.ACTUAL, "forecast": palette.FORECAST, "band": palette.BAND,
                    "neutral": palette.NEUTRAL},
-        "messages": {"noForecast": NO_FORECAST, "noCustomers": NO_CUSTOMERS, "noEarlier": words.NO_EARLIER_PERIOD},
+        "messages": {"noForecast": NO_FORECAST, "noCustomers": NO_CUSTOMERS, "noScored": NO_SCORED,
+                     "noEarlier": words.NO_EARLIER_PERIOD},
+        "fcOwnLabel": f"{totals.PLURAL.get(freq, 'periods').capitalize()}, with range",
+        "fcNotes": {"own": totals.note(freq, None), **{g: totals.note(freq, g) for g in COARSER[base]},
+                    **{"none" + g: no_total_ahead(freq, g) for g in COARSER[base] if totals.can_sum(freq, g)}},
     }

@@ -12,7 +12,9 @@ depends on (the `dvc plots` page inlines the same bundle, see `plotspage`). Why 
 `json_script` and `page` are pure; `bundle` reads the wheel.
 A Content-Security-Policy meta tag forbids every fetch (default-src 'none') but the page's own origin's
 (connect-src 'self': a served page asks its own URL whether a newer build is there, see `app.LIVE_JS`), so a
-regression that would load something fails loudly in the browser instead of leaking a request.
+regression that would load something fails loudly in the browser instead of leaking a request. Vega's
+expressions run through its own interpreter (vega-embed's `ast: true`; `vega.expressionInterpreter` ships in the
+same bundle), so script-src allows inline scripts only, never eval or `new Function`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from . import app
 
 VEGA_LITE = "6.4"  # the newest the wheel ships; it compiles to the Vega (v6) of the same bundle
 DATA_ID = "dashboard-data"
-CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
        "img-src data:; font-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
 POLL = 10         # seconds between a served dashboard's checks for a newer build (`?poll=S` in its URL overrides)
 STALE_DAYS = 45   # the data's last day this many days before the build: the page warns "data may be stale"
