@@ -1,7 +1,9 @@
 """Benchmark: a cold `dvc repro` of the sample, seconds per stage and where they go.
 
-Run: .venv/bin/python bench/pipeline.py [--repeats R] [--keep]
-     default R = 3 (each run in a fresh copy; the table quotes medians)
+Run: .venv/bin/python bench/pipeline.py [--repeats R] [--against REF] [--keep]
+     default R = 3 (each run in a fresh copy; the table quotes medians). With --against (a git ref, e.g.
+     a release branch), the committed tree of REF runs too, alternating with this tree, and the bench
+     prints the ratio of the two medians: a before/after measured in one run, under the same load.
 
 - Each run copies the tracked and not-ignored files of this project (what a fresh clone holds, plus
   local edits) into a temporary folder, makes it a git repository and runs `dvc repro` there: every
@@ -42,10 +44,14 @@ FIT_CELLS = ("forecast.build_series(", "churn.run(")
 GIT_DATES = {"GIT_AUTHOR_DATE": "2025-01-01T00:00:00+00:00", "GIT_COMMITTER_DATE": "2025-01-01T00:00:00+00:00"}
 
 
-def copy_project(dst: Path) -> Path:
-    """The tracked and not-ignored files, committed in a new git repository (DVC needs one)."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+def copy_project(dst: Path, ref: str | None = None) -> Path:
+    """The tracked and not-ignored files (or the tree committed at git `ref`), committed in a new git
+    repository (DVC needs one)."""
+    if ref:
+        tar = subprocess.run(["git", "archive", "--format=tar", ref], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(dst)], input=tar.stdout, check=True)
+    files = [] if ref else subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                          cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
     for rel in filter(None, files):
         if (REPO / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -97,47 +103,62 @@ def shares(total: float, stages: dict[str, float], records: list[dict]) -> dict[
     return dict(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--keep", action="store_true", help="keep the copies (their paths are printed)")
-    args = ap.parse_args(argv)
-    totals, per_stage, per_share, cell_secs = [], defaultdict(list), defaultdict(list), defaultdict(list)
-    for i in range(args.repeats):
-        dst = Path(tempfile.mkdtemp(prefix="datastory-bench-"))
-        try:
-            total, stages, records = cold_run(copy_project(dst))
-        finally:
-            if args.keep:
-                print(f"copy kept: {dst}")
-            else:
-                shutil.rmtree(dst, ignore_errors=True)
-        totals.append(total)
-        for name, sec in stages.items():
-            per_stage[name].append(sec)
-        for name, sec in shares(total, stages, records).items():
-            per_share[name].append(sec)
-        for rec in records:
-            for c in rec.get("cells", []):
-                if c["seconds"] is not None:
-                    cell_secs[(rec["stage"], c["index"], c["source"])].append(c["seconds"])
-        print(f"run {i + 1}: {total:.1f} s", flush=True)
+def report(label: str, totals: list[float], per_stage: dict, per_share: dict, cell_secs: dict) -> float:
     med = statistics.median(totals)
-    print(f"\ncold `dvc repro` of the sample, {os.cpu_count()} CPUs, median of {len(totals)}: {med:.1f} s "
-          f"(runs: {' '.join(f'{t:.1f}' for t in totals)}; target <= 45 s)")
-    print("\nseconds per stage (median):")
+    print(f"\n== {label}: cold `dvc repro` of the sample, {os.cpu_count()} CPUs, median of {len(totals)}: "
+          f"{med:.1f} s (runs: {' '.join(f'{t:.1f}' for t in totals)}; target <= 45 s)")
+    print("seconds per stage (median):")
     for name, secs in per_stage.items():
         print(f"  {name:<22} {statistics.median(secs):6.1f}")
-    print("\nwhere the time goes (median seconds, share of the median run):")
+    print("where the time goes (median seconds, share of the median run):")
     for name, secs in sorted(per_share.items(), key=lambda kv: -statistics.median(kv[1])):
         m = statistics.median(secs)
         print(f"  {name:<38} {m:6.1f}  {m / med:6.1%}")
-    print("\nslowest notebook cells (median seconds, summed over audiences for the report):")
+    print("slowest notebook cells (median seconds, summed over the report's audiences):")
     summed: dict[tuple, float] = defaultdict(float)
-    for (stage, index, source), secs in cell_secs.items():
-        summed[(stage, index, source)] += statistics.median(secs) * (len(secs) / max(len(totals), 1))
-    for (stage, index, source), sec in sorted(summed.items(), key=lambda kv: -kv[1])[:8]:
-        print(f"  {sec:6.1f}  {stage} cell {index}: {source}")
+    for key, secs in cell_secs.items():
+        summed[key[:2]] += statistics.median(secs) * len(secs) / len(totals)
+    names = {key[:2]: key[2] for key in cell_secs}
+    for key, sec in sorted(summed.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  {sec:6.1f}  {key[0]} cell {key[1]}: {names[key]}")
+    return med
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--against", metavar="REF", help="also run the tree committed at this git ref, alternating")
+    ap.add_argument("--keep", action="store_true", help="keep the copies (their paths are printed)")
+    args = ap.parse_args(argv)
+    trees = {"this tree": None, **({args.against: args.against} if args.against else {})}
+    found = {label: (defaultdict(list), defaultdict(list), defaultdict(list), []) for label in trees}
+    for i in range(args.repeats):
+        for label, ref in trees.items():
+            per_stage, per_share, cell_secs, totals = found[label]
+            dst = Path(tempfile.mkdtemp(prefix="datastory-bench-"))
+            try:
+                total, stages, records = cold_run(copy_project(dst, ref))
+            finally:
+                if args.keep:
+                    print(f"copy kept: {dst}")
+                else:
+                    shutil.rmtree(dst, ignore_errors=True)
+            totals.append(total)
+            for name, sec in stages.items():
+                per_stage[name].append(sec)
+            for name, sec in shares(total, stages, records).items():
+                per_share[name].append(sec)
+            for rec in records:
+                for c in rec.get("cells", []):
+                    if c["seconds"] is not None:
+                        cell_secs[(rec["stage"] if rec["suffix"] is None else "report", c["index"],
+                                   c["source"])].append(c["seconds"])
+            print(f"run {i + 1}, {label}: {total:.1f} s", flush=True)
+    medians = {label: report(label, f[3], f[0], f[1], f[2]) for label, f in found.items()}
+    if args.against:
+        print(f"\nthis tree / {args.against}: {medians['this tree'] / medians[args.against]:.2f}x the time "
+              f"({medians[args.against] - medians['this tree']:+.1f} s saved), medians of {args.repeats} "
+              "alternating runs")
     return 0
 
 
