@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build", "to_html", "html_to_pdf"]
+__all__ = ["build", "html_to_pdf", "prepare", "to_html"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +26,14 @@ def __getattr__(name: str) -> Any:
 
         return html_to_pdf
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def prepare() -> None:
+    """Import the HTML and PDF renderers (nbconvert, WeasyPrint: about 2 s) ahead of `build`, e.g. while the
+    notebook runs in its kernel."""
+    from . import pdf, render  # noqa: F401 (render: nbconvert)
+
+    pdf.weasyprint()
 
 
 def build(executed_nb: Any, pack_page_size: str) -> tuple[str, bytes]:
