@@ -110,3 +110,21 @@ def test_with_the_real_bundle_the_file_is_small_and_offline():
     library = parse(html).scripts[1]
     assert "window.vegaEmbed" in library
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)=""", html.replace(library, ""))
+
+
+def test_the_bundle_is_made_once_per_wheel_version_then_read_from_the_cache(tmp_path):
+    made = page.bundle()
+    cache = tmp_path / "cache"
+    assert page.bundle(cache) == made                      # made, and kept
+    kept = list(cache.iterdir())
+    assert len(kept) == 1 and page.VEGA_LITE in kept[0].name and kept[0].read_text(encoding="utf-8") == made
+    kept[0].write_text("window.vegaEmbed = 'from the cache';", encoding="utf-8")
+    assert page.bundle(cache) == "window.vegaEmbed = 'from the cache';"   # read, not made again
+    assert page.bundle() == made                           # without a cache: always made
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_bundle(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go", encoding="utf-8")
+    assert "window.vegaEmbed" in page.bundle(blocker / "cache")
+    assert blocker.read_text(encoding="utf-8") == "a file where the cache folder would go"

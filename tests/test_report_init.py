@@ -89,3 +89,18 @@ def test_runner_executes_05_report_and_build_renders_it(project, monkeypatch):
     nb = nbformat.read(executed, as_version=4)
     assert nb.metadata["papermill"]["parameters"]["audience"] == "north"
     assert json.dumps(nb.metadata["papermill"]) not in html
+
+
+def test_the_notebooks_sections_import_neither_nbconvert_nor_weasyprint():
+    """The report kernel imports `report.sections` per audience; the renderers load only when `build` runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from datastory.report import sections; import datastory.report as r; "
+            "before = sorted(m for m in ('nbconvert', 'weasyprint', 'nbformat') if m in sys.modules); "
+            "r.to_html, r.html_to_pdf; "
+            "after = sorted(m for m in ('nbconvert', 'datastory.report.pdf') if m in sys.modules); print(before, after)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] ['datastory.report.pdf', 'nbconvert']"
+    with pytest.raises(AttributeError):
+        report.no_such_renderer  # noqa: B018

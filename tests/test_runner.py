@@ -1,5 +1,6 @@
 """runner.execute on tiny fixture notebooks, one per behaviour, with a real kernel."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -78,3 +79,46 @@ def test_a_killed_runs_temp_record_is_removed_by_the_next_run(project):
     stale.write_text("{half")
     runner.execute("kpis", project)
     assert not stale.exists() and (runs / "02_kpis.ipynb").is_file()
+
+
+def test_timings_go_to_the_named_side_file_never_into_the_record(project, monkeypatch, tmp_path):
+    _install(project, "writes_param")
+    plain = runner.execute("kpis", project).read_bytes()
+    side = tmp_path / "timings.jsonl"
+    monkeypatch.setenv(runner.TIMINGS_ENV, str(side))
+    timed = runner.execute("kpis", project).read_bytes()
+    runner.execute("kpis", project)
+    assert timed == plain  # the executed record is the same with or without timings
+    records = [json.loads(line) for line in side.read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in records] == [("kpis", "papermill")] * 2
+    for rec in records:
+        cells = rec["cells"]
+        code = [c for c in nbformat.read(project / "reports" / "runs" / "02_kpis.ipynb", as_version=4).cells
+                if c.cell_type == "code"]
+        assert len(cells) == len(code)
+        assert all(c["seconds"] >= 0 for c in cells)
+        assert rec["seconds"] >= sum(c["seconds"] for c in cells)  # kernel start and stop are outside the cells
+
+
+def test_without_the_variable_no_side_file_is_written(monkeypatch, tmp_path):
+    monkeypatch.delenv(runner.TIMINGS_ENV, raising=False)
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    with runner.timed("kpis", "papermill") as figures:
+        figures["cells"] = []
+    assert runner.timings_path() is None
+    assert list(here.iterdir()) == []
+
+
+def test_the_iri_grammar_is_skipped_and_notebooks_still_validate(tmp_path):
+    import subprocess
+    import sys
+
+    nb = tmp_path / "n.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), nb)
+    code = ("import sys; from datastory import runner; runner.skip_iri_grammar(); import nbformat; "
+            f"n = nbformat.read({str(nb)!r}, as_version=4); nbformat.validate(n); "
+            "print(sys.modules.get('rfc3987_syntax') is None, len(n.cells))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "1"]

@@ -4,14 +4,18 @@ nothing written), and the sample stage with another source (no company, an empty
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import shapes
 import yaml
+from conftest import tiny_frames, write_artifacts
 
-from datastory import cli, config, io, sample, stages
+from datastory import cli, config, dashboard, io, pack, runner, sample, stages, workbook
+from datastory import report as report_mod
 from datastory.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,3 +153,60 @@ def test_check_data_without_a_source_is_an_error(project):
     set_data(project, source="csv", file={"path": "data/raw/none.csv"})
     with pytest.raises(DataError, match="file not found"):
         stages.check_data(project)
+
+
+def report_project(root: Path, monkeypatch, notebook_raises: str | None = None) -> Path:
+    """A project with the earlier stages' artifacts and the notebooks (the report notebook failing if asked)."""
+    monkeypatch.delenv("DATASTORY_ROOT", raising=False)
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    write_artifacts(root, tiny_frames())
+    if notebook_raises:
+        nb_path = root / "notebooks" / "05_report.ipynb"
+        nb = json.loads(nb_path.read_text(encoding="utf-8"))
+        nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "fails", "metadata": {},
+                            "outputs": [], "source": [f"raise RuntimeError({notebook_raises!r})"]})
+        nb_path.write_text(json.dumps(nb), encoding="utf-8")
+    return root
+
+
+@pytest.mark.slow
+def test_report_stage_writes_what_its_renderers_make_one_after_the_other(project, monkeypatch):
+    """The notebook runs while the workbook and dashboard are built: the files are still exactly those of the
+    renderers run in turn on the same executed notebook and pack."""
+    report_project(project, monkeypatch)
+    outs = stages.report("north", project)
+    assert [o.name for o in outs] == ["report.html", "report.pdf", "report.xlsx", "dashboard.html"]
+    rep = config.load("report", project)
+    p = pack.load("north", project, rep)
+    html, pdf = report_mod.build(runner.executed_path("report", project, "north"), rep.page_size)
+    assert outs[0].read_text(encoding="utf-8") == html and outs[1].read_bytes() == pdf
+    assert outs[2].read_bytes() == workbook.build(p, params=config.pack_params("north", project, rep))
+    assert outs[3].read_text(encoding="utf-8") == dashboard.build(p)
+    assert list((project / dashboard.page.BUNDLE_CACHE).iterdir())  # the next audience reads the bundle
+
+
+@pytest.mark.slow
+def test_report_stage_reports_the_notebooks_failure_first_and_writes_nothing(project, monkeypatch):
+    report_project(project, monkeypatch, notebook_raises="the notebook broke")
+
+    def broken(*_a, **_k):
+        raise DataError("the workbook broke")
+
+    monkeypatch.setattr(workbook, "build", broken)
+    with pytest.raises(runner.StageError, match="the notebook broke"):
+        stages.report("north", project)
+    assert not (project / "reports" / "north").exists()
+
+
+@pytest.mark.slow
+def test_report_stage_waits_for_the_notebook_then_reports_a_renderers_failure(project, monkeypatch):
+    report_project(project, monkeypatch)
+
+    def broken(*_a, **_k):
+        raise DataError("the workbook broke")
+
+    monkeypatch.setattr(workbook, "build", broken)
+    with pytest.raises(DataError, match="the workbook broke"):
+        stages.report("north", project)
+    assert runner.executed_path("report", project, "north").is_file()  # the notebook ran to its end
+    assert not (project / "reports" / "north").exists()

@@ -7,9 +7,11 @@ A failure inside the notebook comes back as one clear message, not a kernel trac
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ def executed_path(stage: str, root: Path, suffix: str | None = None) -> Path:
 def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, Any] | None = None,
             suffix: str | None = None) -> Path:
     """Validate `stage`'s params, run its notebook, and return the executed copy's path."""
+    skip_iri_grammar()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -63,7 +66,7 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
         logging.getLogger(name).setLevel(logging.WARNING)
     created = [d for d in (target.parent, *target.parent.parents) if d.is_relative_to(base) and not d.exists()]
     try:
-        with atomic_path(target) as tmp:
+        with atomic_path(target) as tmp, timed(stage, "papermill", suffix) as extra_figures:
             papermill.execute_notebook(
                 str(source), str(tmp), parameters=parameters, cwd=str(base), kernel_name="python3",
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
@@ -71,6 +74,8 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 kernel_manager_class=_quiet_shutdown_manager(),
             )
+            if timings_path() is not None:  # read before normalise strips them from the record
+                extra_figures["cells"] = cell_durations(tmp)
             normalise(tmp, str(source.relative_to(base)), str(target.relative_to(base)))
     except PapermillExecutionError as exc:
         _remove_empty(created)
@@ -84,6 +89,58 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
         _remove_empty(created)
         raise
     return target
+
+
+def skip_iri_grammar() -> None:
+    """Keep jsonschema from compiling an IRI grammar that nothing here uses (about 1 s per process).
+
+    papermill reads notebooks with nbformat, which imports jsonschema; jsonschema registers an optional
+    `iri` format check when the rfc3987_syntax package is importable, and importing that package builds a
+    Lark parser from its grammar. Notebook validation never checks that format. Marking the module as
+    absent (None in sys.modules) is the import system's own way to make `import rfc3987_syntax` fail, which
+    jsonschema expects and handles by leaving the `iri` check out. Done only when jsonschema's format
+    module is not loaded yet: a process that already has it keeps what it has.
+    """
+    import sys
+
+    if "jsonschema._format" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+
+TIMINGS_ENV = "DATASTORY_TIMINGS"
+
+
+def timings_path() -> Path | None:
+    """The side file that `DATASTORY_TIMINGS` names, or None: timings never go into an artifact."""
+    value = os.environ.get(TIMINGS_ENV)
+    return Path(value) if value else None
+
+
+@contextlib.contextmanager
+def timed(stage: str, step: str, suffix: str | None = None):
+    """Append {stage, step, seconds, ...} as one JSON line to the timings file when one is named.
+
+    Yields a dict the caller may fill with more figures (the notebook's cell durations, say). Without
+    `DATASTORY_TIMINGS` it only runs the block: no clock reaches an output.
+    """
+    figures: dict[str, Any] = {}
+    path = timings_path()
+    start = time.perf_counter()
+    yield figures
+    if path is None:
+        return
+    record = {"stage": stage, "suffix": suffix, "step": step, "seconds": round(time.perf_counter() - start, 3),
+              **figures}
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def cell_durations(nb_path: Path) -> list[dict[str, Any]]:
+    """Each code cell's papermill duration (seconds) and first source line, from a notebook not yet normalised."""
+    nb = json.loads(Path(nb_path).read_text(encoding="utf-8"))
+    return [{"index": i, "seconds": cell["metadata"].get("papermill", {}).get("duration"),
+             "source": "".join(cell["source"]).split("\n", 1)[0][:80]}
+            for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "code"]
 
 
 def _quiet_shutdown_manager() -> type:

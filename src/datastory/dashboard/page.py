@@ -9,7 +9,7 @@ depends on (the `dvc plots` page inlines the same bundle, see `plotspage`). Why 
 - accessibility: charts are drawn as SVG with ARIA roles and a description, and every figure a chart shows is
   also in a table or tile as text.
 
-`json_script` and `page` are pure; `bundle` reads the wheel.
+`json_script` and `page` are pure; `bundle` reads the wheel (or the project's copy of what it made).
 A Content-Security-Policy meta tag forbids every fetch (default-src 'none') but the page's own origin's
 (connect-src 'self': a served page asks its own URL whether a newer build is there, see `app.LIVE_JS`), so a
 regression that would load something fails loudly in the browser instead of leaking a request. Vega's
@@ -19,13 +19,19 @@ same bundle), so script-src allows inline scripts only, never eval or `new Funct
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from html import escape
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
+from .. import io
 from . import app
 
 VEGA_LITE = "6.4"  # the newest the wheel ships; it compiles to the Vega (v6) of the same bundle
+BUNDLE_CACHE = ".datastory/vega"  # relative to the project; git-ignored: the bundle once made, per wheel version
 DATA_ID = "dashboard-data"
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
        "img-src data:; font-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
@@ -70,8 +76,22 @@ def page(data: dict[str, Any], bundle: str) -> str:
     )
 
 
-def bundle() -> str:
-    """Vega, Vega-Lite and vega-embed as one script that sets window.vega, vegaLite and vegaEmbed."""
+def bundle(cache: str | os.PathLike | None = None) -> str:
+    """Vega, Vega-Lite and vega-embed as one script that sets window.vega, vegaLite and vegaEmbed.
+
+    Making it takes vl-convert about 2 s of CPU, and every audience's report needs the same text. With
+    `cache` (a folder, e.g. the project's BUNDLE_CACHE) it is made once per version of the wheel and of
+    Vega-Lite, kept in a file named after both, and read from there afterwards. The file is written
+    atomically; a folder that cannot be written only means it is made again next time.
+    """
     import vl_convert
 
-    return vl_convert.javascript_bundle(vl_version=VEGA_LITE)
+    if cache is None:
+        return vl_convert.javascript_bundle(vl_version=VEGA_LITE)
+    path = Path(cache) / f"bundle-{version('vl-convert-python')}-vl{VEGA_LITE}.js"
+    with contextlib.suppress(OSError, UnicodeDecodeError):  # not made yet (or unreadable): make it
+        return path.read_text(encoding="utf-8")
+    text = vl_convert.javascript_bundle(vl_version=VEGA_LITE)
+    with contextlib.suppress(OSError):
+        io.write_text(text, path)
+    return text

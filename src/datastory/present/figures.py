@@ -4,7 +4,8 @@ Axes-level plots (histplot, lineplot) draw on a `matplotlib.figure.Figure` of ou
 canvas. The small multiples use seaborn's figure-level FacetGrid, which makes its figure through
 pyplot: that figure is saved and closed at once, so no figure is left in pyplot's registry (nor shown a
 second time by a notebook). Every figure is saved at a fixed dpi with the 'Software' metadata removed:
-same pack in, same bytes out.
+same pack in, same bytes out. Seaborn is imported by the figures that call it (its import, with
+scipy.stats, takes seconds): the email's revenue bars need matplotlib only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import io as _io
 import math
 
 import pandas as pd
-import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
@@ -152,6 +152,8 @@ def segment_multiples(p: Pack, series_ids: list[str] | None = None, history_poin
 
     Keep `series_ids` to ~9 per figure so it fits on one printed page (report sections chunk them).
     """
+    import seaborn as sns  # here, not at import: see the module's docstring
+
     require_pack(p)
     ids = segment_ids(p) if series_ids is None else list(series_ids)
     if not ids:
@@ -198,6 +200,8 @@ def churn_risk(p: Pack) -> bytes:
     """Left: distribution of churn probabilities (seaborn histplot; red list in vermillion). Right: revenue at
     risk by region for the company, by call list for one region (a one-bar chart of its own region says
     nothing)."""
+    import seaborn as sns  # here, not at import: see the module's docstring
+
     require_pack(p)
     cs = p.churn_scores
     _need(cs, "churn scores")
@@ -239,6 +243,8 @@ def churn_calibration(p: Pack) -> bytes:
     """Left: reliability curve of the churn model on held-out customers (the churn record's "calibration"),
     predicted probability per bin against the share who really left; on the diagonal means well calibrated.
     Right: the pack's own customers' probabilities as an ECDF per call list (seaborn ecdfplot)."""
+    import seaborn as sns  # here, not at import: see the module's docstring
+
     require_pack(p)
     cm = p.churn_metrics or {}
     calibration = cm.get("calibration") or {}

@@ -11,14 +11,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pdf import check_page_size, html_to_pdf
-from .render import to_html
+__all__ = ["build", "html_to_pdf", "prepare", "to_html"]
 
-__all__ = ["build", "to_html", "html_to_pdf"]
+
+def __getattr__(name: str) -> Any:
+    """`to_html` and `html_to_pdf` on first use: the report notebook's kernel imports `report.sections`, and
+    nbconvert (with nbformat and jsonschema) and WeasyPrint would add about 2 s to every audience's kernel."""
+    if name == "to_html":
+        from .render import to_html
+
+        return to_html
+    if name == "html_to_pdf":
+        from .pdf import html_to_pdf
+
+        return html_to_pdf
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def prepare() -> None:
+    """Import the HTML and PDF renderers (nbconvert, WeasyPrint: about 2 s) ahead of `build`, e.g. while the
+    notebook runs in its kernel."""
+    from . import pdf, render  # noqa: F401 (render: nbconvert)
+
+    pdf.weasyprint()
 
 
 def build(executed_nb: Any, pack_page_size: str) -> tuple[str, bytes]:
     """(html, pdf_bytes) of an executed 05_report notebook (node or path) on `pack_page_size` paper."""
+    from .pdf import check_page_size, html_to_pdf
+    from .render import to_html
+
     check_page_size(pack_page_size)  # fail before the (slower) rendering
     html = to_html(executed_nb)
     return html, html_to_pdf(html, pack_page_size)

@@ -54,16 +54,21 @@ def page_css(page_size: str) -> str:
     return PAGE_CSS % {"size": check_page_size(page_size)}
 
 
+def weasyprint() -> tuple[Any, Any, Any]:
+    """WeasyPrint's CSS, HTML and URLFetcher. A heavy import (about 1.5 s): only when a PDF is made."""
+    with warnings.catch_warnings():  # "HarfBuzz-Subset will be required": fontTools subsets meanwhile
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from weasyprint import CSS, HTML
+        from weasyprint.urls import URLFetcher
+    return CSS, HTML, URLFetcher
+
+
 def html_to_pdf(html: str, page_size: str = "A4", base_url: str | None = None) -> bytes:
     """Render report HTML to PDF bytes on `page_size` paper; deterministic for the same input."""
     css_text = page_css(page_size)
     if not isinstance(html, str) or not html.strip():
         raise DataError("html_to_pdf: the HTML is empty", fix="render the report notebook first (render.to_html)")
-    with warnings.catch_warnings():  # "HarfBuzz-Subset will be required": fontTools subsets meanwhile
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from weasyprint import CSS, HTML  # heavy import: only when a PDF is made
-        from weasyprint.urls import URLFetcher
-
+    CSS, HTML, URLFetcher = weasyprint()  # noqa: N806 (classes)
     logging.getLogger("weasyprint").setLevel(logging.ERROR)  # its font/CSS chatter is not the reader's concern
     ident = hashlib.sha256(f"{page_size}\n{html}".encode()).hexdigest()[:32].encode("ascii")
     options: dict[str, Any] = {"pdf_identifier": ident, "uncompressed_pdf": False, "full_fonts": False,
