@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +93,8 @@ class _Writer:
     """Parquet written as io.write_parquet writes one frame: pandas' schema, zstd, row groups of ROW_GROUP rows
     (frames come in any sizes; full row groups are flushed)."""
 
-    def __init__(self, path: Path, fixed: dict[str, Any] | None = None) -> None:
-        self.path, self.fixed, self.held, self.count, self.writer = path, fixed, [], 0, None
+    def __init__(self, path: Path) -> None:
+        self.path, self.held, self.count, self.writer, self.flushed = path, [], 0, None, False
 
     def add(self, frame: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -107,11 +108,12 @@ class _Writer:
     def _flush(self, n: int) -> None:
         table = pa.concat_tables(self.held)
         self.writer.write_table(table.slice(0, n), row_group_size=ROW_GROUP)
+        self.flushed = True
         self.held, self.count = ([table.slice(n)] if len(table) > n else []), len(table) - n
 
     def close(self) -> None:
-        if self.count:
-            self._flush(self.count)
+        if self.count or (self.held and self.writer is not None and not self.flushed):
+            self._flush(self.count)   # an empty frame alone: one empty row group, as pyarrow writes it
         if self.writer is not None:
             self.writer.close()
 
@@ -325,9 +327,19 @@ def _write_transactions(con: Any, out: Path) -> None:
 
 # ---------------------------------------------------------------- the stage
 def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = None,
-               now: pd.Timestamp | None = None, rows: int | None = None) -> dict[str, Any]:
+               now: pd.Timestamp | None = None, rows: int | None = None,
+               phases: list[tuple[str, float]] | None = None) -> dict[str, Any]:
     """Stream the configured CSV file into paths.transactions, paths.rejected and the data-quality metrics;
-    returns the quality dict. A bad file or row raises ingest's DataError and writes nothing."""
+    returns the quality dict. A bad file or row raises ingest's DataError and writes nothing. `phases`, when
+    given, gets (phase, seconds) appended as each phase ends (for bench/ingest.py)."""
+    clock = [time.perf_counter()]
+
+    def done(name: str) -> None:
+        if phases is not None:
+            now_ = time.perf_counter()
+            phases.append((name, now_ - clock[0]))
+            clock[0] = now_
+
     base = config.project_root(root)
     stream = csv_source.stream(cfg, base)
     cutoff = ingest.future_cutoff(cfg, now)
@@ -345,7 +357,9 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
             aside_out.close()
             if free_out is not None:
                 free_out.close()
+        done("batches")
         meta = stream.raw()
+        done("layout")
         if state.failures:
             k = min(state.failures)
             first = state.failures[k]
@@ -356,6 +370,7 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
         con = _connect(tmp)
         try:
             dups = _kept(con, tmp, len(meta.frame.columns))
+            done("duplicates")
             if con.execute("SELECT count(*) FROM kept").fetchone()[0] == 0:
                 raise ingest.no_usable_rows(meta.name, state.rows, {**state.rejected, **state.excluded})
             filled = _filled(con)
@@ -363,9 +378,12 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
             if empty and cfg.rules.empty_periods == "fail":
                 raise ingest.empty_periods_error(meta.name, meta.column("timestamp"), empty)
             quality = {**_quality(con, cfg, state, dups, filled), "empty_periods": empty}
+            done("aggregates")
             with io.atomic_path(paths.transactions) as tx_tmp, io.atomic_path(paths.rejected) as rej_tmp:
                 _write_transactions(con, tx_tmp)
+                done("sort+write")
                 _write_rejected(con, tmp, meta, state, rej_tmp)
+                done("rejected")
             metrics.save_quality(quality, paths)
         finally:
             con.close()
