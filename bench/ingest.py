@@ -13,7 +13,8 @@ Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep 
   lines (guest invoices) without a customer id, ~0.02% exact duplicate lines, 11 countries, non-ASCII
   descriptions (some with commas and quotes), US-style dates (12/1/2025 8:26) over Dec 2023 - Oct 2026.
   Written (pyarrow string kernels, 1M-line chunks) to a temp folder, or to --keep DIR where a later run
-  reuses it; generation is timed, not counted.
+  reuses it; generation is timed, not counted. Above 10M lines the log is 10M-line parts, each seeded on
+  its own with its own invoice numbers and the same customers over the same dates (100M lines: about 7.5 GB).
 - Timed: for each size and repeat a FRESH child process (this script with --child) in a temp project
   (a copy of params/ whose data.yaml maps the log: the invoice mapping of the README's example) runs
   datastory.ingest.run(root): read (sources.csv) + prepare + save (transactions.parquet,
@@ -59,6 +60,7 @@ POSTAGE_INVOICE_SHARE = 0.17  # non-cancelled invoices with a postage line: ~3% 
 GUEST_SHARE = 0.01           # invoices without a customer id
 DUPLICATE_SHARE = 0.0002     # lines exported twice
 N_PRODUCTS = 4000
+PART_LINES = 10_000_000      # a larger log is written as parts of this many lines (own seed, invoice numbers)
 FIRST_DAY, N_DAYS = np.datetime64("2023-12-01", "D"), 1066   # up to 2026-10-31
 COUNTRIES = ["United Kingdom", "Norway", "Sweden", "Spain", "Italy", "Poland", "Czechia", "Portugal",
              "Ireland", "Germany", "Österreich"]
@@ -111,7 +113,7 @@ def _us_dates(minutes: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(date, clock, " ")
 
 
-def generate(n_lines: int, seed: int = 0) -> pa.Table:
+def generate(n_lines: int, seed: int = 0, first_invoice: int = 536365) -> pa.Table:
     """An invoice-line log of exactly `n_lines` lines (see module doc); same seed, same table.
 
     Description holds its CSV field text (quoted when it has a comma or quote), so the writer can join
@@ -131,7 +133,7 @@ def generate(n_lines: int, seed: int = 0) -> pa.Table:
     weight = rng.lognormal(0.0, 1.0, n_cust)
     cust = rng.choice(n_cust, n_inv, p=weight / weight.sum())
     guest = rng.random(n_inv) < GUEST_SHARE
-    number = _text(np.arange(n_inv) + 536365)
+    number = _text(np.arange(n_inv) + first_invoice)
     invoice_no = pc.if_else(pa.array(cancel), pc.binary_join_element_wise("C", number, ""), number)
     cust_id = pc.if_else(pa.array(guest), pa.scalar(None, pa.string()), pc.take(_text(np.arange(n_cust) + 12346),
                                                                              pa.array(cust)))
@@ -188,11 +190,16 @@ def write_log(n_lines: int, folder: Path, seed: int = 0, chunk: int = 1_000_000)
     path = folder / f"invoices_{n_lines}_seed{seed}.csv"
     if path.is_file():
         return path, 0.0
-    table = generate(n_lines, seed)
+    parts = -(-n_lines // PART_LINES)
     with open(path, "wb") as fh:
-        fh.write((",".join(table.column_names) + "\n").encode())
-        for i in range(0, table.num_rows, chunk):
-            fh.write(_csv_chunk(table.slice(i, chunk)))
+        for part in range(parts):   # above PART_LINES: parts of their own seed and invoice numbers, so that
+            lines = min(PART_LINES, n_lines - part * PART_LINES)   # generating stays within a few GB
+            table = generate(lines, seed if parts == 1 else seed * 1000 + part, 536365 + part * PART_LINES)
+            if part == 0:
+                fh.write((",".join(table.column_names) + "\n").encode())
+            for i in range(0, table.num_rows, chunk):
+                fh.write(_csv_chunk(table.slice(i, chunk)))
+            del table
     return path, time.perf_counter() - start
 
 

@@ -43,7 +43,8 @@ from .sources import Raw
 from .sources import csv as csv_source
 
 BATCH_ROWS = 2_000_000         # records per batch (DATASTORY_STREAM_BATCH overrides it, e.g. in tests)
-MEMORY_LIMIT = "1GB"           # DuckDB's working memory; beyond it, it spills to the temp folder
+MEMORY_LIMIT = "2GB"           # DuckDB's working memory; beyond it, it spills to the temp folder
+TEMP_CODEC = "lz4"             # the temp Parquet files: fast to write and read back
 THREADS = 2
 AUTO_BYTES = 1 << 30           # engine: auto streams a CSV file larger than this (about 14M invoice lines)
 ROW_GROUP = 1_000_000          # io.write_parquet's row group size: the same row groups give the same bytes
@@ -178,7 +179,7 @@ def _batch(frame: pd.DataFrame, offset: int, meta: Raw, cfg: DataParams, cutoff:
         kept[name] = pa.array(values, typ, from_pandas=True)
     table = pa.table(kept)
     if free_out is None:
-        free_out = pq.ParquetWriter(aside_out.path.parent / "free.parquet", table.schema, compression="zstd")
+        free_out = pq.ParquetWriter(aside_out.path.parent / "free.parquet", table.schema, compression=TEMP_CODEC)
     free_out.write_table(table, row_group_size=ROW_GROUP)
     return free_out
 
@@ -199,21 +200,20 @@ def _quote(name: str) -> str:
 
 
 def _kept(con: Any, tmp: Path, n_src: int) -> int:
-    """Table `kept`: the candidates less the exact repeats (table `dup`: their positions). Returns the repeats."""
+    """View `kept`: the candidates less the exact repeats (table `dup`: their positions). Returns the repeats."""
     src = [f"src_{i}" for i in range(n_src)]
     cols = ", ".join(src)
     free = f"read_parquet('{tmp / 'free.parquet'}')"
     con.execute(f"CREATE TABLE hashed AS SELECT _pos, hash({cols}) AS h FROM {free}")
-    con.execute("CREATE TABLE rep AS SELECT h FROM hashed GROUP BY h HAVING count(*) > 1")
+    con.execute("""CREATE TABLE candidates AS SELECT _pos FROM hashed
+                   WHERE h IN (SELECT h FROM hashed GROUP BY h HAVING count(*) > 1)""")
     con.execute(f"""CREATE TABLE dup AS SELECT _pos FROM (
-                      SELECT f._pos, row_number() OVER (PARTITION BY {', '.join('f.' + c for c in src)}
-                                                        ORDER BY f._pos) AS k
-                      FROM {free} f SEMI JOIN (SELECT hashed._pos FROM hashed SEMI JOIN rep USING (h)) c
-                      ON f._pos = c._pos)
+                      SELECT _pos, row_number() OVER (PARTITION BY {cols} ORDER BY _pos) AS k
+                      FROM {free} SEMI JOIN candidates USING (_pos))
                     WHERE k > 1""")
-    con.execute("DROP TABLE hashed; DROP TABLE rep")
+    con.execute("DROP TABLE hashed; DROP TABLE candidates")
     canon = ", ".join(_quote(c) for c in CANON)
-    con.execute(f"CREATE TABLE kept AS SELECT _pos, {canon} FROM {free} ANTI JOIN dup USING (_pos)")
+    con.execute(f"CREATE VIEW kept AS SELECT _pos, {canon} FROM {free} ANTI JOIN dup USING (_pos)")
     return int(con.execute("SELECT count(*) FROM dup").fetchone()[0])
 
 
