@@ -227,3 +227,19 @@ def test_engine_auto_streams_only_large_csv_files(project, monkeypatch):
 def test_engine_is_a_checked_param():
     with pytest.raises(ValueError):
         config.DataParams(engine="fast")
+
+
+@pytest.mark.slow
+def test_the_ingest_notebook_streams_and_writes_the_same_bytes(tmp_path, monkeypatch):
+    """The stage's notebook (papermill) with engine: stream writes what ingest.run writes in memory."""
+    from datastory import runner
+
+    log = awkward_log(seed=8)
+    memory = make_project(tmp_path / "memory", log, "memory")
+    stream = make_project(tmp_path / "stream", log, "stream")
+    shutil.copytree(REPO / "notebooks", stream / "notebooks")
+    ingest.run(memory)
+    monkeypatch.setenv("DATASTORY_STREAM_BATCH", "40")
+    executed = runner.execute("ingest", stream)
+    assert outputs(stream) == outputs(memory)
+    assert "streamed in batches" in Path(executed).read_text(encoding="utf-8")
