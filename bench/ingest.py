@@ -320,6 +320,10 @@ def child(root: Path, mode: str, top: int) -> dict[str, Any]:
             out["phases"].append(("save", time.perf_counter() - t, _peaks()))
         quality = result.quality
     out["wall_s"] = time.perf_counter() - start
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = usage.ru_utime + usage.ru_stime   # every thread's; wall time alone misleads on a busy machine
     out.update(_peaks())
     out["rows_read"], out["rows_kept"] = quality["rows_read"], quality["rows_kept"]
     out["set_aside"] = {**quality["excluded"], **quality["rejected"],
@@ -411,6 +415,7 @@ def main() -> None:
           f"folder {folder}"
           + (f", datastory from {args.src}" if args.src else ""))
     rows = []
+    cpu: dict[int, float] = {}
     try:
         for n, rep in zip(sizes, repeats, strict=True):
             path, gen_s = generate_in_child(n, folder, args.seed)
@@ -422,7 +427,8 @@ def main() -> None:
                 res = run_child(make_project(folder, path, Path(args.params), args.engine), mode, args.profile,
                                 args.src)
                 runs.append(res)
-                print(f"  {n:>12,} run {i + 1}/{rep}: {res['wall_s']:7.2f} s, peak RSS {res['peak_mb']:7.0f} MB"
+                print(f"  {n:>12,} run {i + 1}/{rep}: {res['wall_s']:7.2f} s (CPU {res['cpu_s']:.0f} s), "
+                      f"peak RSS {res['peak_mb']:7.0f} MB"
                       f" (ru_maxrss {res['ru_maxrss_mb']:.0f} MB); read {res['rows_read']:,},"
                       f" kept {res['rows_kept']:,}, set aside {res['set_aside']}")
                 for name, secs, peaks in res["phases"]:
@@ -432,15 +438,21 @@ def main() -> None:
                     print(res["profile"])
             wall = statistics.median(r["wall_s"] for r in runs)
             rows.append((n, mb, wall, max(r["peak_mb"] for r in runs), rep))
+            cpu[n] = statistics.median(r["cpu_s"] for r in runs)
             if not args.keep:
                 path.unlink()
     finally:
         if tmp is not None:
             tmp.cleanup()
     print()
-    print(f"{'lines':>12} {'file MB':>8} {'runs':>4} {'wall s (median)':>16} {'peak RSS MB':>12} {'lines/s':>11}")
+    print(f"{'lines':>12} {'file MB':>8} {'runs':>4} {'wall s (median)':>16} {'CPU s':>8} {'peak RSS MB':>12} "
+          f"{'lines/s':>11}")
     for n, mb, wall, rss, rep in rows:
-        print(f"{n:>12,} {mb:>8,.0f} {rep:>4} {wall:>16.2f} {rss:>12,.0f} {n / wall:>11,.0f}")
+        print(f"{n:>12,} {mb:>8,.0f} {rep:>4} {wall:>16.2f} {cpu[n]:>8.0f} {rss:>12,.0f} {n / wall:>11,.0f}")
+    if len(cpu) >= 2:
+        (n0, c0), (n1, c1) = list(cpu.items())[0], list(cpu.items())[-1]
+        print(f"CPU({n1:,})/CPU({n0:,}) = {c1 / c0:.2f} for {n1 / n0:g} x the lines (CPU seconds, all threads: "
+              "steadier than wall time when others share the machine)")
     print("peak RSS: the child's VmHWM (/proc/self/status; ru_maxrss where there is no /proc), max over its runs;"
           "\nwall: inside the child, ingest.run (read + prepare + save), imports excluded; median over its runs")
     walls = {n: wall for n, _, wall, _, _ in rows}

@@ -42,8 +42,8 @@ from .config import DataParams, Paths
 from .sources import Raw
 from .sources import csv as csv_source
 
-BATCH_ROWS = 2_000_000         # records per batch (DATASTORY_STREAM_BATCH overrides it, e.g. in tests)
-MEMORY_LIMIT = "2GB"           # DuckDB's working memory; beyond it, it spills to the temp folder
+BATCH_ROWS = 1_000_000         # records per batch (DATASTORY_STREAM_BATCH overrides it, e.g. in tests)
+MEMORY_LIMIT = "1500MB"        # DuckDB's working memory; beyond it, it spills to the temp folder
 TEMP_CODEC = "lz4"             # the temp Parquet files: fast to write and read back
 THREADS = 2
 AUTO_BYTES = 1 << 30           # engine: auto streams a CSV file larger than this (about 14M invoice lines)
@@ -161,7 +161,7 @@ def _batch(frame: pd.DataFrame, offset: int, meta: Raw, cfg: DataParams, cutoff:
         counts[check.reason] = counts.get(check.reason, 0) + int(hit.sum())
     aside = ingest._set_aside(raw, reason, disposition, column)
     if state.template is None:
-        state.template = aside.iloc[:0]
+        state.template = aside.iloc[:0].copy()
     if state.failures:   # the run stops after the last batch: only the counts matter from here on
         return free_out
     if len(aside):
@@ -353,6 +353,8 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
             for frame in stream.batches(rows or batch_rows()):
                 free_out = _batch(frame, state.rows, meta, cfg, cutoff, state, free_out, aside_out)
                 state.rows += len(frame)
+                del frame
+                pa.default_memory_pool().release_unused()   # a batch's buffers go back before the next one
         finally:
             aside_out.close()
             if free_out is not None:
@@ -360,6 +362,7 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
         done("batches")
         meta = stream.raw()
         done("layout")
+        pa.default_memory_pool().release_unused()
         if state.failures:
             k = min(state.failures)
             first = state.failures[k]
