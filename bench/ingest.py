@@ -280,6 +280,19 @@ def child(root: Path, mode: str, top: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {"phases": []}
     start = time.perf_counter()
+    if mode == "bad":   # the log has a bad line: the message, how long it took to say it, and nothing written
+        from datastory.errors import DatastoryError
+
+        try:
+            ingest.run(root)
+            out["message"] = "(no error)"
+        except DatastoryError as exc:
+            out["message"] = str(exc)
+        out["wall_s"] = time.perf_counter() - start
+        out["written"] = sorted(str(p.relative_to(root)) for p in (root / "data").rglob("*")
+                                if p.is_file() and "raw" not in p.parts)
+        out.update(_peaks())
+        return out
     if mode == "run":
         quality = ingest.run(root)
     elif mode == "phases" and config.load("data", root).engine == "stream":
@@ -363,6 +376,29 @@ def run_child(root: Path, mode: str, top: int, src: str) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def with_bad_line(path: Path, line: int) -> Path:
+    """A copy of the log whose line `line` (1-based, the header is line 1) has an empty InvoiceNo (the generated
+    logs have no multi-line values, so lines are records)."""
+    out = path.with_name(f"{path.stem}_bad{line}.csv")
+    if out.is_file():
+        return out
+    seen, done = 0, False        # newlines before the chunk: its first piece is line seen + 1
+    with open(path, "rb") as src, open(out, "wb") as dst:
+        while chunk := src.read(1 << 24):
+            k = line - 1 - seen
+            if not done and 1 <= k <= chunk.count(b"\n"):   # line `line` starts inside this chunk
+                at = 0
+                for _ in range(k):
+                    at = chunk.index(b"\n", at) + 1
+                rest = src.read(1 << 16) if b"," not in chunk[at:] else b""   # its first field may run over
+                chunk += rest
+                comma = chunk.index(b",", at)
+                chunk, done = chunk[:at] + chunk[comma:], True
+            seen += chunk.count(b"\n")
+            dst.write(chunk)
+    return out
+
+
 def generate_in_child(n_lines: int, folder: Path, seed: int) -> tuple[Path, float]:
     """write_log in its own process, so that this parent stays small: on Linux a child's ru_maxrss starts
     from the RSS of the process that forked it (it survives exec), and the ingest children fork from here."""
@@ -392,6 +428,8 @@ def main() -> None:
     ap.add_argument("--params", default=str(ROOT / "params"), help="params folder to copy (one matching --src)")
     ap.add_argument("--engine", default="", choices=["", "memory", "stream", "auto"],
                     help="params/data.yaml engine for the runs (default: the params' own, auto)")
+    ap.add_argument("--bad-line", type=int, default=0, metavar="L",
+                    help="instead: empty the InvoiceNo of line L of each log and time the error (e.g. 73000001)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--generate", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="run", help=argparse.SUPPRESS)
@@ -407,7 +445,8 @@ def main() -> None:
     repeats = [int(r) for r in args.repeats.split(",")] if args.repeats else [3 if n < 5_000_000 else 1
                                                                               for n in sizes]
     repeats = (repeats + repeats[-1:] * len(sizes))[:len(sizes)]
-    mode = "sample" if args.sample else "profile" if args.profile else "phases" if args.phases else "run"
+    mode = ("bad" if args.bad_line else "sample" if args.sample else "profile" if args.profile else
+            "phases" if args.phases else "run")
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="bench_ingest_")
     folder = Path(args.keep or tmp.name).resolve()  # type: ignore[union-attr]
     folder.mkdir(parents=True, exist_ok=True)
@@ -422,6 +461,14 @@ def main() -> None:
             mb = path.stat().st_size / 1e6
             print(f"  generated {n:,} lines, {mb:,.0f} MB in {gen_s:.1f} s (not counted)" if gen_s else
                   f"  reusing {path.name}, {mb:,.0f} MB")
+            if args.bad_line:
+                bad = with_bad_line(path, args.bad_line)
+                res = run_child(make_project(folder, bad, Path(args.params), args.engine), mode, 0, args.src)
+                print(f"  {n:>12,} bad line {args.bad_line:,}: {res['wall_s']:.1f} s, peak RSS {res['peak_mb']:.0f} MB,"
+                      f" outputs written: {res['written'] or 'none'}\n    {res['message']}")
+                if not args.keep:
+                    bad.unlink()
+                continue
             runs = []
             for i in range(rep):
                 res = run_child(make_project(folder, path, Path(args.params), args.engine), mode, args.profile,
