@@ -23,6 +23,10 @@ Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep 
 - Memory: the child's own peak resident set size at its end: VmHWM of /proc/self/status (Linux; else
   getrusage(RUSAGE_SELF).ru_maxrss, printed beside it), the maximum over the repeats. The log is generated
   in a process of its own too: ru_maxrss of a child starts from its parent's RSS at fork.
+- --engine memory|stream|auto: params/data.yaml's engine for the runs (stream: datastory.ingest_stream); the
+  table adds the child's CPU seconds (all threads), steadier than wall time on a shared machine.
+- --bad-line L: instead of timing ingest, empty the InvoiceNo of line L of each log (a copy beside it) and
+  print the message the run stops with, its time and peak RSS, and the outputs written (there must be none).
 - --phases: the child instead times sources.read, ingest.prepare and ingest.save separately, with the
   peak RSS after each; --profile N: cProfile of prepare in the child, the top N functions by own time.
   --sample: a sampling thread charges seconds and peak RSS of prepare + save to source lines.
