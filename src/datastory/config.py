@@ -343,6 +343,7 @@ class DataParams(_Strict):
     source: Literal["sample", "csv", "excel", "parquet", "sql"] = "sample"
     currency: HeaderText = Field("EUR", min_length=1, max_length=8)
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
+    engine: Literal["auto", "memory", "stream"] = "auto"   # ingest: in memory, or a CSV streamed in batches
     sample: SampleParams = Field(default_factory=SampleParams)
     file: FileParams = Field(default_factory=FileParams)
     sql: SqlParams = Field(default_factory=SqlParams)

@@ -162,13 +162,14 @@ def _strptime(text: pd.Series, fmt: str) -> pd.Series:
 
 
 def parse_timestamps(values: pd.Series, date_format: str = "", dayfirst: bool = False,
-                     timezone: str = "") -> tuple[pd.Series, str]:
+                     timezone: str = "", known: str = "") -> tuple[pd.Series, str]:
     """Naive local timestamps (NaT where a value is not a date) and the format the column was read with.
 
     Native dates pass through (aware ones are converted to `timezone`). Text: `date_format` when given;
     otherwise ISO 8601, or one format guessed from the first non-ISO value (with `dayfirst`); a column
     mixing formats keeps the format that reads the most rows, and the others are NaT (reported as rows
-    in another format). Text with a UTC offset is converted to `timezone`.
+    in another format). Text with a UTC offset is converted to `timezone`. `known`: the format an earlier
+    call chose for the same column ("ISO 8601" or a strftime format), used instead of guessing again.
     """
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return _localise(values, timezone), "native"
@@ -178,6 +179,8 @@ def parse_timestamps(values: pd.Series, date_format: str = "", dayfirst: bool = 
     text = _as_text(values)
     if date_format:
         return _strptime(text, date_format), date_format
+    if known and known not in ("ISO 8601", "native"):
+        return _strptime(text, known), known
     aware = text.str.contains(ISO_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
     iso = pd.to_datetime(text.mask(aware), errors="coerce", format="ISO8601")
     if aware.any():
@@ -186,7 +189,7 @@ def parse_timestamps(values: pd.Series, date_format: str = "", dayfirst: bool = 
         iso[aware] = conv
     iso = iso.astype("datetime64[ns]")
     todo = (iso.isna() & text.notna()).to_numpy()
-    if not todo.any():
+    if not todo.any() or known == "ISO 8601":
         return iso, "ISO 8601"
     from pandas.tseries.api import guess_datetime_format
 
@@ -253,16 +256,18 @@ def order_ids(customer: pd.Series, ts: pd.Series) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(joined), index=customer.index)
 
 
-def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp) -> tuple[pd.DataFrame, list[Check], pd.Series]:
+def _fields(raw: Raw, cfg: DataParams, now: pd.Timestamp,
+            known_format: str = "") -> tuple[pd.DataFrame, list[Check], pd.Series]:
     """The canonical columns (not yet filtered), every check in the order it applies, and the country of each
-    row that went to the region OTHER (NA elsewhere).
+    row that went to the region OTHER (NA elsewhere). `known_format`: see parse_timestamps. The checks are
+    the same list, in the same order, whatever the rows (only the source's columns and the params decide it).
 
     The rules' exclusions come first: a row they set aside is never judged by a value check."""
     f, rules = raw.frame, cfg.rules
     n = len(f)
     col = raw.column
     text = {k: _as_text(f[k]) for k in TEXT_FIELDS if k in f.columns}
-    ts, fmt = parse_timestamps(f["timestamp"], rules.date_format, rules.dayfirst, rules.timezone)
+    ts, fmt = parse_timestamps(f["timestamp"], rules.date_format, rules.dayfirst, rules.timezone, known_format)
     num = {k: parse_numbers(f[k], cfg.file.decimal, cfg.file.thousands)
            for k in ("amount", "quantity", "unit_price", "discount") if k in f.columns}
     none = np.zeros(n, dtype=bool)
@@ -441,15 +446,25 @@ def _first_value(raw: Raw, fieldname: str, pos: int) -> str:
     return (shown[:40] + "...") if len(shown) > 40 else shown
 
 
+def bad_rows_error(raw: Raw, pos: int, check: Check, value: str, count: int) -> DataError:
+    """The error of on_bad_rows: fail: `count` rows fail `check`, the first at 0-based data row `pos`, holding
+    `value` (shown as read, cut at 40 characters). `raw` gives the file, the row numbers and the column names."""
+    shown = f" (value {value!r})" if value else ""
+    more = f"; {count:,} row(s) have this problem, first shown" if count > 1 else ""
+    return DataError(f"{check.reason}{shown}{more}", file=raw.name, row=raw.row(pos), record=raw.record(pos),
+                     column=raw.column(check.field), fix=f"{check.fix}; or set on_bad_rows: quarantine to set such "
+                     "rows aside")
+
+
+def first_value(raw: Raw, check: Check, pos: int) -> str:
+    """The value a bad-rows message shows for row `pos` of `raw` (see bad_rows_error)."""
+    return _first_value(raw, check.field, pos) if check.field in raw.frame.columns else ""
+
+
 def _raise_first(raw: Raw, check: Check) -> None:
     bad = np.flatnonzero(check.mask)
     pos = int(bad[0])
-    value = _first_value(raw, check.field, pos) if check.field in raw.frame.columns else ""
-    shown = f" (value {value!r})" if value else ""
-    more = f"; {len(bad):,} row(s) have this problem, first shown" if len(bad) > 1 else ""
-    raise DataError(f"{check.reason}{shown}{more}", file=raw.name, row=raw.row(pos), record=raw.record(pos),
-                    column=raw.column(check.field), fix=f"{check.fix}; or set on_bad_rows: quarantine to set such "
-                    "rows aside")
+    raise bad_rows_error(raw, pos, check, first_value(raw, check, pos), len(bad))
 
 
 def _empty_periods(ts: pd.Series) -> list[str]:
@@ -483,16 +498,34 @@ def _set_aside(raw: Raw, reason: np.ndarray, disposition: np.ndarray, column: np
     return out
 
 
+def future_cutoff(cfg: DataParams, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The latest timestamp a row may have: rules.max_timestamp (a date: its last instant), else `now`
+    (default: the current time, in rules.timezone)."""
+    rules = cfg.rules
+    if rules.max_timestamp:
+        cutoff = pd.Timestamp(rules.max_timestamp)
+        return cutoff + pd.Timedelta(days=1) - pd.Timedelta(1) if len(rules.max_timestamp) == 10 else cutoff
+    zone = zoneinfo.ZoneInfo(rules.timezone or "UTC")
+    return pd.Timestamp(now if now is not None else dt.datetime.now(zone).replace(tzinfo=None))
+
+
+def no_usable_rows(name: str, n: int, counts: dict[str, int]) -> DataError:
+    top = ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
+    return DataError(f"no usable rows: all {n:,} rows were set aside ({top})", file=name,
+                     fix="check the column mapping and rules in params/data.yaml (`datastory check-data`)")
+
+
+def empty_periods_error(name: str, ts_column: str, empty: list[str]) -> DataError:
+    return DataError(f"no rows at all in {len(empty)} month(s) inside the data's period: {', '.join(empty[:6])}",
+                     file=name, column=ts_column,
+                     fix="check that the export covers the whole period, or set rules.empty_periods: warn")
+
+
 def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Ingested:
     """Transactions, set-aside rows and the data-quality dict (see module doc). `now`: the future cut-off
     when rules.max_timestamp is empty (default: the current time, in rules.timezone)."""
     rules = cfg.rules
-    if rules.max_timestamp:
-        cutoff = pd.Timestamp(rules.max_timestamp)
-        cutoff = cutoff + pd.Timedelta(days=1) - pd.Timedelta(1) if len(rules.max_timestamp) == 10 else cutoff
-    else:
-        zone = zoneinfo.ZoneInfo(rules.timezone or "UTC")
-        cutoff = pd.Timestamp(now if now is not None else dt.datetime.now(zone).replace(tzinfo=None))
+    cutoff = future_cutoff(cfg, now)
     frame = raw.frame.reset_index(drop=True)
     raw = dataclasses.replace(raw, frame=frame)
     n = len(frame)
@@ -522,10 +555,7 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
 
     keep = free & ~dup
     if not keep.any():
-        counts = {**rejected, **excluded}
-        top = ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
-        raise DataError(f"no usable rows: all {n:,} rows were set aside ({top})", file=raw.name,
-                        fix="check the column mapping and rules in params/data.yaml (`datastory check-data`)")
+        raise no_usable_rows(raw.name, n, {**rejected, **excluded})
     set_aside = _set_aside(raw, reason, disposition, column)
     unmapped = other[keep].value_counts()   # kept lines per country that went to OTHER
     unmapped = {str(c): int(k) for c, k in sorted(unmapped.items(), key=lambda ck: (-ck[1], str(ck[0])))}
@@ -543,9 +573,7 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
     tx["region"], filled = _fill_regions(tx)
     empty = _empty_periods(tx["timestamp"])
     if empty and rules.empty_periods == "fail":
-        raise DataError(f"no rows at all in {len(empty)} month(s) inside the data's period: {', '.join(empty[:6])}",
-                        file=name, column=ts_column,
-                        fix="check that the export covers the whole period, or set rules.empty_periods: warn")
+        raise empty_periods_error(name, ts_column, empty)
     cancelled_kept = int(tx["cancelled"].sum())
     tx["is_return"] = tx["amount"] < 0
     tx = tx.drop(columns="cancelled")
@@ -619,6 +647,10 @@ def save(result: Ingested, paths: Paths) -> None:
 def run(root: str | os.PathLike | None = None) -> dict[str, Any]:
     """The whole ingest stage without a notebook: read the source, prepare, save; returns the quality dict."""
     cfg = config.load("data", root)
+    from . import ingest_stream
+
+    if ingest_stream.streams(cfg, root):
+        return ingest_stream.ingest_csv(cfg, config.paths(root), root)
     result = prepare(read_source(cfg, config.paths(root), root), cfg)
     save(result, config.paths(root))
     return result.quality

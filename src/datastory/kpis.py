@@ -37,6 +37,13 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
     tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
+    out, _ = _sums(tx, period, None)
+    return _finish(out, freq)
+
+
+def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.DataFrame, pd.Index]:
+    """The sums and counts per (region, period) of `tx` (ALL included), and the customers who bought in it
+    added to `seen`. A customer in `seen` (who bought in an earlier slice) is never new again."""
     start = tx["timestamp"].dt.to_period(period).dt.start_time
     both = pd.concat([tx.assign(period=start), tx.assign(period=start, region=schema.ALL)], ignore_index=True)
     pos = both["amount"] > 0
@@ -52,12 +59,21 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
     # a customer is new in the period of their first purchase, in that purchase's region
     first = tx[tx["amount"] > 0].sort_values(["timestamp", "order_id"], kind="stable") \
         .drop_duplicates("customer_id").assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
+    if seen is not None:
+        first = first[~first["customer_id"].isin(seen)]
+        if len(first):
+            seen = seen.append(pd.Index(first["customer_id"])) if len(seen) else pd.Index(first["customer_id"])
     firsts = pd.concat([first, first.assign(region=schema.ALL)], ignore_index=True)
     out["new_customers"] = firsts.groupby(keys, observed=True).size()
+    return out, seen
 
-    regions = sorted(both["region"].unique())
-    periods = pd.date_range(start.min(), start.max(), freq=freq)
-    grid = pd.MultiIndex.from_product([regions, periods], names=keys)
+
+def _finish(out: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """Every region and period from first to last (missing ones 0), the ratios, schema.KPIS."""
+    regions = sorted(out.index.get_level_values("region").unique())
+    periods = out.index.get_level_values("period")
+    periods = pd.date_range(periods.min(), periods.max(), freq=freq)
+    grid = pd.MultiIndex.from_product([regions, periods], names=["region", "period"])
     out = out.reindex(grid).fillna(0.0)
     orders = out["orders"].to_numpy()
     gross = out["gross"].to_numpy()
@@ -93,6 +109,46 @@ def active(tx: pd.DataFrame, grains: tuple[str, ...] = tuple(GRAINS)) -> pd.Data
                                           names=["region", "period"])
         frames.append(counts.reindex(grid, fill_value=0).rename("active_customers").reset_index().assign(grain=g))
     return schema.conform(pd.concat(frames, ignore_index=True), schema.ACTIVE, "active")
+
+
+def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) -> pd.DataFrame:
+    """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
+    transactions (ingest's output, in time order) are read `rows` at a time and each period is summed once
+    all its rows are in. A file out of time order is refused."""
+    import pyarrow.parquet as pq
+
+    freq = check_period(period)
+    parts: list[pd.DataFrame] = []
+    seen = pd.Index([], dtype="string[pyarrow]")
+    held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
+    last = None
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        chunk = schema.conform(batch.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")
+                                               if str(t) == "string" else None),
+                               schema.TRANSACTIONS, "transactions", copy=False)
+        ts = chunk["timestamp"]
+        if len(ts) and ((last is not None and ts.iloc[0] < last) or not ts.is_monotonic_increasing):
+            raise DataError("transactions are not in time order", file=str(path), column="timestamp",
+                            fix="write them with the ingest stage (it sorts them), or use kpis.compute")
+        if not len(ts):
+            continue
+        last = ts.iloc[-1]
+        chunk = chunk.assign(_period=ts.dt.to_period(period).dt.start_time)
+        if held and held[0]["_period"].iloc[0] < chunk["_period"].iloc[-1]:   # a period is whole: sum it
+            rows_ = pd.concat([*held, chunk], ignore_index=True)
+            complete = (rows_["_period"] < chunk["_period"].iloc[-1]).to_numpy()
+            out, seen = _sums(rows_.loc[complete].drop(columns="_period").reset_index(drop=True), period, seen)
+            parts.append(out)
+            held = [rows_.loc[~complete].reset_index(drop=True)]
+        else:
+            held.append(chunk)
+    if held:
+        out, seen = _sums(pd.concat(held, ignore_index=True).drop(columns="_period"), period, seen)
+        parts.append(out)
+    if not parts:
+        raise DataError("no transactions to compute KPIs from", file="transactions",
+                        fix="check the ingest stage's data-quality report (rows_kept)")
+    return _finish(pd.concat(parts), freq)
 
 
 def infer_period(periods: pd.DatetimeIndex) -> str:

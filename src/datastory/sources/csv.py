@@ -19,6 +19,7 @@ import gzip
 import io
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -391,8 +392,14 @@ def _raise_bad_line(path: Path, cfg: DataParams, names: list[str], name: str) ->
                         fix=fix) from None
 
 
-def read(cfg: DataParams, root: Path) -> Raw:
-    """The mapped columns of the configured CSV file as text (see module doc)."""
+def _convert_options(mapped: dict[str, str]) -> pacsv.ConvertOptions:
+    wanted = list(dict.fromkeys(mapped.values()))
+    return pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in wanted},
+                                null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
+
+
+def _checked_header(cfg: DataParams, root: Path) -> tuple[Path, str, list[str], dict[str, str]]:
+    """The file, its name for messages, its header's names and the mapped columns, the header checked."""
     path = source_path(cfg, root)
     name = display(path, root)
     names = _header(path, cfg, name)
@@ -400,28 +407,100 @@ def read(cfg: DataParams, root: Path) -> Raw:
     hint = _delimiter_hint(names, cfg.file.delimiter)
     _looks_like_a_header(names, cfg.file.delimiter, name, hint)
     check_header(names, mapped, name, hint)
-    wanted = list(dict.fromkeys(mapped.values()))
-    conv = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in wanted},
-                                null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
+    return path, name, names, mapped
+
+
+def _parse_failed(path: Path, cfg: DataParams, names: list[str], name: str, exc: Exception) -> DataError:
+    """The error of a file the parser refused: the first bad record's line, else the parser's own words."""
+    _raise_bad_line(path, cfg, names, name)
+    # the parser's own words, without the record it quotes: no content of the file is echoed
+    detail = re.sub(r"\s+", " ", re.sub(r"(got \d+)\b.*", r"\1", str(exc), flags=re.S))[:200]
+    return DataError(f"cannot be parsed as CSV: {detail}", file=name,
+                     fix="check file.delimiter and file.encoding in params/data.yaml")
+
+
+def _fields_frame(table: pa.Table, mapped: dict[str, str], own: bool = True) -> pd.DataFrame:
+    """Canonical field -> text column; `own`: the table is not used afterwards (its buffers may be released)."""
+    frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if pa.types.is_string(t) else None,
+                            self_destruct=own, split_blocks=True)
+    return pd.DataFrame({fieldname: frame[col] for fieldname, col in mapped.items()})
+
+
+@dataclass
+class Stream:
+    """The configured CSV file read in batches of whole records (see `batches`); after the last batch,
+    `raw()` names its rows as `read` does. Memory stays a batch and a few parse blocks, whatever the size."""
+
+    cfg: DataParams
+    path: Path
+    name: str
+    names: list[str]
+    mapped: dict[str, str]
+    records: int = 0                 # records read so far
+    lines: Lines | None = None       # the file's line count (set by `batches`)
+
+    def batches(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The mapped columns as text, `rows` records at a time (the last batch fewer), in file order. A record
+        whose quoted value holds line breaks is never split. A file the parser refuses gets read's message."""
+        cfg, held, count = self.cfg, [], 0
+        try:
+            self.lines = lines = count_lines(self.path, cfg.file.encoding)
+            with _open(self.path) as fh:
+                reader = pacsv.open_csv(_Feed(fh, cfg.file.encoding), read_options=_read_options(cfg, self.names),
+                                        parse_options=_parse_options(cfg, quoted=lines.quoted),
+                                        convert_options=_convert_options(self.mapped))
+                for batch in reader:
+                    held.append(batch)
+                    count += batch.num_rows
+                    while count >= rows:
+                        table = pa.Table.from_batches(held)
+                        held, count = [table.slice(rows)] if count > rows else [], count - rows
+                        held = [b for t in held for b in t.to_batches()]
+                        self.records += rows
+                        yield _fields_frame(table.slice(0, rows), self.mapped, own=False)
+        except (pa.ArrowInvalid, UnicodeError) as exc:
+            raise _parse_failed(self.path, cfg, self.names, self.name, exc) from None
+        except (OSError, EOFError) as exc:
+            raise DataError(f"cannot be read: {exc}", file=self.name, fix="export the file again") from None
+        if count:
+            self.records += count
+            yield _fields_frame(pa.Table.from_batches(held), self.mapped)
+        if self.records == 0:
+            raise no_rows(self.name)
+
+    def raw(self) -> Raw:
+        """The file's rows as `read` names them (an empty frame: the batches held the values)."""
+        layout = line_layout(self.path, self.cfg, self.lines or count_lines(self.path, self.cfg.file.encoding), len(self.names), self.records)
+        if layout.suspect:   # the parser takes a quote left open to the end of the file as one long value
+            _raise_bad_line(self.path, self.cfg, self.names, self.name)
+        return Raw(frame=pd.DataFrame(columns=list(self.mapped)), name=self.name, first_row=2,
+                   source_columns=self.mapped, skipped_lines=layout.empty, multiline_at=layout.multiline_at,
+                   multiline_extra=layout.multiline_extra)
+
+
+def stream(cfg: DataParams, root: Path) -> Stream:
+    """The configured CSV file, its header checked, to be read in batches (see Stream)."""
+    path, name, names, mapped = _checked_header(cfg, root)
+    return Stream(cfg, path, name, names, mapped)
+
+
+def read(cfg: DataParams, root: Path) -> Raw:
+    """The mapped columns of the configured CSV file as text (see module doc)."""
+    path, name, names, mapped = _checked_header(cfg, root)
+    conv = _convert_options(mapped)
     try:
         lines = count_lines(path, cfg.file.encoding)
         with _open(path) as fh:
             table = pacsv.read_csv(_Feed(fh, cfg.file.encoding), read_options=_read_options(cfg, names),
                                    parse_options=_parse_options(cfg, quoted=lines.quoted), convert_options=conv)
     except (pa.ArrowInvalid, UnicodeError) as exc:
-        _raise_bad_line(path, cfg, names, name)
-        # the parser's own words, without the record it quotes: no content of the file is echoed
-        detail = re.sub(r"\s+", " ", re.sub(r"(got \d+)\b.*", r"\1", str(exc), flags=re.S))[:200]
-        raise DataError(f"cannot be parsed as CSV: {detail}", file=name,
-                        fix="check file.delimiter and file.encoding in params/data.yaml") from None
+        raise _parse_failed(path, cfg, names, name, exc) from None
     except (OSError, EOFError) as exc:
         raise DataError(f"cannot be read: {exc}", file=name, fix="export the file again") from None
     if table.num_rows == 0:
         raise no_rows(name)
-    frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if pa.types.is_string(t) else None,
-                            self_destruct=True, split_blocks=True)
+    frame = _fields_frame(table, mapped)
     del table
-    frame = pd.DataFrame({fieldname: frame[col] for fieldname, col in mapped.items()})
     layout = line_layout(path, cfg, lines, len(names), len(frame))
     if layout.suspect:   # the parser takes a quote left open to the end of the file as one long value
         _raise_bad_line(path, cfg, names, name)
