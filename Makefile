@@ -25,7 +25,7 @@ run: setup ## set up, then build every audience's pack with `dvc repro`
 	dvc repro
 
 test: setup ## set up, then run the whole test suite (unit, notebooks, end-to-end)
-	pytest --run-slow
+	pytest --run-slow -n 2 --dist loadfile --durations=20
 
 test-fast: setup ## unit tests only (skips slow fits and end-to-end runs)
 	pytest
