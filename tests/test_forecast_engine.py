@@ -77,6 +77,34 @@ def test_progress_bar_has_no_timings(series_long, capsys):
     assert "s/series" not in err and "<" not in err  # no rate, no elapsed/remaining time
 
 
+def test_notebook_bar_reads_the_same_whatever_the_batches(series_long, capsys, monkeypatch):
+    """Batches of several series come back in any order and size; the notebook's bar still counts one series
+    at a time, so the executed notebook is the same text on every run."""
+    import contextlib
+
+    from datastory import progress
+
+    c = cfg(models=["seasonal_naive"], engine="dask")
+    monkeypatch.setattr(progress, "in_kernel", lambda: True)
+    monkeypatch.setattr(engine, "_client", lambda cfg: contextlib.nullcontext(None))
+
+    def texts(sizes):
+        def batches(client, series, cfg, fitters):
+            items = sorted(series.items())
+            at = 0
+            for n in sizes:
+                yield [engine.forecast_series(sid, y, cfg, fitters) for sid, y in items[at:at + n]]
+                at += n
+        monkeypatch.setattr(engine, "_on_cluster", batches)
+        capsys.readouterr()
+        run(series_long, c, progress=True)
+        return [ln for ln in capsys.readouterr().err.replace("\r", "\n").splitlines() if "/7 series |" in ln]
+
+    one, other = texts([3, 1, 3]), texts([1, 4, 2])
+    assert one == other
+    assert list(dict.fromkeys(ln.split(":")[1].split()[0] for ln in one)) == [f"{k}/7" for k in range(8)]
+
+
 def failing_ets(train, horizon, freq, c):
     raise RuntimeError("boom")
 

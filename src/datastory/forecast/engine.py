@@ -216,7 +216,8 @@ def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
             with _client(cfg) as client:
                 for done in _on_cluster(client, series, cfg, fitters):
                     out.extend(done)
-                    bar.update(len(done))
+                    for _ in done:   # one step per series: batches finish in any order and size, and the
+                        bar.update(1)  # notebook's bar must read the same on every run
         for r in sorted(out, key=lambda r: r["series_id"]):   # what really failed: one line per series
             if r["errors"]:
                 bar.note(f"forecast: series {r['series_id']!r}: " + "; ".join(
