@@ -508,18 +508,14 @@ def main() -> None:
           "\nwall: inside the child, ingest.run (read + prepare + save), imports excluded; median over its runs")
     walls = {n: wall for n, _, wall, _, _ in rows}
     rss = {n: r for n, _, _, r, _ in rows}
-    if 1_000_000 in walls and 10_000_000 in walls:
-        ratio = walls[10_000_000] / walls[1_000_000]
-        print(f"time(10M)/time(1M) = {ratio:.2f}  target <= {RATIO_TARGET:g}: "
-              f"{'PASS' if ratio <= RATIO_TARGET else 'MISS'}")
-        print(f"peak RSS at 10M = {rss[10_000_000]:,.0f} MB  target <= {RSS_TARGET_MB:,.0f} MB: "
-              f"{'PASS' if rss[10_000_000] <= RSS_TARGET_MB else 'MISS'}")
-    if 10_000_000 in walls and 100_000_000 in walls:
-        ratio = walls[100_000_000] / walls[10_000_000]
-        print(f"time(100M)/time(10M) = {ratio:.2f}  target <= {RATIO_TARGET:g}: "
-              f"{'PASS' if ratio <= RATIO_TARGET else 'MISS'}")
-        print(f"peak RSS at 100M = {rss[100_000_000]:,.0f} MB  target <= {RSS_TARGET_100M_MB:,.0f} MB: "
-              f"{'PASS' if rss[100_000_000] <= RSS_TARGET_100M_MB else 'MISS'}")
+    for small, large, rss_target in ((1_000_000, 10_000_000, RSS_TARGET_MB),
+                                     (10_000_000, 100_000_000, RSS_TARGET_100M_MB)):
+        if small in walls and large in walls:
+            ratio = walls[large] / walls[small]
+            print(f"time({large // 1_000_000}M)/time({small // 1_000_000}M) = {ratio:.2f}  target <= "
+                  f"{RATIO_TARGET:g}: {'PASS' if ratio <= RATIO_TARGET else 'MISS'}")
+            print(f"peak RSS at {large // 1_000_000}M = {rss[large]:,.0f} MB  target <= {rss_target:,.0f} MB: "
+                  f"{'PASS' if rss[large] <= rss_target else 'MISS'}")
     if len(rows) >= 2 and not ({1_000_000, 10_000_000} <= walls.keys()) \
             and not ({10_000_000, 100_000_000} <= walls.keys()):
         (n0, _, w0, _, _), (n1, _, w1, _, _) = rows[0], rows[-1]
