@@ -207,3 +207,30 @@ def test_churn_on_the_cluster_writes_the_bytes_of_a_local_run(scheduler, tx, tmp
     assert len(remote.scores) > 0
     # the scores at the data end and at the comparison date, each in chunks of CHUNK_ROWS customers
     assert _tasks_done(scheduler, "churn-score") - before >= 2
+
+
+@pytest.mark.slow
+def test_dvc_repro_on_the_cluster_writes_the_bytes_of_a_local_dvc_repro(scheduler, tmp_path):
+    """The whole project, as a user runs it: `dvc repro` of the forecast and churn stages in a project copy, once on
+    this machine and once with DASK_SCHEDULER_ADDRESS pointing at the cluster, in a clone of that copy (the same
+    commit, no outputs, no DVC cache). Every output and the dvc.lock that records their md5s must be the same bytes."""
+    from e2e import artifacts, clone, copy_repo, sh
+
+    local = copy_repo(tmp_path / "local")
+    sh(local, "dvc", "repro", "forecast", "churn", timeout=1200, **{cluster.ENV: ""})
+    remote = clone(local, tmp_path / "remote")
+    before = {p: _tasks_done(scheduler, p) for p in ("forecast-batch", "churn-score")}
+    res = sh(remote, "dvc", "repro", "forecast", "churn", timeout=1200, **{cluster.ENV: scheduler})
+    assert "Running stage 'forecast'" in res.stdout and "Running stage 'churn'" in res.stdout
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {f.relative_to(root).as_posix(): f.read_bytes() for f in [*artifacts(root), root / "dvc.lock"]}
+
+    got, want = files(remote), files(local)
+    assert {"data/processed/forecast.parquet", "data/processed/churn_scores.parquet",
+            "reports/runs/03_forecast.ipynb", "reports/runs/04_churn.ipynb", "dvc.lock"} <= set(want)
+    assert sorted(got) == sorted(want)
+    assert [k for k in want if got[k] != want[k]] == []
+    # the work ran on the cluster's workers, not in a LocalCluster of the stage's own
+    assert _tasks_done(scheduler, "forecast-batch") > before["forecast-batch"]
+    assert _tasks_done(scheduler, "churn-score") > before["churn-score"]
