@@ -18,7 +18,10 @@ Run: .venv/bin/python bench/pipeline.py [--repeats R] [--against REF] [--keep]
   - other cells: every other notebook cell (imports, loading, tables, plots, saving);
   - rendering: the report stage outside its notebook (HTML, PDF; and the workbook and dashboard where they
     do not overlap the notebook, which runs in its kernel while they are built);
-  - the rest: process starts and imports of the CLI, DVC, the sample and deliver stages.
+  - commands outside notebooks: the rest of each stage's `datastory` process (from its start, as the
+    system records it, to its end: interpreter start, imports, the sample and deliver stages, writing);
+  - dvc: the run's seconds outside every stage's command: DVC's start, reading dvc.yaml and params, hashing
+    deps and outputs, and reading and rewriting dvc.lock after each stage.
 - CPU seconds (user + system) of the run's processes, which another user's load moves less than wall time.
 Not a test: timings depend on the machine and on what else runs on it.
 """
@@ -99,6 +102,8 @@ def cold_run(dst: Path) -> tuple[float, dict[str, float], list[dict], float]:
 def shares(total: float, stages: dict[str, float], records: list[dict]) -> dict[str, float]:
     """Split the run's seconds into kernel, model fits, other cells, rendering and the rest."""
     out = defaultdict(float)
+    command = {(rec["stage"], rec["suffix"]): rec["seconds"] for rec in records if rec.get("step") == "command"}
+    commands = sum(command.values())
     for rec in records:
         if rec.get("step", "papermill") != "papermill":  # the report's renderers: inside the stage's seconds
             continue
@@ -109,8 +114,13 @@ def shares(total: float, stages: dict[str, float], records: list[dict]) -> dict[
             out["model fits" if any(k in c["source"] for k in FIT_CELLS) else "other cells"] += c["seconds"]
         if rec["stage"] == "report":
             name = f"report@{rec['suffix']}"
-            out["rendering (html, pdf, xlsx)"] += max(0.0, stages.get(name, 0.0) - rec["seconds"])
-    out["the rest (cli, dvc, sample, deliver)"] = total - sum(out.values())
+            whole = command.get(("report", rec["suffix"]), stages.get(name, 0.0))   # DVC's part left out when known
+            out["rendering (html, pdf, xlsx)"] += max(0.0, whole - rec["seconds"])
+    if commands:   # the stages' commands' own seconds are known: what is left is DVC's
+        out["commands outside notebooks (start, imports, I/O)"] = commands - sum(out.values())
+        out["dvc (dvc.lock read and rewritten per stage, hashes)"] = total - commands
+    else:
+        out["the rest (cli, dvc, sample, deliver)"] = total - sum(out.values())
     return dict(out)
 
 

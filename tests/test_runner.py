@@ -122,3 +122,17 @@ def test_the_iri_grammar_is_skipped_and_notebooks_still_validate(tmp_path):
             "print(sys.modules.get('rfc3987_syntax') is None, len(n.cells))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "1"]
+
+
+def test_a_command_timed_since_its_process_started_counts_the_time_before_the_block(monkeypatch, tmp_path):
+    side = tmp_path / "timings.jsonl"
+    monkeypatch.setenv(runner.TIMINGS_ENV, str(side))
+    age = runner._process_age()
+    assert age > 0   # this test process started before this line
+    with runner.timed("deliver", "command", "north", since_start=True):
+        pass
+    with runner.timed("deliver", "block", "north"):
+        pass
+    whole, block = (json.loads(line) for line in side.read_text().splitlines())
+    assert (whole["stage"], whole["suffix"], whole["step"]) == ("deliver", "north", "command")
+    assert whole["seconds"] >= round(age, 3) - 0.02 > block["seconds"]

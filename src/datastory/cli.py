@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -219,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "watch":
             return _watch(args)
+        if os.environ.get("DATASTORY_TIMINGS"):   # bench/pipeline.py: the command's own seconds, beside DVC's
+            from .runner import timed
+
+            with timed(args.command, "command", getattr(args, "audience", None), since_start=True):
+                return _dispatch(args)
         return _dispatch(args)
     except DatastoryError as exc:
         if args.debug:
