@@ -358,3 +358,46 @@ def test_the_forecast_follows_the_chosen_period_as_totals_without_a_range(driver
     assert driver.find_element(By.ID, "fc-note").text == d["fcNotes"]["own"]
     assert driver.execute_script(bands) == 1
     assert [m for m in driver.get_log("browser") if m["level"] in ("SEVERE", "WARNING")] == []
+
+
+def test_the_view_survives_a_reload_and_a_foreign_fragment_is_ignored(driver, files):
+    """A newer build reloads the page: the reader's region, product line and period come back from the address's
+    #fragment. A fragment naming what the dashboard does not offer leaves the defaults."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+
+    out, packs = files
+    p = packs["executive"]
+    open_page(driver, out / "executive.html")
+    for act in (lambda: Select(driver.find_element(By.ID, "scope")).select_by_value("North"),
+                lambda: Select(driver.find_element(By.ID, "line")).select_by_value("Hardware"),
+                lambda: driver.find_element(By.CSS_SELECTOR, '#grain button[data-grain="Q"]').click()):
+        n = updates(driver)
+        act()
+        wait_update(driver, n)
+    assert driver.execute_script("return location.hash") == "#grain=Q&scope=North&line=Hardware&own=0"
+
+    driver.refresh()
+    waiter(driver).until(lambda d: d.execute_script("return document.documentElement.getAttribute('data-ready')"))
+    assert driver.find_element(By.ID, "scope").get_attribute("value") == "North"
+    assert driver.find_element(By.ID, "line").get_attribute("value") == "Hardware"
+    assert driver.find_element(By.CSS_SELECTOR, '#grain button[data-grain="Q"]').get_attribute("aria-pressed") == "true"
+    k = p.kpis[p.kpis["region"] == "North"].set_index("period")
+    assert tile_text(driver, "revenue")[0] == words.fmt_money(k.loc["2025-04-01":"2025-06-01", "revenue"].sum())
+    assert driver.find_element(By.ID, "fc-msg").text.startswith("North / Hardware: ")
+
+    defaults = {}
+    for key, fragment in (("executive", ""), ("executive", "#grain=Z&scope=%3Cimg%20src%3Dx%3E&line=%E0%A4%A&own=7"),
+                          ("north", "#scope=South&line=Hardware")):
+        open_page(driver, out / f"{key}.html")   # the page's own defaults first
+        defaults[key] = (driver.find_element(By.ID, "scope").get_attribute("value"),
+                         driver.find_element(By.CSS_SELECTOR, '#grain button[aria-pressed="true"]').text)
+        driver.get((out / f"{key}.html").as_uri() + fragment)
+        driver.refresh()
+        waiter(driver).until(lambda d: d.execute_script(
+            "return document.documentElement.getAttribute('data-ready')"))
+        assert (driver.find_element(By.ID, "scope").get_attribute("value"),
+                driver.find_element(By.CSS_SELECTOR, '#grain button[aria-pressed="true"]').text) == defaults[key]
+        assert driver.find_elements(By.CSS_SELECTOR, "#tiles img") == []
+        assert [m for m in driver.get_log("browser") if m["level"] == "SEVERE"] == []
+    assert defaults["north"][0] == "North"

@@ -339,6 +339,7 @@ JS = r"""
   function update(parts) {
     parts = parts || ALL_PARTS;
     marks();
+    keepView();
     if (parts.tiles) { tiles(); }
     if (parts.calls) { plan(); table(); }
     if (parts.bridge) { bridge(); }
@@ -391,6 +392,30 @@ JS = r"""
     $("fc-own").addEventListener("click", function () { S.fcOwn = !S.fcOwn; update({fc: true}); });
   }
 
+  // The reader's choices (period, segment, product line, the forecast's own grain) live in the address's #fragment:
+  // a reload for a newer build, a bookmark or a shared link opens the same view. A value the dashboard does not
+  // offer (another audience's region, a typo, text made to look like code) is ignored: the default stays.
+  function keepView() {
+    var q = "grain=" + encodeURIComponent(S.grain) + "&scope=" + encodeURIComponent(S.scope) +
+      "&line=" + encodeURIComponent(S.line) + "&own=" + (S.fcOwn ? "1" : "0");
+    if (location.hash.slice(1) !== q) {
+      try { history.replaceState(null, "", "#" + q); } catch (e) { /* a sandboxed frame: the view still works */ }
+    }
+  }
+  function restoreView() {
+    var h = {};
+    location.hash.slice(1).split("&").forEach(function (kv) {
+      var i = kv.indexOf("=");
+      if (i > 0) { try { h[kv.slice(0, i)] = decodeURIComponent(kv.slice(i + 1)); } catch (e) { /* bad escape */ } }
+    });
+    function offered(pairs, v) { return pairs.some(function (p) { return p[0] === v; }); }
+    if (offered(D.grains, h.grain)) { S.grain = h.grain; }
+    if (offered(D.scopes, h.scope)) { S.scope = h.scope; }
+    if (D.series.some(function (x) { return x.region === S.scope && x.line === h.line; })) { S.line = h.line; }
+    if (h.own === "0" || h.own === "1") { S.fcOwn = h.own === "1"; }
+  }
+
+  restoreView();
   controls();
   update().then(function () {
     root.setAttribute("data-ready-ms", String(Math.round(performance.now())));
