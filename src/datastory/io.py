@@ -10,12 +10,14 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:   # pandas is imported where a frame is read: a notebook stage's command never needs it
+    import pandas as pd
 
 
 def stale_temps(path: str | os.PathLike) -> list[Path]:
@@ -85,7 +87,8 @@ def _clean(obj: Any) -> Any:
         if math.isnan(obj) or math.isinf(obj):
             return None
         return round(obj, 6)
-    if isinstance(obj, pd.Timestamp):
+    pandas = sys.modules.get("pandas")   # not imported: nothing here can be a pandas Timestamp
+    if pandas is not None and isinstance(obj, pandas.Timestamp):
         return obj.isoformat()
     return obj
 
@@ -109,4 +112,6 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_parquet(path, engine="pyarrow")
