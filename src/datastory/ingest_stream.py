@@ -244,41 +244,21 @@ def _chunks(con: Any, sql: str) -> Iterator[pa.Table]:
         yield pa.Table.from_batches([batch])
 
 
-def _quality(con: Any, cfg: DataParams, state: _Pass, dups: int, filled: int) -> dict[str, Any]:
+def _quality(con: Any, cfg: DataParams, state: _Pass, dups: int, filled: int, empty: list[str]) -> dict[str, Any]:
+    """ingest.quality_record, from the table `kept` (DuckDB) and the batches' counts."""
     kept, cancelled, returns, start, end, customers, orders = con.execute(
         "SELECT count(*), count_if(cancelled), count_if(amount < 0), min(timestamp), max(timestamp), "
         "count(DISTINCT customer_id), count(DISTINCT order_id) FROM kept").fetchone()
-    unmapped = con.execute("SELECT other, count(*) AS n FROM kept WHERE other IS NOT NULL GROUP BY other "
-                           "ORDER BY n DESC, other").fetchall()
-    return {
-        "source": cfg.source,
-        "on_bad_rows": cfg.on_bad_rows,
-        "rows_read": state.rows,
-        "rows_kept": int(kept),
-        "duplicates_removed": dups,
-        "excluded": dict(sorted(state.excluded.items())),
-        "rejected": dict(sorted(state.rejected.items())),
-        "missing_region_filled": filled,
-        "cancelled_lines": int(cancelled),
-        "return_lines": int(returns),
-        "empty_periods": [],
-        "period_start": pd.Timestamp(start).date().isoformat(),
-        "period_end": pd.Timestamp(end).date().isoformat(),
-        "n_customers": int(customers),
-        "n_orders": int(orders),
-        "order_ids": "column" if cfg.columns.order_id else ingest.ORDER_PER_CUSTOMER_TIME,
-        "unmapped_countries": {str(c): int(k) for c, k in unmapped},
-        "currency": cfg.currency,
-    }
+    unmapped = con.execute("SELECT other, count(*) FROM kept WHERE other IS NOT NULL GROUP BY other").fetchall()
+    return ingest.quality_record(
+        cfg, rows_read=state.rows, rows_kept=kept, duplicates=dups, excluded=state.excluded,
+        rejected=state.rejected, filled=filled, cancelled=cancelled, returns=returns, empty=empty, start=start,
+        end=end, customers=customers, orders=orders, unmapped=dict(unmapped))
 
 
-def _empty_periods(con: Any) -> list[str]:
-    months = [pd.Period(m, "M") for (m,) in con.execute(
-        "SELECT DISTINCT strftime(timestamp, '%Y-%m') FROM kept ORDER BY 1").fetchall()]
-    if not months:
-        return []
-    full = pd.period_range(months[0], months[-1], freq="M")
-    return [str(p) for p in full.difference(pd.PeriodIndex(months))]
+def _months(con: Any) -> list[str]:
+    """The months ('YYYY-MM') that hold a kept row."""
+    return [m for (m,) in con.execute("SELECT DISTINCT strftime(timestamp, '%Y-%m') FROM kept").fetchall()]
 
 
 def _write_rejected(con: Any, tmp: Path, meta: Raw, state: _Pass, out: Path) -> None:
@@ -377,10 +357,10 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
             if con.execute("SELECT count(*) FROM kept").fetchone()[0] == 0:
                 raise ingest.no_usable_rows(meta.name, state.rows, {**state.rejected, **state.excluded})
             filled = _filled(con)
-            empty = _empty_periods(con)
+            empty = ingest.missing_months(_months(con))
             if empty and cfg.rules.empty_periods == "fail":
                 raise ingest.empty_periods_error(meta.name, meta.column("timestamp"), empty)
-            quality = {**_quality(con, cfg, state, dups, filled), "empty_periods": empty}
+            quality = _quality(con, cfg, state, dups, filled, empty)
             done("aggregates")
             with io.atomic_path(paths.transactions) as tx_tmp, io.atomic_path(paths.rejected) as rej_tmp:
                 _write_transactions(con, tx_tmp)
