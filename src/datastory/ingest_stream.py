@@ -27,7 +27,8 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import config, ingest, io, metrics, schema
+from . import config, ingest, io, metrics, profile, schema
 from .config import DataParams, Paths
 from .sources import Raw
 from .sources import csv as csv_source
@@ -229,9 +230,10 @@ def _filled(con: Any) -> int:
     return int(con.execute("SELECT count(*) FROM kept WHERE region IS NULL").fetchone()[0])
 
 
+REGION = f"CASE WHEN k.region IS NULL THEN coalesce(b.region, '{ingest.UNKNOWN}') ELSE k.region END"   # filled
 TRANSACTIONS_SQL = f"""
     SELECT k.order_id, k.customer_id, coalesce(k.customer_name, k.customer_id) AS customer_name, k.timestamp,
-           CASE WHEN k.region IS NULL THEN coalesce(b.region, '{ingest.UNKNOWN}') ELSE k.region END AS region,
+           {REGION} AS region,
            k.product_line, k.quantity, k.amount, k.discount, k.amount < 0 AS is_return
     FROM kept k LEFT JOIN best b ON k.customer_id = b.customer_id
     ORDER BY k.timestamp ASC NULLS LAST, k.order_id ASC NULLS LAST, k.customer_id ASC NULLS LAST,
@@ -306,22 +308,13 @@ def _write_transactions(con: Any, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- the stage
-def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = None,
-               now: pd.Timestamp | None = None, rows: int | None = None,
-               phases: list[tuple[str, float]] | None = None) -> dict[str, Any]:
-    """Stream the configured CSV file into paths.transactions, paths.rejected and the data-quality metrics;
-    returns the quality dict. A bad file or row raises ingest's DataError and writes nothing. `phases`, when
-    given, gets (phase, seconds) appended as each phase ends (for bench/ingest.py)."""
-    clock = [time.perf_counter()]
-
-    def done(name: str) -> None:
-        if phases is not None:
-            now_ = time.perf_counter()
-            phases.append((name, now_ - clock[0]))
-            clock[0] = now_
-
-    base = config.project_root(root)
-    stream = csv_source.stream(cfg, base)
+@contextmanager
+def _counted(cfg: DataParams, root: str | os.PathLike | None, now: pd.Timestamp | None, rows: int | None,
+             done: Callable[[str], None]) -> Iterator[tuple[Any, Path, Raw, _Pass, dict[str, Any]]]:
+    """The pass over the file and the whole-file rules, up to the quality record: yields DuckDB's connection (with
+    the views and tables `kept`, `dup` and `best`), the temp folder, the file's layout, the batches' counts and
+    the quality record. A bad file or row raises ingest's DataError; nothing is written outside the temp folder."""
+    stream = csv_source.stream(cfg, config.project_root(root))
     cutoff = ingest.future_cutoff(cfg, now)
     state = _Pass()
     with tempfile.TemporaryDirectory(prefix="datastory-ingest-") as name:
@@ -362,12 +355,60 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
                 raise ingest.empty_periods_error(meta.name, meta.column("timestamp"), empty)
             quality = _quality(con, cfg, state, dups, filled, empty)
             done("aggregates")
-            with io.atomic_path(paths.transactions) as tx_tmp, io.atomic_path(paths.rejected) as rej_tmp:
-                _write_transactions(con, tx_tmp)
-                done("sort+write")
-                _write_rejected(con, tmp, meta, state, rej_tmp)
-                done("rejected")
-            metrics.save_quality(quality, paths)
+            yield con, tmp, meta, state, quality
         finally:
             con.close()
+
+
+def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = None,
+               now: pd.Timestamp | None = None, rows: int | None = None,
+               phases: list[tuple[str, float]] | None = None) -> dict[str, Any]:
+    """Stream the configured CSV file into paths.transactions, paths.rejected and the data-quality metrics;
+    returns the quality dict. A bad file or row raises ingest's DataError and writes nothing. `phases`, when
+    given, gets (phase, seconds) appended as each phase ends (for bench/ingest.py)."""
+    clock = [time.perf_counter()]
+
+    def done(name: str) -> None:
+        if phases is not None:
+            now_ = time.perf_counter()
+            phases.append((name, now_ - clock[0]))
+            clock[0] = now_
+
+    with _counted(cfg, root, now, rows, done) as (con, tmp, meta, state, quality):
+        with io.atomic_path(paths.transactions) as tx_tmp, io.atomic_path(paths.rejected) as rej_tmp:
+            _write_transactions(con, tx_tmp)
+            done("sort+write")
+            _write_rejected(con, tmp, meta, state, rej_tmp)
+            done("rejected")
+        metrics.save_quality(quality, paths)
     return quality
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What `datastory check-data` prints, from a streaming pass that writes nothing (`check`)."""
+    quality: dict[str, Any]
+    source_name: str
+    kept: profile.Profile
+
+
+def _profile(con: Any) -> profile.Profile:
+    """profile.Profile of the transactions `run` would write (regions filled), counted by DuckDB."""
+    lines, sales, negatives, product_lines, named_all = con.execute(f"""
+        SELECT count(*), count_if(k.amount > 0), count_if(k.amount < 0), count(DISTINCT k.product_line),
+               count_if({REGION} = '{schema.ALL}' OR k.product_line = '{schema.ALL}') > 0
+        FROM kept k LEFT JOIN best b ON k.customer_id = b.customer_id""").fetchall()[0]
+    segments = con.sql(f"""SELECT {REGION} AS region, count(*) AS size, sum(k.amount) AS sum
+                           FROM kept k LEFT JOIN best b ON k.customer_id = b.customer_id GROUP BY 1""").df()
+    days = con.sql("""SELECT DISTINCT customer_id, CAST(CAST(timestamp AS DATE) AS TIMESTAMP) AS timestamp,
+                             coalesce(amount < 0, false) AS is_return FROM kept""").to_arrow_table().to_pandas()
+    return profile.make(lines=lines, sales=sales, negatives=negatives, product_lines=product_lines,
+                        named_all=named_all, segments=segments.set_index("region"), days=days)
+
+
+def check(cfg: DataParams, root: str | os.PathLike | None = None, now: pd.Timestamp | None = None,
+          rows: int | None = None) -> Checked:
+    """The streaming pass of `ingest_csv` without its outputs: the quality record and the kept transactions'
+    profile. Raises what `ingest_csv` raises; writes nothing outside a temp folder it removes."""
+    with _counted(cfg, root, now, rows, lambda _: None) as (con, _tmp, meta, _state, quality):
+        return Checked(quality=quality, source_name=meta.name, kept=_profile(con))
