@@ -17,7 +17,9 @@ Without an order id column, each customer's lines at one timestamp are one order
 "<customer id>@<timestamp>" (the same on every run). With segment_by: country and a country_regions
 mapping, a country the mapping does not list goes to the region OTHER, and is counted.
 Every set-aside row goes to data/interim/rejected.parquet with its row number and reason: none is
-dropped silently. `read_source`, `save` and `run` are the I/O edge.
+dropped silently. The data-quality record is built by `quality_record` and its empty months found by
+`missing_months`, which the streaming engine (`ingest_stream`) calls too. `read_source`, `save` and `run` are
+the I/O edge.
 """
 
 from __future__ import annotations

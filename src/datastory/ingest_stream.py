@@ -16,9 +16,12 @@ The rules of `prepare` that look across rows, and how they are done here:
   guess chose; it reads every later batch (the in-memory path guesses once, from the whole column);
 - missing regions take the customer's most frequent region over the whole file (DuckDB group-by);
 - the sort by ingest.SORT_KEYS, stable: DuckDB ORDER BY the keys, then the row's position in the file;
-- empty months, period, distinct customers and orders, unmapped countries, "no usable rows": aggregated.
-Nothing is written until every check has passed; temp files live in a temp folder removed at the end. `run`
-writes the three outputs like `ingest.save` (Parquet row groups of the same size, so the same bytes).
+- empty months, period, distinct customers and orders, unmapped countries, "no usable rows": aggregated, then
+  put in words by ingest's own rules (`ingest.missing_months`, `ingest.quality_record`).
+Nothing is written until every check has passed; temp files live in a temp folder removed at the end.
+`ingest_csv` writes the three outputs like `ingest.save` (Parquet row groups of the same size, so the same
+bytes); `check` (`datastory check-data`) writes none: it returns the quality record and the kept lines'
+`profile.Profile`, counted by DuckDB.
 """
 
 from __future__ import annotations
