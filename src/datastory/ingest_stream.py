@@ -299,12 +299,16 @@ def _write_rejected(con: Any, tmp: Path, meta: Raw, state: _Pass, out: Path) -> 
         writer.close()
 
 
+def _arrow_text(t: pa.DataType) -> pd.StringDtype | None:
+    """to_pandas' types_mapper: text stays in Arrow buffers (string[pyarrow]), not Python objects."""
+    return pd.StringDtype("pyarrow") if pa.types.is_string(t) else None
+
+
 def _write_transactions(con: Any, out: Path) -> None:
     writer = _Writer(out)
     try:
         for table in _chunks(con, TRANSACTIONS_SQL):
-            frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if pa.types.is_string(t)
-                                    else None)
+            frame = table.to_pandas(types_mapper=_arrow_text)
             writer.add(schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False))
     finally:
         writer.close()
@@ -404,7 +408,8 @@ def _profile(con: Any) -> profile.Profile:
     segments = con.sql(f"""SELECT {REGION} AS region, count(*) AS size, sum(k.amount) AS sum
                            FROM kept k LEFT JOIN best b ON k.customer_id = b.customer_id GROUP BY 1""").df()
     days = con.sql("""SELECT DISTINCT customer_id, CAST(CAST(timestamp AS DATE) AS TIMESTAMP) AS timestamp,
-                             coalesce(amount < 0, false) AS is_return FROM kept""").to_arrow_table().to_pandas()
+                             coalesce(amount < 0, false) AS is_return FROM kept""").to_arrow_table().to_pandas(
+        types_mapper=_arrow_text)
     return profile.make(lines=lines, sales=sales, negatives=negatives, product_lines=product_lines,
                         named_all=named_all, segments=segments.set_index("region"), days=days)
 

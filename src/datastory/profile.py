@@ -6,7 +6,7 @@ core, `ingest_stream.check`) and the summary and the verdict read the same thing
   `schema.ALL`, the label of totals;
 - `segments`: kept lines (`size`) and revenue (`sum`) per region, in the regions' code-point order;
 - `days`: one row per customer, day and is_return, the timestamp at midnight, as schema.TRANSACTIONS columns
-  (the others empty), sorted. The churn stage's cutoffs fall at midnight and the forecast counts whole days,
+  (the others empty or zero), sorted. The churn stage's cutoffs fall at midnight and the forecast counts whole days,
   so their plans and labels read the same from it as from every line.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import schema
 
@@ -45,12 +46,11 @@ def make(*, lines: int, sales: int, negatives: int, product_lines: int, named_al
                       "is_return": days["is_return"].astype(bool)})
     d = d.sort_values(DAY_COLUMNS, kind="stable", ignore_index=True)
     n = len(d)
-    frame = pd.DataFrame({"order_id": pd.array([pd.NA] * n, dtype="string"), "customer_id": d["customer_id"],
-                          "customer_name": d["customer_id"], "timestamp": d["timestamp"],
-                          "region": pd.array([pd.NA] * n, dtype="string"),
-                          "product_line": pd.array([pd.NA] * n, dtype="string"),
-                          "quantity": np.zeros(n), "amount": np.full(n, np.nan), "discount": np.zeros(n),
-                          "is_return": d["is_return"]})
+    empty = pd.arrays.ArrowStringArray(pa.nulls(n, pa.string()))   # a validity bitmap, no values
+    zero = np.zeros(n)   # one array for the three numbers the rules never read
+    frame = pd.DataFrame({"order_id": empty, "customer_id": d["customer_id"], "customer_name": d["customer_id"],
+                          "timestamp": d["timestamp"], "region": empty, "product_line": empty, "quantity": zero,
+                          "amount": zero, "discount": zero, "is_return": d["is_return"]}, copy=False)
     return Profile(lines=int(lines), sales=int(sales), negatives=int(negatives), product_lines=int(product_lines),
                    named_all=bool(named_all), segments=seg,
                    days=schema.conform(frame, schema.TRANSACTIONS, "profile days", copy=False))
