@@ -1,7 +1,7 @@
 """Benchmark: ingest invoice-line logs of 1 and 10 million lines (CSV -> transactions.parquet); time and memory.
 
 Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep DIR] [--engine stream]
-                                      [--phases | --profile N | --sample] [--src DIR --params DIR]
+                                      [--phases | --profile N | --sample | --check] [--src DIR --params DIR]
      e.g. `--sizes 1e5,1e6` for a quick run. Targets (the scale issue): peak RSS <= 3 GB at 10 million lines,
      and time(10M) <= 11 x time(1M); with --engine stream (datastory.ingest_stream) peak RSS <= 4 GB at 100
      million lines and time(100M) <= 11 x time(10M).
@@ -25,6 +25,8 @@ Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep 
   in a process of its own too: ru_maxrss of a child starts from its parent's RSS at fork.
 - --engine memory|stream|auto: params/data.yaml's engine for the runs (stream: datastory.ingest_stream); the
   table adds the child's CPU seconds (all threads), steadier than wall time on a shared machine.
+- --check: instead of ingest, time `datastory check-data` (stages.check_data: the summary and the verdict; with
+  engine stream, ingest_stream.check), and list the outputs it wrote (there must be none).
 - --bad-line L: instead of timing ingest, empty the InvoiceNo of line L of each log (a copy beside it) and
   print the message the run stops with, its time and peak RSS, and the outputs written (there must be none).
 - --phases: the child instead times sources.read, ingest.prepare and ingest.save separately, with the
@@ -297,7 +299,18 @@ def child(root: Path, mode: str, top: int) -> dict[str, Any]:
                                 if p.is_file() and "raw" not in p.parts)
         out.update(_peaks())
         return out
-    if mode == "run":
+    if mode == "check":
+        from datastory import stages
+
+        lines, _ = stages.check_data(root)
+        count = {line[:13].strip(): line[14:].split(" ")[0] for line in lines}
+        quality = {"rows_read": int(count["rows read"].replace(",", "")),
+                   "rows_kept": int(count["kept"].replace(",", "")), "excluded": {}, "rejected": {},
+                   "duplicates_removed": int(count["duplicates"].replace(",", ""))}
+        out["verdict"] = lines[-1]
+        out["written"] = sorted(str(p.relative_to(root)) for p in (root / "data").rglob("*")
+                                if p.is_file() and "raw" not in p.parts)
+    elif mode == "run":
         quality = ingest.run(root)
     elif mode == "phases" and config.load("data", root).engine == "stream":
         from datastory import ingest_stream
@@ -434,6 +447,7 @@ def main() -> None:
                     help="params/data.yaml engine for the runs (default: the params' own, auto)")
     ap.add_argument("--bad-line", type=int, default=0, metavar="L",
                     help="instead: empty the InvoiceNo of line L of each log and time the error (e.g. 73000001)")
+    ap.add_argument("--check", action="store_true", help="time datastory check-data instead of ingest")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--generate", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="run", help=argparse.SUPPRESS)
@@ -449,7 +463,7 @@ def main() -> None:
     repeats = [int(r) for r in args.repeats.split(",")] if args.repeats else [3 if n < 5_000_000 else 1
                                                                               for n in sizes]
     repeats = (repeats + repeats[-1:] * len(sizes))[:len(sizes)]
-    mode = ("bad" if args.bad_line else "sample" if args.sample else "profile" if args.profile else
+    mode = ("bad" if args.bad_line else "check" if args.check else "sample" if args.sample else "profile" if args.profile else
             "phases" if args.phases else "run")
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="bench_ingest_")
     folder = Path(args.keep or tmp.name).resolve()  # type: ignore[union-attr]
@@ -485,6 +499,8 @@ def main() -> None:
                 for name, secs, peaks in res["phases"]:
                     print(f"      {name:<8} {secs:7.2f} s   peak RSS so far {peaks['peak_mb']:7.0f} MB,"
                           f" RSS now {peaks.get('VmRSS_mb', float('nan')):7.0f} MB")
+                if "verdict" in res:
+                    print(f"      {res['verdict']}; outputs written: {res['written'] or 'none'}")
                 if res.get("profile"):
                     print(res["profile"])
             wall = statistics.median(r["wall_s"] for r in runs)
@@ -505,7 +521,8 @@ def main() -> None:
         print(f"CPU({n1:,})/CPU({n0:,}) = {c1 / c0:.2f} for {n1 / n0:g} x the lines (CPU seconds, all threads: "
               "steadier than wall time when others share the machine)")
     print("peak RSS: the child's VmHWM (/proc/self/status; ru_maxrss where there is no /proc), max over its runs;"
-          "\nwall: inside the child, ingest.run (read + prepare + save), imports excluded; median over its runs")
+          f"\nwall: inside the child, {'stages.check_data' if mode == 'check' else 'ingest.run (read + prepare + save)'}"
+          ", imports excluded; median over its runs")
     walls = {n: wall for n, _, wall, _, _ in rows}
     rss = {n: r for n, _, _, r, _ in rows}
     for small, large, rss_target in ((1_000_000, 10_000_000, RSS_TARGET_MB),

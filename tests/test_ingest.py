@@ -149,6 +149,44 @@ def test_save_refuses_an_incomplete_quality_dict(project):
     assert not config.paths(project).transactions.exists()
 
 
+
+def test_missing_months_are_the_gaps_between_the_first_and_last_month():
+    months = pd.Series(pd.to_datetime(["2025-05-03", "2025-01-31", "2025-01-02", "2024-11-30"])).dt.to_period("M")
+    assert ingest.missing_months(months) == ["2024-12", "2025-02", "2025-03", "2025-04"]
+    # text months (as DuckDB gives them), in any order and repeated: the same rule, the same answer
+    assert ingest.missing_months(["2025-05", "2024-11", "2025-01", "2025-01"]) == ingest.missing_months(months)
+    assert ingest.missing_months(["2025-03"]) == [] and ingest.missing_months([]) == []
+    with pytest.raises(ValueError):
+        ingest.missing_months(["2025-13"])
+
+
+def test_quality_record_orders_its_keys_and_counts():
+    cfg = config.DataParams(currency="CHF", columns=config.ColumnsParams(order_id=""))
+    q = ingest.quality_record(
+        cfg, rows_read=np.int64(10), rows_kept=6, duplicates=1, excluded={"z rule": 1, "a rule": 1},
+        rejected={"timestamp is empty": 1}, filled=2, cancelled=1, returns=2, empty=["2025-02"],
+        start=pd.Timestamp("2025-01-02 09:30"), end=np.datetime64("2025-03-01T23:59"), customers=3, orders=4,
+        unmapped={"Spain": 1, "EIRE": 3, "Chile": 1})
+    assert tuple(q) == ("source", "on_bad_rows", "rows_read", "rows_kept", "duplicates_removed", "excluded",
+                        "rejected", "missing_region_filled", "cancelled_lines", "return_lines", "empty_periods",
+                        "period_start", "period_end", "n_customers", "n_orders", "order_ids",
+                        "unmapped_countries", "currency")
+    assert set(q) == set(ingest.QUALITY_KEYS) and type(q["rows_read"]) is int
+    assert list(q["excluded"]) == ["a rule", "z rule"]
+    assert list(q["unmapped_countries"].items()) == [("EIRE", 3), ("Chile", 1), ("Spain", 1)]
+    assert (q["period_start"], q["period_end"]) == ("2025-01-02", "2025-03-01")
+    assert q["order_ids"] == ingest.ORDER_PER_CUSTOMER_TIME and q["currency"] == "CHF"
+
+
+def test_prepare_builds_its_record_with_quality_record():
+    raw = ingest.Raw(frame=raw_rows().drop(columns="unit_price"), name="x")
+    q = ingest.prepare(raw, config.DataParams()).quality
+    assert tuple(q) == tuple(ingest.quality_record(
+        config.DataParams(), rows_read=0, rows_kept=0, duplicates=0, excluded={}, rejected={}, filled=0,
+        cancelled=0, returns=0, empty=[], start="2025-01-01", end="2025-01-01", customers=0, orders=0,
+        unmapped={}))
+    assert q["empty_periods"] == [] and q["period_start"] == "2025-01-02"
+
 # ---------------------------------------------------------------- notebook
 
 

@@ -21,7 +21,7 @@ import yaml
 from conftest import committed_params
 from test_malformed_inputs import BY_ID, build, data_params
 
-from datastory import config, ingest, ingest_stream
+from datastory import config, ingest, ingest_stream, io
 from datastory.errors import DataError, DatastoryError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,3 +243,95 @@ def test_the_ingest_notebook_streams_and_writes_the_same_bytes(tmp_path, monkeyp
     executed = runner.execute("ingest", stream)
     assert outputs(stream) == outputs(memory)
     assert "streamed in batches" in Path(executed).read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- check-data: the same pass, nothing written
+def gap_log() -> pd.DataFrame:
+    """A clean invoice log without a line in June 2024: a month inside the period with no row."""
+    log = shapes.invoice_log(n_customers=120, seed=6)
+    return log[~log["InvoiceDate"].str.match(r"6/\d+/2024 ")].reset_index(drop=True)
+
+
+CHECK_LOGS = {
+    "awkward, quarantine": (awkward_log, {}),
+    "clean, fail, a month without rows": (gap_log, {"on_bad_rows": "fail"}),
+    "too few customers (unusable)": (lambda: shapes.invoice_log(n_customers=8, seed=2), {}),
+}
+
+
+@pytest.mark.parametrize("batch", [7, 100_000])
+@pytest.mark.parametrize("case", list(CHECK_LOGS))
+def test_check_data_says_the_same_from_both_engines_and_writes_nothing(case, batch, tmp_path, monkeypatch):
+    from datastory import profile, stages
+
+    make_log, data = CHECK_LOGS[case]
+    log = make_log()
+    said, roots = [], {}
+    for engine in ("memory", "stream"):
+        root = roots[engine] = make_project(tmp_path / engine, log, engine, **data)
+        before = snapshot(root)
+        if engine == "stream":   # the streaming pass, not the whole file in memory
+            monkeypatch.setenv("DATASTORY_STREAM_BATCH", str(batch))
+            monkeypatch.setattr(ingest, "prepare", lambda *a, **k: pytest.fail("check-data read the file whole"))
+        lines, refusal = stages.check_data(root)
+        said.append((lines, str(refusal)))
+        assert snapshot(root) == before, f"check-data wrote something ({engine})"
+    assert said[1] == said[0]
+    lines, refusal = said[0]
+    assert lines[0] == "source        data/raw/log.csv (csv, on_bad_rows: " + data.get("on_bad_rows", "quarantine") + ")"
+    assert lines[-1].startswith("verdict       ") and any(line.startswith("churn         ") for line in lines)
+    if case.startswith("clean"):
+        assert "warning: no rows in 1 month(s) inside the period: 2024-06" in lines
+    if case.startswith("awkward"):
+        assert any(line.startswith("warning: 2 countries are not in rules.country_regions") for line in lines)
+    assert ("unusable" in lines[-1]) == case.endswith("(unusable)") == (refusal != "None")
+    # the profile the stream counted is the one of the transactions an in-memory ingest keeps
+    monkeypatch.undo()
+    monkeypatch.setenv("DATASTORY_STREAM_BATCH", str(batch))
+    streamed = ingest_stream.check(config.load("data", roots["stream"]), roots["stream"])
+    ingest.run(roots["memory"])
+    in_memory = profile.of(pd.read_parquet(config.paths(roots["memory"]).transactions))
+    pd.testing.assert_frame_equal(streamed.kept.days, in_memory.days)
+    pd.testing.assert_frame_equal(streamed.kept.segments, in_memory.segments, check_exact=False, rtol=1e-12)
+    assert (streamed.kept.lines, streamed.kept.sales, streamed.kept.negatives, streamed.kept.product_lines) == (
+        in_memory.lines, in_memory.sales, in_memory.negatives, in_memory.product_lines)
+    assert streamed.quality == io.read_json(config.paths(roots["memory"]).data_quality)
+
+
+def test_check_data_stops_on_a_bad_line_with_the_same_message_from_both_engines(tmp_path, monkeypatch):
+    from datastory import stages
+
+    log = bad_value_log(position=300)
+    log.loc[120, "Description"] = "eine\nlange\nBeschreibung"
+    messages = []
+    for engine in ("memory", "stream"):
+        root = make_project(tmp_path / engine, log, engine, on_bad_rows="fail")
+        before = snapshot(root)
+        monkeypatch.setenv("DATASTORY_STREAM_BATCH", "64")
+        with pytest.raises(DataError) as info:
+            stages.check_data(root)
+        messages.append(str(info.value))
+        assert snapshot(root) == before, f"{engine} wrote something"
+    assert messages[0] == messages[1]
+    assert "line 304 (record 302), column 'UnitPrice'" in messages[1] and "'12,5O'" in messages[1]
+
+
+@pytest.mark.parametrize("case_id", CSV_ERRORS)
+def test_check_data_gives_every_malformed_csv_the_same_message_from_both_engines(case_id, tmp_path, monkeypatch):
+    from datastory import stages
+
+    case = BY_ID[case_id]
+    messages = []
+    for engine in ("memory", "stream"):
+        root = build(tmp_path / engine, case)
+        data = yaml.safe_load((root / "params" / "data.yaml").read_text(encoding="utf-8"))
+        data["engine"] = engine
+        (root / "params" / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+                                                   encoding="utf-8")
+        before = snapshot(root)
+        monkeypatch.setenv("DATASTORY_STREAM_BATCH", "3")
+        with pytest.raises(DatastoryError) as info:
+            stages.check_data(root)
+        messages.append(str(info.value))
+        assert snapshot(root) == before
+    assert messages[1] == messages[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from datastory import quality
+from datastory import profile, quality
 
 Q = {"source": "csv", "on_bad_rows": "quarantine", "rows_read": 1000, "rows_kept": 900, "duplicates_removed": 10,
      "excluded": {"no customer id": 60, "non-product line": 20}, "rejected": {"timestamp is empty": 10},
@@ -12,9 +12,13 @@ Q = {"source": "csv", "on_bad_rows": "quarantine", "rows_read": 1000, "rows_kept
      "period_start": "2025-01-01", "period_end": "2025-03-31", "n_customers": 50, "n_orders": 400, "currency": "EUR"}
 
 
-def tx(n_regions: int) -> pd.DataFrame:
+def tx(n_regions: int) -> profile.Profile:
+    """The profile of one line per region, the first region's the largest."""
     regions = [f"R{i:02d}" for i in range(n_regions)]
-    return pd.DataFrame({"region": regions, "amount": range(n_regions, 0, -1), "product_line": "All products"})
+    return profile.of(pd.DataFrame({
+        "order_id": regions, "customer_id": regions, "customer_name": regions,
+        "timestamp": pd.Timestamp("2025-01-01"), "region": regions, "product_line": "All products",
+        "quantity": 1.0, "amount": [float(a) for a in range(n_regions, 0, -1)], "discount": 0.0, "is_return": False}))
 
 
 def test_summary_lists_every_count_and_warning():

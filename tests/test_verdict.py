@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import shapes
 
-from datastory import config, ingest, schema, verdict
+from datastory import config, ingest, profile, schema, verdict
 from datastory.churn.model import MIN_TRAIN_ROWS
 from datastory.errors import DataError, ModelError
 from datastory.forecast.history import MIN_HISTORY
@@ -105,7 +105,7 @@ def test_the_history_threshold_is_the_churn_stages_own():
         except ModelError:
             fits = False
         refused = any(r.reason.startswith("churn: ") and "days of history" in r.reason
-                      for r in verdict.churn(tx, CH).refusals)
+                      for r in verdict.churn(profile.of(tx), CH).refusals)
         assert refused == (not fits), days
 
 
@@ -137,7 +137,7 @@ def test_an_explicit_cutoff_outside_the_data_is_the_churn_stages_message():
 
 
 def test_a_forecast_without_room_for_a_backtest_is_a_warning():
-    out = verdict.forecast(buyers(30, 120), FC)
+    out = verdict.forecast(profile.of(buyers(30, 120)), FC)
     assert not out.refusals and out.line.startswith("forecast      ")
     assert "from the recent level, not backtested" in out.line
     assert out.warnings[0].startswith("the forecast cannot be backtested: one 13-week backtest needs 19 weeks")
@@ -145,13 +145,13 @@ def test_a_forecast_without_room_for_a_backtest_is_a_warning():
 
 def test_a_segment_named_like_the_totals_is_refused():
     tx = buyers(30, 400).assign(region=schema.ALL)
-    assert any("named 'All'" in r.reason for r in verdict.forecast(tx, FC).refusals)
+    assert any("named 'All'" in r.reason for r in verdict.forecast(profile.of(tx), FC).refusals)
 
 
 def test_nobody_to_score_is_a_warning():
     tx = buyers(40, 300)
     late = canonical([("C001", "2025-12-20 10:00", -5.0)])    # the data ends with a return, months later
-    out = verdict.churn(pd.concat([tx, late], ignore_index=True), CH)
+    out = verdict.churn(profile.of(pd.concat([tx, late], ignore_index=True)), CH)
     assert any(w.startswith("nobody bought in the 365 days before the data end") for w in out.warnings)
 
 

@@ -17,7 +17,9 @@ Without an order id column, each customer's lines at one timestamp are one order
 "<customer id>@<timestamp>" (the same on every run). With segment_by: country and a country_regions
 mapping, a country the mapping does not list goes to the region OTHER, and is counted.
 Every set-aside row goes to data/interim/rejected.parquet with its row number and reason: none is
-dropped silently. `read_source`, `save` and `run` are the I/O edge.
+dropped silently. The data-quality record is built by `quality_record` and its empty months found by
+`missing_months`, which the streaming engine (`ingest_stream`) calls too. `read_source`, `save` and `run` are
+the I/O edge.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import re
 import warnings
 import zoneinfo
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -467,13 +470,44 @@ def _raise_first(raw: Raw, check: Check) -> None:
     raise bad_rows_error(raw, pos, check, first_value(raw, check, pos), len(bad))
 
 
-def _empty_periods(ts: pd.Series) -> list[str]:
-    """Calendar months with no kept row between the first and the last month."""
-    if ts.empty:
+def missing_months(months: Iterable[Any]) -> list[str]:
+    """The calendar months between the first and the last of `months` (the months that hold a kept row, as
+    pandas Periods or 'YYYY-MM' text, in any order, repeats allowed) that are not among them, in order."""
+    present = pd.PeriodIndex(list(months), freq="M")
+    if present.empty:
         return []
-    months = ts.dt.to_period("M")
-    full = pd.period_range(months.min(), months.max(), freq="M")
-    return [str(p) for p in full.difference(pd.PeriodIndex(months.unique()))]
+    full = pd.period_range(present.min(), present.max(), freq="M")
+    return [str(p) for p in full.difference(present.unique())]
+
+
+def quality_record(cfg: DataParams, *, rows_read: int, rows_kept: int, duplicates: int,
+                   excluded: Mapping[str, int], rejected: Mapping[str, int], filled: int, cancelled: int,
+                   returns: int, empty: list[str], start: Any, end: Any, customers: int, orders: int,
+                   unmapped: Mapping[str, int]) -> dict[str, Any]:
+    """The data-quality record (data/interim/data_quality.json) from the counts of one ingest, whichever engine
+    counted them: the set-aside counts per reason, sorted by reason; the period's first and last days (`start`,
+    `end`: timestamps); the kept lines per country sent to the region OTHER, most first (ties by name)."""
+    return {
+        "source": cfg.source,
+        "on_bad_rows": cfg.on_bad_rows,
+        "rows_read": int(rows_read),
+        "rows_kept": int(rows_kept),
+        "duplicates_removed": int(duplicates),
+        "excluded": {str(k): int(v) for k, v in sorted(excluded.items())},
+        "rejected": {str(k): int(v) for k, v in sorted(rejected.items())},
+        "missing_region_filled": int(filled),
+        "cancelled_lines": int(cancelled),
+        "return_lines": int(returns),
+        "empty_periods": list(empty),
+        "period_start": pd.Timestamp(start).date().isoformat(),
+        "period_end": pd.Timestamp(end).date().isoformat(),
+        "n_customers": int(customers),
+        "n_orders": int(orders),
+        "order_ids": "column" if cfg.columns.order_id else ORDER_PER_CUSTOMER_TIME,
+        "unmapped_countries": {c: k for c, k in sorted(((str(c), int(k)) for c, k in unmapped.items()),
+                                                       key=lambda ck: (-ck[1], ck[0]))},
+        "currency": cfg.currency,
+    }
 
 
 def _set_aside(raw: Raw, reason: np.ndarray, disposition: np.ndarray, column: np.ndarray) -> pd.DataFrame:
@@ -557,8 +591,7 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
     if not keep.any():
         raise no_usable_rows(raw.name, n, {**rejected, **excluded})
     set_aside = _set_aside(raw, reason, disposition, column)
-    unmapped = other[keep].value_counts()   # kept lines per country that went to OTHER
-    unmapped = {str(c): int(k) for c, k in sorted(unmapped.items(), key=lambda ck: (-ck[1], str(ck[0])))}
+    unmapped = other[keep].value_counts().to_dict()   # kept lines per country that went to OTHER
     del other
     name, ts_column = raw.name, raw.column("timestamp")
     # the source's text is no longer needed: free it before the kept rows are copied
@@ -571,7 +604,7 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
     tx["customer_name"] = pd.Series(pd.arrays.ArrowStringArray(pc.coalesce(
         names, pa.array(tx["customer_id"], type=pa.string()))), index=tx.index)
     tx["region"], filled = _fill_regions(tx)
-    empty = _empty_periods(tx["timestamp"])
+    empty = missing_months(tx["timestamp"].dt.to_period("M").unique())
     if empty and rules.empty_periods == "fail":
         raise empty_periods_error(name, ts_column, empty)
     cancelled_kept = int(tx["cancelled"].sum())
@@ -586,26 +619,11 @@ def prepare(raw: Raw, cfg: DataParams, now: pd.Timestamp | None = None) -> Inges
             tx[col] = tx[col].astype("string[pyarrow]")
     pa.default_memory_pool().release_unused()
     tx = schema.conform(tx, schema.TRANSACTIONS, "transactions", copy=False)
-    quality = {
-        "source": cfg.source,
-        "on_bad_rows": cfg.on_bad_rows,
-        "rows_read": n,
-        "rows_kept": len(tx),
-        "duplicates_removed": int(dup.sum()),
-        "excluded": dict(sorted(excluded.items())),
-        "rejected": dict(sorted(rejected.items())),
-        "missing_region_filled": filled,
-        "cancelled_lines": cancelled_kept,
-        "return_lines": int(tx["is_return"].sum()),
-        "empty_periods": empty,
-        "period_start": tx["timestamp"].min().date().isoformat(),
-        "period_end": tx["timestamp"].max().date().isoformat(),
-        "n_customers": int(tx["customer_id"].nunique()),
-        "n_orders": int(tx["order_id"].nunique()),
-        "order_ids": "column" if cfg.columns.order_id else ORDER_PER_CUSTOMER_TIME,
-        "unmapped_countries": unmapped,
-        "currency": cfg.currency,
-    }
+    quality = quality_record(
+        cfg, rows_read=n, rows_kept=len(tx), duplicates=int(dup.sum()), excluded=excluded, rejected=rejected,
+        filled=filled, cancelled=cancelled_kept, returns=int(tx["is_return"].sum()), empty=empty,
+        start=tx["timestamp"].min(), end=tx["timestamp"].max(), customers=tx["customer_id"].nunique(),
+        orders=tx["order_id"].nunique(), unmapped=unmapped)
     return Ingested(tx=tx, rejected=set_aside, quality=quality)
 
 

@@ -16,9 +16,12 @@ The rules of `prepare` that look across rows, and how they are done here:
   guess chose; it reads every later batch (the in-memory path guesses once, from the whole column);
 - missing regions take the customer's most frequent region over the whole file (DuckDB group-by);
 - the sort by ingest.SORT_KEYS, stable: DuckDB ORDER BY the keys, then the row's position in the file;
-- empty months, period, distinct customers and orders, unmapped countries, "no usable rows": aggregated.
-Nothing is written until every check has passed; temp files live in a temp folder removed at the end. `run`
-writes the three outputs like `ingest.save` (Parquet row groups of the same size, so the same bytes).
+- empty months, period, distinct customers and orders, unmapped countries, "no usable rows": aggregated, then
+  put in words by ingest's own rules (`ingest.missing_months`, `ingest.quality_record`).
+Nothing is written until every check has passed; temp files live in a temp folder removed at the end.
+`ingest_csv` writes the three outputs like `ingest.save` (Parquet row groups of the same size, so the same
+bytes); `check` (`datastory check-data`) writes none: it returns the quality record and the kept lines'
+`profile.Profile`, counted by DuckDB.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import config, ingest, io, metrics, schema
+from . import config, ingest, io, metrics, profile, schema
 from .config import DataParams, Paths
 from .sources import Raw
 from .sources import csv as csv_source
@@ -229,9 +233,10 @@ def _filled(con: Any) -> int:
     return int(con.execute("SELECT count(*) FROM kept WHERE region IS NULL").fetchone()[0])
 
 
+REGION = f"CASE WHEN k.region IS NULL THEN coalesce(b.region, '{ingest.UNKNOWN}') ELSE k.region END"   # filled
 TRANSACTIONS_SQL = f"""
     SELECT k.order_id, k.customer_id, coalesce(k.customer_name, k.customer_id) AS customer_name, k.timestamp,
-           CASE WHEN k.region IS NULL THEN coalesce(b.region, '{ingest.UNKNOWN}') ELSE k.region END AS region,
+           {REGION} AS region,
            k.product_line, k.quantity, k.amount, k.discount, k.amount < 0 AS is_return
     FROM kept k LEFT JOIN best b ON k.customer_id = b.customer_id
     ORDER BY k.timestamp ASC NULLS LAST, k.order_id ASC NULLS LAST, k.customer_id ASC NULLS LAST,
@@ -244,41 +249,21 @@ def _chunks(con: Any, sql: str) -> Iterator[pa.Table]:
         yield pa.Table.from_batches([batch])
 
 
-def _quality(con: Any, cfg: DataParams, state: _Pass, dups: int, filled: int) -> dict[str, Any]:
+def _quality(con: Any, cfg: DataParams, state: _Pass, dups: int, filled: int, empty: list[str]) -> dict[str, Any]:
+    """ingest.quality_record, from the table `kept` (DuckDB) and the batches' counts."""
     kept, cancelled, returns, start, end, customers, orders = con.execute(
         "SELECT count(*), count_if(cancelled), count_if(amount < 0), min(timestamp), max(timestamp), "
         "count(DISTINCT customer_id), count(DISTINCT order_id) FROM kept").fetchone()
-    unmapped = con.execute("SELECT other, count(*) AS n FROM kept WHERE other IS NOT NULL GROUP BY other "
-                           "ORDER BY n DESC, other").fetchall()
-    return {
-        "source": cfg.source,
-        "on_bad_rows": cfg.on_bad_rows,
-        "rows_read": state.rows,
-        "rows_kept": int(kept),
-        "duplicates_removed": dups,
-        "excluded": dict(sorted(state.excluded.items())),
-        "rejected": dict(sorted(state.rejected.items())),
-        "missing_region_filled": filled,
-        "cancelled_lines": int(cancelled),
-        "return_lines": int(returns),
-        "empty_periods": [],
-        "period_start": pd.Timestamp(start).date().isoformat(),
-        "period_end": pd.Timestamp(end).date().isoformat(),
-        "n_customers": int(customers),
-        "n_orders": int(orders),
-        "order_ids": "column" if cfg.columns.order_id else ingest.ORDER_PER_CUSTOMER_TIME,
-        "unmapped_countries": {str(c): int(k) for c, k in unmapped},
-        "currency": cfg.currency,
-    }
+    unmapped = con.execute("SELECT other, count(*) FROM kept WHERE other IS NOT NULL GROUP BY other").fetchall()
+    return ingest.quality_record(
+        cfg, rows_read=state.rows, rows_kept=kept, duplicates=dups, excluded=state.excluded,
+        rejected=state.rejected, filled=filled, cancelled=cancelled, returns=returns, empty=empty, start=start,
+        end=end, customers=customers, orders=orders, unmapped=dict(unmapped))
 
 
-def _empty_periods(con: Any) -> list[str]:
-    months = [pd.Period(m, "M") for (m,) in con.execute(
-        "SELECT DISTINCT strftime(timestamp, '%Y-%m') FROM kept ORDER BY 1").fetchall()]
-    if not months:
-        return []
-    full = pd.period_range(months[0], months[-1], freq="M")
-    return [str(p) for p in full.difference(pd.PeriodIndex(months))]
+def _months(con: Any) -> list[str]:
+    """The months ('YYYY-MM') that hold a kept row."""
+    return [m for (m,) in con.execute("SELECT DISTINCT strftime(timestamp, '%Y-%m') FROM kept").fetchall()]
 
 
 def _write_rejected(con: Any, tmp: Path, meta: Raw, state: _Pass, out: Path) -> None:
@@ -314,34 +299,29 @@ def _write_rejected(con: Any, tmp: Path, meta: Raw, state: _Pass, out: Path) -> 
         writer.close()
 
 
+def _arrow_text(t: pa.DataType) -> pd.StringDtype | None:
+    """to_pandas' types_mapper: text stays in Arrow buffers (string[pyarrow]), not Python objects."""
+    return pd.StringDtype("pyarrow") if pa.types.is_string(t) else None
+
+
 def _write_transactions(con: Any, out: Path) -> None:
     writer = _Writer(out)
     try:
         for table in _chunks(con, TRANSACTIONS_SQL):
-            frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if pa.types.is_string(t)
-                                    else None)
+            frame = table.to_pandas(types_mapper=_arrow_text)
             writer.add(schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False))
     finally:
         writer.close()
 
 
 # ---------------------------------------------------------------- the stage
-def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = None,
-               now: pd.Timestamp | None = None, rows: int | None = None,
-               phases: list[tuple[str, float]] | None = None) -> dict[str, Any]:
-    """Stream the configured CSV file into paths.transactions, paths.rejected and the data-quality metrics;
-    returns the quality dict. A bad file or row raises ingest's DataError and writes nothing. `phases`, when
-    given, gets (phase, seconds) appended as each phase ends (for bench/ingest.py)."""
-    clock = [time.perf_counter()]
-
-    def done(name: str) -> None:
-        if phases is not None:
-            now_ = time.perf_counter()
-            phases.append((name, now_ - clock[0]))
-            clock[0] = now_
-
-    base = config.project_root(root)
-    stream = csv_source.stream(cfg, base)
+@contextmanager
+def _counted(cfg: DataParams, root: str | os.PathLike | None, now: pd.Timestamp | None, rows: int | None,
+             done: Callable[[str], None]) -> Iterator[tuple[Any, Path, Raw, _Pass, dict[str, Any]]]:
+    """The pass over the file and the whole-file rules, up to the quality record: yields DuckDB's connection (with
+    the views and tables `kept`, `dup` and `best`), the temp folder, the file's layout, the batches' counts and
+    the quality record. A bad file or row raises ingest's DataError; nothing is written outside the temp folder."""
+    stream = csv_source.stream(cfg, config.project_root(root))
     cutoff = ingest.future_cutoff(cfg, now)
     state = _Pass()
     with tempfile.TemporaryDirectory(prefix="datastory-ingest-") as name:
@@ -377,17 +357,66 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
             if con.execute("SELECT count(*) FROM kept").fetchone()[0] == 0:
                 raise ingest.no_usable_rows(meta.name, state.rows, {**state.rejected, **state.excluded})
             filled = _filled(con)
-            empty = _empty_periods(con)
+            empty = ingest.missing_months(_months(con))
             if empty and cfg.rules.empty_periods == "fail":
                 raise ingest.empty_periods_error(meta.name, meta.column("timestamp"), empty)
-            quality = {**_quality(con, cfg, state, dups, filled), "empty_periods": empty}
+            quality = _quality(con, cfg, state, dups, filled, empty)
             done("aggregates")
-            with io.atomic_path(paths.transactions) as tx_tmp, io.atomic_path(paths.rejected) as rej_tmp:
-                _write_transactions(con, tx_tmp)
-                done("sort+write")
-                _write_rejected(con, tmp, meta, state, rej_tmp)
-                done("rejected")
-            metrics.save_quality(quality, paths)
+            yield con, tmp, meta, state, quality
         finally:
             con.close()
+
+
+def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = None,
+               now: pd.Timestamp | None = None, rows: int | None = None,
+               phases: list[tuple[str, float]] | None = None) -> dict[str, Any]:
+    """Stream the configured CSV file into paths.transactions, paths.rejected and the data-quality metrics;
+    returns the quality dict. A bad file or row raises ingest's DataError and writes nothing. `phases`, when
+    given, gets (phase, seconds) appended as each phase ends (for bench/ingest.py)."""
+    clock = [time.perf_counter()]
+
+    def done(name: str) -> None:
+        if phases is not None:
+            now_ = time.perf_counter()
+            phases.append((name, now_ - clock[0]))
+            clock[0] = now_
+
+    with _counted(cfg, root, now, rows, done) as (con, tmp, meta, state, quality):
+        with io.atomic_path(paths.transactions) as tx_tmp, io.atomic_path(paths.rejected) as rej_tmp:
+            _write_transactions(con, tx_tmp)
+            done("sort+write")
+            _write_rejected(con, tmp, meta, state, rej_tmp)
+            done("rejected")
+        metrics.save_quality(quality, paths)
     return quality
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What `datastory check-data` prints, from a streaming pass that writes nothing (`check`)."""
+    quality: dict[str, Any]
+    source_name: str
+    kept: profile.Profile
+
+
+def _profile(con: Any) -> profile.Profile:
+    """profile.Profile of the transactions `run` would write (regions filled), counted by DuckDB."""
+    lines, sales, negatives, product_lines, named_all = con.execute(f"""
+        SELECT count(*), count_if(k.amount > 0), count_if(k.amount < 0), count(DISTINCT k.product_line),
+               count_if({REGION} = '{schema.ALL}' OR k.product_line = '{schema.ALL}') > 0
+        FROM kept k LEFT JOIN best b ON k.customer_id = b.customer_id""").fetchall()[0]
+    segments = con.sql(f"""SELECT {REGION} AS region, count(*) AS size, sum(k.amount) AS sum
+                           FROM kept k LEFT JOIN best b ON k.customer_id = b.customer_id GROUP BY 1""").df()
+    days = con.sql("""SELECT DISTINCT customer_id, CAST(CAST(timestamp AS DATE) AS TIMESTAMP) AS timestamp,
+                             coalesce(amount < 0, false) AS is_return FROM kept""").to_arrow_table().to_pandas(
+        types_mapper=_arrow_text)
+    return profile.make(lines=lines, sales=sales, negatives=negatives, product_lines=product_lines,
+                        named_all=named_all, segments=segments.set_index("region"), days=days)
+
+
+def check(cfg: DataParams, root: str | os.PathLike | None = None, now: pd.Timestamp | None = None,
+          rows: int | None = None) -> Checked:
+    """The streaming pass of `ingest_csv` without its outputs: the quality record and the kept transactions'
+    profile. Raises what `ingest_csv` raises; writes nothing outside a temp folder it removes."""
+    with _counted(cfg, root, now, rows, lambda _: None) as (con, _tmp, meta, _state, quality):
+        return Checked(quality=quality, source_name=meta.name, kept=_profile(con))

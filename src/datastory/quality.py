@@ -1,12 +1,12 @@
-"""The data-quality summary that `datastory check-data` prints: pure, from ingest's result."""
+"""The data-quality summary that `datastory check-data` prints: pure, from ingest's quality record and the
+kept transactions' profile (`profile.Profile`, counted by either engine)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from .ingest import OTHER
+from .profile import Profile
 
 MAX_SEGMENTS_SHOWN = 8
 
@@ -15,7 +15,7 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
-def summary(quality: dict[str, Any], tx: pd.DataFrame, source_name: str) -> list[str]:
+def summary(quality: dict[str, Any], kept: Profile, source_name: str) -> list[str]:
     """Short human-readable lines: rows in and where they went, period, customers, segments, warnings."""
     q = quality
     n = int(q["rows_read"])
@@ -34,11 +34,11 @@ def summary(quality: dict[str, Any], tx: pd.DataFrame, source_name: str) -> list
                 [f"orders        one per {q['order_ids']} (no order id column)"]),
               f"returns       {q['return_lines']:,} lines (of which {q['cancelled_lines']:,} cancellations)",
               f"regions filled from the customer's other lines: {q['missing_region_filled']:,}"]
-    seg = tx.groupby("region", observed=True)["amount"].agg(["size", "sum"]).sort_values("sum", ascending=False)
+    seg = kept.segments.sort_values("sum", ascending=False)
     shown = "; ".join(f"{r} {int(s):,} lines" for r, s in seg["size"].head(MAX_SEGMENTS_SHOWN).items())
     more = f"; and {len(seg) - MAX_SEGMENTS_SHOWN} more" if len(seg) > MAX_SEGMENTS_SHOWN else ""
     lines.append(f"segments      {len(seg)}: {shown}{more}")
-    lines.append(f"product lines {tx['product_line'].nunique()}")
+    lines.append(f"product lines {kept.product_lines}")
     empty = q.get("empty_periods") or []
     if empty:
         lines.append(f"warning: no rows in {len(empty)} month(s) inside the period: {', '.join(empty[:6])}")

@@ -38,16 +38,23 @@ def check_data(root: str | os.PathLike | None = None) -> tuple[list[str], DataEr
     """Validate the configured source with the current params and judge what it supports. Writes nothing.
 
     Returns the summary lines (ending with the verdict) and, when the data cannot run the whole pipeline,
-    the error `datastory check-data` exits with."""
-    from . import ingest, quality, verdict
+    the error `datastory check-data` exits with. A CSV file the ingest stage would stream is checked by the same
+    streaming pass (`ingest_stream.check`: bounded memory, its temp files removed); any other source in memory."""
+    from . import ingest, ingest_stream, profile, quality, verdict
 
     cfg = config.load("data", root)
     fc = config.load("forecast", root)
     churn = config.load("churn", root)
-    raw = ingest.read_source(cfg, config.paths(root), root)
-    result = ingest.prepare(raw, cfg)
-    judged = verdict.assess(result.tx, fc, churn)
-    return [*quality.summary(result.quality, result.tx, raw.name), *judged.lines()], judged.error(raw.name)
+    if ingest_stream.streams(cfg, root):
+        checked = ingest_stream.check(cfg, root)
+        q, kept, name = checked.quality, checked.kept, checked.source_name
+    else:
+        raw = ingest.read_source(cfg, config.paths(root), root)
+        result = ingest.prepare(raw, cfg)
+        q, kept, name = result.quality, profile.of(result.tx), raw.name
+        del raw, result
+    judged = verdict.judge(kept, fc, churn)
+    return [*quality.summary(q, kept, name), *judged.lines()], judged.error(name)
 
 
 def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:

@@ -1,7 +1,8 @@
 """What a cleaned transaction log supports, said before any analysis runs (`datastory check-data`).
 
 `assess(tx, forecast, churn)` is pure: the transactions ingest keeps and the forecast and churn params in,
-a `Verdict` out: one line per stage saying what the history allows, warnings for limits that are not fatal,
+a `Verdict` out (`judge` does the same from their `profile.Profile`, which the streaming ingest counts out of
+core: every rule below reads whole days, so the profile's one row per customer and day gives the same verdict): one line per stage saying what the history allows, warnings for limits that are not fatal,
 and the refusals that stop the pipeline, each with its reason and fix. The data is usable only when
 ingest, KPIs, forecast and churn can all run.
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from . import profile as profile_mod
 from . import schema
 from .config import ChurnParams, ForecastParams
 from .errors import DataError, ModelError
@@ -88,27 +90,24 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def sales(tx: pd.DataFrame) -> Outlook:
+def sales(kept: profile_mod.Profile) -> Outlook:
     """Refused when no kept line is a sale (every line a return, or zero)."""
-    amount = tx["amount"]
-    n_sales = int((amount > 0).sum())
-    if n_sales:
+    if kept.sales:
         return Outlook("")
-    returns = int((amount < 0).sum())
     return Outlook("", (Refusal(
-        f"no sales: all {_plural(len(tx), 'kept line')} are returns or zero ({returns:,} negative), so there is no "
+        f"no sales: all {_plural(kept.lines, 'kept line')} are returns or zero ({kept.negatives:,} negative), so there is no "
         "revenue to report or forecast and no purchase to learn churn from",
         "check the sign of the amount (or quantity) column, rules.cancelled_prefix, and that the export holds "
         "the sales and not only the returns"),))
 
 
-def forecast(tx: pd.DataFrame, cfg: ForecastParams) -> Outlook:
+def forecast(kept: profile_mod.Profile, cfg: ForecastParams) -> Outlook:
     """The forecast line (`forecast.history.outlook`'s sentence, from the plan of the company total's full periods),
     refused when no series can be forecast."""
     from .forecast.history import MIN_HISTORY, UNIT, min_train, outlook, plan
     from .forecast.series import full_periods
 
-    first, last = tx["timestamp"].min(), tx["timestamp"].max()
+    first, last = kept.days["timestamp"].min(), kept.days["timestamp"].max()   # whole days: all the plan reads
     p = plan(len(full_periods(first, last, cfg.freq)), cfg.freq, cfg.horizon, cfg.folds)   # what outlook says
     line = LABEL.format("forecast") + outlook(first, last, cfg.freq, cfg.horizon, cfg.folds)
     unit = UNIT[cfg.freq]
@@ -122,19 +121,21 @@ def forecast(tx: pd.DataFrame, cfg: ForecastParams) -> Outlook:
                         f"{_plural(min_train(cfg.horizon) + cfg.horizon, unit)} of history, and there are {p.n:,}; "
                         "it will be the recent level, with no accuracy figure (a shorter horizon in "
                         "params/forecast.yaml allows one)")
-    if (tx["region"] == schema.ALL).any() or (tx["product_line"] == schema.ALL).any():
+    if kept.named_all:
         refusals.append(Refusal(f"forecast: a region or product line is named {schema.ALL!r}, the label of totals",
                                 "rename it at the source (or in rules.country_regions)"))
     return Outlook(line, tuple(refusals), tuple(warnings))
 
 
-def churn(tx: pd.DataFrame, cfg: ChurnParams) -> Outlook:
-    """The churn line: cutoffs, customer-cutoff rows to train on, customers to validate and score."""
+def churn(kept: profile_mod.Profile, cfg: ChurnParams) -> Outlook:
+    """The churn line: cutoffs, customer-cutoff rows to train on, customers to validate and score (the churn
+    stage's own functions, on the profile's customer days)."""
     from .churn.features import data_span
     from .churn.labels import labels_at
     from .churn.model import HGB_MIN_MINORITY, HGB_MIN_ROWS, MIN_TRAIN_ROWS, plan_cutoffs
 
     label = LABEL.format("churn")
+    tx = kept.days
     start, end = data_span(tx)
     have = (end - start).days
     w, step, k = cfg.window_days, cfg.cutoff_step_days, cfg.n_train_cutoffs
@@ -199,9 +200,14 @@ def churn(tx: pd.DataFrame, cfg: ChurnParams) -> Outlook:
     return Outlook(line, tuple(refusals), tuple(warnings))
 
 
+def judge(kept: profile_mod.Profile, forecast_cfg: ForecastParams, churn_cfg: ChurnParams) -> Verdict:
+    """Sales, forecast and churn outlooks of the kept transactions' profile."""
+    return Verdict((sales(kept), forecast(kept, forecast_cfg), churn(kept, churn_cfg)))
+
+
 def assess(tx: pd.DataFrame, forecast_cfg: ForecastParams, churn_cfg: ChurnParams) -> Verdict:
     """Sales, forecast and churn outlooks of the cleaned transactions (schema.TRANSACTIONS)."""
     from .churn.features import check_transactions
 
     check_transactions(tx)
-    return Verdict((sales(tx), forecast(tx, forecast_cfg), churn(tx, churn_cfg)))
+    return judge(profile_mod.of(tx), forecast_cfg, churn_cfg)
