@@ -17,8 +17,8 @@ import pandas as pd
 from . import config, io, schema
 from .errors import DataError
 
-PERIODS = {"M": "MS", "Q": "QS"}
 GRAINS = {"M": "MS", "Q": "QS", "Y": "YS"}  # the grains `active` counts distinct customers at
+PERIODS = {g: GRAINS[g] for g in ("M", "Q")}  # the reporting periods (params/kpis.yaml period)
 MEASURES = ["revenue", "orders", "active_customers", "new_customers", "avg_order_value", "return_rate"]
 
 
@@ -44,8 +44,7 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
 def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.DataFrame, pd.Index]:
     """The sums and counts per (region, period) of `tx` (ALL included), and the customers who bought in it
     added to `seen`. A customer in `seen` (who bought in an earlier slice) is never new again."""
-    start = tx["timestamp"].dt.to_period(period).dt.start_time
-    both = pd.concat([tx.assign(period=start), tx.assign(period=start, region=schema.ALL)], ignore_index=True)
+    both = with_all(tx.assign(period=tx["timestamp"].dt.to_period(period).dt.start_time))
     pos = both["amount"] > 0
     keys = ["region", "period"]
 
@@ -63,9 +62,13 @@ def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.Data
         first = first[~first["customer_id"].isin(seen)]
         if len(first):
             seen = seen.append(pd.Index(first["customer_id"])) if len(seen) else pd.Index(first["customer_id"])
-    firsts = pd.concat([first, first.assign(region=schema.ALL)], ignore_index=True)
-    out["new_customers"] = firsts.groupby(keys, observed=True).size()
+    out["new_customers"] = with_all(first).groupby(keys, observed=True).size()
     return out, seen
+
+
+def with_all(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each row twice: once for its own region, once for the company (region schema.ALL)."""
+    return pd.concat([rows, rows.assign(region=schema.ALL)], ignore_index=True)
 
 
 def _finish(out: pd.DataFrame, freq: str) -> pd.DataFrame:
@@ -84,30 +87,41 @@ def _finish(out: pd.DataFrame, freq: str) -> pd.DataFrame:
     return schema.conform(out.reset_index(), schema.KPIS, "kpis")
 
 
+def check_grains(grains: tuple[str, ...]) -> None:
+    """A DataError unless every one of `grains` is a key of GRAINS."""
+    unknown = [g for g in grains if g not in GRAINS]
+    if unknown:
+        raise DataError(f"unknown grain(s) {unknown}; allowed: {', '.join(GRAINS)}", file="kpis", column="grain",
+                        fix="use M (month), Q (quarter) or Y (year)")
+
+
 def active(tx: pd.DataFrame, grains: tuple[str, ...] = tuple(GRAINS)) -> pd.DataFrame:
     """schema.ACTIVE: distinct customers with a sale per period at each of `grains`, per region and ALL.
 
     Counted as `compute` counts active customers (a line with a positive amount), so at the KPI period the two
     agree; every period from first to last is present (0 when nobody bought). Sorted (grain, region, period)."""
-    unknown = [g for g in grains if g not in GRAINS]
-    if unknown:
-        raise DataError(f"unknown grain(s) {unknown}; allowed: {', '.join(GRAINS)}", file="kpis", column="grain",
-                        fix="use M (month), Q (quarter) or Y (year)")
+    check_grains(grains)
     if tx is None or tx.empty:
         raise DataError("no transactions to count active customers in", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
     tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
-    regions = sorted([*tx["region"].unique(), schema.ALL])
-    sales = tx[tx["amount"] > 0]
-    both = pd.concat([sales, sales.assign(region=schema.ALL)], ignore_index=True)
+    both = with_all(tx[tx["amount"] > 0])
+    counts = {g: both.groupby(["region", both["timestamp"].dt.to_period(g).dt.start_time.rename("period")],
+                              observed=True)["customer_id"].nunique() for g in grains}
+    return active_table(counts, tx["region"].unique(), tx["timestamp"].min(), tx["timestamp"].max())
+
+
+def active_table(counts: dict[str, pd.Series], regions: Any, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+    """schema.ACTIVE from `counts`: per grain, the distinct customers per (region, period) index (ALL included,
+    periods as first days), on the grid of `regions` (without ALL) and ALL x every period from the one of
+    `first` (the first line's time) to the one of `last`; a missing cell is 0."""
+    regions = sorted([*regions, schema.ALL])
     frames = []
-    for g in grains:
-        first, last = (tx["timestamp"].agg(f).to_period(g).start_time for f in ("min", "max"))
-        counts = both.groupby(["region", both["timestamp"].dt.to_period(g).dt.start_time.rename("period")],
-                              observed=True)["customer_id"].nunique()
-        grid = pd.MultiIndex.from_product([regions, pd.date_range(first, last, freq=GRAINS[g])],
+    for g, count in counts.items():
+        start, end = (pd.Timestamp(t).to_period(g).start_time for t in (first, last))
+        grid = pd.MultiIndex.from_product([regions, pd.date_range(start, end, freq=GRAINS[g])],
                                           names=["region", "period"])
-        frames.append(counts.reindex(grid, fill_value=0).rename("active_customers").reset_index().assign(grain=g))
+        frames.append(count.reindex(grid, fill_value=0).rename("active_customers").reset_index().assign(grain=g))
     return schema.conform(pd.concat(frames, ignore_index=True), schema.ACTIVE, "active")
 
 
