@@ -2,7 +2,8 @@
 
 `compute` is the pure core (transactions in, schema.KPIS out). `latest_change` turns the table
 into the headline tiles ("Revenue 1.2 M, +8% vs previous"), comparing complete periods only, so a
-half-finished month is never reported as a collapse. `run` is the I/O edge.
+half-finished month is never reported as a collapse. `compute_file` gives `compute`'s table from the
+transactions file, a period at a time. The stage itself is datastory.kpis_stage.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import config, io, schema
+from . import schema
 from .errors import DataError
 
 GRAINS = {"M": "MS", "Q": "QS", "Y": "YS"}  # the grains `active` counts distinct customers at
@@ -125,6 +126,18 @@ def active_table(counts: dict[str, pd.Series], regions: Any, first: pd.Timestamp
     return schema.conform(pd.concat(frames, ignore_index=True), schema.ACTIVE, "active")
 
 
+def arrow_strings(arrow_type: Any) -> pd.StringDtype | None:
+    """The `types_mapper` that keeps Arrow text in Arrow (pandas' "string[pyarrow]")."""
+    return pd.StringDtype("pyarrow") if str(arrow_type) == "string" else None
+
+
+def transactions_frame(data: Any) -> pd.DataFrame:
+    """schema.TRANSACTIONS from an Arrow table or record batch of the transactions file, its text kept in Arrow
+    (pandas' "string[pyarrow]": no Python object per value)."""
+    frame = data.to_pandas(types_mapper=arrow_strings)
+    return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
+
+
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) -> pd.DataFrame:
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
     transactions (ingest's output, in time order) are read `rows` at a time and each period is summed once
@@ -137,9 +150,7 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
     for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-        chunk = schema.conform(batch.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")
-                                               if str(t) == "string" else None),
-                               schema.TRANSACTIONS, "transactions", copy=False)
+        chunk = transactions_frame(batch)
         ts = chunk["timestamp"]
         if len(ts) and ((last is not None and ts.iloc[0] < last) or not ts.is_monotonic_increasing):
             raise DataError("transactions are not in time order", file=str(path), column="timestamp",
@@ -204,25 +215,3 @@ def latest_change(kpis: pd.DataFrame, region: str, data_end: str | dt.date | Non
     return {"region": region, "freq": freq, "period": cur["period"].date().isoformat(),
             "previous_period": prev["period"].date().isoformat(),
             "label": label(cur["period"]), "previous_label": label(prev["period"]), "kpis": tiles}
-
-
-def run(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The whole kpis stage without a notebook: read transactions, compute the KPIs and what changed (the
-    revenue bridge and the movers, see datastory.bridge), then save them with the distinct customers per month, quarter and year (`active`); returns the KPI table."""
-    from . import bridge
-
-    cfg = config.load("kpis", root)
-    paths = config.paths(root)
-    if not paths.transactions.is_file():
-        raise DataError("transactions not found", file=str(paths.transactions),
-                        fix="run the ingest stage first (`dvc repro ingest`)")
-    tx = io.read_parquet(paths.transactions)
-    end = io.read_json(paths.data_quality).get("period_end") if paths.data_quality.is_file() else None
-    out = compute(tx, cfg.period)
-    steps = bridge.compute(tx, cfg.period, end, quantities=bridge.has_quantities(config.load("data", root)))
-    movers = bridge.movers(tx, cfg.period, end, top=cfg.movers)
-    io.write_parquet(out, paths.kpis)
-    io.write_parquet(steps, paths.bridge)
-    io.write_parquet(movers, paths.movers)
-    io.write_parquet(active(tx), paths.active)
-    return out
