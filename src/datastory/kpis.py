@@ -45,7 +45,10 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
 def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.DataFrame, pd.Index]:
     """The sums and counts per (region, period) of `tx` (ALL included), and the customers who bought in it
     added to `seen`. A customer in `seen` (who bought in an earlier slice) is never new again."""
-    both = with_all(tx.assign(period=tx["timestamp"].dt.to_period(period).dt.start_time))
+    # the ids as numbers (NaN for a missing one, which nunique skips): the company's copy of each row is small
+    both = with_all(pd.DataFrame({"region": tx["region"], "period": tx["timestamp"].dt.to_period(period).dt.start_time,
+                                  "amount": tx["amount"], "order_id": _codes(tx["order_id"]),
+                                  "customer_id": _codes(tx["customer_id"])}))
     pos = both["amount"] > 0
     keys = ["region", "period"]
 
@@ -56,15 +59,23 @@ def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.Data
     out["orders"] = sales["order_id"].nunique()
     out["active_customers"] = sales["customer_id"].nunique()
     out["returned"] = -both[~pos].groupby(keys, observed=True)["amount"].sum()
+    del both, g, sales
     # a customer is new in the period of their first purchase, in that purchase's region
-    first = tx[tx["amount"] > 0].sort_values(["timestamp", "order_id"], kind="stable") \
-        .drop_duplicates("customer_id").assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
+    first = tx.loc[tx["amount"] > 0, ["customer_id", "region", "timestamp", "order_id"]] \
+        .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("customer_id") \
+        .assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
     if seen is not None:
         first = first[~first["customer_id"].isin(seen)]
         if len(first):
             seen = seen.append(pd.Index(first["customer_id"])) if len(seen) else pd.Index(first["customer_id"])
     out["new_customers"] = with_all(first).groupby(keys, observed=True).size()
     return out, seen
+
+
+def _codes(ids: pd.Series) -> np.ndarray:
+    """A number per distinct id (float64; NaN where the id is missing)."""
+    codes = pd.factorize(ids)[0]
+    return np.where(codes < 0, np.nan, codes.astype("float64"))
 
 
 def with_all(rows: pd.DataFrame) -> pd.DataFrame:
@@ -138,10 +149,13 @@ def transactions_frame(data: Any) -> pd.DataFrame:
     return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
 
 
+SUMMED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "customer_id", "timestamp", "region", "amount")}  # _sums'
+
+
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) -> pd.DataFrame:
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
-    transactions (ingest's output, in time order) are read `rows` at a time and each period is summed once
-    all its rows are in. A file out of time order is refused."""
+    transactions (ingest's output, in time order; only the columns `_sums` reads, SUMMED) are read `rows` at a
+    time and each period is summed once all its rows are in. A file out of time order is refused."""
     import pyarrow.parquet as pq
 
     freq = check_period(period)
@@ -149,8 +163,8 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
     seen = pd.Index([], dtype="string[pyarrow]")
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-        chunk = transactions_frame(batch)
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(SUMMED)):
+        chunk = schema.conform(batch.to_pandas(types_mapper=arrow_strings), SUMMED, "transactions", copy=False)
         ts = chunk["timestamp"]
         if len(ts) and ((last is not None and ts.iloc[0] < last) or not ts.is_monotonic_increasing):
             raise DataError("transactions are not in time order", file=str(path), column="timestamp",
