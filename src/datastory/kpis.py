@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .errors import DataError
@@ -42,9 +44,9 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
     return _finish(out, freq)
 
 
-def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.DataFrame, pd.Index]:
+def _sums(tx: pd.DataFrame, period: str, seen: pa.Array | None) -> tuple[pd.DataFrame, pa.Array | None]:
     """The sums and counts per (region, period) of `tx` (ALL included), and the customers who bought in it
-    added to `seen`. A customer in `seen` (who bought in an earlier slice) is never new again."""
+    added to `seen` (large_string). A customer in `seen` (who bought in an earlier slice) is never new again."""
     # the ids as numbers (NaN for a missing one, which nunique skips): the company's copy of each row is small
     both = with_all(pd.DataFrame({"region": tx["region"], "period": tx["timestamp"].dt.to_period(period).dt.start_time,
                                   "amount": tx["amount"], "order_id": _codes(tx["order_id"]),
@@ -64,10 +66,11 @@ def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.Data
     first = tx.loc[tx["amount"] > 0, ["customer_id", "region", "timestamp", "order_id"]] \
         .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("customer_id") \
         .assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
-    if seen is not None:
-        first = first[~first["customer_id"].isin(seen)]
+    if seen is not None:   # Arrow's hash lookup: pandas' isin walks Arrow strings in Python
+        ids = pa.array(first["customer_id"]).cast(pa.large_string())
+        first = first[~pc.is_in(ids, value_set=seen).to_numpy(zero_copy_only=False)]
         if len(first):
-            seen = seen.append(pd.Index(first["customer_id"])) if len(seen) else pd.Index(first["customer_id"])
+            seen = pa.concat_arrays([seen, pa.array(first["customer_id"]).cast(pa.large_string()).drop_null()])
     out["new_customers"] = with_all(first).groupby(keys, observed=True).size()
     return out, seen
 
@@ -138,8 +141,8 @@ def active_table(counts: dict[str, pd.Series], regions: Any, first: pd.Timestamp
 
 
 def arrow_strings(arrow_type: Any) -> pd.StringDtype | None:
-    """The `types_mapper` that keeps Arrow text in Arrow (pandas' "string[pyarrow]")."""
-    return pd.StringDtype("pyarrow") if str(arrow_type) == "string" else None
+    """The `types_mapper` that keeps Arrow text (string or large_string) in Arrow (pandas' "string[pyarrow]")."""
+    return pd.StringDtype("pyarrow") if str(arrow_type) in ("string", "large_string") else None
 
 
 def transactions_frame(data: Any) -> pd.DataFrame:
@@ -160,7 +163,7 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
 
     freq = check_period(period)
     parts: list[pd.DataFrame] = []
-    seen = pd.Index([], dtype="string[pyarrow]")
+    seen = pa.array([], type=pa.large_string())
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
     for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(SUMMED)):
@@ -175,10 +178,14 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
         chunk = chunk.assign(_period=ts.dt.to_period(period).dt.start_time)
         if held and held[0]["_period"].iloc[0] < chunk["_period"].iloc[-1]:   # a period is whole: sum it
             rows_ = pd.concat([*held, chunk], ignore_index=True)
-            complete = (rows_["_period"] < chunk["_period"].iloc[-1]).to_numpy()
-            out, seen = _sums(rows_.loc[complete].drop(columns="_period").reset_index(drop=True), period, seen)
-            parts.append(out)
-            held = [rows_.loc[~complete].reset_index(drop=True)]
+            del held, chunk
+            starts = rows_["_period"].to_numpy()
+            bounds = np.flatnonzero(starts[1:] != starts[:-1]) + 1    # where each period's rows begin
+            for a, b in zip([0, *bounds[:-1]], bounds, strict=True):   # one period at a time: the least memory
+                out, seen = _sums(rows_.iloc[a:b].drop(columns="_period").reset_index(drop=True), period, seen)
+                parts.append(out)
+            held = [rows_.iloc[bounds[-1]:].reset_index(drop=True)]
+            del rows_
         else:
             held.append(chunk)
     if held:
