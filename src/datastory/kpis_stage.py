@@ -68,16 +68,18 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     path = Path(path)
     table = kpis.compute_file(path, cfg.period, rows=rows)
     regions = tuple(sorted(r for r in map(str, table["region"].unique()) if r != schema.ALL))
+    first, last = table["period"].min(), table["period"].max()
     with _duckdb(path) as con:
-        first_ts, last_ts = con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone()
-        first_ts, last_ts = pd.Timestamp(first_ts), pd.Timestamp(last_ts)
+        first_ts, last_ts = (pd.Timestamp(t) for t in
+                             con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
         active = kpis.active_table({g: _distinct(con, g) for g in kpis.GRAINS}, regions, first_ts, last_ts)
-        starts = table["period"].agg(["min", "max"])
-        pair = bridge.periods(starts, cfg.period, data_end if data_end is not None else last_ts)
-        since = pair[1] if pair else starts["max"]   # no pair: the last period's lines tell the bridge so
-        recent = kpis.transactions_frame(pq.read_table(path, filters=[("timestamp", ">=", since)]))
-        before = bridge.Before(since=since, first=starts["min"], regions=regions,
-                               buyers=_buyers(con, recent, since), names=_names(path, recent, since, rows))
+        pair = bridge.periods(pd.Series([first, last]), cfg.period, data_end if data_end is not None else last_ts)
+        since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
+        buyers = _buyers(con, since)
+    # the lines from `since` on: the two periods, and the partial one after them (its names are the latest)
+    recent = kpis.transactions_frame(pq.read_table(path, filters=[("timestamp", ">=", since)]))
+    before = bridge.Before(since=since, first=first, regions=regions, buyers=buyers,
+                           names=_names(path, recent, since, rows))
     return Tables(table, active, bridge.compute(recent, cfg.period, data_end, quantities=quantities, before=before),
                   bridge.movers(recent, cfg.period, data_end, top=cfg.movers, before=before), streamed=True)
 
@@ -152,14 +154,13 @@ def _distinct(con: Any, grain: str) -> pd.Series:
     return pd.Series(df["n"].to_numpy(dtype="int64"), index=index)
 
 
-def _buyers(con: Any, recent: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame:
-    """(region, customer_id) of a sale before `since`, of the customers with a sale in `recent`."""
-    ids = pd.DataFrame({"customer_id": recent.loc[recent["amount"] > 0, "customer_id"].dropna().unique()})
-    con.register("recent_buyers", ids)
+def _buyers(con: Any, since: pd.Timestamp) -> pd.DataFrame:
+    """(region, customer_id) of a sale before `since`, of the customers with a sale from `since` on."""
     return con.execute(f"""
         SELECT DISTINCT region, customer_id FROM tx
-        WHERE "timestamp" < ? AND {SALE} AND customer_id IN (SELECT customer_id FROM recent_buyers)""",
-                       [since.to_pydatetime()]).df()
+        WHERE "timestamp" < $since AND {SALE}
+          AND customer_id IN (SELECT customer_id FROM tx WHERE "timestamp" >= $since AND {SALE})""",
+                       {"since": since.to_pydatetime()}).df()
 
 
 def _names(path: Path, recent: pd.DataFrame, since: pd.Timestamp, rows: int) -> pd.Series:
