@@ -29,7 +29,8 @@ Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep 
   child of its own: datastory.kpis_stage.run(root), which then reads the file in batches (kpis_stage.from_file:
   KPI table, active customers, bridge and movers) and saves the four tables. Its wall time (imports excluded),
   CPU seconds and peak RSS are printed after the ingest's, and in the table (target: peak RSS <= 4 GB at 100
-  million lines, as ingest's). --no-kpis skips it.
+  million lines, as ingest's). --no-kpis skips it; --kpis-baseline also runs the stage's in-memory path
+  (kpis_stage.in_memory on the whole file, another fresh child) and prints file / memory ratios of time and RSS.
 - --bad-line L: instead of timing ingest, empty the InvoiceNo of line L of each log (a copy beside it) and
   print the message the run stops with, its time and peak RSS, and the outputs written (there must be none).
 - --phases: the child instead times sources.read, ingest.prepare and ingest.save separately, with the
@@ -290,12 +291,19 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime   # every thread's; wall time alone misleads on a busy machine
 
 
-def kpis_child(root: Path) -> dict[str, Any]:
-    """The kpis stage on the transactions ingest wrote at `root` (kpis_stage.run): wall time, CPU, peaks, rows."""
-    from datastory import kpis_stage
+def kpis_child(root: Path, in_memory: bool = False) -> dict[str, Any]:
+    """The kpis stage on the transactions ingest wrote at `root` (kpis_stage.run): wall time, CPU, peaks, rows.
+    `in_memory`: its in-memory path instead, on the same file (kpis_stage.in_memory; nothing saved)."""
+    from datastory import bridge, config, io, kpis_stage
 
     start = time.perf_counter()
-    tables = kpis_stage.run(root)
+    if in_memory:
+        paths = config.paths(root)
+        quantities = bridge.has_quantities(config.load("data", root))
+        tables = kpis_stage.in_memory(io.read_parquet(paths.transactions), config.load("kpis", root),
+                                      io.read_json(paths.data_quality)["period_end"], quantities)
+    else:
+        tables = kpis_stage.run(root)
     out: dict[str, Any] = {"wall_s": time.perf_counter() - start, "cpu_s": _cpu_s(), "streamed": tables.streamed,
                            "rows": {n: len(getattr(tables, n)) for n in ("kpis", "active", "bridge", "movers")}}
     out.update(_peaks())
@@ -304,8 +312,8 @@ def kpis_child(root: Path) -> dict[str, Any]:
 
 def child(root: Path, mode: str, top: int) -> dict[str, Any]:
     """Ingest the project at `root` once; wall time, peaks and the row counts."""
-    if mode == "kpis":
-        return kpis_child(root)
+    if mode in ("kpis", "kpis_memory"):
+        return kpis_child(root, in_memory=mode == "kpis_memory")
     from datastory import config, ingest
 
     out: dict[str, Any] = {"phases": []}
@@ -457,6 +465,8 @@ def main() -> None:
                     help="params/data.yaml engine for the runs (default: the params' own, auto)")
     ap.add_argument("--no-kpis", action="store_true",
                     help="with --engine stream: do not run the kpis stage after each ingest")
+    ap.add_argument("--kpis-baseline", action="store_true",
+                    help="with the kpis stage: also time its in-memory path on the same file, for ratios")
     ap.add_argument("--bad-line", type=int, default=0, metavar="L",
                     help="instead: empty the InvoiceNo of line L of each log and time the error (e.g. 73000001)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
@@ -485,6 +495,7 @@ def main() -> None:
     rows = []
     cpu: dict[int, float] = {}
     kpis_rows: dict[int, tuple[float, float, float]] = {}   # lines -> (median wall s, median CPU s, max peak MB)
+    base_rows: dict[int, tuple[float, float, float]] = {}   # the same, of the in-memory path (--kpis-baseline)
     with_kpis = mode == "run" and args.engine == "stream" and not args.no_kpis
     try:
         for n, rep in zip(sizes, repeats, strict=True):
@@ -500,7 +511,7 @@ def main() -> None:
                 if not args.keep:
                     bad.unlink()
                 continue
-            runs, kruns = [], []
+            runs, kruns, bruns = [], [], []
             for i in range(rep):
                 project = make_project(folder, path, Path(args.params), args.engine)
                 res = run_child(project, mode, args.profile, args.src)
@@ -515,6 +526,11 @@ def main() -> None:
                     print(f"  {'':>12} kpis {i + 1}/{rep}: {kres['wall_s']:7.2f} s (CPU {kres['cpu_s']:.0f} s), "
                           f"peak RSS {kres['peak_mb']:7.0f} MB (ru_maxrss {kres['ru_maxrss_mb']:.0f} MB); "
                           f"{'from the file in batches' if kres['streamed'] else 'IN MEMORY'}, rows {kres['rows']}")
+                    if args.kpis_baseline:
+                        bres = run_child(project, "kpis_memory", 0, args.src)
+                        bruns.append(bres)
+                        print(f"  {'':>12} in memory {i + 1}/{rep}: {bres['wall_s']:7.2f} s (CPU {bres['cpu_s']:.0f} s), "
+                              f"peak RSS {bres['peak_mb']:7.0f} MB")
                 for name, secs, peaks in res["phases"]:
                     print(f"      {name:<8} {secs:7.2f} s   peak RSS so far {peaks['peak_mb']:7.0f} MB,"
                           f" RSS now {peaks.get('VmRSS_mb', float('nan')):7.0f} MB")
@@ -523,9 +539,10 @@ def main() -> None:
             wall = statistics.median(r["wall_s"] for r in runs)
             rows.append((n, mb, wall, max(r["peak_mb"] for r in runs), rep))
             cpu[n] = statistics.median(r["cpu_s"] for r in runs)
-            if kruns:
-                kpis_rows[n] = (statistics.median(r["wall_s"] for r in kruns),
-                                statistics.median(r["cpu_s"] for r in kruns), max(r["peak_mb"] for r in kruns))
+            for got, into in ((kruns, kpis_rows), (bruns, base_rows)):
+                if got:
+                    into[n] = (statistics.median(r["wall_s"] for r in got), statistics.median(r["cpu_s"] for r in got),
+                               max(r["peak_mb"] for r in got))
             if not args.keep:
                 path.unlink()
     finally:
@@ -558,10 +575,11 @@ def main() -> None:
         print(f"time({n1:,})/time({n0:,}) = {w1 / w0:.2f} for {n1 / n0:g} x the lines "
               "(targets apply to 1M and 10M only)")
     if kpis_rows:
-        print_kpis(kpis_rows, walls)
+        print_kpis(kpis_rows, walls, base_rows)
 
 
-def print_kpis(kpis_rows: dict[int, tuple[float, float, float]], ingest_walls: dict[int, float]) -> None:
+def print_kpis(kpis_rows: dict[int, tuple[float, float, float]], ingest_walls: dict[int, float],
+               base_rows: dict[int, tuple[float, float, float]]) -> None:
     """The kpis stage after stream ingest, per size: wall, CPU, peak RSS, its time over ingest's (same run)."""
     print()
     print("kpis stage (kpis_stage.run: KPI table, active customers, bridge, movers from the file in batches)")
@@ -570,6 +588,10 @@ def print_kpis(kpis_rows: dict[int, tuple[float, float, float]], ingest_walls: d
     for n, (wall, cpu_s, rss) in kpis_rows.items():
         print(f"{n:>12,} {wall:>16.2f} {cpu_s:>8.0f} {rss:>12,.0f} {n / wall:>11,.0f} "
               f"{wall / ingest_walls[n]:>17.2f}")
+    for n, (wall, _, rss) in base_rows.items():
+        fw, _, frss = kpis_rows[n]
+        print(f"{n:>12,} in memory: {wall:.2f} s, peak RSS {rss:,.0f} MB; file / memory: time {fw / wall:.2f}, "
+              f"peak RSS {frss / rss:.2f}")
     if 100_000_000 in kpis_rows:
         rss = kpis_rows[100_000_000][2]
         print(f"kpis peak RSS at 100M = {rss:,.0f} MB  target <= {RSS_TARGET_100M_MB:,.0f} MB: "
