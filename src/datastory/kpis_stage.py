@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import bridge, config, ingest_stream, io, kpis, schema
@@ -169,11 +171,13 @@ def _names(path: Path, recent: pd.DataFrame, since: pd.Timestamp, rows: int) -> 
     wanted = pd.Index(recent["customer_id"].dropna().unique()).difference(bridge.names(recent).index)
     found: list[pd.Series] = []
     if len(wanted):
+        value_set = pa.array(list(wanted), type=pa.large_string())
         for batch in pq.ParquetFile(path).iter_batches(batch_size=rows,
                                                        columns=["customer_id", "customer_name", "timestamp"]):
             part = batch.to_pandas(types_mapper=kpis.arrow_strings)
             early = part["timestamp"] < since
-            hit = part[early & part["customer_id"].isin(wanted)]
+            ids = pa.array(part["customer_id"]).cast(pa.large_string())
+            hit = part[early & pc.is_in(ids, value_set=value_set).to_numpy(zero_copy_only=False)]
             if len(hit):
                 found.append(bridge.names(hit))
             if not early.all():
