@@ -7,8 +7,9 @@ revenue bridge and the movers one of two ways, which give the same tables, byte 
 - from the file (`from_file`), when the ingest stage streams (ingest_stream.streams decides, the one rule: a
   log too large for ingest's memory is too large for this stage's), memory holding about `rows` lines:
   - the KPI table: kpis.compute_file, a period at a time;
-  - the active customers: DuckDB's distinct counts per region and period at each grain (working memory
-    ingest_stream.MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's grid;
+  - the active customers: DuckDB's distinct counts per region and period at each grain, a period at a time
+    (working memory ingest_stream.MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
+    grid;
   - the bridge and the movers compare only the latest complete period with the one before: the periods
     come from the KPI table and the data's last day, only the lines from the previous period's first day on
     are read, and a bridge.Before record carries what the two use of the earlier lines: the log's first
@@ -36,8 +37,6 @@ import pyarrow.parquet as pq
 from . import bridge, config, ingest_stream, io, kpis, schema
 from .config import DataParams, KpisParams, Paths
 from .errors import DataError
-
-UNITS = {"M": "month", "Q": "quarter", "Y": "year"}   # DuckDB's date_trunc unit of each kpis.GRAINS key
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,8 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     with _duckdb(path) as con:
         first_ts, last_ts = (pd.Timestamp(t) for t in
                              con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
-        active = kpis.active_table({g: _distinct(con, g) for g in kpis.GRAINS}, regions, first_ts, last_ts)
+        active = kpis.active_table({g: _distinct(con, g, first_ts, last_ts) for g in kpis.GRAINS}, regions,
+                                   first_ts, last_ts)
         pair = bridge.periods(pd.Series([first, last]), cfg.period, data_end if data_end is not None else last_ts)
         since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
         buyers = _buyers(con, since)
@@ -128,6 +128,7 @@ def _duckdb(path: Path) -> Iterator[Any]:
         try:
             con.execute(f"SET memory_limit = '{ingest_stream.MEMORY_LIMIT}'")
             con.execute(f"SET threads = {ingest_stream.THREADS}")
+            con.execute("SET preserve_insertion_order = false")
             con.execute(f"SET temp_directory = '{_text(tmp)}'")
             con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet('{_text(str(path))}')")
             yield con
@@ -142,15 +143,23 @@ def _text(value: str) -> str:
 SALE = "amount > 0 AND NOT isnan(amount)"   # a sale, as pandas' amount > 0 (DuckDB orders NaN above all)
 
 
-def _distinct(con: Any, grain: str) -> pd.Series:
-    """Distinct customers with a sale per (region, period) at `grain`, each line once for its region and once
-    for schema.ALL (kpis.with_all); the index as kpis.active's."""
-    df = con.execute(f"""
-        WITH sales AS (SELECT region, customer_id, "timestamp" AS ts FROM tx WHERE {SALE}),
-             both_ AS (SELECT region, customer_id, ts FROM sales UNION ALL SELECT ?, customer_id, ts FROM sales),
-             cells AS (SELECT DISTINCT region, date_trunc('{UNITS[grain]}', ts) AS period, customer_id
-                       FROM both_ WHERE customer_id IS NOT NULL AND region IS NOT NULL)
-        SELECT region, period, count(*) AS n FROM cells GROUP BY region, period""", [schema.ALL]).df()
+def _distinct(con: Any, grain: str, first_ts: pd.Timestamp, last_ts: pd.Timestamp) -> pd.Series:
+    """Distinct customers with a sale per (region, period) at `grain` (and region schema.ALL: all regions), the
+    index as kpis.active's. One query per period: DuckDB holds one period's customers, and the file's
+    statistics (it is in time order) let it read only that period's row groups."""
+    freq = kpis.GRAINS[grain]
+    parts = []
+    for start in pd.date_range(first_ts.to_period(grain).start_time, last_ts, freq=freq):
+        end = start + pd.tseries.frequencies.to_offset(freq)
+        df = con.execute(f"""
+            SELECT CASE WHEN grouping(region) = 1 THEN $all ELSE region END AS region,
+                   count(DISTINCT customer_id) AS n
+            FROM tx WHERE "timestamp" >= $start AND "timestamp" < $end AND {SALE}
+            GROUP BY GROUPING SETS ((region), ())""",
+                         {"all": schema.ALL, "start": start.to_pydatetime(), "end": end.to_pydatetime()}).df()
+        parts.append(df.assign(period=start))
+    df = pd.concat(parts, ignore_index=True)
+    df = df[df["region"].notna() & (df["n"] > 0)]   # lines without a region count for ALL only, as in pandas
     index = pd.MultiIndex.from_arrays([df["region"].astype(str), df["period"].astype("datetime64[ns]")],
                                       names=["region", "period"])
     return pd.Series(df["n"].to_numpy(dtype="int64"), index=index)
