@@ -1,6 +1,6 @@
 """Benchmark: ingest invoice-line logs of 1 and 10 million lines (CSV -> transactions.parquet); time and memory.
 
-Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep DIR] [--engine stream]
+Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep DIR] [--engine stream [--no-kpis]]
                                       [--phases | --profile N | --sample | --check] [--src DIR --params DIR]
      e.g. `--sizes 1e5,1e6` for a quick run. Targets (the scale issue): peak RSS <= 3 GB at 10 million lines,
      and time(10M) <= 11 x time(1M); with --engine stream (datastory.ingest_stream) peak RSS <= 4 GB at 100
@@ -27,6 +27,12 @@ Run: .venv/bin/python bench/ingest.py [--sizes 1e6,1e7] [--repeats 3,1] [--keep 
   table adds the child's CPU seconds (all threads), steadier than wall time on a shared machine.
 - --check: instead of ingest, time `datastory check-data` (stages.check_data: the summary and the verdict; with
   engine stream, ingest_stream.check), and list the outputs it wrote (there must be none).
+- With --engine stream, each ingest run is followed by the kpis stage on the transactions it wrote, in a fresh
+  child of its own: datastory.kpis_stage.run(root), which then reads the file in batches (kpis_stage.from_file:
+  KPI table, active customers, bridge and movers) and saves the four tables. Its wall time (imports excluded),
+  CPU seconds and peak RSS are printed after the ingest's, and in the table (target: peak RSS <= 4 GB at 100
+  million lines, as ingest's). --no-kpis skips it; --kpis-baseline also runs the stage's in-memory path
+  (kpis_stage.in_memory on the whole file, another fresh child) and prints file / memory ratios of time and RSS.
 - --bad-line L: instead of timing ingest, empty the InvoiceNo of line L of each log (a copy beside it) and
   print the message the run stops with, its time and peak RSS, and the outputs written (there must be none).
 - --phases: the child instead times sources.read, ingest.prepare and ingest.save separately, with the
@@ -280,8 +286,36 @@ class Sampler:
         return "\n".join(out)
 
 
+def _cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime   # every thread's; wall time alone misleads on a busy machine
+
+
+def kpis_child(root: Path, in_memory: bool = False) -> dict[str, Any]:
+    """The kpis stage on the transactions ingest wrote at `root` (kpis_stage.run): wall time, CPU, peaks, rows.
+    `in_memory`: its in-memory path instead, on the same file (kpis_stage.in_memory; nothing saved)."""
+    from datastory import bridge, config, io, kpis_stage
+
+    start = time.perf_counter()
+    if in_memory:
+        paths = config.paths(root)
+        quantities = bridge.has_quantities(config.load("data", root))
+        tables = kpis_stage.in_memory(io.read_parquet(paths.transactions), config.load("kpis", root),
+                                      io.read_json(paths.data_quality)["period_end"], quantities)
+    else:
+        tables = kpis_stage.run(root)
+    out: dict[str, Any] = {"wall_s": time.perf_counter() - start, "cpu_s": _cpu_s(), "streamed": tables.streamed,
+                           "rows": {n: len(getattr(tables, n)) for n in ("kpis", "active", "bridge", "movers")}}
+    out.update(_peaks())
+    return out
+
+
 def child(root: Path, mode: str, top: int) -> dict[str, Any]:
     """Ingest the project at `root` once; wall time, peaks and the row counts."""
+    if mode in ("kpis", "kpis_memory"):
+        return kpis_child(root, in_memory=mode == "kpis_memory")
     from datastory import config, ingest
 
     out: dict[str, Any] = {"phases": []}
@@ -350,10 +384,7 @@ def child(root: Path, mode: str, top: int) -> dict[str, Any]:
             out["phases"].append(("save", time.perf_counter() - t, _peaks()))
         quality = result.quality
     out["wall_s"] = time.perf_counter() - start
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out["cpu_s"] = usage.ru_utime + usage.ru_stime   # every thread's; wall time alone misleads on a busy machine
+    out["cpu_s"] = _cpu_s()
     out.update(_peaks())
     out["rows_read"], out["rows_kept"] = quality["rows_read"], quality["rows_kept"]
     out["set_aside"] = {**quality["excluded"], **quality["rejected"],
@@ -445,6 +476,10 @@ def main() -> None:
     ap.add_argument("--params", default=str(ROOT / "params"), help="params folder to copy (one matching --src)")
     ap.add_argument("--engine", default="", choices=["", "memory", "stream", "auto"],
                     help="params/data.yaml engine for the runs (default: the params' own, auto)")
+    ap.add_argument("--no-kpis", action="store_true",
+                    help="with --engine stream: do not run the kpis stage after each ingest")
+    ap.add_argument("--kpis-baseline", action="store_true",
+                    help="with the kpis stage: also time its in-memory path on the same file, for ratios")
     ap.add_argument("--bad-line", type=int, default=0, metavar="L",
                     help="instead: empty the InvoiceNo of line L of each log and time the error (e.g. 73000001)")
     ap.add_argument("--check", action="store_true", help="time datastory check-data instead of ingest")
@@ -473,6 +508,9 @@ def main() -> None:
           + (f", datastory from {args.src}" if args.src else ""))
     rows = []
     cpu: dict[int, float] = {}
+    kpis_rows: dict[int, tuple[float, float, float]] = {}   # lines -> (median wall s, median CPU s, max peak MB)
+    base_rows: dict[int, tuple[float, float, float]] = {}   # the same, of the in-memory path (--kpis-baseline)
+    with_kpis = mode == "run" and args.engine == "stream" and not args.no_kpis
     try:
         for n, rep in zip(sizes, repeats, strict=True):
             path, gen_s = generate_in_child(n, folder, args.seed)
@@ -487,15 +525,26 @@ def main() -> None:
                 if not args.keep:
                     bad.unlink()
                 continue
-            runs = []
+            runs, kruns, bruns = [], [], []
             for i in range(rep):
-                res = run_child(make_project(folder, path, Path(args.params), args.engine), mode, args.profile,
-                                args.src)
+                project = make_project(folder, path, Path(args.params), args.engine)
+                res = run_child(project, mode, args.profile, args.src)
                 runs.append(res)
                 print(f"  {n:>12,} run {i + 1}/{rep}: {res['wall_s']:7.2f} s (CPU {res['cpu_s']:.0f} s), "
                       f"peak RSS {res['peak_mb']:7.0f} MB"
                       f" (ru_maxrss {res['ru_maxrss_mb']:.0f} MB); read {res['rows_read']:,},"
                       f" kept {res['rows_kept']:,}, set aside {res['set_aside']}")
+                if with_kpis:
+                    kres = run_child(project, "kpis", 0, args.src)
+                    kruns.append(kres)
+                    print(f"  {'':>12} kpis {i + 1}/{rep}: {kres['wall_s']:7.2f} s (CPU {kres['cpu_s']:.0f} s), "
+                          f"peak RSS {kres['peak_mb']:7.0f} MB (ru_maxrss {kres['ru_maxrss_mb']:.0f} MB); "
+                          f"{'from the file in batches' if kres['streamed'] else 'IN MEMORY'}, rows {kres['rows']}")
+                    if args.kpis_baseline:
+                        bres = run_child(project, "kpis_memory", 0, args.src)
+                        bruns.append(bres)
+                        print(f"  {'':>12} in memory {i + 1}/{rep}: {bres['wall_s']:7.2f} s (CPU {bres['cpu_s']:.0f} s), "
+                              f"peak RSS {bres['peak_mb']:7.0f} MB")
                 for name, secs, peaks in res["phases"]:
                     print(f"      {name:<8} {secs:7.2f} s   peak RSS so far {peaks['peak_mb']:7.0f} MB,"
                           f" RSS now {peaks.get('VmRSS_mb', float('nan')):7.0f} MB")
@@ -506,6 +555,10 @@ def main() -> None:
             wall = statistics.median(r["wall_s"] for r in runs)
             rows.append((n, mb, wall, max(r["peak_mb"] for r in runs), rep))
             cpu[n] = statistics.median(r["cpu_s"] for r in runs)
+            for got, into in ((kruns, kpis_rows), (bruns, base_rows)):
+                if got:
+                    into[n] = (statistics.median(r["wall_s"] for r in got), statistics.median(r["cpu_s"] for r in got),
+                               max(r["peak_mb"] for r in got))
             if not args.keep:
                 path.unlink()
     finally:
@@ -538,6 +591,31 @@ def main() -> None:
         (n0, _, w0, _, _), (n1, _, w1, _, _) = rows[0], rows[-1]
         print(f"time({n1:,})/time({n0:,}) = {w1 / w0:.2f} for {n1 / n0:g} x the lines "
               "(targets apply to 1M and 10M only)")
+    if kpis_rows:
+        print_kpis(kpis_rows, walls, base_rows)
+
+
+def print_kpis(kpis_rows: dict[int, tuple[float, float, float]], ingest_walls: dict[int, float],
+               base_rows: dict[int, tuple[float, float, float]]) -> None:
+    """The kpis stage after stream ingest, per size: wall, CPU, peak RSS, its time over ingest's (same run)."""
+    print()
+    print("kpis stage (kpis_stage.run: KPI table, active customers, bridge, movers from the file in batches)")
+    print(f"{'lines':>12} {'wall s (median)':>16} {'CPU s':>8} {'peak RSS MB':>12} {'lines/s':>11} "
+          f"{'kpis/ingest time':>17}")
+    for n, (wall, cpu_s, rss) in kpis_rows.items():
+        print(f"{n:>12,} {wall:>16.2f} {cpu_s:>8.0f} {rss:>12,.0f} {n / wall:>11,.0f} "
+              f"{wall / ingest_walls[n]:>17.2f}")
+    for n, (wall, _, rss) in base_rows.items():
+        fw, _, frss = kpis_rows[n]
+        print(f"{n:>12,} in memory: {wall:.2f} s, peak RSS {rss:,.0f} MB; file / memory: time {fw / wall:.2f}, "
+              f"peak RSS {frss / rss:.2f}")
+    if 100_000_000 in kpis_rows:
+        rss = kpis_rows[100_000_000][2]
+        print(f"kpis peak RSS at 100M = {rss:,.0f} MB  target <= {RSS_TARGET_100M_MB:,.0f} MB: "
+              f"{'PASS' if rss <= RSS_TARGET_100M_MB else 'MISS'}")
+    if len(kpis_rows) >= 2:
+        (n0, (w0, _, _)), (n1, (w1, _, _)) = list(kpis_rows.items())[0], list(kpis_rows.items())[-1]
+        print(f"kpis time({n1:,})/time({n0:,}) = {w1 / w0:.2f} for {n1 / n0:g} x the lines")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from customer_logs import customer_log
 
-from datastory import bridge, config, ingest, io, kpis, sample, schema
+from datastory import bridge, config, ingest, io, kpis, kpis_stage, sample, schema
 from datastory.errors import DataError
 
 
@@ -320,13 +320,13 @@ def test_kpis_stage_writes_bridge_and_movers(project):
     io.write_parquet(tx, paths.transactions)
     io.write_json({"period_end": "2025-04-02"}, paths.data_quality)   # April is partial: March vs February
     (project / "params/kpis.yaml").write_text("period: M\nmovers: 2\n", encoding="utf-8")
-    kpis.run(project)
+    kpis_stage.run(project)
     b, m = io.read_parquet(paths.bridge), io.read_parquet(paths.movers)
     pd.testing.assert_frame_equal(b, bridge.compute(tx, "M", "2025-04-02"))
     pd.testing.assert_frame_equal(m, bridge.movers(tx, "M", "2025-04-02", top=2))
     assert (b["period"] == pd.Timestamp("2025-03-01")).all() and m.groupby(["region", "kind", "direction"]).size().max() == 2
     first = paths.bridge.read_bytes()
-    kpis.run(project)
+    kpis_stage.run(project)
     assert paths.bridge.read_bytes() == first                       # same inputs, same bytes
 
 

@@ -117,15 +117,6 @@ def test_latest_change_refuses_bad_input():
         kpis.latest_change(kpis.compute(tx_rows(), "Q"), schema.ALL)
 
 
-def test_run_reads_and_writes_real_files(project):
-    with pytest.raises(DataError, match="ingest stage first"):
-        kpis.run(project)
-    paths = config.paths(project)
-    io.write_parquet(tx_rows(), paths.transactions)
-    out = kpis.run(project)
-    pd.testing.assert_frame_equal(io.read_parquet(paths.kpis), out)
-
-
 # ---------------------------------------------------------------- notebook
 
 

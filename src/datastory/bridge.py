@@ -14,14 +14,17 @@ order line involved has a quantity (see `pvm`).
 The latest complete period is the last one that ends on or before the data's last day (as kpis.latest_change
 decides), and it is compared with the period just before it. With no such pair the bridge has no rows.
 
-`compute` and `movers` are the pure core (transactions in, schema.BRIDGE / schema.MOVERS out); kpis.run and
-the kpis notebook save them. Amounts are summed as whole cents (integers), so the parts add up exactly.
+`compute` and `movers` are the pure core (transactions in, schema.BRIDGE / schema.MOVERS out); the kpis stage
+(datastory.kpis_stage) saves them. Amounts are summed as whole cents (integers), so the parts add up exactly.
+Given a `Before` record, they need only the lines from the previous period's first day on: what they use of
+the earlier history (the log's first period, its regions, who bought before, customers' names) is in it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,6 +38,25 @@ STEPS = ("new", "reactivated", "lost", "growth", "decline", "returns")
 PVM = ("price", "volume", "mix")
 UNSPLIT = "unsplit"   # the pvm row when returning customers' change cannot be split into price, volume and mix
 MOVER_KINDS = ("customer", "product_line")
+
+
+@dataclass(frozen=True)
+class Before:
+    """What `compute` and `movers` use of the lines before the previous complete period, when the transactions
+    they get start on its first day (`since`); see datastory.kpis_stage, which reads them from the file.
+
+    - first: the first day of the log's first period (`periods` looks back to it);
+    - regions: every region of the log (each one is a segment, whether it sold in the two periods or not);
+    - buyers: (region, customer_id) rows of a sale before `since`, at least for every customer with a sale
+      from `since` on (a customer who bought before is reactivated, not new);
+    - names: customer_id -> the latest non-empty name before `since`, at least for every customer without
+      one from `since` on (see `names`).
+    """
+    since: pd.Timestamp
+    first: pd.Timestamp
+    regions: tuple[str, ...]
+    buyers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"region": [], "customer_id": []}))
+    names: pd.Series = field(default_factory=lambda: pd.Series(dtype="string"))
 
 
 def _prepare(tx: pd.DataFrame, period: str) -> pd.DataFrame:
@@ -76,8 +98,18 @@ def periods(starts: pd.Series, period: str, data_end: str | dt.date | pd.Timesta
     return (last, previous) if previous >= first else ()
 
 
-def _segments(f: pd.DataFrame) -> list[str]:
-    return [schema.ALL, *sorted(map(str, f["region"].dropna().unique()))]
+def _segments(f: pd.DataFrame, before: Before | None) -> list[str]:
+    regions = set(map(str, f["region"].dropna().unique())) | set(before.regions if before else ())
+    return [schema.ALL, *sorted(regions)]
+
+
+def _pair(f: pd.DataFrame, tx: pd.DataFrame, period: str, data_end: Any, before: Before | None) -> tuple:
+    """`periods` of the lines in `f` (and the log's first period when `before` is given)."""
+    if before is not None and not (f["period"] >= before.since).all():
+        raise DataError(f"lines before {before.since.date()} given with the history before it",
+                        file="transactions", column="timestamp", fix="give only the lines from that day on")
+    starts = f["period"] if before is None else pd.concat([pd.Series([before.first]), f["period"]])
+    return periods(starts, period, data_end if data_end is not None else tx["timestamp"].max())
 
 
 def _empty(columns: dict[str, str], name: str) -> pd.DataFrame:
@@ -118,11 +150,12 @@ def pvm(lines: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp) -> tuple[dic
     return {"price": price_c, "volume": volume_c, "mix": total - price_c - volume_c}, ""
 
 
-def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities: bool) -> list[tuple]:
+def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities: bool,
+             earlier: set[str]) -> list[tuple]:
     sales, rets = f[f["sale"]], f[f["cents"] < 0]
     a0 = sales[sales["period"] == prev].groupby("customer_id", observed=True)["cents"].sum()
     a1 = sales[sales["period"] == cur].groupby("customer_id", observed=True)["cents"].sum()
-    seen = set(sales.loc[sales["period"] < prev, "customer_id"])
+    seen = set(sales.loc[sales["period"] < prev, "customer_id"]) | earlier
     ids = a0.index.union(a1.index)
     v0, v1 = a0.reindex(ids, fill_value=0), a1.reindex(ids, fill_value=0)
     in0, in1 = ids.isin(a0.index), ids.isin(a1.index)
@@ -154,48 +187,62 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
     return rows
 
 
+def _earlier(before: Before | None, region: str) -> set[str]:
+    """The customers of `before.buyers` with a sale in `region` (any region for schema.ALL)."""
+    if before is None or before.buyers.empty:
+        return set()
+    b = before.buyers
+    return set(b["customer_id"] if region == schema.ALL else b.loc[b["region"] == region, "customer_id"])
+
+
 def compute(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
-            quantities: bool = True) -> pd.DataFrame:
+            quantities: bool = True, before: Before | None = None) -> pd.DataFrame:
     """schema.BRIDGE rows for the company and each region; no rows without a previous complete period.
 
     `data_end`: the data's last day (data_quality["period_end"]); default the last line's day.
     `quantities`: False when the source has no quantity column (ingest then counts each line as one unit).
+    `before`: the history before `before.since` when `tx` holds only the lines from that day on.
     """
     f = _prepare(tx, period)
-    pair = periods(f["period"], period, data_end if data_end is not None else tx["timestamp"].max())
+    pair = _pair(f, tx, period, data_end, before)
     if not pair:
         return _empty(schema.BRIDGE, "bridge")
     cur, prev = pair
     rows = []
-    for region in _segments(f):
+    for region in _segments(f, before):
         seg = f if region == schema.ALL else f[f["region"] == region]
-        rows += [(region, cur, prev, *r) for r in _segment(seg, cur, prev, quantities)]
+        rows += [(region, cur, prev, *r) for r in _segment(seg, cur, prev, quantities, _earlier(before, region))]
     out = pd.DataFrame(rows, columns=["region", "period", "previous_period", "kind", "part", "cents",
                                       "customers", "note"])
     out["amount"] = out["cents"].to_numpy(dtype="float64") / 100
     return schema.conform(out, schema.BRIDGE, "bridge")
 
 
-def _names(tx: pd.DataFrame) -> pd.Series:
-    """customer_id -> the customer's latest non-empty name, else the id."""
+def names(tx: pd.DataFrame) -> pd.Series:
+    """customer_id -> the customer's latest non-empty name in `tx` (columns customer_id, customer_name,
+    timestamp); a customer without one is not in it (movers then shows the id)."""
     named = tx[tx["customer_name"].fillna("").str.strip() != ""].sort_values("timestamp", kind="stable")
     return named.drop_duplicates("customer_id", keep="last").set_index("customer_id")["customer_name"]
 
 
 def movers(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
-           top: int = 5) -> pd.DataFrame:
+           top: int = 5, before: Before | None = None) -> pd.DataFrame:
     """schema.MOVERS: per segment, the `top` customers and product lines whose net revenue rose most, and
-    the `top` that fell most, from the previous complete period to the latest one (ties by key)."""
+    the `top` that fell most, from the previous complete period to the latest one (ties by key).
+    `before`: the history before `before.since` when `tx` holds only the lines from that day on."""
     if top < 1:
         raise DataError(f"movers must be at least 1, got {top}", file="params/kpis.yaml", column="movers",
                         fix="set movers: 5 (how many rises and falls to list)")
     f = _prepare(tx, period)
-    pair = periods(f["period"], period, data_end if data_end is not None else tx["timestamp"].max())
+    pair = _pair(f, tx, period, data_end, before)
     if not pair:
         return _empty(schema.MOVERS, "movers")
     cur, prev = pair
-    names = _names(schema.conform(tx, schema.TRANSACTIONS, "transactions"))
-    regions = _segments(f)
+    named = names(schema.conform(tx, schema.TRANSACTIONS, "transactions"))
+    if before is not None and len(before.names):
+        named = pd.concat([before.names, named])
+        named = named[~named.index.duplicated(keep="last")]
+    regions = _segments(f, before)
     f = f[f["period"].isin([prev, cur])]
     rows = []
     for region in regions:
@@ -210,7 +257,7 @@ def movers(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp
                 pick = t[sign * t["change"] > 0].assign(order=lambda d, s=sign: -s * d["change"])
                 pick = pick.sort_values(["order", "key"], kind="stable").head(top)
                 for rank, r in enumerate(pick.itertuples(index=False), start=1):
-                    name = names.get(r.key, r.key) if kind == "customer" else r.key
+                    name = named.get(r.key, r.key) if kind == "customer" else r.key
                     rows.append((region, cur, prev, kind, direction, rank, r.key, name,
                                  r.previous, r.current, r.change))
     cols = ["region", "period", "previous_period", "kind", "direction", "rank", "key", "name",

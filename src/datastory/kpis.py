@@ -2,7 +2,8 @@
 
 `compute` is the pure core (transactions in, schema.KPIS out). `latest_change` turns the table
 into the headline tiles ("Revenue 1.2 M, +8% vs previous"), comparing complete periods only, so a
-half-finished month is never reported as a collapse. `run` is the I/O edge.
+half-finished month is never reported as a collapse. `compute_file` gives `compute`'s table from the
+transactions file, a period at a time. The stage itself is datastory.kpis_stage.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from . import config, io, schema
+from . import schema
 from .errors import DataError
 
-PERIODS = {"M": "MS", "Q": "QS"}
 GRAINS = {"M": "MS", "Q": "QS", "Y": "YS"}  # the grains `active` counts distinct customers at
+PERIODS = {g: GRAINS[g] for g in ("M", "Q")}  # the reporting periods (params/kpis.yaml period)
 MEASURES = ["revenue", "orders", "active_customers", "new_customers", "avg_order_value", "return_rate"]
 
 
@@ -41,11 +44,13 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
     return _finish(out, freq)
 
 
-def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.DataFrame, pd.Index]:
+def _sums(tx: pd.DataFrame, period: str, seen: pa.Array | None) -> tuple[pd.DataFrame, pa.Array | None]:
     """The sums and counts per (region, period) of `tx` (ALL included), and the customers who bought in it
-    added to `seen`. A customer in `seen` (who bought in an earlier slice) is never new again."""
-    start = tx["timestamp"].dt.to_period(period).dt.start_time
-    both = pd.concat([tx.assign(period=start), tx.assign(period=start, region=schema.ALL)], ignore_index=True)
+    added to `seen` (large_string). A customer in `seen` (who bought in an earlier slice) is never new again."""
+    # the ids as numbers (NaN for a missing one, which nunique skips): the company's copy of each row is small
+    both = with_all(pd.DataFrame({"region": tx["region"], "period": tx["timestamp"].dt.to_period(period).dt.start_time,
+                                  "amount": tx["amount"], "order_id": _codes(tx["order_id"]),
+                                  "customer_id": _codes(tx["customer_id"])}))
     pos = both["amount"] > 0
     keys = ["region", "period"]
 
@@ -56,16 +61,29 @@ def _sums(tx: pd.DataFrame, period: str, seen: pd.Index | None) -> tuple[pd.Data
     out["orders"] = sales["order_id"].nunique()
     out["active_customers"] = sales["customer_id"].nunique()
     out["returned"] = -both[~pos].groupby(keys, observed=True)["amount"].sum()
+    del both, g, sales
     # a customer is new in the period of their first purchase, in that purchase's region
-    first = tx[tx["amount"] > 0].sort_values(["timestamp", "order_id"], kind="stable") \
-        .drop_duplicates("customer_id").assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
-    if seen is not None:
-        first = first[~first["customer_id"].isin(seen)]
+    first = tx.loc[tx["amount"] > 0, ["customer_id", "region", "timestamp", "order_id"]] \
+        .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("customer_id") \
+        .assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
+    if seen is not None:   # Arrow's hash lookup: pandas' isin walks Arrow strings in Python
+        ids = pa.array(first["customer_id"]).cast(pa.large_string())
+        first = first[~pc.is_in(ids, value_set=seen).to_numpy(zero_copy_only=False)]
         if len(first):
-            seen = seen.append(pd.Index(first["customer_id"])) if len(seen) else pd.Index(first["customer_id"])
-    firsts = pd.concat([first, first.assign(region=schema.ALL)], ignore_index=True)
-    out["new_customers"] = firsts.groupby(keys, observed=True).size()
+            seen = pa.concat_arrays([seen, pa.array(first["customer_id"]).cast(pa.large_string()).drop_null()])
+    out["new_customers"] = with_all(first).groupby(keys, observed=True).size()
     return out, seen
+
+
+def _codes(ids: pd.Series) -> np.ndarray:
+    """A number per distinct id (float64; NaN where the id is missing)."""
+    codes = pd.factorize(ids)[0]
+    return np.where(codes < 0, np.nan, codes.astype("float64"))
+
+
+def with_all(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each row twice: once for its own region, once for the company (region schema.ALL)."""
+    return pd.concat([rows, rows.assign(region=schema.ALL)], ignore_index=True)
 
 
 def _finish(out: pd.DataFrame, freq: str) -> pd.DataFrame:
@@ -84,48 +102,72 @@ def _finish(out: pd.DataFrame, freq: str) -> pd.DataFrame:
     return schema.conform(out.reset_index(), schema.KPIS, "kpis")
 
 
+def check_grains(grains: tuple[str, ...]) -> None:
+    """A DataError unless every one of `grains` is a key of GRAINS."""
+    unknown = [g for g in grains if g not in GRAINS]
+    if unknown:
+        raise DataError(f"unknown grain(s) {unknown}; allowed: {', '.join(GRAINS)}", file="kpis", column="grain",
+                        fix="use M (month), Q (quarter) or Y (year)")
+
+
 def active(tx: pd.DataFrame, grains: tuple[str, ...] = tuple(GRAINS)) -> pd.DataFrame:
     """schema.ACTIVE: distinct customers with a sale per period at each of `grains`, per region and ALL.
 
     Counted as `compute` counts active customers (a line with a positive amount), so at the KPI period the two
     agree; every period from first to last is present (0 when nobody bought). Sorted (grain, region, period)."""
-    unknown = [g for g in grains if g not in GRAINS]
-    if unknown:
-        raise DataError(f"unknown grain(s) {unknown}; allowed: {', '.join(GRAINS)}", file="kpis", column="grain",
-                        fix="use M (month), Q (quarter) or Y (year)")
+    check_grains(grains)
     if tx is None or tx.empty:
         raise DataError("no transactions to count active customers in", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
     tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
-    regions = sorted([*tx["region"].unique(), schema.ALL])
-    sales = tx[tx["amount"] > 0]
-    both = pd.concat([sales, sales.assign(region=schema.ALL)], ignore_index=True)
+    both = with_all(tx[tx["amount"] > 0])
+    counts = {g: both.groupby(["region", both["timestamp"].dt.to_period(g).dt.start_time.rename("period")],
+                              observed=True)["customer_id"].nunique() for g in grains}
+    return active_table(counts, tx["region"].unique(), tx["timestamp"].min(), tx["timestamp"].max())
+
+
+def active_table(counts: dict[str, pd.Series], regions: Any, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+    """schema.ACTIVE from `counts`: per grain, the distinct customers per (region, period) index (ALL included,
+    periods as first days), on the grid of `regions` (without ALL) and ALL x every period from the one of
+    `first` (the first line's time) to the one of `last`; a missing cell is 0."""
+    regions = sorted([*regions, schema.ALL])
     frames = []
-    for g in grains:
-        first, last = (tx["timestamp"].agg(f).to_period(g).start_time for f in ("min", "max"))
-        counts = both.groupby(["region", both["timestamp"].dt.to_period(g).dt.start_time.rename("period")],
-                              observed=True)["customer_id"].nunique()
-        grid = pd.MultiIndex.from_product([regions, pd.date_range(first, last, freq=GRAINS[g])],
+    for g, count in counts.items():
+        start, end = (pd.Timestamp(t).to_period(g).start_time for t in (first, last))
+        grid = pd.MultiIndex.from_product([regions, pd.date_range(start, end, freq=GRAINS[g])],
                                           names=["region", "period"])
-        frames.append(counts.reindex(grid, fill_value=0).rename("active_customers").reset_index().assign(grain=g))
+        frames.append(count.reindex(grid, fill_value=0).rename("active_customers").reset_index().assign(grain=g))
     return schema.conform(pd.concat(frames, ignore_index=True), schema.ACTIVE, "active")
+
+
+def arrow_strings(arrow_type: Any) -> pd.StringDtype | None:
+    """The `types_mapper` that keeps Arrow text (string or large_string) in Arrow (pandas' "string[pyarrow]")."""
+    return pd.StringDtype("pyarrow") if str(arrow_type) in ("string", "large_string") else None
+
+
+def transactions_frame(data: Any) -> pd.DataFrame:
+    """schema.TRANSACTIONS from an Arrow table or record batch of the transactions file, its text kept in Arrow
+    (pandas' "string[pyarrow]": no Python object per value)."""
+    frame = data.to_pandas(types_mapper=arrow_strings)
+    return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
+
+
+SUMMED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "customer_id", "timestamp", "region", "amount")}  # _sums'
 
 
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) -> pd.DataFrame:
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
-    transactions (ingest's output, in time order) are read `rows` at a time and each period is summed once
-    all its rows are in. A file out of time order is refused."""
+    transactions (ingest's output, in time order; only the columns `_sums` reads, SUMMED) are read `rows` at a
+    time and each period is summed once all its rows are in. A file out of time order is refused."""
     import pyarrow.parquet as pq
 
     freq = check_period(period)
     parts: list[pd.DataFrame] = []
-    seen = pd.Index([], dtype="string[pyarrow]")
+    seen = pa.array([], type=pa.large_string())
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-        chunk = schema.conform(batch.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")
-                                               if str(t) == "string" else None),
-                               schema.TRANSACTIONS, "transactions", copy=False)
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(SUMMED)):
+        chunk = schema.conform(batch.to_pandas(types_mapper=arrow_strings), SUMMED, "transactions", copy=False)
         ts = chunk["timestamp"]
         if len(ts) and ((last is not None and ts.iloc[0] < last) or not ts.is_monotonic_increasing):
             raise DataError("transactions are not in time order", file=str(path), column="timestamp",
@@ -136,10 +178,14 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
         chunk = chunk.assign(_period=ts.dt.to_period(period).dt.start_time)
         if held and held[0]["_period"].iloc[0] < chunk["_period"].iloc[-1]:   # a period is whole: sum it
             rows_ = pd.concat([*held, chunk], ignore_index=True)
-            complete = (rows_["_period"] < chunk["_period"].iloc[-1]).to_numpy()
-            out, seen = _sums(rows_.loc[complete].drop(columns="_period").reset_index(drop=True), period, seen)
-            parts.append(out)
-            held = [rows_.loc[~complete].reset_index(drop=True)]
+            del held, chunk
+            starts = rows_["_period"].to_numpy()
+            bounds = np.flatnonzero(starts[1:] != starts[:-1]) + 1    # where each period's rows begin
+            for a, b in zip([0, *bounds[:-1]], bounds, strict=True):   # one period at a time: the least memory
+                out, seen = _sums(rows_.iloc[a:b].drop(columns="_period").reset_index(drop=True), period, seen)
+                parts.append(out)
+            held = [rows_.iloc[bounds[-1]:].reset_index(drop=True)]
+            del rows_
         else:
             held.append(chunk)
     if held:
@@ -190,25 +236,3 @@ def latest_change(kpis: pd.DataFrame, region: str, data_end: str | dt.date | Non
     return {"region": region, "freq": freq, "period": cur["period"].date().isoformat(),
             "previous_period": prev["period"].date().isoformat(),
             "label": label(cur["period"]), "previous_label": label(prev["period"]), "kpis": tiles}
-
-
-def run(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The whole kpis stage without a notebook: read transactions, compute the KPIs and what changed (the
-    revenue bridge and the movers, see datastory.bridge), then save them with the distinct customers per month, quarter and year (`active`); returns the KPI table."""
-    from . import bridge
-
-    cfg = config.load("kpis", root)
-    paths = config.paths(root)
-    if not paths.transactions.is_file():
-        raise DataError("transactions not found", file=str(paths.transactions),
-                        fix="run the ingest stage first (`dvc repro ingest`)")
-    tx = io.read_parquet(paths.transactions)
-    end = io.read_json(paths.data_quality).get("period_end") if paths.data_quality.is_file() else None
-    out = compute(tx, cfg.period)
-    steps = bridge.compute(tx, cfg.period, end, quantities=bridge.has_quantities(config.load("data", root)))
-    movers = bridge.movers(tx, cfg.period, end, top=cfg.movers)
-    io.write_parquet(out, paths.kpis)
-    io.write_parquet(steps, paths.bridge)
-    io.write_parquet(movers, paths.movers)
-    io.write_parquet(active(tx), paths.active)
-    return out

@@ -1,0 +1,197 @@
+"""The kpis stage's four tables, in memory or from the transactions file in bounded memory.
+
+`build` is what the notebook (and `run`) calls. It makes the KPI table, the distinct active customers, the
+revenue bridge and the movers one of two ways, which give the same tables, byte for byte:
+- in memory (`in_memory`, the pure core): the transactions loaded whole; kpis.compute, kpis.active,
+  bridge.compute, bridge.movers;
+- from the file (`from_file`), when the ingest stage streams (ingest_stream.streams decides, the one rule: a
+  log too large for ingest's memory is too large for this stage's), memory holding about `rows` lines:
+  - the KPI table: kpis.compute_file, a period at a time;
+  - the active customers: DuckDB's distinct counts per region and period at each grain, a period at a time
+    (working memory ingest_stream.MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
+    grid;
+  - the bridge and the movers compare only the latest complete period with the one before: the periods
+    come from the KPI table and the data's last day, only the lines from the previous period's first day on
+    are read, and a bridge.Before record carries what the two use of the earlier lines: the log's first
+    period and its regions (from the KPI table), which customers buying since had bought before, per region
+    (DuckDB), and the latest name of those without one since (read in batches; none after ingest, which
+    names every customer).
+The quarterly bridge reads about three quarters of lines (the two it compares and the partial one after).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import bridge, config, ingest_stream, io, kpis, schema
+from .config import DataParams, KpisParams, Paths
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What the kpis stage writes (schema.KPIS, ACTIVE, BRIDGE, MOVERS), and whether it read the file in
+    batches (`streamed`) or loaded it whole."""
+    kpis: pd.DataFrame
+    active: pd.DataFrame
+    bridge: pd.DataFrame
+    movers: pd.DataFrame
+    streamed: bool = False
+
+    @property
+    def how(self) -> str:
+        return ("read from the file in batches (bounded memory)" if self.streamed
+                else "computed with the transactions in memory")
+
+
+def in_memory(tx: pd.DataFrame, cfg: KpisParams, data_end: Any, quantities: bool) -> Tables:
+    """The four tables from the whole transactions frame `tx`."""
+    return Tables(kpis.compute(tx, cfg.period), kpis.active(tx),
+                  bridge.compute(tx, cfg.period, data_end, quantities=quantities),
+                  bridge.movers(tx, cfg.period, data_end, top=cfg.movers))
+
+
+def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantities: bool,
+              rows: int = ingest_stream.BATCH_ROWS) -> Tables:
+    """The four tables from the transactions file at `path` (ingest's output, in time order), holding about
+    `rows` lines at a time, plus the lines from the previous complete period on for the bridge and movers."""
+    path = Path(path)
+    table = kpis.compute_file(path, cfg.period, rows=rows)
+    regions = tuple(sorted(r for r in map(str, table["region"].unique()) if r != schema.ALL))
+    first, last = table["period"].min(), table["period"].max()
+    with _duckdb(path) as con:
+        first_ts, last_ts = (pd.Timestamp(t) for t in
+                             con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
+        active = kpis.active_table({g: _distinct(con, g, first_ts, last_ts) for g in kpis.GRAINS}, regions,
+                                   first_ts, last_ts)
+        pair = bridge.periods(pd.Series([first, last]), cfg.period, data_end if data_end is not None else last_ts)
+        since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
+        buyers = _buyers(con, since)
+    # the lines from `since` on: the two periods, and the partial one after them (its names are the latest)
+    recent = kpis.transactions_frame(pq.read_table(path, filters=[("timestamp", ">=", since)]))
+    before = bridge.Before(since=since, first=first, regions=regions, buyers=buyers,
+                           names=_names(path, recent, since, rows))
+    return Tables(table, active, bridge.compute(recent, cfg.period, data_end, quantities=quantities, before=before),
+                  bridge.movers(recent, cfg.period, data_end, top=cfg.movers, before=before), streamed=True)
+
+
+def build(paths: Paths, cfg: KpisParams, quality: dict[str, Any], data: DataParams,
+          root: str | os.PathLike | None = None, rows: int | None = None) -> Tables:
+    """The stage's tables from `paths.transactions`: from the file in batches when ingest streams (params/data.yaml
+    engine, see ingest_stream.streams), else in memory. `quality`: the data-quality record (its period_end is
+    the data's last day); `rows`: lines per batch (default ingest_stream.batch_rows())."""
+    if not paths.transactions.is_file():
+        raise DataError("transactions not found", file=str(paths.transactions),
+                        fix="run the ingest stage first (`dvc repro ingest`)")
+    end, quantities = quality.get("period_end"), bridge.has_quantities(data)
+    if ingest_stream.streams(data, root):
+        return from_file(paths.transactions, cfg, end, quantities, rows or ingest_stream.batch_rows())
+    return in_memory(io.read_parquet(paths.transactions), cfg, end, quantities)
+
+
+def save(tables: Tables, paths: Paths) -> None:
+    io.write_parquet(tables.kpis, paths.kpis)
+    io.write_parquet(tables.bridge, paths.bridge)
+    io.write_parquet(tables.movers, paths.movers)
+    io.write_parquet(tables.active, paths.active)
+
+
+def run(root: str | os.PathLike | None = None) -> Tables:
+    """The whole kpis stage without a notebook: build the tables and save them."""
+    paths = config.paths(root)
+    quality = io.read_json(paths.data_quality) if paths.data_quality.is_file() else {}
+    tables = build(paths, config.load("kpis", root), quality, config.load("data", root), root)
+    save(tables, paths)
+    return tables
+
+
+# ---------------------------------------------------------------- the file's history (DuckDB, Arrow batches)
+@contextmanager
+def _duckdb(path: Path) -> Iterator[Any]:
+    """A DuckDB connection with view `tx` on the file, ingest_stream's memory limit and threads, spilling to a
+    temp folder removed at the end."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="datastory_kpis_") as tmp:
+        con = duckdb.connect()
+        try:
+            con.execute(f"SET memory_limit = '{ingest_stream.MEMORY_LIMIT}'")
+            con.execute(f"SET threads = {ingest_stream.THREADS}")
+            con.execute("SET preserve_insertion_order = false")
+            con.execute(f"SET temp_directory = '{_text(tmp)}'")
+            con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet('{_text(str(path))}')")
+            yield con
+        finally:
+            con.close()
+
+
+def _text(value: str) -> str:
+    return value.replace("'", "''")
+
+
+SALE = "amount > 0 AND NOT isnan(amount)"   # a sale, as pandas' amount > 0 (DuckDB orders NaN above all)
+
+
+def _distinct(con: Any, grain: str, first_ts: pd.Timestamp, last_ts: pd.Timestamp) -> pd.Series:
+    """Distinct customers with a sale per (region, period) at `grain` (and region schema.ALL: all regions), the
+    index as kpis.active's. One query per period: DuckDB holds one period's customers, and the file's
+    statistics (it is in time order) let it read only that period's row groups."""
+    freq = kpis.GRAINS[grain]
+    parts = []
+    for start in pd.date_range(first_ts.to_period(grain).start_time, last_ts, freq=freq):
+        end = start + pd.tseries.frequencies.to_offset(freq)
+        df = con.execute(f"""
+            SELECT CASE WHEN grouping(region) = 1 THEN $all ELSE region END AS region,
+                   count(DISTINCT customer_id) AS n
+            FROM tx WHERE "timestamp" >= $start AND "timestamp" < $end AND {SALE}
+            GROUP BY GROUPING SETS ((region), ())""",
+                         {"all": schema.ALL, "start": start.to_pydatetime(), "end": end.to_pydatetime()}).df()
+        parts.append(df.assign(period=start))
+    df = pd.concat(parts, ignore_index=True)
+    df = df[df["region"].notna() & (df["n"] > 0)]   # lines without a region count for ALL only, as in pandas
+    index = pd.MultiIndex.from_arrays([df["region"].astype(str), df["period"].astype("datetime64[ns]")],
+                                      names=["region", "period"])
+    return pd.Series(df["n"].to_numpy(dtype="int64"), index=index)
+
+
+def _buyers(con: Any, since: pd.Timestamp) -> pd.DataFrame:
+    """(region, customer_id) of a sale before `since`, of the customers with a sale from `since` on."""
+    return con.execute(f"""
+        SELECT DISTINCT region, customer_id FROM tx
+        WHERE "timestamp" < $since AND {SALE}
+          AND customer_id IN (SELECT customer_id FROM tx WHERE "timestamp" >= $since AND {SALE})""",
+                       {"since": since.to_pydatetime()}).df()
+
+
+def _names(path: Path, recent: pd.DataFrame, since: pd.Timestamp, rows: int) -> pd.Series:
+    """customer_id -> latest non-empty name before `since` (bridge.names), of the customers in `recent` without
+    one in it; the file is read `rows` lines at a time up to `since` only when there are such customers."""
+    wanted = pd.Index(recent["customer_id"].dropna().unique()).difference(bridge.names(recent).index)
+    found: list[pd.Series] = []
+    if len(wanted):
+        value_set = pa.array(list(wanted), type=pa.large_string())
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows,
+                                                       columns=["customer_id", "customer_name", "timestamp"]):
+            part = batch.to_pandas(types_mapper=kpis.arrow_strings)
+            early = part["timestamp"] < since
+            ids = pa.array(part["customer_id"]).cast(pa.large_string())
+            hit = part[early & pc.is_in(ids, value_set=value_set).to_numpy(zero_copy_only=False)]
+            if len(hit):
+                found.append(bridge.names(hit))
+            if not early.all():
+                break
+    if not found:
+        return pd.Series(dtype="string")
+    out = pd.concat(found)
+    return out[~out.index.duplicated(keep="last")]
