@@ -21,7 +21,7 @@ import yaml
 from conftest import committed_params
 from test_malformed_inputs import BY_ID, build, data_params
 
-from datastory import config, ingest, ingest_stream, io
+from datastory import config, ingest, ingest_stream, io, streaming
 from datastory.errors import DataError, DatastoryError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,12 +216,12 @@ def test_engine_auto_streams_only_large_csv_files(project, monkeypatch):
     tmp_path = project
     cfg = config.DataParams(source="csv", engine="auto", file=config.FileParams(path="data/raw/log.csv"))
     write_csv(shapes.invoice_log(n_customers=5), tmp_path / "data" / "raw" / "log.csv")
-    assert not ingest_stream.streams(cfg, tmp_path)
-    monkeypatch.setattr(ingest_stream, "AUTO_BYTES", 100)
-    assert ingest_stream.streams(cfg, tmp_path)
-    assert not ingest_stream.streams(cfg.model_copy(update={"engine": "memory"}), tmp_path)
-    assert ingest_stream.streams(cfg.model_copy(update={"engine": "stream"}), tmp_path)
-    assert not ingest_stream.streams(config.DataParams(engine="stream"), tmp_path)   # the sample: in memory
+    assert not streaming.streams(cfg, tmp_path)
+    monkeypatch.setattr(streaming, "AUTO_BYTES", 100)
+    assert streaming.streams(cfg, tmp_path)
+    assert not streaming.streams(cfg.model_copy(update={"engine": "memory"}), tmp_path)
+    assert streaming.streams(cfg.model_copy(update={"engine": "stream"}), tmp_path)
+    assert not streaming.streams(config.DataParams(engine="stream"), tmp_path)   # the sample: in memory
 
 
 def test_engine_is_a_checked_param():

@@ -665,9 +665,9 @@ def save(result: Ingested, paths: Paths) -> None:
 def run(root: str | os.PathLike | None = None) -> dict[str, Any]:
     """The whole ingest stage without a notebook: read the source, prepare, save; returns the quality dict."""
     cfg = config.load("data", root)
-    from . import ingest_stream
+    from . import ingest_stream, streaming
 
-    if ingest_stream.streams(cfg, root):
+    if streaming.streams(cfg, root):
         return ingest_stream.ingest_csv(cfg, config.paths(root), root)
     result = prepare(read_source(cfg, config.paths(root), root), cfg)
     save(result, config.paths(root))

@@ -1,8 +1,8 @@
 """Ingest in bounded memory: a CSV source read in batches of records, the whole-file rules done out of core.
 
 Same transactions, set-aside rows, data-quality dict and messages as `ingest.prepare` + `ingest.save`, for a
-file of any size: memory holds a batch (params/data.yaml `engine`; `BATCH_ROWS` records) and DuckDB's
-working set (`MEMORY_LIMIT`), whatever the number of lines. Each batch goes through ingest's own row-level
+file of any size: memory holds a batch (params/data.yaml `engine`; `streaming.BATCH_ROWS` records) and DuckDB's
+working set (`streaming.MEMORY_LIMIT`), whatever the number of lines. Each batch goes through ingest's own row-level
 code (`ingest._fields` and its checks, in their order), so every per-row decision is the in-memory one.
 The rules of `prepare` that look across rows, and how they are done here:
 - exact duplicates (a repeat, on every mapped column as the source wrote it, of an earlier row that no check
@@ -41,36 +41,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import config, ingest, io, metrics, profile, schema
+from . import config, ingest, io, metrics, profile, schema, streaming
 from .config import DataParams, Paths
 from .sources import Raw
 from .sources import csv as csv_source
 
-BATCH_ROWS = 1_000_000         # records per batch (DATASTORY_STREAM_BATCH overrides it, e.g. in tests)
-MEMORY_LIMIT = "1500MB"        # DuckDB's working memory; beyond it, it spills to the temp folder
 TEMP_CODEC = "lz4"             # the temp Parquet files: fast to write and read back
-THREADS = 2
-AUTO_BYTES = 1 << 30           # engine: auto streams a CSV file larger than this (about 14M invoice lines)
 ROW_GROUP = 1_000_000          # io.write_parquet's row group size: the same row groups give the same bytes
 CANON = {"order_id": pa.string(), "customer_id": pa.string(), "customer_name": pa.string(),
          "timestamp": pa.timestamp("ns"), "region": pa.string(), "product_line": pa.string(),
          "quantity": pa.float64(), "amount": pa.float64(), "discount": pa.float64(), "cancelled": pa.bool_(),
          "other": pa.string()}
 DUPLICATE = "exact duplicate of an earlier row"
-
-
-def batch_rows() -> int:
-    return int(os.environ.get("DATASTORY_STREAM_BATCH", "") or BATCH_ROWS)
-
-
-def streams(cfg: DataParams, root: str | os.PathLike | None = None) -> bool:
-    """Whether ingest streams the source: engine stream, or auto and a CSV file larger than AUTO_BYTES."""
-    if cfg.engine == "memory" or cfg.source != "csv":
-        return cfg.engine == "stream" and cfg.source == "csv"
-    if cfg.engine == "stream":
-        return True
-    path = config.project_root(root) / cfg.file.path
-    return path.is_file() and path.stat().st_size > AUTO_BYTES
 
 
 @dataclass
@@ -193,8 +175,8 @@ def _connect(tmp: Path) -> Any:
     import duckdb
 
     con = duckdb.connect(str(tmp / "work.duckdb"))
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    con.execute(f"SET threads = {THREADS}")
+    con.execute(f"SET memory_limit = '{streaming.MEMORY_LIMIT}'")
+    con.execute(f"SET threads = {streaming.THREADS}")
     con.execute(f"SET temp_directory = '{tmp / 'spill'}'")
     return con
 
@@ -330,7 +312,7 @@ def _counted(cfg: DataParams, root: str | os.PathLike | None, now: pd.Timestamp 
                    source_columns=stream.mapped)
         aside_out, free_out = _Writer(tmp / "aside.parquet"), None
         try:
-            for frame in stream.batches(rows or batch_rows()):
+            for frame in stream.batches(rows or streaming.batch_rows()):
                 free_out = _batch(frame, state.rows, meta, cfg, cutoff, state, free_out, aside_out)
                 state.rows += len(frame)
                 del frame

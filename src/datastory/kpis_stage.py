@@ -4,11 +4,11 @@
 revenue bridge and the movers one of two ways, which give the same tables, byte for byte:
 - in memory (`in_memory`, the pure core): the transactions loaded whole; kpis.compute, kpis.active,
   bridge.compute, bridge.movers;
-- from the file (`from_file`), when the ingest stage streams (ingest_stream.streams decides, the one rule: a
+- from the file (`from_file`), when the ingest stage streams (streaming.streams decides, the one rule: a
   log too large for ingest's memory is too large for this stage's), memory holding about `rows` lines:
   - the KPI table: kpis.compute_file, a period at a time;
   - the active customers: DuckDB's distinct counts per region and period at each grain, a period at a time
-    (working memory ingest_stream.MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
+    (working memory streaming.MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
     grid;
   - the bridge and the movers compare only the latest complete period with the one before: the periods
     come from the KPI table and the data's last day, only the lines from the previous period's first day on
@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import bridge, config, ingest_stream, io, kpis, schema
+from . import bridge, config, io, kpis, schema, streaming
 from .config import DataParams, KpisParams, Paths
 from .errors import DataError
 
@@ -63,7 +63,7 @@ def in_memory(tx: pd.DataFrame, cfg: KpisParams, data_end: Any, quantities: bool
 
 
 def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantities: bool,
-              rows: int = ingest_stream.BATCH_ROWS) -> Tables:
+              rows: int = streaming.BATCH_ROWS) -> Tables:
     """The four tables from the transactions file at `path` (ingest's output, in time order), holding about
     `rows` lines at a time, plus the lines from the previous complete period on for the bridge and movers."""
     path = Path(path)
@@ -89,14 +89,14 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
 def build(paths: Paths, cfg: KpisParams, quality: dict[str, Any], data: DataParams,
           root: str | os.PathLike | None = None, rows: int | None = None) -> Tables:
     """The stage's tables from `paths.transactions`: from the file in batches when ingest streams (params/data.yaml
-    engine, see ingest_stream.streams), else in memory. `quality`: the data-quality record (its period_end is
-    the data's last day); `rows`: lines per batch (default ingest_stream.batch_rows())."""
+    engine, see streaming.streams), else in memory. `quality`: the data-quality record (its period_end is
+    the data's last day); `rows`: lines per batch (default streaming.batch_rows())."""
     if not paths.transactions.is_file():
         raise DataError("transactions not found", file=str(paths.transactions),
                         fix="run the ingest stage first (`dvc repro ingest`)")
     end, quantities = quality.get("period_end"), bridge.has_quantities(data)
-    if ingest_stream.streams(data, root):
-        return from_file(paths.transactions, cfg, end, quantities, rows or ingest_stream.batch_rows())
+    if streaming.streams(data, root):
+        return from_file(paths.transactions, cfg, end, quantities, rows or streaming.batch_rows())
     return in_memory(io.read_parquet(paths.transactions), cfg, end, quantities)
 
 
@@ -119,15 +119,15 @@ def run(root: str | os.PathLike | None = None) -> Tables:
 # ---------------------------------------------------------------- the file's history (DuckDB, Arrow batches)
 @contextmanager
 def _duckdb(path: Path) -> Iterator[Any]:
-    """A DuckDB connection with view `tx` on the file, ingest_stream's memory limit and threads, spilling to a
+    """A DuckDB connection with view `tx` on the file, streaming's memory limit and threads, spilling to a
     temp folder removed at the end."""
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="datastory_kpis_") as tmp:
         con = duckdb.connect()
         try:
-            con.execute(f"SET memory_limit = '{ingest_stream.MEMORY_LIMIT}'")
-            con.execute(f"SET threads = {ingest_stream.THREADS}")
+            con.execute(f"SET memory_limit = '{streaming.MEMORY_LIMIT}'")
+            con.execute(f"SET threads = {streaming.THREADS}")
             con.execute("SET preserve_insertion_order = false")
             con.execute(f"SET temp_directory = '{_text(tmp)}'")
             con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet('{_text(str(path))}')")

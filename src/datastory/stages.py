@@ -40,12 +40,12 @@ def check_data(root: str | os.PathLike | None = None) -> tuple[list[str], DataEr
     Returns the summary lines (ending with the verdict) and, when the data cannot run the whole pipeline,
     the error `datastory check-data` exits with. A CSV file the ingest stage would stream is checked by the same
     streaming pass (`ingest_stream.check`: bounded memory, its temp files removed); any other source in memory."""
-    from . import ingest, ingest_stream, profile, quality, verdict
+    from . import ingest, ingest_stream, profile, quality, streaming, verdict
 
     cfg = config.load("data", root)
     fc = config.load("forecast", root)
     churn = config.load("churn", root)
-    if ingest_stream.streams(cfg, root):
+    if streaming.streams(cfg, root):
         checked = ingest_stream.check(cfg, root)
         q, kept, name = checked.quality, checked.kept, checked.source_name
     else:
