@@ -127,14 +127,28 @@ def _open(path: Path, cutoff: object, lookback_days: int, con: Any) -> tuple[_So
     return source, cutoff
 
 
+def shard_bounds(path: str | os.PathLike, cutoff: object, per_shard: int | None = None) -> list[tuple[str, str]]:
+    """(first, last) customer_id of each shard the file is read in at `cutoff` (features_at's checks first)."""
+    with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp:
+        con = _connect(Path(tmp))
+        try:
+            return _open(Path(path), cutoff, 1, con)[0].bounds(per_shard or rows_per_shard())
+        finally:
+            con.close()
+
+
 def _shards(path: str | os.PathLike, cutoff: object, lookback_days: int, product_lines: list[str] | None,
             regions: list[str] | None, per_shard: int | None, tmp: Path) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """Each shard's features (repeat_delay_days NaN) and first-to-second purchase delays, in customer_id order."""
-    source, cutoff = _open(Path(path), cutoff, lookback_days, _connect(tmp))
-    lines = source.distinct("product_line") if product_lines is None else list(product_lines)
-    regs = source.distinct("region") if regions is None else list(regions)
-    for lo, hi in source.bounds(per_shard or rows_per_shard()):
-        yield features_of_past(source.shard(lo, hi), cutoff, lookback_days, lines, regs)
+    con = _connect(tmp)
+    try:
+        source, cutoff = _open(Path(path), cutoff, lookback_days, con)
+        lines = source.distinct("product_line") if product_lines is None else list(product_lines)
+        regs = source.distinct("region") if regions is None else list(regions)
+        for lo, hi in source.bounds(per_shard or rows_per_shard()):
+            yield features_of_past(source.shard(lo, hi), cutoff, lookback_days, lines, regs)
+    finally:
+        con.close()
 
 
 def features_from_file(path: str | os.PathLike, cutoff: object, lookback_days: int, *,
@@ -152,7 +166,7 @@ def features_from_file(path: str | os.PathLike, cutoff: object, lookback_days: i
     return out
 
 
-class _Writer:
+class RowGroupWriter:
     """Parquet as io.write_parquet writes one frame: pandas' schema, zstd, row groups of ROW_GROUP rows
     (tables come in any sizes; full row groups are flushed), each written as one chunk per column as
     from_pandas makes it (pieces would move page and dictionary-fallback boundaries, so other bytes)."""
@@ -198,7 +212,7 @@ def features_file(path: str | os.PathLike, cutoff: object, lookback_days: int, o
         value = median_delay(np.concatenate(delays))
         rows = 0
         with io.atomic_path(out) as target:
-            writer = _Writer(target)
+            writer = RowGroupWriter(target)
             try:
                 for part in spilled:
                     table = pq.read_table(part)
