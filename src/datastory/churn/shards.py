@@ -13,7 +13,12 @@ one shard (about ROWS_PER_SHARD lines and their features) and DuckDB's working s
 - each shard's lines (timestamp < cutoff) are read in file order (DuckDB's file_row_number), the order
   features_at sees them in, and go through features_at's own code (features.features_of_past);
 - repeat_delay_days is one median over every customer's first-to-second purchase delay: each shard gives its
-  delays, and the shards' frames wait in a temp folder until the median is known.
+  delays, and the shards' frames wait in a temp folder until the median is known;
+- the output is written atomically (io.atomic_path) in io.write_parquet's row groups (RowGroupWriter), so a
+  failed run leaves no partial file and an older output untouched.
+Each shard reads the whole file's customer_id and timestamp columns (a time-sorted file has every customer in
+every row group), so the time grows with K times the file size on top of the linear features work.
+`shard_bounds` shows the shards a file is read in.
 """
 
 from __future__ import annotations
