@@ -225,3 +225,12 @@ def test_row_group_writer_gives_write_parquet_bytes_from_pieces(tmp_path):
         writer.add(pa.Table.from_pandas(df.iloc[a:b], preserve_index=False))
     writer.close()
     assert (tmp_path / "pieces.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+def test_shard_budget_comes_from_the_module_constant_or_the_environment(log_file, monkeypatch):
+    tx, path = log_file
+    lines = int((tx["timestamp"] < pd.Timestamp("2025-01-01")).sum())
+    assert len(shards.shard_bounds(path, "2025-01-01")) == shards.shard_count(lines, shards.ROWS_PER_SHARD) == 1
+    monkeypatch.setenv("DATASTORY_CHURN_SHARD_ROWS", "40")
+    assert shards.rows_per_shard() == 40
+    assert 1 < len(shards.shard_bounds(path, "2025-01-01")) <= shards.shard_count(lines, 40)

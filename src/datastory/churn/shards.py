@@ -39,8 +39,8 @@ from .. import io, schema
 from ..errors import DataError
 from .features import as_cutoff, check_cutoff_in, check_lookback, check_table, features_of_past, median_delay
 
-ROWS_PER_SHARD = 2_000_000     # lines read per shard (DATASTORY_CHURN_SHARD_ROWS or rows_per_shard= overrides)
-MEMORY_LIMIT = "1GB"           # DuckDB's working memory; beyond it, it spills to the temp folder
+ROWS_PER_SHARD = 1_500_000     # lines read per shard (DATASTORY_CHURN_SHARD_ROWS or rows_per_shard= overrides)
+MEMORY_LIMIT = "512MB"         # DuckDB's working memory; beyond it, it spills to the temp folder
 THREADS = 2
 ROW_GROUP = 1_000_000          # io.write_parquet's row group size and codec: the same bytes as the in-memory frame
 CODEC = "zstd"
