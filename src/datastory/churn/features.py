@@ -223,13 +223,6 @@ def features_of_past(past: pd.DataFrame, cutoff: pd.Timestamp, lookback_days: in
     return out.reset_index(drop=True), delays
 
 
-def repeat_delay(days: pd.DataFrame) -> float:
-    """Median days from a customer's first purchase day to their second, over the customers who came
-    back (rows: cid, day; one per purchase day); NaN with fewer than MIN_REPEATERS of them. It says when a
-    first-time buyer is late for a second purchase."""
-    return median_delay(first_repeat_delays(days))
-
-
 def first_repeat_delays(days: pd.DataFrame) -> np.ndarray:
     """Days from first to second purchase day of each customer who came back (rows: cid, day; one per
     purchase day), float64, in cid order."""
@@ -241,7 +234,9 @@ def first_repeat_delays(days: pd.DataFrame) -> np.ndarray:
 
 
 def median_delay(delays: np.ndarray) -> float:
-    """The median of first-to-second purchase delays; NaN with fewer than MIN_REPEATERS of them."""
+    """repeat_delay_days: the median of the customers' first-to-second purchase delays (first_repeat_delays,
+    over every customer scored); NaN with fewer than MIN_REPEATERS of them. It says when a first-time buyer is
+    late for a second purchase."""
     if len(delays) < MIN_REPEATERS:
         return float("nan")
     return float(np.median(delays))
