@@ -33,13 +33,20 @@ BASE_FEATURES = [
 
 def check_transactions(tx: pd.DataFrame) -> None:
     """Raise DataError unless `tx` has the schema.TRANSACTIONS columns and at least one row."""
-    missing = [c for c in schema.TRANSACTIONS if c not in tx.columns]
+    check_table(list(tx.columns), len(tx),
+                "timestamp" in tx.columns and pd.api.types.is_datetime64_any_dtype(tx["timestamp"]))
+
+
+def check_table(columns: list[str], n_rows: int, datetime_timestamp: bool) -> None:
+    """check_transactions from a table's column names, row count and whether its timestamp is a datetime
+    (so a Parquet file's schema gets the same messages as a frame)."""
+    missing = [c for c in schema.TRANSACTIONS if c not in columns]
     if missing:
         raise DataError(f"transactions: missing column(s) {', '.join(missing)}", column=missing[0],
                         fix="pass the cleaned data/interim/transactions.parquet (schema.TRANSACTIONS)")
-    if tx.empty:
+    if n_rows == 0:
         raise DataError("transactions: no rows, nothing to score", fix="check the ingest stage's output")
-    if not pd.api.types.is_datetime64_any_dtype(tx["timestamp"]):
+    if not datetime_timestamp:
         raise DataError("transactions: timestamp is not a datetime column", column="timestamp",
                         fix="conform the frame with schema.conform(tx, schema.TRANSACTIONS, ...)")
 
@@ -63,7 +70,11 @@ def as_cutoff(cutoff: object) -> pd.Timestamp:
 
 def check_cutoff(tx: pd.DataFrame, cutoff: pd.Timestamp) -> None:
     """ModelError unless first day < cutoff <= data end (there must be history before the cutoff)."""
-    start, end = data_span(tx)
+    check_cutoff_in(*data_span(tx), cutoff)
+
+
+def check_cutoff_in(start: pd.Timestamp, end: pd.Timestamp, cutoff: pd.Timestamp) -> None:
+    """check_cutoff for data from day `start` to `end` (exclusive, as data_span gives them)."""
     if not start < cutoff <= end:
         raise ModelError(f"cutoff {cutoff.date()} is outside the data ({start.date()} to "
                          f"{(end - pd.Timedelta(days=1)).date()}); it needs history before it",
@@ -83,12 +94,28 @@ def features_at(tx: pd.DataFrame, cutoff: object, lookback_days: int, *,
     """
     cutoff = as_cutoff(cutoff)
     check_cutoff(tx, cutoff)
-    if lookback_days < 1:
-        raise ModelError(f"lookback_days must be >= 1, got {lookback_days}", fix="set lookback_days: 365")
+    check_lookback(lookback_days)
     past = tx.loc[tx["timestamp"] < cutoff, list(schema.TRANSACTIONS)]
-    look_start = cutoff - pd.Timedelta(days=lookback_days)
     product_lines = sorted(past["product_line"].unique()) if product_lines is None else list(product_lines)
     regions = sorted(past["region"].unique()) if regions is None else list(regions)
+    out, delays = features_of_past(past, cutoff, lookback_days, product_lines, regions)
+    out["repeat_delay_days"] = median_delay(delays)
+    return out
+
+
+def check_lookback(lookback_days: int) -> None:
+    """ModelError unless lookback_days >= 1."""
+    if lookback_days < 1:
+        raise ModelError(f"lookback_days must be >= 1, got {lookback_days}", fix="set lookback_days: 365")
+
+
+def features_of_past(past: pd.DataFrame, cutoff: pd.Timestamp, lookback_days: int, product_lines: list[str],
+                     regions: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """features_at's frame from `past` (schema.TRANSACTIONS rows, all before the midnight `cutoff`, no checks)
+    with repeat_delay_days left NaN, and the first-to-second purchase-day delays of its customers (days,
+    float64) that the median for repeat_delay_days is taken over. Any subset of whole customers gives the
+    rows of those customers, so shards of customers can be computed apart (shards.py)."""
+    look_start = cutoff - pd.Timedelta(days=lookback_days)
     is_buy = ~past["is_return"].astype(bool)
     active_ids = past.loc[is_buy & (past["timestamp"] >= look_start), "customer_id"].unique()
     past = past[past["customer_id"].isin(active_ids)]
@@ -147,7 +174,8 @@ def features_at(tx: pd.DataFrame, cutoff: object, lookback_days: int, *,
     # distinct orders over the whole history. Several orders on one day are one purchase occasion.
     out["purchase_days"] = n_days
     out["orders_total"] = buys.groupby("cid")["oid"].nunique().reindex(idx, fill_value=0)
-    out["repeat_delay_days"] = repeat_delay(days)
+    delays = first_repeat_delays(days)
+    out["repeat_delay_days"] = np.nan      # one value over all customers: the caller's median_delay(delays)
     out["purchase_rate"] = (n_days - 1) / _days(cutoff - first_day)
     out["missed_purchases"] = out["recency_days"] * out["purchase_rate"]
 
@@ -192,20 +220,26 @@ def features_at(tx: pd.DataFrame, cutoff: object, lookback_days: int, *,
         if out[col].dtype != "int64":
             out[col] = out[col].astype("float64")
     out.insert(0, "customer_id", pd.array(np.asarray(active, dtype=object), dtype="string"))
-    return out.reset_index(drop=True)
+    return out.reset_index(drop=True), delays
 
 
-def repeat_delay(days: pd.DataFrame) -> float:
-    """Median days from a customer's first purchase day to their second, over the customers who came
-    back (rows: cid, day; one per purchase day); NaN with fewer than MIN_REPEATERS of them. It says when a
-    first-time buyer is late for a second purchase."""
+def first_repeat_delays(days: pd.DataFrame) -> np.ndarray:
+    """Days from first to second purchase day of each customer who came back (rows: cid, day; one per
+    purchase day), float64, in cid order."""
     ordered = days.sort_values(["cid", "day"], kind="stable")
     nth = ordered.groupby("cid").cumcount()
     first = ordered[nth == 0].set_index("cid")["day"]
     second = ordered[nth == 1].set_index("cid")["day"]
-    if len(second) < MIN_REPEATERS:
+    return _days(second - first.reindex(second.index)).to_numpy(dtype="float64")
+
+
+def median_delay(delays: np.ndarray) -> float:
+    """repeat_delay_days: the median of the customers' first-to-second purchase delays (first_repeat_delays,
+    over every customer scored); NaN with fewer than MIN_REPEATERS of them. It says when a first-time buyer is
+    late for a second purchase."""
+    if len(delays) < MIN_REPEATERS:
         return float("nan")
-    return float(np.median(_days(second - first.reindex(second.index))))
+    return float(np.median(delays))
 
 
 def model_columns(features: pd.DataFrame) -> list[str]:

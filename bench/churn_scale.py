@@ -1,0 +1,194 @@
+"""Benchmark: churn features at 10 million customers in bounded memory (datastory.churn.shards); time and peak RSS.
+
+Run: .venv/bin/python bench/churn_scale.py [--customers 10000000] [--base 1000000] [--compare 500000]
+     [--per-shard N]
+
+- Data: bench/churn.py's synthetic log (each customer acquired on a random day of two years, buying at its own
+  Poisson rate until it leaves; about 3% of lines returned later), generated in chunks of CHUNK customers
+  and written chunk by chunk with a ParquetWriter, so generation is bounded too. Chunk c holds the customers
+  whose number is c modulo the chunk count, sorted by time: every row group spans the whole customer_id
+  range, as in ingest's time-sorted file, so no shard can skip a row group. Seeded. Files go to a temp
+  folder removed at the end.
+- Timed, each in a fresh subprocess (its own ru_maxrss is the path's peak RSS, file reading included), at
+  the scoring date (the day after the log ends), lookback 365 days:
+  the shard path (shards.features_file: file in, features Parquet out) at --customers and at --base;
+  and at --compare, the shard path and beside it the in-memory path (io.read_parquet, features_at,
+  io.write_parquet), their outputs compared byte for byte. --compare defaults to 500,000 customers, not 1M:
+  the in-memory path needs about 8 GB at 1M (pass --compare 1000000 where memory allows).
+  One run each (the 10M run is long).
+Not a test: timings depend on the machine. Target: peak RSS at 10M customers <= 3 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+try:
+    import resource
+
+    import duckdb  # noqa: F401  (the shard path's engine)
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from datastory import io, schema
+    from datastory.churn import features_at, shards
+except ImportError as exc:  # e.g. no duckdb, or not on Linux/macOS (resource)
+    print(f"bench/churn_scale.py skipped: {exc}")
+    sys.exit(0)
+
+START, DAYS = np.datetime64("2024-10-01", "s"), 730     # bench/churn.py's log: two years
+MEAN_GAP_DAYS, MEAN_LIFE_DAYS, RETURN_RATE = 45.0, 400.0, 0.03
+REGIONS = ["East", "North", "South", "West"]
+LINES = ["Hardware", "Services", "Software", "Supplies"]
+LOOKBACK_DAYS = 365
+CHUNK = 500_000                                          # customers generated and written at a time
+TARGET_GB = 3.0
+
+
+def peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _text(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width=width, padding="0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def chunk_table(cust_no: np.ndarray, first_order: int, rng: np.random.Generator) -> pa.Table:
+    """bench/churn.py's synthetic_log for the customers numbered `cust_no`, as an Arrow table sorted by
+    (timestamp, order_id); order numbers start at `first_order`."""
+    n = len(cust_no)
+    acq = rng.uniform(0, 0.8 * DAYS, n)
+    leave = np.minimum(DAYS, acq + rng.exponential(MEAN_LIFE_DAYS, n))
+    rate = np.exp(rng.normal(np.log(1 / MEAN_GAP_DAYS), 0.6, n))
+    n_orders = 1 + np.minimum(rng.poisson(rate * (leave - acq)), 60)
+    cust = np.repeat(np.arange(n), n_orders)
+    day = acq[cust] + rng.uniform(0, 1, len(cust)) * (leave - acq)[cust]
+    day[np.r_[0, np.cumsum(n_orders)[:-1]]] = acq
+    ret = rng.random(len(cust)) < RETURN_RATE
+    r_src = np.flatnonzero(ret)
+    r_day = day[r_src] + rng.uniform(3, 45, len(r_src))
+    keep = r_day < DAYS
+    r_src, r_day = r_src[keep], r_day[keep]
+    amount = np.round(rng.lognormal(5.0, 0.8, len(cust)), 2)
+    discount = np.where(rng.random(len(cust)) < 0.3, np.round(rng.uniform(0, 0.4, len(cust)), 2), 0.0)
+    all_cust = np.concatenate([cust, cust[r_src]])
+    m = len(all_cust)
+    ts = START + (np.concatenate([day, r_day]) * 86400).astype("int64").astype("timedelta64[s]")
+    order = np.lexsort((np.arange(m), ts))                 # by time, then order number (= row here)
+    all_cust, ts = all_cust[order], ts[order]
+    number = cust_no[all_cust]
+    region = np.array(REGIONS, dtype=object)[rng.integers(0, len(REGIONS), n)]
+    table = {
+        "order_id": _text("O", first_order + np.arange(m), 10),
+        "customer_id": _text("C", number, 8),
+        "customer_name": pc.binary_join_element_wise("Customer ", pa.array(number).cast(pa.string()), " Ltd", ""),
+        "timestamp": pa.array(ts.astype("datetime64[ns]")),
+        "region": pa.array(region[all_cust], pa.string()),
+        "product_line": pa.array(np.array(LINES, dtype=object)[rng.integers(0, len(LINES), m)], pa.string()),
+        "quantity": pa.array(np.concatenate([np.ones(len(cust)), -np.ones(len(r_src))])[order]),
+        "amount": pa.array(np.concatenate([amount, -amount[r_src]])[order]),
+        "discount": pa.array(np.concatenate([discount, discount[r_src]])[order]),
+        "is_return": pa.array(np.r_[np.zeros(len(cust), bool), np.ones(len(r_src), bool)][order]),
+    }
+    return pa.table(table)
+
+
+def write_log(n: int, path: Path, seed: int = 0) -> tuple[int, pd.Timestamp]:
+    """The log of `n` customers at `path` (pandas' schema for schema.TRANSACTIONS, as ingest writes it);
+    (lines, scoring date)."""
+    rng = np.random.default_rng(seed)
+    like = pa.Table.from_pandas(schema.conform(pd.DataFrame({c: [] for c in schema.TRANSACTIONS}),
+                                               schema.TRANSACTIONS, "log"), preserve_index=False).schema
+    chunks = max(1, -(-n // CHUNK))
+    lines, last = 0, START
+    with pq.ParquetWriter(path, like, compression="zstd") as writer:
+        for c in range(chunks):
+            table = chunk_table(np.arange(c, n, chunks), lines, rng).cast(like)
+            writer.write_table(table, row_group_size=1_000_000)
+            lines += len(table)
+            last = max(last, np.datetime64(pc.max(table["timestamp"]).as_py(), "s"))
+    return lines, pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+
+
+# ---------------------------------------------------------------- the timed paths (run in a child process)
+def child(mode: str, path: str, cutoff: str, out: str, per_shard: int) -> dict:
+    t0 = time.perf_counter()
+    if mode == "shards":
+        rows = shards.features_file(path, cutoff, LOOKBACK_DAYS, out, per_shard=per_shard or None)
+    else:
+        feats = features_at(io.read_parquet(path), cutoff, LOOKBACK_DAYS)
+        io.write_parquet(feats, out)
+        rows = len(feats)
+    return {"seconds": time.perf_counter() - t0, "rss_mib": peak_rss_mib(), "rows": rows}
+
+
+def run_child(mode: str, path: Path, cutoff: pd.Timestamp, out: Path, per_shard: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, str(path), cutoff.date().isoformat(), str(out),
+           str(per_shard)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{mode} child failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(customers: int, base: int, compare: int, per_shard: int) -> None:
+    print(f"rows per shard: {per_shard or shards.rows_per_shard():,}; DuckDB memory limit {shards.MEMORY_LIMIT}, "
+          f"{shards.THREADS} threads; lookback {LOOKBACK_DAYS} days")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="churn-scale-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        for n in sorted({compare, base, customers}):
+            log = tmp / f"tx-{n}.parquet"
+            t0 = time.perf_counter()
+            lines, cutoff = write_log(n, log)
+            print(f"log: {n:,} customers, {lines:,} lines, {log.stat().st_size / 2**20:,.0f} MiB Parquet, "
+                  f"written in {time.perf_counter() - t0:.0f} s (generator peak RSS so far {peak_rss_mib():,.0f} MiB)")
+            r = run_child("shards", log, cutoff, tmp / f"shards-{n}.parquet", per_shard)
+            results[n] = r
+            print(f"  shard path:     {n:>12,} customers {lines:>13,} lines {r['rows']:>11,} scored "
+                  f"{r['seconds']:8.1f} s   peak RSS {r['rss_mib']:8,.0f} MiB", flush=True)
+            if n == compare:
+                m = run_child("memory", log, cutoff, tmp / f"memory-{n}.parquet", per_shard)
+                same = (tmp / f"shards-{n}.parquet").read_bytes() == (tmp / f"memory-{n}.parquet").read_bytes()
+                print(f"  in-memory path: {n:>12,} customers {lines:>13,} lines {m['rows']:>11,} scored "
+                      f"{m['seconds']:8.1f} s   peak RSS {m['rss_mib']:8,.0f} MiB")
+                print(f"  outputs identical (bytes of the features Parquet): {'yes' if same else 'NO'}")
+                print(f"  at {n:,}: shard / in-memory time {r['seconds'] / m['seconds']:.2f}, "
+                      f"peak RSS {r['rss_mib'] / m['rss_mib']:.2f}")
+            for p in tmp.glob(f"*-{n}.parquet"):
+                p.unlink()
+    if customers != base and base in results:
+        big, small = results[customers], results[base]
+        print(f"time ratio {customers:,} / {base:,} customers: {big['seconds'] / small['seconds']:.1f} "
+              f"(linear: {customers / base:.1f})")
+    gb = results[customers]["rss_mib"] / 1024
+    print(f"peak RSS at {customers:,} customers: {gb:.2f} GiB; target <= {TARGET_GB} GB: "
+          f"{'met' if gb * 2**30 <= TARGET_GB * 1e9 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        mode, path, cutoff, out, per = sys.argv[2:7]
+        print(json.dumps(child(mode, path, cutoff, out, int(per))))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=10_000_000, help="the large size (default 10M)")
+    parser.add_argument("--base", type=int, default=1_000_000, help="the base size, also run in memory (1M)")
+    parser.add_argument("--compare", type=int, default=500_000,
+                        help="the size also run in memory, outputs compared (default 500k; 1M needs ~8 GB)")
+    parser.add_argument("--per-shard", type=int, default=0, help="rows per shard (default: shards.ROWS_PER_SHARD)")
+    args = parser.parse_args()
+    if min(args.customers, args.base, args.compare) < 1000:
+        parser.error("sizes must be >= 1000 customers")
+    main(args.customers, args.base, args.compare, args.per_shard)

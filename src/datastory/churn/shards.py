@@ -1,0 +1,231 @@
+"""Churn features from a transactions Parquet file in bounded memory, one shard of customers at a time.
+
+`features_file(path, cutoff, lookback_days, out)` writes the frame `features_at(io.read_parquet(path), ...)`
+returns, with the same bytes as io.write_parquet of that frame; `features_from_file` returns it. Memory holds
+one shard (about ROWS_PER_SHARD lines and their features) and DuckDB's working set (MEMORY_LIMIT):
+- the checks and errors are features_at's, over the whole file: its schema and row count, the data span
+  (DuckDB min/max of timestamp), lookback_days;
+- the product lines and regions before the cutoff (the one-hot columns) are listed once, over the whole file;
+- the customers with lines before the cutoff are cut into K contiguous ranges of customer_id, K =
+  ceil(lines / ROWS_PER_SHARD), each range about lines / K lines (a customer is never split, so one customer
+  with more lines makes its shard larger). DuckDB orders VARCHAR by bytes, which for UTF-8 is the code point
+  order pandas sorts strings in, so the shards' frames follow each other in features_at's customer_id order;
+- each shard's lines (timestamp < cutoff) are read in file order (DuckDB's file_row_number), the order
+  features_at sees them in, and go through features_at's own code (features.features_of_past);
+- repeat_delay_days is one median over every customer's first-to-second purchase delay: each shard gives its
+  delays, and the shards' frames wait in a temp folder until the median is known;
+- the output is written atomically (io.atomic_path) in io.write_parquet's row groups (RowGroupWriter), so a
+  failed run leaves no partial file and an older output untouched.
+Each shard reads the whole file's customer_id and timestamp columns (a time-sorted file has every customer in
+every row group), so the time grows with K times the file size on top of the linear features work.
+`shard_bounds` shows the shards a file is read in.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import io, schema
+from ..errors import DataError
+from .features import as_cutoff, check_cutoff_in, check_lookback, check_table, features_of_past, median_delay
+
+ROWS_PER_SHARD = 1_500_000     # lines read per shard (DATASTORY_CHURN_SHARD_ROWS or rows_per_shard= overrides)
+MEMORY_LIMIT = "512MB"         # DuckDB's working memory; beyond it, it spills to the temp folder
+THREADS = 2
+ROW_GROUP = 1_000_000          # io.write_parquet's row group size and codec: the same bytes as the in-memory frame
+CODEC = "zstd"
+SPILL_CODEC = "lz4"            # the shards' frames waiting for the median: fast to write and read back
+DELAY = "repeat_delay_days"
+ARROW_TYPES = {"string": pa.string(), "datetime64[ns]": pa.timestamp("ns"), "float64": pa.float64(),
+               "bool": pa.bool_()}
+
+
+def rows_per_shard() -> int:
+    return int(os.environ.get("DATASTORY_CHURN_SHARD_ROWS", "") or ROWS_PER_SHARD)
+
+
+def shard_count(lines: int, per_shard: int) -> int:
+    """K: how many shards `lines` lines make at `per_shard` lines a shard (at least 1)."""
+    if per_shard < 1:
+        raise ValueError(f"rows per shard must be >= 1, got {per_shard}")
+    return max(1, math.ceil(lines / per_shard))
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class _Source:
+    """The transactions file seen through DuckDB: every query reads only the lines before the cutoff."""
+
+    def __init__(self, con: Any, path: Path, cutoff: pd.Timestamp) -> None:
+        self.con, self.cutoff = con, cutoff
+        self.scan = f"read_parquet({_sql_text(str(path))}, file_row_number = true)"
+        self.before = f"timestamp < TIMESTAMP {_sql_text(cutoff.isoformat(sep=' '))}"
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def distinct(self, column: str) -> list[str]:
+        """Sorted like features_at sorts them (Python's order, not the database's)."""
+        return sorted(v for (v,) in self.rows(f"SELECT DISTINCT {column} FROM {self.scan} WHERE {self.before}"))
+
+    def bounds(self, per_shard: int) -> list[tuple[str, str]]:
+        """(first, last) customer_id of each shard, in customer_id order; shards of about equal line counts."""
+        (lines,), = self.rows(f"SELECT count(*) FROM {self.scan} WHERE {self.before}")
+        k = shard_count(lines, per_shard)
+        return [(lo, hi) for _, lo, hi in self.rows(f"""
+            WITH per AS (SELECT customer_id, count(*) AS n FROM {self.scan} WHERE {self.before} GROUP BY 1),
+            cum AS (SELECT customer_id, sum(n) OVER (ORDER BY customer_id ROWS UNBOUNDED PRECEDING) - n AS ahead
+                    FROM per)
+            SELECT least(ahead * {k} // {max(lines, 1)}, {k - 1}) AS shard, min(customer_id), max(customer_id)
+            FROM cum GROUP BY shard ORDER BY shard""")]
+
+    def shard(self, lo: str, hi: str) -> pd.DataFrame:
+        """The lines of customers lo..hi before the cutoff, in file order, with schema.TRANSACTIONS dtypes."""
+        cols = ", ".join(schema.TRANSACTIONS)
+        table = self.con.sql(f"SELECT {cols} FROM {self.scan} WHERE {self.before} AND customer_id BETWEEN ? AND ?"
+                             " ORDER BY file_row_number", params=[lo, hi]).to_arrow_table()
+        table = table.cast(pa.schema([(c, ARROW_TYPES[t]) for c, t in schema.TRANSACTIONS.items()]))
+        frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+        return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
+
+
+def _connect(tmp: Path) -> Any:
+    try:
+        import duckdb
+    except ImportError:  # pragma: no cover - duckdb is a core dependency
+        raise DataError("churn features by shards need duckdb", fix="pip install duckdb") from None
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET threads = {THREADS}")
+    con.execute(f"SET temp_directory = {_sql_text(str(tmp / 'spill'))}")
+    return con
+
+
+def _open(path: Path, cutoff: object, lookback_days: int, con: Any) -> tuple[_Source, pd.Timestamp]:
+    """features_at's checks, in its order, over the whole file."""
+    cutoff = as_cutoff(cutoff)
+    try:
+        meta = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"transactions: cannot read the Parquet file ({exc})", file=str(path),
+                        fix="pass the cleaned data/interim/transactions.parquet (schema.TRANSACTIONS)") from None
+    arrow = meta.schema_arrow
+    ts_ok = "timestamp" in arrow.names and pa.types.is_timestamp(arrow.field("timestamp").type)
+    check_table(arrow.names, meta.metadata.num_rows, ts_ok)
+    source = _Source(con, path, cutoff)
+    (first, last), = source.rows(f"SELECT min(timestamp), max(timestamp) FROM {source.scan}")
+    start, end = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+    check_cutoff_in(start, end, cutoff)
+    check_lookback(lookback_days)
+    return source, cutoff
+
+
+def shard_bounds(path: str | os.PathLike, cutoff: object, per_shard: int | None = None) -> list[tuple[str, str]]:
+    """(first, last) customer_id of each shard the file is read in at `cutoff` (features_at's checks first)."""
+    with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp:
+        con = _connect(Path(tmp))
+        try:
+            return _open(Path(path), cutoff, 1, con)[0].bounds(per_shard or rows_per_shard())
+        finally:
+            con.close()
+
+
+def _shards(path: str | os.PathLike, cutoff: object, lookback_days: int, product_lines: list[str] | None,
+            regions: list[str] | None, per_shard: int | None, tmp: Path) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Each shard's features (repeat_delay_days NaN) and first-to-second purchase delays, in customer_id order."""
+    con = _connect(tmp)
+    try:
+        source, cutoff = _open(Path(path), cutoff, lookback_days, con)
+        lines = source.distinct("product_line") if product_lines is None else list(product_lines)
+        regs = source.distinct("region") if regions is None else list(regions)
+        for lo, hi in source.bounds(per_shard or rows_per_shard()):
+            yield features_of_past(source.shard(lo, hi), cutoff, lookback_days, lines, regs)
+    finally:
+        con.close()
+
+
+def features_from_file(path: str | os.PathLike, cutoff: object, lookback_days: int, *,
+                       product_lines: list[str] | None = None, regions: list[str] | None = None,
+                       per_shard: int | None = None) -> pd.DataFrame:
+    """features_at(io.read_parquet(path), cutoff, lookback_days, ...) computed shard by shard (the result is
+    whole in memory; features_file writes it without holding it)."""
+    with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp:
+        frames, delays = [], []
+        for frame, delay in _shards(path, cutoff, lookback_days, product_lines, regions, per_shard, Path(tmp)):
+            frames.append(frame)
+            delays.append(delay)
+    out = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    out[DELAY] = median_delay(np.concatenate(delays))
+    return out
+
+
+class RowGroupWriter:
+    """Parquet as io.write_parquet writes one frame: pandas' schema, zstd, row groups of ROW_GROUP rows
+    (tables come in any sizes; full row groups are flushed), each written as one chunk per column as
+    from_pandas makes it (pieces would move page and dictionary-fallback boundaries, so other bytes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.held, self.count, self.writer, self.flushed = path, [], 0, None, False
+
+    def add(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression=CODEC)
+        self.held.append(table)
+        self.count += len(table)
+        while self.count >= ROW_GROUP:
+            self._flush(ROW_GROUP)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self.held)
+        self.writer.write_table(table.slice(0, n).combine_chunks(), row_group_size=ROW_GROUP)
+        self.flushed = True
+        self.held, self.count = ([table.slice(n)] if len(table) > n else []), len(table) - n
+
+    def close(self) -> None:
+        if self.count or (self.held and not self.flushed):
+            self._flush(self.count)   # no row at all: one empty row group, as pyarrow writes an empty frame
+        if self.writer is not None:
+            self.writer.close()
+
+
+def features_file(path: str | os.PathLike, cutoff: object, lookback_days: int, out: str | os.PathLike, *,
+                  product_lines: list[str] | None = None, regions: list[str] | None = None,
+                  per_shard: int | None = None) -> int:
+    """Write features_at's frame of the transactions file `path` to `out` (atomically, the bytes
+    io.write_parquet gives that frame) without holding it whole; return its number of rows."""
+    with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        spilled, delays = [], []
+        for i, (frame, delay) in enumerate(_shards(path, cutoff, lookback_days, product_lines, regions,
+                                                   per_shard, tmp)):
+            spilled.append(tmp / f"shard-{i:06d}.parquet")
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), spilled[-1], compression=SPILL_CODEC)
+            delays.append(delay)
+            del frame
+        value = median_delay(np.concatenate(delays))
+        rows = 0
+        with io.atomic_path(out) as target:
+            writer = RowGroupWriter(target)
+            try:
+                for part in spilled:
+                    table = pq.read_table(part)
+                    at = table.schema.get_field_index(DELAY)
+                    column = pa.array(np.full(len(table), value), pa.float64(), from_pandas=True)
+                    writer.add(table.set_column(at, DELAY, column))
+                    rows += len(table)
+                    part.unlink()
+            finally:
+                writer.close()
+    return rows
