@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from customer_logs import customer_log
 
@@ -210,21 +207,6 @@ def test_shard_count():
     assert [shards.shard_count(n, 10) for n in (0, 1, 10, 11, 95)] == [1, 1, 1, 2, 10]
     with pytest.raises(ValueError, match="rows per shard"):
         shards.shard_count(10, 0)
-
-
-def test_row_group_writer_gives_write_parquet_bytes_from_pieces(tmp_path):
-    # Large enough for several pages and dictionary fallback: pieces must not move their boundaries.
-    n = 1_000_000 + 123_457
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"id": pd.array([f"C{i:08d}" for i in rng.permutation(n)], dtype="string"),
-                       "x": rng.normal(size=n), "k": rng.integers(0, 5, n)})
-    io.write_parquet(df, tmp_path / "whole.parquet")
-    writer = shards.RowGroupWriter(tmp_path / "pieces.parquet")
-    cuts = [0, 1, 70_001, 70_001, 400_000, 1_000_003, n]
-    for a, b in itertools.pairwise(cuts):
-        writer.add(pa.Table.from_pandas(df.iloc[a:b], preserve_index=False))
-    writer.close()
-    assert (tmp_path / "pieces.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
 
 
 def test_shard_budget_comes_from_the_module_constant_or_the_environment(log_file, monkeypatch):

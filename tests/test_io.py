@@ -1,8 +1,10 @@
 import hashlib
+import itertools
 import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from datastory import io
@@ -57,3 +59,33 @@ def test_stale_temps_finds_only_this_targets_leftovers(tmp_path):
     assert io.stale_temps(target) == [stale]
     io.write_bytes(b"%PDF-1.7 whole", target)
     assert stale.exists()  # a plain write never deletes: a concurrent writer's temp file looks the same
+
+
+def test_row_group_writer_gives_write_parquet_bytes_from_pieces(tmp_path):
+    # Large enough for several pages and dictionary fallback: pieces must not move their boundaries.
+    n = 1_000_000 + 123_457
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"id": pd.array([f"C{i:08d}" for i in rng.permutation(n)], dtype="string"),
+                       "x": rng.normal(size=n), "k": rng.integers(0, 5, n)})
+    io.write_parquet(df, tmp_path / "whole.parquet")
+    writer = io.RowGroupWriter(tmp_path / "pieces.parquet")
+    cuts = [0, 1, 70_001, 70_001, 400_000, 1_000_003, n]
+    for a, b in itertools.pairwise(cuts):
+        writer.add(pa.Table.from_pandas(df.iloc[a:b], preserve_index=False))
+    writer.close()
+    assert (tmp_path / "pieces.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+def test_row_group_writer_takes_frames_too_and_writes_an_empty_frame_as_write_parquet_does(tmp_path):
+    df = pd.DataFrame({"id": pd.array(["a", "b", "c"], dtype="string"), "x": [1.0, 2.0, 3.0]})
+    io.write_parquet(df, tmp_path / "whole.parquet")
+    writer = io.RowGroupWriter(tmp_path / "frames.parquet")
+    writer.add(df.iloc[:1])
+    writer.add(df.iloc[1:])
+    writer.close()
+    assert (tmp_path / "frames.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    io.write_parquet(df.iloc[:0], tmp_path / "empty.parquet")
+    writer = io.RowGroupWriter(tmp_path / "empty2.parquet")
+    writer.add(df.iloc[:0])
+    writer.close()
+    assert (tmp_path / "empty2.parquet").read_bytes() == (tmp_path / "empty.parquet").read_bytes()

@@ -47,7 +47,6 @@ from .sources import Raw
 from .sources import csv as csv_source
 
 TEMP_CODEC = "lz4"             # the temp Parquet files: fast to write and read back
-ROW_GROUP = 1_000_000          # io.write_parquet's row group size: the same row groups give the same bytes
 CANON = {"order_id": pa.string(), "customer_id": pa.string(), "customer_name": pa.string(),
          "timestamp": pa.timestamp("ns"), "region": pa.string(), "product_line": pa.string(),
          "quantity": pa.float64(), "amount": pa.float64(), "discount": pa.float64(), "cancelled": pa.bool_(),
@@ -76,38 +75,9 @@ class _Pass:
     template: pd.DataFrame | None = None      # an empty set-aside frame: its columns and dtypes
 
 
-class _Writer:
-    """Parquet written as io.write_parquet writes one frame: pandas' schema, zstd, row groups of ROW_GROUP rows
-    (frames come in any sizes; full row groups are flushed)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.held, self.count, self.writer, self.flushed = path, [], 0, None, False
-
-    def add(self, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
-        self.held.append(table.cast(self.writer.schema))
-        self.count += len(table)
-        while self.count >= ROW_GROUP:
-            self._flush(ROW_GROUP)
-
-    def _flush(self, n: int) -> None:
-        table = pa.concat_tables(self.held)
-        self.writer.write_table(table.slice(0, n), row_group_size=ROW_GROUP)
-        self.flushed = True
-        self.held, self.count = ([table.slice(n)] if len(table) > n else []), len(table) - n
-
-    def close(self) -> None:
-        if self.count or (self.held and self.writer is not None and not self.flushed):
-            self._flush(self.count)   # an empty frame alone: one empty row group, as pyarrow writes it
-        if self.writer is not None:
-            self.writer.close()
-
-
 # ---------------------------------------------------------------- one batch (ingest's row-level code)
 def _batch(frame: pd.DataFrame, offset: int, meta: Raw, cfg: DataParams, cutoff: pd.Timestamp, state: _Pass,
-           free_out: pq.ParquetWriter | None, aside_out: _Writer | None) -> pq.ParquetWriter | None:
+           free_out: pq.ParquetWriter | None, aside_out: io.RowGroupWriter | None) -> pq.ParquetWriter | None:
     """Judge one batch (rows `offset`... of the file) and write its rows: those no check set aside to the temp
     file of candidates, the others to the set-aside file (row: the position in the file, for now)."""
     raw = dataclasses.replace(meta, frame=frame, first_row=offset, skipped_lines=np.empty(0, dtype=np.int64),
@@ -166,7 +136,7 @@ def _batch(frame: pd.DataFrame, offset: int, meta: Raw, cfg: DataParams, cutoff:
     table = pa.table(kept)
     if free_out is None:
         free_out = pq.ParquetWriter(aside_out.path.parent / "free.parquet", table.schema, compression=TEMP_CODEC)
-    free_out.write_table(table, row_group_size=ROW_GROUP)
+    free_out.write_table(table, row_group_size=io.ROW_GROUP)
     return free_out
 
 
@@ -226,7 +196,7 @@ TRANSACTIONS_SQL = f"""
 
 
 def _chunks(con: Any, sql: str) -> Iterator[pa.Table]:
-    reader = con.sql(sql).to_arrow_reader(ROW_GROUP)
+    reader = con.sql(sql).to_arrow_reader(io.ROW_GROUP)
     for batch in reader:
         yield pa.Table.from_batches([batch])
 
@@ -265,7 +235,7 @@ def _write_rejected(con: Any, tmp: Path, meta: Raw, state: _Pass, out: Path) -> 
     if aside:
         parts.append(f"SELECT {', '.join(_quote(c) for c in names)} FROM {aside}")
     sql = " UNION ALL ".join(f"({p})" for p in parts) + ' ORDER BY "row"'
-    writer = _Writer(out)
+    writer = io.RowGroupWriter(out)
     try:
         wrote = False
         for table in _chunks(con, sql):
@@ -287,7 +257,7 @@ def _arrow_text(t: pa.DataType) -> pd.StringDtype | None:
 
 
 def _write_transactions(con: Any, out: Path) -> None:
-    writer = _Writer(out)
+    writer = io.RowGroupWriter(out)
     try:
         for table in _chunks(con, TRANSACTIONS_SQL):
             frame = table.to_pandas(types_mapper=_arrow_text)
@@ -310,7 +280,7 @@ def _counted(cfg: DataParams, root: str | os.PathLike | None, now: pd.Timestamp 
         tmp = Path(name)
         meta = Raw(frame=pd.DataFrame(columns=list(stream.mapped)), name=stream.name, first_row=0,
                    source_columns=stream.mapped)
-        aside_out, free_out = _Writer(tmp / "aside.parquet"), None
+        aside_out, free_out = io.RowGroupWriter(tmp / "aside.parquet"), None
         try:
             for frame in stream.batches(rows or streaming.batch_rows()):
                 free_out = _batch(frame, state.rows, meta, cfg, cutoff, state, free_out, aside_out)

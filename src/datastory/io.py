@@ -103,12 +103,52 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+ROW_GROUP = 1_000_000   # rows per Parquet row group: write_parquet's, and RowGroupWriter's (the same bytes)
+CODEC = "zstd"
+
+
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Deterministic Parquet: no index, fixed compression, fixed row group size."""
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd",
-                      row_group_size=1_000_000)
+        df.to_parquet(tmp, index=False, engine="pyarrow", compression=CODEC, row_group_size=ROW_GROUP)
     return Path(path)
+
+
+class RowGroupWriter:
+    """The Parquet bytes write_parquet gives one frame, from pieces of any size that arrive one after another
+    (for outputs too large to hold whole): pandas' schema (the first piece's; later ones are cast to it),
+    CODEC, row groups of ROW_GROUP rows, each written as one chunk per column as from_pandas makes it (pieces
+    would move page and dictionary-fallback boundaries, so other bytes). Write to a temp path (atomic_path)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path, self.held, self.count, self.writer, self.flushed = Path(path), [], 0, None, False
+
+    def add(self, piece: Any) -> None:
+        """Append a pyarrow Table, or a DataFrame (converted without its index)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = piece if isinstance(piece, pa.Table) else pa.Table.from_pandas(piece, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression=CODEC)
+        self.held.append(table.cast(self.writer.schema))
+        self.count += len(table)
+        while self.count >= ROW_GROUP:
+            self._flush(ROW_GROUP)
+
+    def _flush(self, n: int) -> None:
+        import pyarrow as pa
+
+        table = pa.concat_tables(self.held)
+        self.writer.write_table(table.slice(0, n).combine_chunks(), row_group_size=ROW_GROUP)
+        self.flushed = True
+        self.held, self.count = ([table.slice(n)] if len(table) > n else []), len(table) - n
+
+    def close(self) -> None:
+        if self.count or (self.held and self.writer is not None and not self.flushed):
+            self._flush(self.count)   # no row at all: one empty row group, as pyarrow writes an empty frame
+        if self.writer is not None:
+            self.writer.close()
 
 
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:

@@ -14,7 +14,7 @@ one shard (about ROWS_PER_SHARD lines and their features) and DuckDB's working s
   features_at sees them in, and go through features_at's own code (features.features_of_past);
 - repeat_delay_days is one median over every customer's first-to-second purchase delay: each shard gives its
   delays, and the shards' frames wait in a temp folder until the median is known;
-- the output is written atomically (io.atomic_path) in io.write_parquet's row groups (RowGroupWriter), so a
+- the output is written atomically (io.atomic_path) in io.write_parquet's row groups (io.RowGroupWriter), so a
   failed run leaves no partial file and an older output untouched.
 Each shard reads the whole file's customer_id and timestamp columns (a time-sorted file has every customer in
 every row group), so the time grows with K times the file size on top of the linear features work.
@@ -42,8 +42,6 @@ from .features import as_cutoff, check_cutoff_in, check_lookback, check_table, f
 ROWS_PER_SHARD = 1_500_000     # lines read per shard (DATASTORY_CHURN_SHARD_ROWS or rows_per_shard= overrides)
 MEMORY_LIMIT = "512MB"         # DuckDB's working memory; beyond it, it spills to the temp folder
 THREADS = 2
-ROW_GROUP = 1_000_000          # io.write_parquet's row group size and codec: the same bytes as the in-memory frame
-CODEC = "zstd"
 SPILL_CODEC = "lz4"            # the shards' frames waiting for the median: fast to write and read back
 DELAY = "repeat_delay_days"
 ARROW_TYPES = {"string": pa.string(), "datetime64[ns]": pa.timestamp("ns"), "float64": pa.float64(),
@@ -171,35 +169,6 @@ def features_from_file(path: str | os.PathLike, cutoff: object, lookback_days: i
     return out
 
 
-class RowGroupWriter:
-    """Parquet as io.write_parquet writes one frame: pandas' schema, zstd, row groups of ROW_GROUP rows
-    (tables come in any sizes; full row groups are flushed), each written as one chunk per column as
-    from_pandas makes it (pieces would move page and dictionary-fallback boundaries, so other bytes)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.held, self.count, self.writer, self.flushed = path, [], 0, None, False
-
-    def add(self, table: pa.Table) -> None:
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, table.schema, compression=CODEC)
-        self.held.append(table)
-        self.count += len(table)
-        while self.count >= ROW_GROUP:
-            self._flush(ROW_GROUP)
-
-    def _flush(self, n: int) -> None:
-        table = pa.concat_tables(self.held)
-        self.writer.write_table(table.slice(0, n).combine_chunks(), row_group_size=ROW_GROUP)
-        self.flushed = True
-        self.held, self.count = ([table.slice(n)] if len(table) > n else []), len(table) - n
-
-    def close(self) -> None:
-        if self.count or (self.held and not self.flushed):
-            self._flush(self.count)   # no row at all: one empty row group, as pyarrow writes an empty frame
-        if self.writer is not None:
-            self.writer.close()
-
-
 def features_file(path: str | os.PathLike, cutoff: object, lookback_days: int, out: str | os.PathLike, *,
                   product_lines: list[str] | None = None, regions: list[str] | None = None,
                   per_shard: int | None = None) -> int:
@@ -217,7 +186,7 @@ def features_file(path: str | os.PathLike, cutoff: object, lookback_days: int, o
         value = median_delay(np.concatenate(delays))
         rows = 0
         with io.atomic_path(out) as target:
-            writer = RowGroupWriter(target)
+            writer = io.RowGroupWriter(target)
             try:
                 for part in spilled:
                     table = pq.read_table(part)
