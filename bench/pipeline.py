@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_share[name].append(sec)
             steps: dict[str, float] = defaultdict(float)
             for rec in records:
-                if rec.get("step", "papermill") != "papermill":
+                if rec.get("step", "papermill") not in ("papermill", "command"):   # the report's renderers
                     steps[rec["step"]] += rec["seconds"]
             for name, sec in steps.items():
                 step_secs[name].append(sec)
