@@ -193,9 +193,9 @@ CSV_ERRORS = [c["id"] for c in BY_ID.values() if c["expect"] == "error" and c.ge
               and data_params(c)["source"] == "csv" and not c.get("xfail") and not c.get("env")]
 
 
-@pytest.mark.parametrize("case_id", CSV_ERRORS)
-def test_every_malformed_csv_gets_the_same_message_from_both_engines(case_id, tmp_path, monkeypatch):
-    case = BY_ID[case_id]
+def refusals_by_engine(case: dict, tmp_path: Path, monkeypatch, run) -> list[str]:
+    """`run(root)`'s error message for the case's project with engine memory, then stream (batches of 3
+    records), each in its own copy; asserts that neither run wrote anything."""
     messages = []
     for engine in ("memory", "stream"):
         root = build(tmp_path / engine, case)
@@ -206,9 +206,15 @@ def test_every_malformed_csv_gets_the_same_message_from_both_engines(case_id, tm
         before = snapshot(root)
         monkeypatch.setenv("DATASTORY_STREAM_BATCH", "3")
         with pytest.raises(DatastoryError) as info:
-            ingest.run(root)
+            run(root)
         messages.append(str(info.value))
-        assert snapshot(root) == before
+        assert snapshot(root) == before, f"{engine} wrote something"
+    return messages
+
+
+@pytest.mark.parametrize("case_id", CSV_ERRORS)
+def test_every_malformed_csv_gets_the_same_message_from_both_engines(case_id, tmp_path, monkeypatch):
+    messages = refusals_by_engine(BY_ID[case_id], tmp_path, monkeypatch, ingest.run)
     assert messages[1] == messages[0]
 
 
@@ -320,18 +326,5 @@ def test_check_data_stops_on_a_bad_line_with_the_same_message_from_both_engines(
 def test_check_data_gives_every_malformed_csv_the_same_message_from_both_engines(case_id, tmp_path, monkeypatch):
     from datastory import stages
 
-    case = BY_ID[case_id]
-    messages = []
-    for engine in ("memory", "stream"):
-        root = build(tmp_path / engine, case)
-        data = yaml.safe_load((root / "params" / "data.yaml").read_text(encoding="utf-8"))
-        data["engine"] = engine
-        (root / "params" / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
-                                                   encoding="utf-8")
-        before = snapshot(root)
-        monkeypatch.setenv("DATASTORY_STREAM_BATCH", "3")
-        with pytest.raises(DatastoryError) as info:
-            stages.check_data(root)
-        messages.append(str(info.value))
-        assert snapshot(root) == before
+    messages = refusals_by_engine(BY_ID[case_id], tmp_path, monkeypatch, stages.check_data)
     assert messages[1] == messages[0]
