@@ -50,9 +50,10 @@ def peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def synthetic_log(n: int, regions: list[str], lines: list[str], seed: int = 0) -> pd.DataFrame:
-    """A schema.TRANSACTIONS frame for `n` customers, built without a Python loop over customers."""
-    rng = np.random.default_rng(seed)
+def draw_lines(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """The lines of `n` customers (0..n-1) as the module docstring describes, in customer order, purchases then
+    returns: (cust: each purchase's customer, r_src: the purchases returned, all_cust: each line's customer,
+    ts: each line's time, amount and discount: each purchase's). bench/churn_scale.py draws its chunks with it."""
     acq = rng.uniform(0, 0.8 * DAYS, n)
     leave = np.minimum(DAYS, acq + rng.exponential(MEAN_LIFE_DAYS, n))
     rate = np.exp(rng.normal(np.log(1 / MEAN_GAP_DAYS), 0.6, n))
@@ -68,8 +69,15 @@ def synthetic_log(n: int, regions: list[str], lines: list[str], seed: int = 0) -
     amount = np.round(rng.lognormal(5.0, 0.8, len(cust)), 2)
     discount = np.where(rng.random(len(cust)) < 0.3, np.round(rng.uniform(0, 0.4, len(cust)), 2), 0.0)
     all_cust = np.concatenate([cust, cust[r_src]])
-    m = len(all_cust)
     ts = START + (np.concatenate([day, r_day]) * 86400).astype("int64").astype("timedelta64[s]")
+    return cust, r_src, all_cust, ts, amount, discount
+
+
+def synthetic_log(n: int, regions: list[str], lines: list[str], seed: int = 0) -> pd.DataFrame:
+    """A schema.TRANSACTIONS frame for `n` customers, built without a Python loop over customers."""
+    rng = np.random.default_rng(seed)
+    cust, r_src, all_cust, ts, amount, discount = draw_lines(rng, n)
+    m = len(all_cust)
     ids = np.array([f"C{i:07d}" for i in range(n)], dtype=object)
     names = np.array([f"Customer {i} Ltd" for i in range(n)], dtype=object)
     region = np.array(regions, dtype=object)[rng.integers(0, len(regions), n)]

@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 
 try:
-    import resource
-
     import duckdb  # noqa: F401  (the shard path's engine)
     import numpy as np
     import pandas as pd
@@ -41,22 +39,18 @@ try:
 
     from datastory import io, schema
     from datastory.churn import features_at, shards
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from churn import START, draw_lines, peak_rss_mib  # bench/churn.py: the same log, drawn the same way
 except ImportError as exc:  # e.g. no duckdb, or not on Linux/macOS (resource)
     print(f"bench/churn_scale.py skipped: {exc}")
     sys.exit(0)
 
-START, DAYS = np.datetime64("2024-10-01", "s"), 730     # bench/churn.py's log: two years
-MEAN_GAP_DAYS, MEAN_LIFE_DAYS, RETURN_RATE = 45.0, 400.0, 0.03
 REGIONS = ["East", "North", "South", "West"]
 LINES = ["Hardware", "Services", "Software", "Supplies"]
 LOOKBACK_DAYS = 365
 CHUNK = 500_000                                          # customers generated and written at a time
 TARGET_GB = 3.0
-
-
-def peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def _text(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -68,23 +62,8 @@ def chunk_table(cust_no: np.ndarray, first_order: int, rng: np.random.Generator)
     """bench/churn.py's synthetic_log for the customers numbered `cust_no`, as an Arrow table sorted by
     (timestamp, order_id); order numbers start at `first_order`."""
     n = len(cust_no)
-    acq = rng.uniform(0, 0.8 * DAYS, n)
-    leave = np.minimum(DAYS, acq + rng.exponential(MEAN_LIFE_DAYS, n))
-    rate = np.exp(rng.normal(np.log(1 / MEAN_GAP_DAYS), 0.6, n))
-    n_orders = 1 + np.minimum(rng.poisson(rate * (leave - acq)), 60)
-    cust = np.repeat(np.arange(n), n_orders)
-    day = acq[cust] + rng.uniform(0, 1, len(cust)) * (leave - acq)[cust]
-    day[np.r_[0, np.cumsum(n_orders)[:-1]]] = acq
-    ret = rng.random(len(cust)) < RETURN_RATE
-    r_src = np.flatnonzero(ret)
-    r_day = day[r_src] + rng.uniform(3, 45, len(r_src))
-    keep = r_day < DAYS
-    r_src, r_day = r_src[keep], r_day[keep]
-    amount = np.round(rng.lognormal(5.0, 0.8, len(cust)), 2)
-    discount = np.where(rng.random(len(cust)) < 0.3, np.round(rng.uniform(0, 0.4, len(cust)), 2), 0.0)
-    all_cust = np.concatenate([cust, cust[r_src]])
+    cust, r_src, all_cust, ts, amount, discount = draw_lines(rng, n)
     m = len(all_cust)
-    ts = START + (np.concatenate([day, r_day]) * 86400).astype("int64").astype("timedelta64[s]")
     order = np.lexsort((np.arange(m), ts))                 # by time, then order number (= row here)
     all_cust, ts = all_cust[order], ts[order]
     number = cust_no[all_cust]
