@@ -158,15 +158,8 @@ def bad_value_log(position: int, n_customers: int = 400) -> pd.DataFrame:
 def test_a_bad_value_deep_in_the_file_gets_the_same_message_and_nothing_is_written(tmp_path, monkeypatch):
     log = bad_value_log(position=len(shapes.invoice_log(n_customers=400, seed=3, bad_debt=0, fees=0)) - 40)
     log.loc[120, "Description"] = "eine\nlange\nBeschreibung"    # line numbers run ahead of record numbers
-    messages = []
-    for engine in ("memory", "stream"):
-        root = make_project(tmp_path / engine, log, engine, on_bad_rows="fail")
-        before = snapshot(root)
-        monkeypatch.setenv("DATASTORY_STREAM_BATCH", "97")
-        with pytest.raises(DataError) as info:
-            ingest.run(root)
-        messages.append(str(info.value))
-        assert snapshot(root) == before, f"{engine} wrote something"
+    messages = refusals_by_engine(lambda engine: make_project(tmp_path / engine, log, engine, on_bad_rows="fail"),
+                                  97, monkeypatch, ingest.run, DataError)
     assert messages[0] == messages[1]
     line = len(log) - 40 + 2 + 2    # header, 0-based row, the two extra lines of the description
     assert f"line {line} (record {line - 2}), column 'UnitPrice'" in messages[1] and "'12,5O'" in messages[1]
@@ -193,28 +186,36 @@ CSV_ERRORS = [c["id"] for c in BY_ID.values() if c["expect"] == "error" and c.ge
               and data_params(c)["source"] == "csv" and not c.get("xfail") and not c.get("env")]
 
 
-def refusals_by_engine(case: dict, tmp_path: Path, monkeypatch, run) -> list[str]:
-    """`run(root)`'s error message for the case's project with engine memory, then stream (batches of 3
-    records), each in its own copy; asserts that neither run wrote anything."""
+def refusals_by_engine(project, batch: int, monkeypatch, run, error: type = DatastoryError) -> list[str]:
+    """`run(root)`'s error message (an `error`) with engine memory, then stream (batches of `batch` records), each
+    in the project `project(engine)` makes; asserts that neither run wrote anything."""
     messages = []
     for engine in ("memory", "stream"):
-        root = build(tmp_path / engine, case)
-        data = yaml.safe_load((root / "params" / "data.yaml").read_text(encoding="utf-8"))
-        data["engine"] = engine
-        (root / "params" / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
-                                                   encoding="utf-8")
+        root = project(engine)
         before = snapshot(root)
-        monkeypatch.setenv("DATASTORY_STREAM_BATCH", "3")
-        with pytest.raises(DatastoryError) as info:
+        monkeypatch.setenv("DATASTORY_STREAM_BATCH", str(batch))
+        with pytest.raises(error) as info:
             run(root)
         messages.append(str(info.value))
         assert snapshot(root) == before, f"{engine} wrote something"
     return messages
 
 
+def case_project(case: dict, tmp_path: Path):
+    """A factory of the corpus case's project with params/data.yaml's engine set (for refusals_by_engine)."""
+    def project(engine: str) -> Path:
+        root = build(tmp_path / engine, case)
+        data = yaml.safe_load((root / "params" / "data.yaml").read_text(encoding="utf-8"))
+        data["engine"] = engine
+        (root / "params" / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+                                                   encoding="utf-8")
+        return root
+    return project
+
+
 @pytest.mark.parametrize("case_id", CSV_ERRORS)
 def test_every_malformed_csv_gets_the_same_message_from_both_engines(case_id, tmp_path, monkeypatch):
-    messages = refusals_by_engine(BY_ID[case_id], tmp_path, monkeypatch, ingest.run)
+    messages = refusals_by_engine(case_project(BY_ID[case_id], tmp_path), 3, monkeypatch, ingest.run)
     assert messages[1] == messages[0]
 
 
@@ -309,15 +310,8 @@ def test_check_data_stops_on_a_bad_line_with_the_same_message_from_both_engines(
 
     log = bad_value_log(position=300)
     log.loc[120, "Description"] = "eine\nlange\nBeschreibung"
-    messages = []
-    for engine in ("memory", "stream"):
-        root = make_project(tmp_path / engine, log, engine, on_bad_rows="fail")
-        before = snapshot(root)
-        monkeypatch.setenv("DATASTORY_STREAM_BATCH", "64")
-        with pytest.raises(DataError) as info:
-            stages.check_data(root)
-        messages.append(str(info.value))
-        assert snapshot(root) == before, f"{engine} wrote something"
+    messages = refusals_by_engine(lambda engine: make_project(tmp_path / engine, log, engine, on_bad_rows="fail"),
+                                  64, monkeypatch, stages.check_data, DataError)
     assert messages[0] == messages[1]
     assert "line 304 (record 302), column 'UnitPrice'" in messages[1] and "'12,5O'" in messages[1]
 
@@ -326,5 +320,5 @@ def test_check_data_stops_on_a_bad_line_with_the_same_message_from_both_engines(
 def test_check_data_gives_every_malformed_csv_the_same_message_from_both_engines(case_id, tmp_path, monkeypatch):
     from datastory import stages
 
-    messages = refusals_by_engine(BY_ID[case_id], tmp_path, monkeypatch, stages.check_data)
+    messages = refusals_by_engine(case_project(BY_ID[case_id], tmp_path), 3, monkeypatch, stages.check_data)
     assert messages[1] == messages[0]
