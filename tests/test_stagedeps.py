@@ -20,17 +20,55 @@ def test_dvc_yaml_deps_are_each_stages_import_closure():
                          f"(or run `datastory stage-deps --write`):\n{fix}")
 
 
+def _runs(deps: list[str], file: str) -> bool:
+    """Does a stage with `deps` depend on `file`: named itself, or inside a folder it names?"""
+    return any(file == d or file.startswith(d + "/") for d in deps)
+
+
 def test_closure_follows_lazy_imports_and_parent_packages():
     mods = stagedeps.compute(REPO)
-    assert "src/datastory/forecast/engine.py" in mods["forecast"]
-    assert "src/datastory/forecast/__init__.py" in mods["forecast"]
-    assert "src/datastory/pack.py" in mods["report"] and "src/datastory/pack.py" in mods["deliver"]
+    assert _runs(mods["forecast"], "src/datastory/forecast/engine.py")
+    assert _runs(mods["forecast"], "src/datastory/forecast/__init__.py")
+    assert _runs(mods["report"], "src/datastory/pack.py") and _runs(mods["deliver"], "src/datastory/pack.py")
     # deliver's email draws the report's figures (a lazy import inside a function)
-    assert "src/datastory/present/figures.py" in mods["deliver"]   # imported inside a function
+    assert _runs(mods["deliver"], "src/datastory/present/figures.py")
     # a stage follows its own branch of the dispatchers, not the others'
-    assert not any(m.startswith("src/datastory/forecast/") for m in mods["kpis"])
-    assert "src/datastory/forecast/file.py" not in mods["forecast"]
+    assert not any(m.startswith("src/datastory/forecast") for m in mods["kpis"])
+    assert not _runs(mods["forecast"], "src/datastory/forecast/file.py")
     assert "src/datastory/templates" in mods["report"]
+
+
+def test_a_subpackage_the_stage_runs_whole_is_one_folder_dep():
+    mods = stagedeps.compute(REPO)
+    # the report stage runs every module of report/ and workbook/: one line each, no file of theirs listed
+    for folder in ("src/datastory/report", "src/datastory/workbook"):
+        assert folder in mods["report"]
+        assert not any(m.startswith(folder + "/") for m in mods["report"])
+    # the forecast stage does not run forecast/file.py (nor read backtest_plot.json): its files stay one by one
+    assert "src/datastory/forecast" not in mods["forecast"]
+    assert "src/datastory/forecast/engine.py" in mods["forecast"]
+
+
+def test_collapse_takes_a_folder_only_when_every_file_of_it_is_run():
+    tree = {"src/p/a": {"src/p/a/x.py", "src/p/a/y.py", "src/p/a/b/z.py"}, "src/p/a/b": {"src/p/a/b/z.py"},
+            "src/p/c": {"src/p/c/u.py", "src/p/c/data.json"}}
+    run = {"src/p/top.py", "src/p/a/x.py", "src/p/a/y.py", "src/p/a/b/z.py", "src/p/c/u.py"}
+    assert stagedeps.collapse(run, tree) == ["src/p/a", "src/p/c/u.py", "src/p/top.py"]
+    # one file of a/ not run: a/ stays file by file, its subfolder b/ (all run) becomes one line
+    assert stagedeps.collapse(run - {"src/p/a/y.py"}, tree) == ["src/p/a/b", "src/p/a/x.py", "src/p/c/u.py",
+                                                                "src/p/top.py"]
+    assert stagedeps.collapse(set(), tree) == []
+
+
+def test_byte_code_caches_do_not_count_as_a_folders_files(tmp_path):
+    root = tmp_path
+    pkg = root / "src" / "datastory" / "sub"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\0")
+    assert stagedeps._package_files(root) == {"src/datastory/sub": {"src/datastory/sub/__init__.py"}}
+    # DVC leaves them out of the folder's hash too: .dvcignore says so
+    assert "__pycache__/" in (REPO / ".dvcignore").read_text().splitlines()
 
 
 def _project(tmp_path: Path) -> Path:

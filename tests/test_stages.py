@@ -16,7 +16,7 @@ from conftest import tiny_frames, write_artifacts
 
 from datastory import cli, config, dashboard, io, pack, runner, sample, stages, workbook
 from datastory import report as report_mod
-from datastory.errors import DataError
+from datastory.errors import DataError, ParamsError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -210,3 +210,21 @@ def test_report_stage_waits_for_the_notebook_then_reports_a_renderers_failure(pr
         stages.report("north", project)
     assert runner.executed_path("report", project, "north").is_file()  # the notebook ran to its end
     assert not (project / "reports" / "north").exists()
+
+
+@pytest.mark.slow
+def test_report_stage_refuses_an_audience_the_pack_cannot_have_with_the_packs_message(project, monkeypatch):
+    """The kernel starts before the pack loads; a region the data lacks still gets pack.load's own message
+    (file and fix), after the notebook stopped on the same input, and nothing is written."""
+    report_project(project, monkeypatch)
+    path = project / "params" / "report.yaml"
+    rep = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rep["audiences"]["north"]["regions"] = ["Atlantis"]
+    path.write_text(yaml.safe_dump(rep, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ParamsError, match="Atlantis") as err:
+        stages.report("north", project)
+    assert err.value.file == "params/report.yaml"
+    assert not runner.executed_path("report", project, "north").exists()
+    assert not (project / "reports" / "north").exists()
+    with pytest.raises(ParamsError, match="unknown audience 'nowhere'"):
+        stages.report("nowhere", project)

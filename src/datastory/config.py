@@ -491,6 +491,13 @@ class ReportParams(_Strict):
     page_size: Literal["A4", "Letter"] = "A4"
     audiences: dict[str, Audience]
 
+    def audience(self, key: str) -> Audience:
+        """Audience `key`, or a clear refusal that names the ones defined."""
+        if key not in self.audiences:
+            raise ParamsError(f"unknown audience {key!r}; defined: {', '.join(self.audiences)}",
+                              file="params/report.yaml", fix="add it under 'audiences:' or fix the name")
+        return self.audiences[key]
+
     @field_validator("audiences")
     @classmethod
     def _keys(cls, v: dict[str, Audience]) -> dict[str, Audience]:

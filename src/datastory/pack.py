@@ -110,10 +110,7 @@ def select(key: str, report: config.ReportParams, currency: str, kpis: pd.DataFr
            churn_metrics: dict[str, Any], data_quality: dict[str, Any], provenance: Provenance, *,
            bridge: pd.DataFrame, movers: pd.DataFrame, active: pd.DataFrame | None = None) -> Pack:
     """Narrow every result to audience `key` of `report`."""
-    if key not in report.audiences:
-        raise ParamsError(f"unknown audience {key!r}; defined: {', '.join(report.audiences)}",
-                          file="params/report.yaml", fix="add it under 'audiences:' or fix the name")
-    aud = report.audiences[key]
+    aud = report.audience(key)
     known = sorted(set(kpis.loc[kpis["region"] != ALL, "region"]))
     regions, is_company = audience_regions(aud, known)
     keep = set(regions) | ({ALL} if is_company else set())

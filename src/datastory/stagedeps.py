@@ -161,7 +161,41 @@ def stage_modules(root: Path, stage: str) -> list[str]:
         roots |= notebook_imports((Path(root) / "notebooks" / f"{notebook}.ipynb").read_text(encoding="utf-8"),
                                   src.exists)
     mods = closure(src, roots, {**DISPATCH, f"{PACKAGE}.stages": (function,)})
-    return sorted({src.rel(m) for m in mods} | set(DATA.get(stage, ())))
+    files = {src.rel(m) for m in mods} | set(DATA.get(stage, ()))
+    return collapse(files, _package_files(Path(root)))
+
+
+def collapse(files: set[str], tree: dict[str, set[str]]) -> list[str]:
+    """`files` (sorted) with each subpackage folder all of whose files are in `files` named as that folder.
+
+    `tree` maps each folder under src/datastory (not the package's own) to the files it holds, its subfolders'
+    included. One folder is one entry in dvc.lock instead of one per file: the lock DVC reads and rewrites after
+    every stage is shorter, and the stage re-runs on exactly the same edits. A folder with a file the stage does
+    not run (forecast/backtest_plot.json for a stage that does not plot it) stays listed file by file.
+    """
+    out = set(files)
+    for folder in sorted(tree, key=lambda f: f.count("/")):  # outermost first: a covered parent takes its children
+        inside = tree[folder]
+        if inside and inside <= out:
+            out -= inside
+            out = {f for f in out if not f.startswith(folder + "/")}
+            out.add(folder)
+    return sorted(out)
+
+
+# What DVC does not hash in a folder dep (.dvcignore says the same): Python's byte-code caches.
+IGNORED = ("__pycache__",)
+
+
+def _package_files(root: Path) -> dict[str, set[str]]:
+    """Each folder under src/datastory -> the files it holds (repo-relative, recursively; byte-code left out)."""
+    pkg = root / SRC / PACKAGE
+    tree: dict[str, set[str]] = {}
+    for folder in sorted(p for p in pkg.rglob("*") if p.is_dir() and not set(p.relative_to(pkg).parts) & set(IGNORED)):
+        tree[folder.relative_to(root).as_posix()] = {
+            f.relative_to(root).as_posix() for f in folder.rglob("*")
+            if f.is_file() and not set(f.relative_to(pkg).parts) & set(IGNORED)}
+    return tree
 
 
 def compute(root: Path) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import config, io, runner
-from .errors import DataError
+from .errors import DataError, DatastoryError
 
 
 def sample(root: str | os.PathLike | None = None) -> tuple[Path, bool]:
@@ -67,18 +67,25 @@ def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:
 def report(audience: str, root: str | os.PathLike | None = None) -> list[Path]:
     """Build reports/<audience>/report.html, report.pdf, report.xlsx and dashboard.html.
 
-    The notebook runs in its kernel (another process) while this one builds the workbook and the dashboard,
-    which need only the pack, and imports the HTML and PDF renderers: on two cores the kernel's start, imports
-    and figures cost no extra wall time. The HTML and PDF come from the executed notebook, after it.
+    The notebook runs in its kernel (another process) while this one loads the pack, builds the workbook and the
+    dashboard, which need only the pack, and imports the HTML and PDF renderers: on two cores the kernel's start,
+    imports and figures cost no extra wall time. The kernel starts first, once the audience is known to be one
+    of params/report.yaml's, so its start overlaps this process's imports. The HTML and PDF come from the
+    executed notebook, after it.
     """
-    from . import dashboard, pack, workbook
-    from . import report as report_mod
-
     base = config.project_root(root)
     rep = config.load("report", base)
-    p = pack.load(audience, base, rep)  # validates the audience before a kernel starts
+    rep.audience(audience)  # an unknown audience stops before a kernel starts
     with ThreadPoolExecutor(1, thread_name_prefix="report-notebook") as pool:
         notebook_run = pool.submit(runner.execute, "report", base, extra={"audience": audience}, suffix=audience)
+        from . import dashboard, pack, workbook
+        from . import report as report_mod
+
+        try:
+            p = pack.load(audience, base, rep)
+        except DatastoryError:
+            notebook_run.exception()  # the notebook loads the same pack and stops on the same input: wait for it
+            raise  # this message is the one that names the file and the fix
         try:
             with runner.timed("report", "workbook", audience):
                 xlsx = workbook.build(p, params=config.pack_params(audience, base, rep))
