@@ -54,3 +54,18 @@ def test_countries_outside_the_mapping_are_named_with_their_lines():
     one = "\n".join(quality.summary({**Q, "unmapped_countries": {"Spain": 3}}, tx(2), "x"))
     assert "1 country is not in rules.country_regions and goes to the region Other: Spain (3 lines)" in one
     assert "country_regions" not in "\n".join(quality.summary(Q, tx(2), "x"))
+
+
+def test_segments_tied_to_the_cent_are_listed_by_name_whatever_the_last_bits():
+    """Two engines sum a region's revenue in different orders: the last bits may differ, the cents do not."""
+    def summary_of(sums: list[float]) -> str:
+        kept = profile.make(lines=3, sales=3, negatives=0, product_lines=1, named_all=False,
+                            segments=pd.DataFrame({"size": [1, 1, 1], "sum": sums}, index=["West", "East", "North"]),
+                            days=pd.DataFrame({"customer_id": ["c"], "timestamp": [pd.Timestamp("2025-01-01")],
+                                               "is_return": [False]}))
+        return next(line for line in quality.summary(Q, kept, "x") if line.startswith("segments"))
+
+    a = summary_of([100.1, 100.1 + 1e-11, 5.0])
+    b = summary_of([100.1 + 1e-11, 100.1, 5.0])
+    assert a == b == "segments      3: East 1 lines; West 1 lines; North 1 lines"
+    assert summary_of([5.0, 100.1, 100.12]) == "segments      3: North 1 lines; East 1 lines; West 1 lines"
