@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -172,7 +173,11 @@ def test_local_cluster_workers_run_the_fits_and_match_local(series_long):
     c = cfg(models=["prophet", "seasonal_naive", "ets", "combination"], engine="dask", n_workers=2)
     res = run(series_long, c, progress=False)
     pids = set(res.workers.values())
-    assert os.getpid() not in pids and len(pids) >= 1
+    # this process fits the cheapest series while the cluster starts; the workers fit the rest
+    assert pids - {os.getpid()}, "no series ran on a worker"
+    here = sorted(sid for sid, pid in res.workers.items() if pid == os.getpid())
+    cheapest_first = [sid for sid, _ in reversed(engine.by_cost(engine.split(series_long)))]
+    assert here == sorted(cheapest_first[:len(here)])
     local = run(series_long, c.model_copy(update={"engine": "local"}), progress=False)
     assert set(local.workers.values()) == {os.getpid()}
     pd.testing.assert_frame_equal(res.frame, local.frame)
@@ -195,6 +200,44 @@ def test_local_cluster_workers_fork_warm_and_unprofiled():
     assert len(seen) == CPU_COUNT
     heartbeat = ["Failed to communicate with scheduler during heartbeat"]
     assert all(s == (True, heartbeat, False) for s in seen), seen
+
+
+def test_while_a_cluster_starts_the_cheapest_series_are_fitted_here_one_at_a_time():
+    import threading
+
+    series = {sid: pd.Series(range(n)) for sid, n in (("a", 30), ("b", 10), ("c", 20), ("d", 10))}
+    go, fitted = threading.Event(), []
+
+    def fit(sid, y):
+        fitted.append(sid)
+        if len(fitted) == 2:
+            go.set()   # the cluster comes up during the second fit, which lasts long enough for its thread to end
+            time.sleep(0.5)
+        return {"series_id": sid}
+
+    def start():
+        go.wait(10)
+        return "client"
+
+    up, here, left = engine.while_starting(start, series, fit)
+    assert up == "client"
+    # shortest history first (then the id, last): the cluster came up during the second fit; the rest, the
+    # costliest, are left to it in cost order
+    assert [r["series_id"] for r in here] == fitted == ["d", "b"]
+    assert list(left) == ["a", "c"]
+    assert engine.while_starting(lambda: "client", {}, fit)[1:] == ([], {})   # no series: nothing to fit here
+    failing = threading.Event()
+
+    def broken():
+        failing.wait(10)
+        raise RuntimeError("no cluster")
+
+    def fit_then_fail(sid, y):
+        failing.set()
+        return {"series_id": sid}
+
+    with pytest.raises(RuntimeError, match="no cluster"):
+        engine.while_starting(broken, series, fit_then_fail)
 
 
 def test_determinism_with_prophet(series_long, tmp_path):

@@ -193,13 +193,39 @@ def _on_cluster(client: Any, series: dict[str, pd.Series], cfg: ForecastParams,
 
     from distributed import as_completed
 
+    if not series:
+        return
     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
     run_id = uuid.uuid4().hex  # task keys only: never in an output
     futures = [client.submit(forecast_batch, batch, cfg, fitters, key=f"{TASK_PREFIX}-{run_id}-{i}")
-               for i, batch in enumerate(cluster.batches(
-                   sorted(series.items(), key=lambda kv: (-len(kv[1]), kv[0])), n_workers, TASKS_PER_WORKER, MAX_BATCH))]
+               for i, batch in enumerate(cluster.batches(by_cost(series), n_workers, TASKS_PER_WORKER, MAX_BATCH))]
     for fut in as_completed(futures):
         yield fut.result()
+
+
+def by_cost(series: dict[str, pd.Series]) -> list[tuple[str, pd.Series]]:
+    """The series, the costliest first: the longest history, then the id."""
+    return sorted(series.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def while_starting(start: Any, series: dict[str, pd.Series],
+                   fit: Any) -> tuple[Any, list[dict[str, Any]], dict[str, pd.Series]]:
+    """Fit series here while `start()` brings a cluster up in a thread: the cheapest series first, one at a time,
+    until the cluster is there (or every series is done). Returns what `start` returned, the results fitted here
+    and the series left for the cluster. A LocalCluster's workers take seconds to start (the forkserver imports
+    Prophet first); this process would otherwise wait them out. A series gives the same result wherever it is
+    fitted, so the split changes only where the time goes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = by_cost(series)
+    here: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="cluster-start") as pool:
+        started = pool.submit(start)
+        while todo and not started.done():
+            sid, y = todo.pop()
+            here.append(fit(sid, y))
+        up = started.result()
+    return up, here, dict(todo)
 
 
 def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
@@ -208,13 +234,23 @@ def _fan_out(series: dict[str, pd.Series], cfg: ForecastParams, progress: bool,
 
     out = []
     with Progress(len(series), f"forecast ({cfg.engine})", enabled=progress) as bar:
+        def here(sid: str, y: pd.Series) -> dict[str, Any]:
+            r = forecast_series(sid, y, cfg, fitters)
+            bar.update(1)
+            return r
+
         if cfg.engine == "local":
-            for sid, y in series.items():
-                out.append(forecast_series(sid, y, cfg, fitters))
-                bar.update(1)
+            out = [here(sid, y) for sid, y in series.items()]
         else:
-            with _client(cfg) as client:
-                for done in _on_cluster(client, series, cfg, fitters):
+            with contextlib.ExitStack() as stack:
+                if cluster.address(cfg.scheduler_address):   # a running cluster: connect, send everything
+                    client, left = stack.enter_context(_client(cfg)), series
+                else:   # a LocalCluster to start: fit here meanwhile (the client is made here: it is thread-bound)
+                    from distributed import Client
+
+                    local, out, left = while_starting(lambda: stack.enter_context(_local_cluster(cfg)), series, here)
+                    client = stack.enter_context(Client(local))
+                for done in _on_cluster(client, left, cfg, fitters):
                     out.extend(done)
                     for _ in done:   # one step per series: batches finish in any order and size, and the
                         bar.update(1)  # notebook's bar must read the same on every run
