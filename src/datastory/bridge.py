@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .errors import DataError
@@ -150,16 +152,26 @@ def pvm(lines: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp) -> tuple[dic
     return {"price": price_c, "volume": volume_c, "mix": total - price_c - volume_c}, ""
 
 
+def _text(values: Any) -> pa.Array:
+    """Text (ids) as one Arrow large_string array."""
+    return pa.array(pd.Series(values, copy=False).astype("string[pyarrow]").array).cast(pa.large_string())
+
+
+def _isin(values: Any, pool: pa.Array) -> np.ndarray:
+    """values.isin(pool) for text, by Arrow's hash lookup (pandas' isin on Arrow strings walks them in Python)."""
+    return pc.is_in(_text(values), value_set=pool).to_numpy(zero_copy_only=False)
+
+
 def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities: bool,
-             earlier: set[str]) -> list[tuple]:
+             earlier: pa.Array) -> list[tuple]:
     sales, rets = f[f["sale"]], f[f["cents"] < 0]
     a0 = sales[sales["period"] == prev].groupby("customer_id", observed=True)["cents"].sum()
     a1 = sales[sales["period"] == cur].groupby("customer_id", observed=True)["cents"].sum()
-    seen = set(sales.loc[sales["period"] < prev, "customer_id"]) | earlier
+    seen = pa.concat_arrays([_text(sales.loc[sales["period"] < prev, "customer_id"]), earlier])
     ids = a0.index.union(a1.index)
     v0, v1 = a0.reindex(ids, fill_value=0), a1.reindex(ids, fill_value=0)
-    in0, in1 = ids.isin(a0.index), ids.isin(a1.index)
-    before = ids.isin(list(seen))
+    in0, in1 = _isin(ids, _text(a0.index)), _isin(ids, _text(a1.index))
+    before = _isin(ids, seen)
     change = v1 - v0
     groups = {"new": in1 & ~in0 & ~before, "reactivated": in1 & ~in0 & before, "lost": in0 & ~in1,
               "growth": in0 & in1 & (change > 0).to_numpy(), "decline": in0 & in1 & (change < 0).to_numpy()}
@@ -178,7 +190,7 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
     if not quantities:
         split, note = {}, "the data has no quantities: returning customers' change is not split into price, volume and mix"
     else:
-        lines = sales[sales["period"].isin([prev, cur]) & sales["customer_id"].isin(ids[in0 & in1])]
+        lines = sales[sales["period"].isin([prev, cur]) & _isin(sales["customer_id"], _text(ids[in0 & in1]))]
         split, note = pvm(lines, cur, prev)
     if split:
         rows += [("pvm", k, split[k], n_returning, "") for k in PVM]
@@ -187,12 +199,12 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
     return rows
 
 
-def _earlier(before: Before | None, region: str) -> set[str]:
+def _earlier(before: Before | None, region: str) -> pa.Array:
     """The customers of `before.buyers` with a sale in `region` (any region for schema.ALL)."""
     if before is None or before.buyers.empty:
-        return set()
+        return _text([])
     b = before.buyers
-    return set(b["customer_id"] if region == schema.ALL else b.loc[b["region"] == region, "customer_id"])
+    return _text(b["customer_id"] if region == schema.ALL else b.loc[b["region"] == region, "customer_id"])
 
 
 def compute(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp | None = None,

@@ -158,7 +158,8 @@ SUMMED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "customer_id", "timest
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) -> pd.DataFrame:
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
     transactions (ingest's output, in time order; only the columns `_sums` reads, SUMMED) are read `rows` at a
-    time and each period is summed once all its rows are in. A file out of time order is refused."""
+    time and each period is summed once all its rows are in (by `_period_sums`, which the time order lets count
+    without sorting). A file out of time order is refused."""
     import pyarrow.parquet as pq
 
     freq = check_period(period)
@@ -175,26 +176,138 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
         if not len(ts):
             continue
         last = ts.iloc[-1]
-        chunk = chunk.assign(_period=ts.dt.to_period(period).dt.start_time)
+        chunk = chunk.assign(_period=starts(ts, period))
         if held and held[0]["_period"].iloc[0] < chunk["_period"].iloc[-1]:   # a period is whole: sum it
             rows_ = pd.concat([*held, chunk], ignore_index=True)
             del held, chunk
-            starts = rows_["_period"].to_numpy()
-            bounds = np.flatnonzero(starts[1:] != starts[:-1]) + 1    # where each period's rows begin
+            begins = rows_["_period"].to_numpy()
+            bounds = np.flatnonzero(begins[1:] != begins[:-1]) + 1    # where each period's rows begin
             for a, b in zip([0, *bounds[:-1]], bounds, strict=True):   # one period at a time: the least memory
-                out, seen = _sums(rows_.iloc[a:b].drop(columns="_period").reset_index(drop=True), period, seen)
+                out, seen = _period_sums(rows_.iloc[a:b].reset_index(drop=True), seen)
                 parts.append(out)
             held = [rows_.iloc[bounds[-1]:].reset_index(drop=True)]
             del rows_
         else:
             held.append(chunk)
     if held:
-        out, seen = _sums(pd.concat(held, ignore_index=True).drop(columns="_period"), period, seen)
+        out, seen = _period_sums(pd.concat(held, ignore_index=True), seen)
         parts.append(out)
     if not parts:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
     return _finish(pd.concat(parts), freq)
+
+
+def starts(ts: pd.Series, period: str) -> np.ndarray:
+    """The first day of each timestamp's period (M or Q; datetime64[ns], NaT kept): ts.dt.to_period(period)
+    .dt.start_time, without pandas' Period objects."""
+    months = ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[M]")
+    if period == "Q":
+        n = months.astype("int64")
+        months = np.where(np.isnat(months), months, (n - n % 3).astype("datetime64[M]"))
+    return months.astype("datetime64[ns]")
+
+
+def _period_sums(tx: pd.DataFrame, seen: pa.Array) -> tuple[pd.DataFrame, pa.Array]:
+    """`_sums(tx, period, seen)` for rows `tx` in time order with their period's first day in column `_period`.
+
+    The same figures, counted with integer codes instead of pandas' string groupby, nunique and sort (their cost
+    per line grows with the number of distinct ids, which grows with the file):
+    - group g = period code x (regions + 1) + region code, the last region code being schema.ALL;
+    - sums: pandas' groupby sum of each group's lines in their order (so the same rounding as `_sums`);
+    - distinct orders and customers with a sale: one mark per (group, id code), counted per group;
+    - a customer's first sale: ids are coded in order of first appearance and the lines are in time order, so
+      it is at their code's first line; when the customer has other sale lines at that very time in another
+      region, the order_id decides as in `_sums` (sorted by timestamp, order_id, stable)."""
+    amount = tx["amount"].to_numpy(dtype="float64")
+    pos = amount > 0
+    pcode, pvals = pd.factorize(tx["_period"].to_numpy())
+    rcode, rvals = pd.factorize(tx["region"])
+    width = len(rvals) + 1
+    own, every = pcode * width + rcode, pcode * width + (width - 1)
+    has_region, has_period = (rcode >= 0) & (pcode >= 0), pcode >= 0
+    n_groups = len(pvals) * width
+
+    def sums(mask: np.ndarray, values: np.ndarray) -> pd.Series:
+        keys = np.concatenate([own[mask & has_region], every[mask & has_period]])
+        both = np.concatenate([values[mask & has_region], values[mask & has_period]])
+        return pd.Series(both).groupby(keys).sum()
+
+    out = pd.DataFrame({"revenue": sums(np.ones(len(tx), dtype=bool), amount)})
+    out["gross"] = sums(pos, amount)
+    sale = pos & has_period
+    s_own, s_every, s_has_region = own[sale], every[sale], has_region[sale]
+    orders, _ = pd.factorize(tx["order_id"][sale])
+    customers, ids = pd.factorize(tx["customer_id"][sale])
+    out["orders"] = _distinct_per_group(orders, s_own, s_every, s_has_region, n_groups)
+    out["active_customers"] = _distinct_per_group(customers, s_own, s_every, s_has_region, n_groups)
+    out["returned"] = -sums(~pos, amount)
+
+    first_line = _first_lines(customers)                # per customer code, its first sale line (of `sale`)
+    known = pc.is_in(pa.array(ids).cast(pa.large_string()), value_set=seen).to_numpy(zero_copy_only=False)
+    new = np.flatnonzero(~known & (first_line >= 0))
+    if len(new):
+        seen = pa.concat_arrays([seen, pa.array(ids[new]).cast(pa.large_string())])
+    region = _first_regions(tx[sale], customers, first_line, new, rcode[sale])
+    line = first_line[new]
+    groups = np.concatenate([(s_own[line] - rcode[sale][line] + region)[region >= 0], s_every[line]])
+    out["new_customers"] = pd.Series(np.bincount(groups, minlength=n_groups)).loc[lambda c: c > 0]
+    index = pd.MultiIndex.from_arrays(
+        [pd.Index([*map(str, rvals), schema.ALL] * len(pvals))[out.index],
+         pd.DatetimeIndex(np.repeat(pvals, width))[out.index]], names=["region", "period"])
+    return out.set_axis(index), seen
+
+
+def _distinct_per_group(codes: np.ndarray, own: np.ndarray, every: np.ndarray, has_region: np.ndarray,
+                        n_groups: int) -> pd.Series:
+    """Distinct codes (>= 0) per group: own group of the lines with a region, and their company group."""
+    ok = codes >= 0
+    n = int(codes.max()) + 1 if len(codes) else 0
+    keys = np.concatenate([own[ok & has_region], every[ok]]).astype("int64") * n + \
+        np.concatenate([codes[ok & has_region], codes[ok]])
+    if n_groups * n <= 1 << 26:            # a mark per (group, code): no hashing
+        marks = np.zeros(n_groups * n, dtype=bool)
+        marks[keys] = True
+        counts = marks.reshape(n_groups, n).sum(axis=1) if n else np.zeros(n_groups, dtype="int64")
+    else:
+        counts = np.bincount(pd.unique(keys) // n, minlength=n_groups)
+    return pd.Series(counts).loc[lambda c: c > 0]
+
+
+def _first_lines(codes: np.ndarray) -> np.ndarray:
+    """Per code (0..max, as pd.factorize numbers them: in order of first appearance), the position of its first
+    line; -1 for none."""
+    n = int(codes.max()) + 1 if len(codes) else 0
+    out = np.full(n, -1, dtype="int64")
+    if n:
+        running = np.maximum.accumulate(codes)
+        firsts = np.flatnonzero(np.concatenate([[codes[0] >= 0], running[1:] > running[:-1]]))
+        if len(firsts) != n:         # not numbered in order of appearance after all: find them by hashing
+            firsts = pd.Series(codes).drop_duplicates().loc[lambda c: c >= 0].index.to_numpy()
+        out[codes[firsts]] = firsts
+    return out
+
+
+def _first_regions(sales: pd.DataFrame, codes: np.ndarray, first_line: np.ndarray, new: np.ndarray,
+                   rcode: np.ndarray) -> np.ndarray:
+    """The region code (-1: none) of customers `new`'s first sale: the region of their first line, unless
+    another of their lines at that time is in another region; then `_sums`' rule (timestamp, order_id, stable)."""
+    region = rcode[first_line[new]].copy()
+    ts = sales["timestamp"].to_numpy(dtype="datetime64[ns]")
+    is_new = np.zeros(len(first_line), dtype=bool)
+    is_new[new] = True
+    ok = codes >= 0
+    tied = np.flatnonzero(ok & is_new[np.where(ok, codes, 0)] & (ts == ts[first_line[np.where(ok, codes, 0)]]))
+    other = tied[rcode[tied] != rcode[first_line[codes[tied]]]]
+    if len(other):
+        mixed = np.unique(codes[other])
+        rows = tied[np.isin(codes[tied], mixed)]
+        pick = pd.DataFrame({"code": codes[rows], "region": rcode[rows], "timestamp": ts[rows],
+                             "order_id": sales["order_id"].iloc[rows].reset_index(drop=True)}) \
+            .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("code").set_index("code")
+        where = np.searchsorted(new, pick.index.to_numpy())
+        region[where] = pick["region"].to_numpy()
+    return region
 
 
 def infer_period(periods: pd.DatetimeIndex) -> str:
