@@ -233,3 +233,17 @@ def test_starts_are_the_periods_first_days(period):
     got = kpis.starts(ts, period)
     assert got.dtype == "datetime64[ns]"
     assert (pd.isna(got) == pd.isna(expected)).all() and (got[~pd.isna(got)] == expected[~pd.isna(expected)]).all()
+
+
+def test_first_sales_are_each_customers_first_sale_to_the_nanosecond(tmp_path):
+    """Lines that are not sales (a return, a missing amount) do not count; times keep their nanoseconds (a first
+    sale late on a period's last day stays in it); sorted by time."""
+    extra = tx_rows().iloc[[0, 0, 0]].assign(
+        order_id=["X1", "X2", "X3"], customer_id=["C4", "C5", "C5"], amount=[-10.0, float("nan"), 5.0],
+        timestamp=pd.to_datetime(["2024-12-01", "2024-12-02", "2025-01-31 23:59:59.999999999"], format="ISO8601"))
+    tx = pd.concat([extra.iloc[:2], tx_rows(), extra.iloc[2:]]).sort_values("timestamp", kind="stable")
+    ids, times = kpis.first_sales(io.write_parquet(schema.conform(tx, schema.TRANSACTIONS, "transactions"),
+                                                   tmp_path / "tx.parquet"))
+    assert ids.to_pylist() == ["C1", "C2", "C5", "C3"]
+    assert list(times) == list(pd.to_datetime(["2025-01-03", "2025-01-10", "2025-01-31 23:59:59.999999999",
+                                               "2025-03-01"], format="ISO8601").to_numpy())

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import schema
+from . import schema, streaming
 from .errors import DataError
 
 GRAINS = {"M": "MS", "Q": "QS", "Y": "YS"}  # the grains `active` counts distinct customers at
@@ -40,13 +40,12 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
     tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
-    out, _ = _sums(tx, period, None)
-    return _finish(out, freq)
+    return _finish(_sums(tx, period), freq)
 
 
-def _sums(tx: pd.DataFrame, period: str, seen: pa.Array | None) -> tuple[pd.DataFrame, pa.Array | None]:
-    """The sums and counts per (region, period) of `tx` (ALL included), and the customers who bought in it
-    added to `seen` (large_string). A customer in `seen` (who bought in an earlier slice) is never new again."""
+def _sums(tx: pd.DataFrame, period: str) -> pd.DataFrame:
+    """The sums and counts per (region, period) of `tx` (ALL included): the definitions (compute_file gets the
+    same figures with `_period_sums`)."""
     # the ids as numbers (NaN for a missing one, which nunique skips): the company's copy of each row is small
     both = with_all(pd.DataFrame({"region": tx["region"], "period": tx["timestamp"].dt.to_period(period).dt.start_time,
                                   "amount": tx["amount"], "order_id": _codes(tx["order_id"]),
@@ -66,13 +65,8 @@ def _sums(tx: pd.DataFrame, period: str, seen: pa.Array | None) -> tuple[pd.Data
     first = tx.loc[tx["amount"] > 0, ["customer_id", "region", "timestamp", "order_id"]] \
         .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("customer_id") \
         .assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
-    if seen is not None:   # Arrow's hash lookup: pandas' isin walks Arrow strings in Python
-        ids = pa.array(first["customer_id"]).cast(pa.large_string())
-        first = first[~pc.is_in(ids, value_set=seen).to_numpy(zero_copy_only=False)]
-        if len(first):
-            seen = pa.concat_arrays([seen, pa.array(first["customer_id"]).cast(pa.large_string()).drop_null()])
     out["new_customers"] = with_all(first).groupby(keys, observed=True).size()
-    return out, seen
+    return out
 
 
 def _codes(ids: pd.Series) -> np.ndarray:
@@ -159,12 +153,13 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
     transactions (ingest's output, in time order; only the columns `_sums` reads, SUMMED) are read `rows` at a
     time and each period is summed once all its rows are in (by `_period_sums`, which the time order lets count
-    without sorting). A file out of time order is refused."""
+    without sorting; each customer's first sale, which makes them new, comes from `first_sales`). A file out of
+    time order is refused."""
     import pyarrow.parquet as pq
 
     freq = check_period(period)
     parts: list[pd.DataFrame] = []
-    seen = pa.array([], type=pa.large_string())
+    firsts = first_sales(path)
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
     for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(SUMMED)):
@@ -183,15 +178,13 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
             begins = rows_["_period"].to_numpy()
             bounds = np.flatnonzero(begins[1:] != begins[:-1]) + 1    # where each period's rows begin
             for a, b in zip([0, *bounds[:-1]], bounds, strict=True):   # one period at a time: the least memory
-                out, seen = _period_sums(rows_.iloc[a:b].reset_index(drop=True), seen)
-                parts.append(out)
+                parts.append(_period_sums(rows_.iloc[a:b].reset_index(drop=True), firsts))
             held = [rows_.iloc[bounds[-1]:].reset_index(drop=True)]
             del rows_
         else:
             held.append(chunk)
     if held:
-        out, seen = _period_sums(pd.concat(held, ignore_index=True), seen)
-        parts.append(out)
+        parts.append(_period_sums(pd.concat(held, ignore_index=True), firsts))
     if not parts:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
@@ -208,8 +201,22 @@ def starts(ts: pd.Series, period: str) -> np.ndarray:
     return months.astype("datetime64[ns]")
 
 
-def _period_sums(tx: pd.DataFrame, seen: pa.Array) -> tuple[pd.DataFrame, pa.Array]:
-    """`_sums(tx, period, seen)` for rows `tx` in time order with their period's first day in column `_period`.
+def first_sales(path: str | os.PathLike) -> tuple[pa.Array, np.ndarray]:
+    """Each customer's first sale time in the transactions file at `path` (a line with amount > 0): their ids
+    (large_string) and the times (datetime64[ns]), sorted by time. One DuckDB pass (streaming.duckdb: bounded
+    memory, its hash table partitioned for the cache), instead of looking each period's customers up in the set of
+    all earlier ones, a set as large as the log's customers."""
+    with streaming.duckdb(path) as con:
+        table = con.sql(f"""SELECT customer_id, min("timestamp") AS first FROM tx
+                            WHERE {streaming.SALE} AND customer_id IS NOT NULL
+                            GROUP BY customer_id ORDER BY first, customer_id""").to_arrow_table()
+    times = table["first"].cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]")
+    return table["customer_id"].combine_chunks().cast(pa.large_string()), times
+
+
+def _period_sums(tx: pd.DataFrame, firsts: tuple[pa.Array, np.ndarray]) -> pd.DataFrame:
+    """`_sums(tx, period)` for whole periods' rows `tx` in time order with their period's first day in
+    column `_period`; `firsts`: first_sales of the file (a customer is new where their first sale is).
 
     The same figures, counted with integer codes instead of pandas' string groupby, nunique and sort (their cost
     per line grows with the number of distinct ids, which grows with the file):
@@ -244,10 +251,12 @@ def _period_sums(tx: pd.DataFrame, seen: pa.Array) -> tuple[pd.DataFrame, pa.Arr
     out["returned"] = -sums(~pos, amount)
 
     first_line = _first_lines(customers)                # per customer code, its first sale line (of `sale`)
-    known = pc.is_in(pa.array(ids).cast(pa.large_string()), value_set=seen).to_numpy(zero_copy_only=False)
-    new = np.flatnonzero(~known & (first_line >= 0))
-    if len(new):
-        seen = pa.concat_arrays([seen, pa.array(ids[new]).cast(pa.large_string())])
+    first_ids, first_times = firsts     # the customers whose first sale is in these rows' periods
+    begin = tx["_period"].to_numpy(dtype="datetime64[ns]").min()
+    end = tx["timestamp"].to_numpy(dtype="datetime64[ns]").max()
+    lo, hi = np.searchsorted(first_times, begin, "left"), np.searchsorted(first_times, end, "right")
+    fresh = pc.is_in(pa.array(ids).cast(pa.large_string()), value_set=first_ids[lo:hi])
+    new = np.flatnonzero(fresh.to_numpy(zero_copy_only=False) & (first_line >= 0))
     region = _first_regions(tx[sale], customers, first_line, new, rcode[sale])
     line = first_line[new]
     groups = np.concatenate([(s_own[line] - rcode[sale][line] + region)[region >= 0], s_every[line]])
@@ -255,7 +264,7 @@ def _period_sums(tx: pd.DataFrame, seen: pa.Array) -> tuple[pd.DataFrame, pa.Arr
     index = pd.MultiIndex.from_arrays(
         [pd.Index([*map(str, rvals), schema.ALL] * len(pvals))[out.index],
          pd.DatetimeIndex(np.repeat(pvals, width))[out.index]], names=["region", "period"])
-    return out.set_axis(index), seen
+    return out.set_axis(index)
 
 
 def _distinct_per_group(codes: np.ndarray, own: np.ndarray, every: np.ndarray, has_region: np.ndarray,
