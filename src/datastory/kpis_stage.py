@@ -6,9 +6,10 @@ revenue bridge and the movers one of two ways, which give the same tables, byte 
   bridge.compute, bridge.movers;
 - from the file (`from_file`), when the ingest stage streams (streaming.streams decides, the one rule: a
   log too large for ingest's memory is too large for this stage's), memory holding about `rows` lines:
-  - the KPI table: kpis.compute_file, a period at a time;
+  - the KPI table: kpis.compute_file, a period at a time (counting with integer codes; each customer's first
+    sale from one DuckDB pass);
   - the active customers: DuckDB's distinct counts per region and period at each grain, a period at a time
-    (working memory streaming.MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
+    (streaming.duckdb: working memory MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
     grid;
   - the bridge and the movers compare only the latest complete period with the one before: the periods
     come from the KPI table and the data's last day, only the lines from the previous period's first day on
