@@ -247,3 +247,13 @@ def test_first_sales_are_each_customers_first_sale_to_the_nanosecond(tmp_path):
     assert ids.to_pylist() == ["C1", "C2", "C5", "C3"]
     assert list(times) == list(pd.to_datetime(["2025-01-03", "2025-01-10", "2025-01-31 23:59:59.999999999",
                                                "2025-03-01"], format="ISO8601").to_numpy())
+
+
+def test_compute_file_with_a_period_of_returns_only(tmp_path):
+    tx = tx_rows()
+    tx = tx[~((tx["timestamp"].dt.month == 2) & (tx["amount"] > 0))].reset_index(drop=True)   # February: a return
+    path = io.write_parquet(tx, tmp_path / "tx.parquet")
+    expected = kpis.compute(tx, "M")
+    assert expected.loc[expected["period"] == pd.Timestamp("2025-02-01"), "active_customers"].sum() == 0
+    for rows in (1, 2, 100):
+        pd.testing.assert_frame_equal(kpis.compute_file(path, "M", rows=rows), expected)
