@@ -195,3 +195,65 @@ def test_compute_file_on_hand_checked_rows_and_refusals(tmp_path):
         kpis.compute_file(shuffled, "M", rows=2)
     with pytest.raises(DataError, match="unknown period"):
         kpis.compute_file(path, "W")
+
+
+def test_compute_file_places_a_first_sale_in_two_regions_at_one_time_as_compute_does(tmp_path):
+    """A customer's first sale is two lines at the very same time in two regions: the order_id decides where
+    they are new (the lower one, O1 in South, though the North line comes first in the file); lines without a
+    region count for the company only; a customer back in a later read of the file is not new again."""
+    rows = [  # order, customer, time, region, amount
+        ("O2", "C1", "2025-01-03 10:00", "North", 100.0),
+        ("O1", "C1", "2025-01-03 10:00", "South", 50.0),
+        ("O3", "C2", "2025-01-04 09:00", None, 70.0),
+        ("O4", "C2", "2025-01-04 09:00", "North", 10.0),
+        ("O5", "C3", "2025-01-05 09:00", "North", -5.0),
+        ("O6", "C3", "2025-02-05 09:00", "South", 30.0),
+        ("O7", "C1", "2025-02-06 09:00", "North", 20.0),
+        ("O8", "C2", "2025-02-07 09:00", "South", 20.0),
+    ]
+    df = pd.DataFrame(rows, columns=["order_id", "customer_id", "timestamp", "region", "amount"])
+    df["timestamp"] = pd.to_datetime(df["timestamp"])
+    df = df.assign(customer_name=df["customer_id"], product_line="Hardware", quantity=1.0, discount=0.0,
+                   is_return=df["amount"] < 0)
+    tx = schema.conform(df, schema.TRANSACTIONS, "transactions")
+    path = io.write_parquet(tx, tmp_path / "tx.parquet")
+    expected = kpis.compute(tx, "M")
+    new = expected.set_index(["region", "period"])["new_customers"]
+    assert new[("South", pd.Timestamp("2025-01-01"))] == 1 and new[("North", pd.Timestamp("2025-01-01"))] == 0
+    assert new[(schema.ALL, pd.Timestamp("2025-01-01"))] == 2 and new[(schema.ALL, pd.Timestamp("2025-02-01"))] == 1
+    for rows_ in (1, 3, 100):
+        pd.testing.assert_frame_equal(kpis.compute_file(path, "M", rows=rows_), expected)
+
+
+@pytest.mark.parametrize("period", ["M", "Q"])
+def test_starts_are_the_periods_first_days(period):
+    ts = pd.Series(pd.to_datetime(["1969-11-30 23:59", "2024-02-29 12:00", "2025-12-31 23:59:59", None,
+                                   "2025-07-01"], format="ISO8601"))
+    expected = ts.dt.to_period(period).dt.start_time.to_numpy()
+    got = kpis.starts(ts, period)
+    assert got.dtype == "datetime64[ns]"
+    assert (pd.isna(got) == pd.isna(expected)).all() and (got[~pd.isna(got)] == expected[~pd.isna(expected)]).all()
+
+
+def test_first_sales_are_each_customers_first_sale_to_the_nanosecond(tmp_path):
+    """Lines that are not sales (a return, a missing amount) do not count; times keep their nanoseconds (a first
+    sale late on a period's last day stays in it); sorted by time."""
+    extra = tx_rows().iloc[[0, 0, 0]].assign(
+        order_id=["X1", "X2", "X3"], customer_id=["C4", "C5", "C5"], amount=[-10.0, float("nan"), 5.0],
+        timestamp=pd.to_datetime(["2024-12-01", "2024-12-02", "2025-01-31 23:59:59.999999999"], format="ISO8601"))
+    tx = pd.concat([extra.iloc[:2], tx_rows(), extra.iloc[2:]]).sort_values("timestamp", kind="stable")
+    ids, times = kpis.first_sales(io.write_parquet(schema.conform(tx, schema.TRANSACTIONS, "transactions"),
+                                                   tmp_path / "tx.parquet"))
+    assert ids.to_pylist() == ["C1", "C2", "C5", "C3"]
+    assert list(times) == list(pd.to_datetime(["2025-01-03", "2025-01-10", "2025-01-31 23:59:59.999999999",
+                                               "2025-03-01"], format="ISO8601").to_numpy())
+
+
+def test_compute_file_with_a_period_of_returns_only(tmp_path):
+    tx = tx_rows()
+    tx = tx[~((tx["timestamp"].dt.month == 2) & (tx["amount"] > 0))].reset_index(drop=True)   # February: a return
+    path = io.write_parquet(tx, tmp_path / "tx.parquet")
+    expected = kpis.compute(tx, "M")
+    assert expected.loc[expected["period"] == pd.Timestamp("2025-02-01"), "active_customers"].sum() == 0
+    for rows in (1, 2, 100):
+        pd.testing.assert_frame_equal(kpis.compute_file(path, "M", rows=rows), expected)

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .errors import DataError
@@ -59,7 +61,10 @@ class Before:
     names: pd.Series = field(default_factory=lambda: pd.Series(dtype="string"))
 
 
-def _prepare(tx: pd.DataFrame, period: str) -> pd.DataFrame:
+def _prepare(tx: pd.DataFrame, period: str) -> tuple[pd.DataFrame, pd.Index]:
+    """The lines as `compute` and `movers` use them, customer_id as a number (float64, NaN when missing) coding
+    the returned ids, which are sorted (so the numbers sort as the ids do): the groupby, isin and take of a
+    segment then work on numbers, not text."""
     check_period(period)
     if tx is None or tx.empty:
         raise DataError("no transactions to compute the revenue bridge from", file="transactions",
@@ -71,12 +76,13 @@ def _prepare(tx: pd.DataFrame, period: str) -> pd.DataFrame:
         raise DataError(f"amount is missing or not a number in {int(bad.sum()):,} line(s), first at row "
                         f"{int(np.flatnonzero(bad)[0])}", file="transactions", column="amount",
                         fix="re-run the ingest stage, which refuses such rows")
+    codes, customers = pd.factorize(tx["customer_id"], sort=True)
     return pd.DataFrame({
-        "customer_id": tx["customer_id"], "region": tx["region"], "product_line": tx["product_line"],
+        "customer_id": np.where(codes < 0, np.nan, codes.astype("float64")), "region": tx["region"], "product_line": tx["product_line"],
         "period": tx["timestamp"].dt.to_period(period).dt.start_time,
         "cents": np.rint(amount * 100).astype("int64"),       # a whole number of cents per line
         "sale": amount > 0, "quantity": tx["quantity"].to_numpy(dtype="float64"),
-    })
+    }), pd.Index(customers)
 
 
 def periods(starts: pd.Series, period: str, data_end: str | dt.date | pd.Timestamp) -> tuple[pd.Timestamp, ...]:
@@ -150,16 +156,21 @@ def pvm(lines: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp) -> tuple[dic
     return {"price": price_c, "volume": volume_c, "mix": total - price_c - volume_c}, ""
 
 
+def _text(values: Any) -> pa.Array:
+    """Text (ids) as one Arrow large_string array."""
+    return pa.array(pd.Series(values, copy=False).astype("string[pyarrow]").array).cast(pa.large_string())
+
+
 def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities: bool,
-             earlier: set[str]) -> list[tuple]:
+             earlier: np.ndarray) -> list[tuple]:
     sales, rets = f[f["sale"]], f[f["cents"] < 0]
     a0 = sales[sales["period"] == prev].groupby("customer_id", observed=True)["cents"].sum()
     a1 = sales[sales["period"] == cur].groupby("customer_id", observed=True)["cents"].sum()
-    seen = set(sales.loc[sales["period"] < prev, "customer_id"]) | earlier
+    seen = np.concatenate([sales.loc[sales["period"] < prev, "customer_id"].to_numpy(), earlier])
     ids = a0.index.union(a1.index)
     v0, v1 = a0.reindex(ids, fill_value=0), a1.reindex(ids, fill_value=0)
     in0, in1 = ids.isin(a0.index), ids.isin(a1.index)
-    before = ids.isin(list(seen))
+    before = ids.isin(seen)
     change = v1 - v0
     groups = {"new": in1 & ~in0 & ~before, "reactivated": in1 & ~in0 & before, "lost": in0 & ~in1,
               "growth": in0 & in1 & (change > 0).to_numpy(), "decline": in0 & in1 & (change < 0).to_numpy()}
@@ -187,12 +198,21 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
     return rows
 
 
-def _earlier(before: Before | None, region: str) -> set[str]:
-    """The customers of `before.buyers` with a sale in `region` (any region for schema.ALL)."""
+def _buyers(before: Before | None, customers: pd.Index) -> pd.DataFrame:
+    """`before.buyers` with customer_id as `_prepare`'s number (those not among `customers` left out)."""
     if before is None or before.buyers.empty:
-        return set()
+        return pd.DataFrame({"region": pd.Series(dtype=object), "customer_id": pd.Series(dtype="float64")})
     b = before.buyers
-    return set(b["customer_id"] if region == schema.ALL else b.loc[b["region"] == region, "customer_id"])
+    where = pc.index_in(_text(b["customer_id"]), value_set=_text(customers)).to_numpy(zero_copy_only=False)
+    where = np.asarray(where, dtype="float64")
+    keep = ~np.isnan(where)
+    return pd.DataFrame({"region": b["region"].to_numpy()[keep], "customer_id": where[keep]})
+
+
+def _earlier(buyers: pd.DataFrame, region: str) -> np.ndarray:
+    """The customers (numbers) of `buyers` with a sale in `region` (any region for schema.ALL)."""
+    return (buyers["customer_id"] if region == schema.ALL else
+            buyers.loc[buyers["region"] == region, "customer_id"]).to_numpy(dtype="float64")
 
 
 def compute(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
@@ -203,15 +223,16 @@ def compute(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestam
     `quantities`: False when the source has no quantity column (ingest then counts each line as one unit).
     `before`: the history before `before.since` when `tx` holds only the lines from that day on.
     """
-    f = _prepare(tx, period)
+    f, customers = _prepare(tx, period)
     pair = _pair(f, tx, period, data_end, before)
     if not pair:
         return _empty(schema.BRIDGE, "bridge")
     cur, prev = pair
+    buyers = _buyers(before, customers)
     rows = []
     for region in _segments(f, before):
         seg = f if region == schema.ALL else f[f["region"] == region]
-        rows += [(region, cur, prev, *r) for r in _segment(seg, cur, prev, quantities, _earlier(before, region))]
+        rows += [(region, cur, prev, *r) for r in _segment(seg, cur, prev, quantities, _earlier(buyers, region))]
     out = pd.DataFrame(rows, columns=["region", "period", "previous_period", "kind", "part", "cents",
                                       "customers", "note"])
     out["amount"] = out["cents"].to_numpy(dtype="float64") / 100
@@ -233,7 +254,7 @@ def movers(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp
     if top < 1:
         raise DataError(f"movers must be at least 1, got {top}", file="params/kpis.yaml", column="movers",
                         fix="set movers: 5 (how many rises and falls to list)")
-    f = _prepare(tx, period)
+    f, customers = _prepare(tx, period)
     pair = _pair(f, tx, period, data_end, before)
     if not pair:
         return _empty(schema.MOVERS, "movers")
@@ -257,8 +278,9 @@ def movers(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp
                 pick = t[sign * t["change"] > 0].assign(order=lambda d, s=sign: -s * d["change"])
                 pick = pick.sort_values(["order", "key"], kind="stable").head(top)
                 for rank, r in enumerate(pick.itertuples(index=False), start=1):
-                    name = named.get(r.key, r.key) if kind == "customer" else r.key
-                    rows.append((region, cur, prev, kind, direction, rank, r.key, name,
+                    key = customers[int(r.key)] if kind == "customer" else r.key
+                    name = named.get(key, key) if kind == "customer" else key
+                    rows.append((region, cur, prev, kind, direction, rank, key, name,
                                  r.previous, r.current, r.change))
     cols = ["region", "period", "previous_period", "kind", "direction", "rank", "key", "name",
             "previous", "current", "change"]

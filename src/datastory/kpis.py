@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import schema
+from . import schema, streaming
 from .errors import DataError
 
 GRAINS = {"M": "MS", "Q": "QS", "Y": "YS"}  # the grains `active` counts distinct customers at
@@ -40,13 +40,12 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
     tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
-    out, _ = _sums(tx, period, None)
-    return _finish(out, freq)
+    return _finish(_sums(tx, period), freq)
 
 
-def _sums(tx: pd.DataFrame, period: str, seen: pa.Array | None) -> tuple[pd.DataFrame, pa.Array | None]:
-    """The sums and counts per (region, period) of `tx` (ALL included), and the customers who bought in it
-    added to `seen` (large_string). A customer in `seen` (who bought in an earlier slice) is never new again."""
+def _sums(tx: pd.DataFrame, period: str) -> pd.DataFrame:
+    """The sums and counts per (region, period) of `tx` (ALL included): the definitions (compute_file gets the
+    same figures with `_period_sums`)."""
     # the ids as numbers (NaN for a missing one, which nunique skips): the company's copy of each row is small
     both = with_all(pd.DataFrame({"region": tx["region"], "period": tx["timestamp"].dt.to_period(period).dt.start_time,
                                   "amount": tx["amount"], "order_id": _codes(tx["order_id"]),
@@ -66,13 +65,8 @@ def _sums(tx: pd.DataFrame, period: str, seen: pa.Array | None) -> tuple[pd.Data
     first = tx.loc[tx["amount"] > 0, ["customer_id", "region", "timestamp", "order_id"]] \
         .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("customer_id") \
         .assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
-    if seen is not None:   # Arrow's hash lookup: pandas' isin walks Arrow strings in Python
-        ids = pa.array(first["customer_id"]).cast(pa.large_string())
-        first = first[~pc.is_in(ids, value_set=seen).to_numpy(zero_copy_only=False)]
-        if len(first):
-            seen = pa.concat_arrays([seen, pa.array(first["customer_id"]).cast(pa.large_string()).drop_null()])
     out["new_customers"] = with_all(first).groupby(keys, observed=True).size()
-    return out, seen
+    return out
 
 
 def _codes(ids: pd.Series) -> np.ndarray:
@@ -158,12 +152,14 @@ SUMMED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "customer_id", "timest
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) -> pd.DataFrame:
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
     transactions (ingest's output, in time order; only the columns `_sums` reads, SUMMED) are read `rows` at a
-    time and each period is summed once all its rows are in. A file out of time order is refused."""
+    time and each period is summed once all its rows are in (by `_period_sums`, which the time order lets count
+    without sorting; each customer's first sale, which makes them new, comes from `first_sales`). A file out of
+    time order is refused."""
     import pyarrow.parquet as pq
 
     freq = check_period(period)
     parts: list[pd.DataFrame] = []
-    seen = pa.array([], type=pa.large_string())
+    firsts = first_sales(path)
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
     for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(SUMMED)):
@@ -175,26 +171,152 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
         if not len(ts):
             continue
         last = ts.iloc[-1]
-        chunk = chunk.assign(_period=ts.dt.to_period(period).dt.start_time)
+        chunk = chunk.assign(_period=starts(ts, period))
         if held and held[0]["_period"].iloc[0] < chunk["_period"].iloc[-1]:   # a period is whole: sum it
             rows_ = pd.concat([*held, chunk], ignore_index=True)
             del held, chunk
-            starts = rows_["_period"].to_numpy()
-            bounds = np.flatnonzero(starts[1:] != starts[:-1]) + 1    # where each period's rows begin
+            begins = rows_["_period"].to_numpy()
+            bounds = np.flatnonzero(begins[1:] != begins[:-1]) + 1    # where each period's rows begin
             for a, b in zip([0, *bounds[:-1]], bounds, strict=True):   # one period at a time: the least memory
-                out, seen = _sums(rows_.iloc[a:b].drop(columns="_period").reset_index(drop=True), period, seen)
-                parts.append(out)
+                parts.append(_period_sums(rows_.iloc[a:b].reset_index(drop=True), firsts))
             held = [rows_.iloc[bounds[-1]:].reset_index(drop=True)]
             del rows_
         else:
             held.append(chunk)
     if held:
-        out, seen = _sums(pd.concat(held, ignore_index=True).drop(columns="_period"), period, seen)
-        parts.append(out)
+        parts.append(_period_sums(pd.concat(held, ignore_index=True), firsts))
     if not parts:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
     return _finish(pd.concat(parts), freq)
+
+
+def starts(ts: pd.Series, period: str) -> np.ndarray:
+    """The first day of each timestamp's period (M or Q; datetime64[ns], NaT kept): ts.dt.to_period(period)
+    .dt.start_time, without pandas' Period objects."""
+    months = ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[M]")
+    if period == "Q":
+        n = months.astype("int64")
+        months = np.where(np.isnat(months), months, (n - n % 3).astype("datetime64[M]"))
+    return months.astype("datetime64[ns]")
+
+
+def first_sales(path: str | os.PathLike) -> tuple[pa.Array, np.ndarray]:
+    """Each customer's first sale time in the transactions file at `path` (a line with amount > 0): their ids
+    (large_string) and the times (datetime64[ns]), sorted by time. One DuckDB pass (streaming.duckdb: bounded
+    memory, its hash table partitioned for the cache), instead of looking each period's customers up in the set of
+    all earlier ones, a set as large as the log's customers."""
+    with streaming.duckdb(path) as con:
+        table = con.sql(f"""SELECT customer_id, min("timestamp") AS first FROM tx
+                            WHERE {streaming.SALE} AND customer_id IS NOT NULL
+                            GROUP BY customer_id ORDER BY first, customer_id""").to_arrow_table()
+    times = table["first"].cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]")
+    return table["customer_id"].combine_chunks().cast(pa.large_string()), times
+
+
+def _period_sums(tx: pd.DataFrame, firsts: tuple[pa.Array, np.ndarray]) -> pd.DataFrame:
+    """`_sums(tx, period)` for whole periods' rows `tx` in time order with their period's first day in
+    column `_period`; `firsts`: first_sales of the file (a customer is new where their first sale is).
+
+    The same figures, counted with integer codes instead of pandas' string groupby, nunique and sort (their cost
+    per line grows with the number of distinct ids, which grows with the file):
+    - group g = period code x (regions + 1) + region code, the last region code being schema.ALL;
+    - sums: pandas' groupby sum of each group's lines in their order (so the same rounding as `_sums`);
+    - distinct orders and customers with a sale: one mark per (group, id code), counted per group;
+    - a customer's first sale: ids are coded in order of first appearance and the lines are in time order, so
+      it is at their code's first line; when the customer has other sale lines at that very time in another
+      region, the order_id decides as in `_sums` (sorted by timestamp, order_id, stable)."""
+    amount = tx["amount"].to_numpy(dtype="float64")
+    pos = amount > 0
+    pcode, pvals = pd.factorize(tx["_period"].to_numpy())
+    rcode, rvals = pd.factorize(tx["region"])
+    width = len(rvals) + 1
+    own, every = pcode * width + rcode, pcode * width + (width - 1)
+    has_region, has_period = (rcode >= 0) & (pcode >= 0), pcode >= 0
+    n_groups = len(pvals) * width
+
+    def sums(mask: np.ndarray, values: np.ndarray) -> pd.Series:
+        keys = np.concatenate([own[mask & has_region], every[mask & has_period]])
+        both = np.concatenate([values[mask & has_region], values[mask & has_period]])
+        return pd.Series(both).groupby(keys).sum()
+
+    out = pd.DataFrame({"revenue": sums(np.ones(len(tx), dtype=bool), amount)})
+    out["gross"] = sums(pos, amount)
+    sale = pos & has_period
+    s_own, s_every, s_has_region = own[sale], every[sale], has_region[sale]
+    orders, _ = pd.factorize(tx["order_id"][sale])
+    customers, ids = pd.factorize(tx["customer_id"][sale])
+    out["orders"] = _distinct_per_group(orders, s_own, s_every, s_has_region, n_groups)
+    out["active_customers"] = _distinct_per_group(customers, s_own, s_every, s_has_region, n_groups)
+    out["returned"] = -sums(~pos, amount)
+
+    first_line = _first_lines(customers)                # per customer code, its first sale line (of `sale`)
+    first_ids, first_times = firsts     # the customers whose first sale is in these rows' periods
+    begin = tx["_period"].to_numpy(dtype="datetime64[ns]").min()
+    end = tx["timestamp"].to_numpy(dtype="datetime64[ns]").max()
+    lo, hi = np.searchsorted(first_times, begin, "left"), np.searchsorted(first_times, end, "right")
+    fresh = pc.is_in(pa.array(ids).cast(pa.large_string()), value_set=first_ids[lo:hi])
+    new = np.flatnonzero(fresh.to_numpy(zero_copy_only=False) & (first_line >= 0))
+    region = _first_regions(tx[sale], customers, first_line, new, rcode[sale])
+    line = first_line[new]
+    groups = np.concatenate([(s_own[line] - rcode[sale][line] + region)[region >= 0], s_every[line]])
+    out["new_customers"] = pd.Series(np.bincount(groups, minlength=n_groups)).loc[lambda c: c > 0]
+    index = pd.MultiIndex.from_arrays(
+        [pd.Index([*map(str, rvals), schema.ALL] * len(pvals))[out.index],
+         pd.DatetimeIndex(np.repeat(pvals, width))[out.index]], names=["region", "period"])
+    return out.set_axis(index)
+
+
+def _distinct_per_group(codes: np.ndarray, own: np.ndarray, every: np.ndarray, has_region: np.ndarray,
+                        n_groups: int) -> pd.Series:
+    """Distinct codes (>= 0) per group: own group of the lines with a region, and their company group."""
+    ok = codes >= 0
+    n = int(codes.max()) + 1 if len(codes) else 0
+    keys = np.concatenate([own[ok & has_region], every[ok]]).astype("int64") * n + \
+        np.concatenate([codes[ok & has_region], codes[ok]])
+    if n_groups * n <= 1 << 26:            # a mark per (group, code): no hashing
+        marks = np.zeros(n_groups * n, dtype=bool)
+        marks[keys] = True
+        counts = marks.reshape(n_groups, n).sum(axis=1) if n else np.zeros(n_groups, dtype="int64")
+    else:
+        counts = np.bincount(pd.unique(keys) // n, minlength=n_groups)
+    return pd.Series(counts).loc[lambda c: c > 0]
+
+
+def _first_lines(codes: np.ndarray) -> np.ndarray:
+    """Per code (0..max, as pd.factorize numbers them: in order of first appearance), the position of its first
+    line; -1 for none."""
+    n = int(codes.max()) + 1 if len(codes) else 0
+    out = np.full(n, -1, dtype="int64")
+    if n:
+        running = np.maximum.accumulate(codes)
+        firsts = np.flatnonzero(np.concatenate([[codes[0] >= 0], running[1:] > running[:-1]]))
+        if len(firsts) != n:         # not numbered in order of appearance after all: find them by hashing
+            firsts = pd.Series(codes).drop_duplicates().loc[lambda c: c >= 0].index.to_numpy()
+        out[codes[firsts]] = firsts
+    return out
+
+
+def _first_regions(sales: pd.DataFrame, codes: np.ndarray, first_line: np.ndarray, new: np.ndarray,
+                   rcode: np.ndarray) -> np.ndarray:
+    """The region code (-1: none) of customers `new`'s first sale: the region of their first line, unless
+    another of their lines at that time is in another region; then `_sums`' rule (timestamp, order_id, stable)."""
+    region = rcode[first_line[new]].copy()
+    ts = sales["timestamp"].to_numpy(dtype="datetime64[ns]")
+    is_new = np.zeros(len(first_line), dtype=bool)
+    is_new[new] = True
+    ok = codes >= 0
+    tied = np.flatnonzero(ok & is_new[np.where(ok, codes, 0)] & (ts == ts[first_line[np.where(ok, codes, 0)]]))
+    other = tied[rcode[tied] != rcode[first_line[codes[tied]]]]
+    if len(other):
+        mixed = np.unique(codes[other])
+        rows = tied[np.isin(codes[tied], mixed)]
+        pick = pd.DataFrame({"code": codes[rows], "region": rcode[rows], "timestamp": ts[rows],
+                             "order_id": sales["order_id"].iloc[rows].reset_index(drop=True)}) \
+            .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("code").set_index("code")
+        where = np.searchsorted(new, pick.index.to_numpy())
+        region[where] = pick["region"].to_numpy()
+    return region
 
 
 def infer_period(periods: pd.DatetimeIndex) -> str:

@@ -6,9 +6,10 @@ revenue bridge and the movers one of two ways, which give the same tables, byte 
   bridge.compute, bridge.movers;
 - from the file (`from_file`), when the ingest stage streams (streaming.streams decides, the one rule: a
   log too large for ingest's memory is too large for this stage's), memory holding about `rows` lines:
-  - the KPI table: kpis.compute_file, a period at a time;
+  - the KPI table: kpis.compute_file, a period at a time (counting with integer codes; each customer's first
+    sale from one DuckDB pass);
   - the active customers: DuckDB's distinct counts per region and period at each grain, a period at a time
-    (working memory streaming.MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
+    (streaming.duckdb: working memory MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
     grid;
   - the bridge and the movers compare only the latest complete period with the one before: the periods
     come from the KPI table and the data's last day, only the lines from the previous period's first day on
@@ -22,9 +23,6 @@ The quarterly bridge reads about three quarters of lines (the two it compares an
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +68,7 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     table = kpis.compute_file(path, cfg.period, rows=rows)
     regions = tuple(sorted(r for r in map(str, table["region"].unique()) if r != schema.ALL))
     first, last = table["period"].min(), table["period"].max()
-    with _duckdb(path) as con:
+    with streaming.duckdb(path) as con:
         first_ts, last_ts = (pd.Timestamp(t) for t in
                              con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
         active = kpis.active_table({g: _distinct(con, g, first_ts, last_ts) for g in kpis.GRAINS}, regions,
@@ -117,30 +115,7 @@ def run(root: str | os.PathLike | None = None) -> Tables:
 
 
 # ---------------------------------------------------------------- the file's history (DuckDB, Arrow batches)
-@contextmanager
-def _duckdb(path: Path) -> Iterator[Any]:
-    """A DuckDB connection with view `tx` on the file, streaming's memory limit and threads, spilling to a
-    temp folder removed at the end."""
-    import duckdb
-
-    with tempfile.TemporaryDirectory(prefix="datastory_kpis_") as tmp:
-        con = duckdb.connect()
-        try:
-            con.execute(f"SET memory_limit = '{streaming.MEMORY_LIMIT}'")
-            con.execute(f"SET threads = {streaming.THREADS}")
-            con.execute("SET preserve_insertion_order = false")
-            con.execute(f"SET temp_directory = '{_text(tmp)}'")
-            con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet('{_text(str(path))}')")
-            yield con
-        finally:
-            con.close()
-
-
-def _text(value: str) -> str:
-    return value.replace("'", "''")
-
-
-SALE = "amount > 0 AND NOT isnan(amount)"   # a sale, as pandas' amount > 0 (DuckDB orders NaN above all)
+SALE = streaming.SALE
 
 
 def _distinct(con: Any, grain: str, first_ts: pd.Timestamp, last_ts: pd.Timestamp) -> pd.Series:

@@ -7,6 +7,11 @@ depend on the ingest code.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from . import config
 from .config import DataParams
@@ -14,6 +19,7 @@ from .config import DataParams
 BATCH_ROWS = 1_000_000         # records per batch (DATASTORY_STREAM_BATCH overrides it, e.g. in tests)
 MEMORY_LIMIT = "1500MB"        # DuckDB's working memory; beyond it, it spills to the temp folder
 THREADS = 2
+SALE = "amount > 0 AND NOT isnan(amount)"   # a sale in SQL, as pandas' amount > 0 (DuckDB orders NaN above all)
 AUTO_BYTES = 1 << 30           # engine: auto streams a CSV file larger than this (about 14M invoice lines)
 
 
@@ -29,3 +35,26 @@ def streams(cfg: DataParams, root: str | os.PathLike | None = None) -> bool:
         return True
     path = config.project_root(root) / cfg.file.path
     return path.is_file() and path.stat().st_size > AUTO_BYTES
+
+
+@contextmanager
+def duckdb(path: str | os.PathLike) -> Iterator[Any]:
+    """A DuckDB connection with view `tx` on the Parquet file at `path`, MEMORY_LIMIT and THREADS, spilling to a
+    temp folder removed at the end (the kpis stage's reads of the transactions file)."""
+    import duckdb as db
+
+    with tempfile.TemporaryDirectory(prefix="datastory_kpis_") as tmp:
+        con = db.connect()
+        try:
+            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            con.execute(f"SET threads = {THREADS}")
+            con.execute("SET preserve_insertion_order = false")
+            con.execute(f"SET temp_directory = '{_quoted(tmp)}'")
+            con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet('{_quoted(str(Path(path)))}')")
+            yield con
+        finally:
+            con.close()
+
+
+def _quoted(value: str) -> str:
+    return value.replace("'", "''")
