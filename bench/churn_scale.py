@@ -37,7 +37,7 @@ try:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from datastory import io, schema
+    from datastory import io, schema, streaming
     from datastory.churn import features_at, shards
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -123,7 +123,7 @@ def run_child(mode: str, path: Path, cutoff: pd.Timestamp, out: Path, per_shard:
 
 def main(customers: int, base: int, compare: int, per_shard: int) -> None:
     print(f"rows per shard: {per_shard or shards.rows_per_shard():,}; DuckDB memory limit {shards.MEMORY_LIMIT}, "
-          f"{shards.THREADS} threads; lookback {LOOKBACK_DAYS} days")
+          f"{streaming.THREADS} threads; lookback {LOOKBACK_DAYS} days")
     results = {}
     with tempfile.TemporaryDirectory(prefix="churn-scale-") as tmp_dir:
         tmp = Path(tmp_dir)

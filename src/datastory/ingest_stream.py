@@ -142,13 +142,7 @@ def _batch(frame: pd.DataFrame, offset: int, meta: Raw, cfg: DataParams, cutoff:
 
 # ---------------------------------------------------------------- the whole-file rules (DuckDB)
 def _connect(tmp: Path) -> Any:
-    import duckdb
-
-    con = duckdb.connect(str(tmp / "work.duckdb"))
-    con.execute(f"SET memory_limit = '{streaming.MEMORY_LIMIT}'")
-    con.execute(f"SET threads = {streaming.THREADS}")
-    con.execute(f"SET temp_directory = '{tmp / 'spill'}'")
-    return con
+    return streaming.connect(tmp / "spill", database=str(tmp / "work.duckdb"))
 
 
 def _quote(name: str) -> str:

@@ -115,9 +115,6 @@ def run(root: str | os.PathLike | None = None) -> Tables:
 
 
 # ---------------------------------------------------------------- the file's history (DuckDB, Arrow batches)
-SALE = streaming.SALE
-
-
 def _distinct(con: Any, grain: str, first_ts: pd.Timestamp, last_ts: pd.Timestamp) -> pd.Series:
     """Distinct customers with a sale per (region, period) at `grain` (and region schema.ALL: all regions), the
     index as kpis.active's. One query per period: DuckDB holds one period's customers, and the file's
@@ -129,7 +126,7 @@ def _distinct(con: Any, grain: str, first_ts: pd.Timestamp, last_ts: pd.Timestam
         df = con.execute(f"""
             SELECT CASE WHEN grouping(region) = 1 THEN $all ELSE region END AS region,
                    count(DISTINCT customer_id) AS n
-            FROM tx WHERE "timestamp" >= $start AND "timestamp" < $end AND {SALE}
+            FROM tx WHERE "timestamp" >= $start AND "timestamp" < $end AND {streaming.SALE}
             GROUP BY GROUPING SETS ((region), ())""",
                          {"all": schema.ALL, "start": start.to_pydatetime(), "end": end.to_pydatetime()}).df()
         parts.append(df.assign(period=start))
@@ -144,8 +141,8 @@ def _buyers(con: Any, since: pd.Timestamp) -> pd.DataFrame:
     """(region, customer_id) of a sale before `since`, of the customers with a sale from `since` on."""
     return con.execute(f"""
         SELECT DISTINCT region, customer_id FROM tx
-        WHERE "timestamp" < $since AND {SALE}
-          AND customer_id IN (SELECT customer_id FROM tx WHERE "timestamp" >= $since AND {SALE})""",
+        WHERE "timestamp" < $since AND {streaming.SALE}
+          AND customer_id IN (SELECT customer_id FROM tx WHERE "timestamp" >= $since AND {streaming.SALE})""",
                        {"since": since.to_pydatetime()}).df()
 
 

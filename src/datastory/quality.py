@@ -35,9 +35,8 @@ def summary(quality: dict[str, Any], kept: Profile, source_name: str) -> list[st
               f"returns       {q['return_lines']:,} lines (of which {q['cancelled_lines']:,} cancellations)",
               f"regions filled from the customer's other lines: {q['missing_region_filled']:,}"]
     # by revenue to the cent, then by name: two engines' float sums of a tie differ in the last bits, never in cents
-    segs = kept.segments
-    seg = segs.iloc[segs.assign(cents=segs["sum"].round(2))
-                    .reset_index(drop=True).sort_values("cents", ascending=False, kind="stable").index]
+    seg = kept.segments.assign(cents=kept.segments["sum"].round(2)).sort_values("cents", ascending=False,
+                                                                              kind="stable")
     shown = "; ".join(f"{r} {int(s):,} lines" for r, s in seg["size"].head(MAX_SEGMENTS_SHOWN).items())
     more = f"; and {len(seg) - MAX_SEGMENTS_SHOWN} more" if len(seg) > MAX_SEGMENTS_SHOWN else ""
     lines.append(f"segments      {len(seg)}: {shown}{more}")

@@ -37,24 +37,32 @@ def streams(cfg: DataParams, root: str | os.PathLike | None = None) -> bool:
     return path.is_file() and path.stat().st_size > AUTO_BYTES
 
 
-@contextmanager
-def duckdb(path: str | os.PathLike) -> Iterator[Any]:
-    """A DuckDB connection with view `tx` on the Parquet file at `path`, MEMORY_LIMIT and THREADS, spilling to a
-    temp folder removed at the end (the kpis stage's reads of the transactions file)."""
+def connect(spill: str | os.PathLike, memory_limit: str = MEMORY_LIMIT, database: str = ":memory:") -> Any:
+    """A DuckDB connection bounded as streaming is: `memory_limit` of working memory and THREADS, spilling to
+    folder `spill` beyond it; `database` a file for tables too large to hold (ingest's work), else in memory."""
     import duckdb as db
 
+    con = db.connect(database)
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET threads = {THREADS}")
+    con.execute(f"SET temp_directory = {sql_text(str(spill))}")
+    return con
+
+
+@contextmanager
+def duckdb(path: str | os.PathLike) -> Iterator[Any]:
+    """A DuckDB connection (`connect`) with view `tx` on the Parquet file at `path`, spilling to a temp folder
+    removed at the end (the kpis stage's reads of the transactions file)."""
     with tempfile.TemporaryDirectory(prefix="datastory_kpis_") as tmp:
-        con = db.connect()
+        con = connect(tmp)
         try:
-            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-            con.execute(f"SET threads = {THREADS}")
             con.execute("SET preserve_insertion_order = false")
-            con.execute(f"SET temp_directory = '{_quoted(tmp)}'")
-            con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet('{_quoted(str(Path(path)))}')")
+            con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet({sql_text(str(Path(path)))})")
             yield con
         finally:
             con.close()
 
 
-def _quoted(value: str) -> str:
-    return value.replace("'", "''")
+def sql_text(value: str) -> str:
+    """`value` as an SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"

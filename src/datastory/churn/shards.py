@@ -35,13 +35,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import io, schema
+from .. import io, schema, streaming
 from ..errors import DataError
 from .features import as_cutoff, check_cutoff_in, check_lookback, check_table, features_of_past, median_delay
 
 ROWS_PER_SHARD = 1_500_000     # lines read per shard (DATASTORY_CHURN_SHARD_ROWS or rows_per_shard= overrides)
 MEMORY_LIMIT = "512MB"         # DuckDB's working memory; beyond it, it spills to the temp folder
-THREADS = 2
 SPILL_CODEC = "lz4"            # the shards' frames waiting for the median: fast to write and read back
 DELAY = "repeat_delay_days"
 ARROW_TYPES = {"string": pa.string(), "datetime64[ns]": pa.timestamp("ns"), "float64": pa.float64(),
@@ -59,17 +58,13 @@ def shard_count(lines: int, per_shard: int) -> int:
     return max(1, math.ceil(lines / per_shard))
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 class _Source:
     """The transactions file seen through DuckDB: every query reads only the lines before the cutoff."""
 
     def __init__(self, con: Any, path: Path, cutoff: pd.Timestamp) -> None:
         self.con, self.cutoff = con, cutoff
-        self.scan = f"read_parquet({_sql_text(str(path))}, file_row_number = true)"
-        self.before = f"timestamp < TIMESTAMP {_sql_text(cutoff.isoformat(sep=' '))}"
+        self.scan = f"read_parquet({streaming.sql_text(str(path))}, file_row_number = true)"
+        self.before = f"timestamp < TIMESTAMP {streaming.sql_text(cutoff.isoformat(sep=' '))}"
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
@@ -100,15 +95,7 @@ class _Source:
 
 
 def _connect(tmp: Path) -> Any:
-    try:
-        import duckdb
-    except ImportError:  # pragma: no cover - duckdb is a core dependency
-        raise DataError("churn features by shards need duckdb", fix="pip install duckdb") from None
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    con.execute(f"SET threads = {THREADS}")
-    con.execute(f"SET temp_directory = {_sql_text(str(tmp / 'spill'))}")
-    return con
+    return streaming.connect(tmp / "spill", MEMORY_LIMIT)
 
 
 def _open(path: Path, cutoff: object, lookback_days: int, con: Any) -> tuple[_Source, pd.Timestamp]:
