@@ -133,6 +133,24 @@ def test_the_history_before_the_previous_period_matters_and_is_read(tmp_path):
     assert new_here["customer_id"].isin(earlier["customer_id"]).any()
 
 
+def test_a_name_given_only_after_the_two_periods_is_the_latest_either_way(tmp_path):
+    """The bridge reads only the two periods' lines; a customer's latest name can be in the partial period
+    after them (a rename), and it is the name both ways."""
+    tx = awkward_tx(seed=7)
+    memory, _ = both_ways(tx, tmp_path, "M", "2025-11-14", rows=131)
+    top = memory.movers[(memory.movers["kind"] == "customer") & (memory.movers["region"] == schema.ALL)]
+    key = top["key"].iloc[0]
+    extra = tx[tx["customer_id"] == key].iloc[[-1]].assign(
+        timestamp=pd.Timestamp("2025-11-13 10:00"), order_id="RENAME", customer_name="Renamed Ltd")
+    tx = pd.concat([tx, extra], ignore_index=True).sort_values(ingest.SORT_KEYS, kind="stable") \
+        .reset_index(drop=True)
+    assert (memory.movers.loc[memory.movers["key"] == key, "name"] != "Renamed Ltd").all()   # not before
+    memory, stream = both_ways(tx, tmp_path, "M", "2025-11-14", rows=131)
+    assert_same(memory, stream, tmp_path)
+    names = memory.movers.loc[memory.movers["key"] == key, "name"]
+    assert len(names) and (names == "Renamed Ltd").all()
+
+
 def test_a_region_silent_in_both_periods_keeps_its_segment(tmp_path):
     tx = awkward_tx(seed=6)
     tx = tx[~((tx["region"] == "East") & (tx["timestamp"] >= pd.Timestamp("2025-08-01")))].reset_index(drop=True)

@@ -40,6 +40,9 @@ STEPS = ("new", "reactivated", "lost", "growth", "decline", "returns")
 PVM = ("price", "volume", "mix")
 UNSPLIT = "unsplit"   # the pvm row when returning customers' change cannot be split into price, volume and mix
 MOVER_KINDS = ("customer", "product_line")
+# what `compute` and `movers` read of each line, and what `names` reads (the kpis stage reads no more of the file)
+LINES = {c: schema.TRANSACTIONS[c] for c in ("customer_id", "region", "product_line", "timestamp", "amount", "quantity")}
+NAMED = {c: schema.TRANSACTIONS[c] for c in ("customer_id", "customer_name", "timestamp")}
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class Before:
     - buyers: (region, customer_id) rows of a sale before `since`, at least for every customer with a sale
       from `since` on (a customer who bought before is reactivated, not new);
     - names: customer_id -> the latest non-empty name before `since`, at least for every customer without
-      one from `since` on (see `names`).
+      one from `since` on (see `names`); when the lines given have no customer_name column, the latest name of
+      every customer they hold, from the whole log.
     """
     since: pd.Timestamp
     first: pd.Timestamp
@@ -69,7 +73,7 @@ def _prepare(tx: pd.DataFrame, period: str) -> tuple[pd.DataFrame, pd.Index]:
     if tx is None or tx.empty:
         raise DataError("no transactions to compute the revenue bridge from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
-    tx = schema.conform(tx, schema.TRANSACTIONS, "transactions")
+    tx = schema.conform(tx, LINES, "transactions", copy=False)   # read, never changed: no copy of the lines
     amount = tx["amount"].to_numpy(dtype="float64")
     bad = ~np.isfinite(amount)
     if bad.any():
@@ -242,6 +246,7 @@ def compute(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestam
 def names(tx: pd.DataFrame) -> pd.Series:
     """customer_id -> the customer's latest non-empty name in `tx` (columns customer_id, customer_name,
     timestamp); a customer without one is not in it (movers then shows the id)."""
+    tx = schema.conform(tx, NAMED, "transactions", copy=False)
     named = tx[tx["customer_name"].fillna("").str.strip() != ""].sort_values("timestamp", kind="stable")
     return named.drop_duplicates("customer_id", keep="last").set_index("customer_id")["customer_name"]
 
@@ -259,9 +264,9 @@ def movers(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp
     if not pair:
         return _empty(schema.MOVERS, "movers")
     cur, prev = pair
-    named = names(schema.conform(tx, schema.TRANSACTIONS, "transactions"))
+    named = names(tx) if before is None or "customer_name" in tx.columns else before.names.iloc[:0]
     if before is not None and len(before.names):
-        named = pd.concat([before.names, named])
+        named = pd.concat([before.names, named]) if len(named) else before.names
         named = named[~named.index.duplicated(keep="last")]
     regions = _segments(f, before)
     f = f[f["period"].isin([prev, cur])]

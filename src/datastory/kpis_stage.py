@@ -12,12 +12,13 @@ revenue bridge and the movers one of two ways, which give the same tables, byte 
     (streaming.duckdb: working memory MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
     grid;
   - the bridge and the movers compare only the latest complete period with the one before: the periods
-    come from the KPI table and the data's last day, only the lines from the previous period's first day on
-    are read, and a bridge.Before record carries what the two use of the earlier lines: the log's first
-    period and its regions (from the KPI table), which customers buying since had bought before, per region
-    (DuckDB), and the latest name of those without one since (read in batches; none after ingest, which
-    names every customer).
-The quarterly bridge reads about three quarters of lines (the two it compares and the partial one after).
+    come from the KPI table and the data's last day, only those two periods' lines are read (and only the
+    columns the bridge uses, bridge.LINES), and a bridge.Before record carries what the two use of the other
+    lines: the log's first period and its regions (from the KPI table), which customers buying since had bought
+    before, per region (DuckDB), and each of their latest names (read in batches: the lines from the previous
+    period on, then, for customers without a name there, the earlier ones; none after ingest, which names
+    every customer).
+The quarterly bridge holds two quarters of lines (six of the bridge's columns).
 """
 
 from __future__ import annotations
@@ -73,15 +74,18 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
                              con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
         active = kpis.active_table({g: _distinct(con, g, first_ts, last_ts) for g in kpis.GRAINS}, regions,
                                    first_ts, last_ts)
-        pair = bridge.periods(pd.Series([first, last]), cfg.period, data_end if data_end is not None else last_ts)
+        end = data_end if data_end is not None else last_ts
+        pair = bridge.periods(pd.Series([first, last]), cfg.period, end)
         since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
         buyers = _buyers(con, since)
-    # the lines from `since` on: the two periods, and the partial one after them (its names are the latest)
-    recent = kpis.transactions_frame(pq.read_table(path, filters=[("timestamp", ">=", since)]))
+    # the two periods' lines, only the columns the bridge reads (the customers' names come apart, `_names`)
+    until = [("timestamp", "<", pair[0] + pd.DateOffset(months=3 if cfg.period == "Q" else 1))] if pair else []
+    recent = schema.conform(pq.read_table(path, columns=list(bridge.LINES), filters=[("timestamp", ">=", since), *until])
+                            .to_pandas(types_mapper=kpis.arrow_strings), bridge.LINES, "transactions", copy=False)
     before = bridge.Before(since=since, first=first, regions=regions, buyers=buyers,
-                           names=_names(path, recent, since, rows))
-    return Tables(table, active, bridge.compute(recent, cfg.period, data_end, quantities=quantities, before=before),
-                  bridge.movers(recent, cfg.period, data_end, top=cfg.movers, before=before), streamed=True)
+                           names=_names(path, recent["customer_id"], since, rows))
+    return Tables(table, active, bridge.compute(recent, cfg.period, end, quantities=quantities, before=before),
+                  bridge.movers(recent, cfg.period, end, top=cfg.movers, before=before), streamed=True)
 
 
 def build(paths: Paths, cfg: KpisParams, quality: dict[str, Any], data: DataParams,
@@ -146,24 +150,34 @@ def _buyers(con: Any, since: pd.Timestamp) -> pd.DataFrame:
                        {"since": since.to_pydatetime()}).df()
 
 
-def _names(path: Path, recent: pd.DataFrame, since: pd.Timestamp, rows: int) -> pd.Series:
-    """customer_id -> latest non-empty name before `since` (bridge.names), of the customers in `recent` without
-    one in it; the file is read `rows` lines at a time up to `since` only when there are such customers."""
-    wanted = pd.Index(recent["customer_id"].dropna().unique()).difference(bridge.names(recent).index)
+def _names(path: Path, customers: pd.Series, since: pd.Timestamp, rows: int) -> pd.Series:
+    """customer_id -> latest non-empty name in the file (bridge.names) of `customers`, read `rows` lines at a time
+    (bridge.NAMED's columns): the lines from `since` on (to the end: the partial period after the two the bridge
+    compares has the latest names), then, only for customers still without one, the lines before `since`. The
+    file is in time order, so a later batch's name is the later one."""
+    wanted = _text(customers.dropna().unique())
+    late = _latest(path, [("timestamp", ">=", since)], wanted, rows)
+    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=_text(late.index))))
+    early = _latest(path, [("timestamp", "<", since)], missing, rows) if len(missing) else late.iloc[:0]
+    out = pd.concat([early, late])
+    return out[~out.index.duplicated(keep="last")]
+
+
+def _latest(path: Path, where: list[tuple], wanted: pa.Array, rows: int) -> pd.Series:
+    """bridge.names of the lines matching `where` of the customers `wanted`, in batches of `rows` lines."""
+    import pyarrow.dataset as ds
+
     found: list[pd.Series] = []
-    if len(wanted):
-        value_set = pa.array(list(wanted), type=pa.large_string())
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows,
-                                                       columns=["customer_id", "customer_name", "timestamp"]):
-            part = batch.to_pandas(types_mapper=kpis.arrow_strings)
-            early = part["timestamp"] < since
-            ids = pa.array(part["customer_id"]).cast(pa.large_string())
-            hit = part[early & pc.is_in(ids, value_set=value_set).to_numpy(zero_copy_only=False)]
-            if len(hit):
-                found.append(bridge.names(hit))
-            if not early.all():
-                break
+    filt = pq.filters_to_expression(where) & ds.field("customer_id").isin(wanted)
+    for batch in ds.dataset(path, format="parquet").to_batches(columns=list(bridge.NAMED), filter=filt,
+                                                                 batch_size=rows):
+        if batch.num_rows:
+            found.append(bridge.names(batch.to_pandas(types_mapper=kpis.arrow_strings)))
     if not found:
         return pd.Series(dtype="string")
     out = pd.concat(found)
     return out[~out.index.duplicated(keep="last")]
+
+
+def _text(values: object) -> pa.Array:
+    return pa.array(pd.Series(values, dtype="string[pyarrow]").array).cast(pa.large_string())

@@ -121,7 +121,7 @@ def forecast_series(sid: str, y: pd.Series, cfg: ForecastParams,
 # Heavy modules imported once by the forkserver, so each LocalCluster worker forks with them loaded
 # (cuts worker start from ~3-6 s of imports to ~0.1 s). warm.py imports Prophet with its notices silenced.
 WARM = "datastory.forecast.warm"
-PRELOAD = ["numpy", "pandas", "scipy.stats", "matplotlib.pyplot", "holidays", "cmdstanpy", "statsforecast.models",
+PRELOAD = ["numpy", "pandas", "matplotlib.pyplot", "holidays", "cmdstanpy", "statsforecast.models",
            "datastory.forecast.engine", WARM]
 # Dask's statistical profiler samples every worker thread's stack each 10 ms; nothing reads it here.
 DASK_CONFIG = {"distributed.worker.profile.enabled": False}
