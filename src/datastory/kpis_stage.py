@@ -72,18 +72,22 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     with streaming.duckdb(path) as con:
         first_ts, last_ts = (pd.Timestamp(t) for t in
                              con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
-        active = kpis.active_table({g: _distinct(con, g, first_ts, last_ts) for g in kpis.GRAINS}, regions,
-                                   first_ts, last_ts)
+        # at the KPI period the table has counted them already (kpis.active counts as kpis.compute does)
+        active = kpis.active_table({g: _counted(table) if g == cfg.period else _distinct(con, g, first_ts, last_ts)
+                                    for g in kpis.GRAINS}, regions, first_ts, last_ts)
         end = data_end if data_end is not None else last_ts
         pair = bridge.periods(pd.Series([first, last]), cfg.period, end)
         since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
         buyers = _buyers(con, since)
-    # the two periods' lines, only the columns the bridge reads (the customers' names come apart, `_names`)
-    until = [("timestamp", "<", pair[0] + pd.DateOffset(months=3 if cfg.period == "Q" else 1))] if pair else []
-    recent = schema.conform(pq.read_table(path, columns=list(bridge.LINES), filters=[("timestamp", ">=", since), *until])
-                            .to_pandas(types_mapper=kpis.arrow_strings), bridge.LINES, "transactions", copy=False)
+    # the two periods' lines, only the columns the bridge reads; their names are taken, then dropped
+    until = pair[0] + pd.DateOffset(months=3 if cfg.period == "Q" else 1) if pair else None
+    recent = pq.read_table(path, columns=[*bridge.LINES, "customer_name"],
+                           filters=[("timestamp", ">=", since), *([("timestamp", "<", until)] if pair else [])])
+    recent = recent.to_pandas(types_mapper=kpis.arrow_strings)
+    named = bridge.names(recent)
+    recent = schema.conform(recent, bridge.LINES, "transactions", copy=False)
     before = bridge.Before(since=since, first=first, regions=regions, buyers=buyers,
-                           names=_names(path, recent["customer_id"], since, rows))
+                           names=_names(path, recent["customer_id"], named, since, until, rows))
     return Tables(table, active, bridge.compute(recent, cfg.period, end, quantities=quantities, before=before),
                   bridge.movers(recent, cfg.period, end, top=cfg.movers, before=before), streamed=True)
 
@@ -141,6 +145,14 @@ def _distinct(con: Any, grain: str, first_ts: pd.Timestamp, last_ts: pd.Timestam
     return pd.Series(df["n"].to_numpy(dtype="int64"), index=index)
 
 
+def _counted(table: pd.DataFrame) -> pd.Series:
+    """The KPI table's active customers as `_distinct` gives them at its period: (region, period) -> count > 0."""
+    t = table[table["active_customers"] > 0]
+    index = pd.MultiIndex.from_arrays([t["region"].astype(str), t["period"].astype("datetime64[ns]")],
+                                      names=["region", "period"])
+    return pd.Series(t["active_customers"].to_numpy(dtype="int64"), index=index)
+
+
 def _buyers(con: Any, since: pd.Timestamp) -> pd.DataFrame:
     """(region, customer_id) of a sale before `since`, of the customers with a sale from `since` on."""
     return con.execute(f"""
@@ -150,16 +162,20 @@ def _buyers(con: Any, since: pd.Timestamp) -> pd.DataFrame:
                        {"since": since.to_pydatetime()}).df()
 
 
-def _names(path: Path, customers: pd.Series, since: pd.Timestamp, rows: int) -> pd.Series:
-    """customer_id -> latest non-empty name in the file (bridge.names) of `customers`, read `rows` lines at a time
-    (bridge.NAMED's columns): the lines from `since` on (to the end: the partial period after the two the bridge
-    compares has the latest names), then, only for customers still without one, the lines before `since`. The
-    file is in time order, so a later batch's name is the later one."""
+def _names(path: Path, customers: pd.Series, named: pd.Series, since: pd.Timestamp, until: pd.Timestamp | None,
+           rows: int) -> pd.Series:
+    """customer_id -> latest non-empty name in the file (bridge.names) of `customers`, the ids of the lines from
+    `since` to `until` whose own names are `named`: the lines from `until` on (the partial period after the
+    two the bridge compares) have later names, and the lines before `since` the names of customers without one
+    since; both are read `rows` lines at a time (bridge.NAMED's columns), the earlier ones only when such
+    customers are left. The file is in time order, so a later name is a later line's."""
     wanted = _text(customers.dropna().unique())
-    late = _latest(path, [("timestamp", ">=", since)], wanted, rows)
-    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=_text(late.index))))
-    early = _latest(path, [("timestamp", "<", since)], missing, rows) if len(missing) else late.iloc[:0]
-    out = pd.concat([early, late])
+    late = _latest(path, [("timestamp", ">=", until)], wanted, rows) if until is not None else named.iloc[:0]
+    known = _text(pd.concat([named, late]).index)
+    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=known)))
+    early = _latest(path, [("timestamp", "<", since)], missing, rows) if len(missing) else named.iloc[:0]
+    parts = [part for part in (early, named, late) if len(part)]   # later names last
+    out = pd.concat(parts) if parts else named
     return out[~out.index.duplicated(keep="last")]
 
 
