@@ -73,7 +73,10 @@ def build_series_file(path: str | os.PathLike, freq: str, fill: str = "zero",
     periods = fs.full_periods(first, last, freq)
     if len(periods) == 0:
         raise _in_file(fs.no_full_period(first, last, freq), path)
-    return fs._assemble(_cell_series(_concat(cells), codes, periods), periods, fill)
+    try:
+        return fs._assemble(_cell_series(_concat(cells), codes, periods), periods, fill)
+    except DataError as exc:    # a region or product line named as the totals
+        raise _in_file(exc, path) from None
 
 
 def load_series(paths: Paths, cfg: ForecastParams, data: DataParams, root: str | os.PathLike | None = None,
