@@ -100,7 +100,7 @@ def _open(path: Path) -> Any:
     if not path.is_file():
         raise DataError("transactions not found", file=str(path), fix="run the ingest stage first")
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, pre_buffer=False)   # pre-buffering keeps every row group read until the end
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read as Parquet: {exc}", file=str(path),
                         fix="run the ingest stage again (it writes this file)") from None
@@ -116,13 +116,15 @@ def _lines(batch: Any, codes: dict[str, dict[str, int]]) -> dict[str, np.ndarray
     grow), amount (float64); None when a value is missing (the caller then finds which, where)."""
     import pyarrow.compute as pc
 
-    ts = batch.column("timestamp").to_pandas()
-    if getattr(ts.dt, "tz", None) is not None:
-        ts = ts.dt.tz_localize(None)
+    # a DatetimeIndex, not a Series: a Series' cached .dt accessor is a reference cycle, which would keep each
+    # batch's timestamps until the garbage collector runs
+    ts = pd.DatetimeIndex(batch.column("timestamp").to_pandas())
+    if ts.tz is not None:
+        ts = ts.tz_localize(None)
     amount = batch.column("amount").to_pandas().astype("float64").to_numpy()
-    if ts.isna().any() or np.isnan(amount).any():
+    if ts.hasnans or np.isnan(amount).any():
         return None
-    out = {"ts": ts.astype("datetime64[ns]").to_numpy().view("int64"), "amount": amount}
+    out = {"ts": ts.astype("datetime64[ns]").asi8, "amount": amount}
     for col in ("region", "product_line"):
         values = batch.column(col)
         if values.null_count:
