@@ -64,7 +64,8 @@ def build_series_file(path: str | os.PathLike, freq: str, fill: str = "zero",
             lines = _concat([*held, chunk])
             cut = int(np.searchsorted(lines["ds"], lines["ds"][-1], side="left"))
             cells.append(_sums({k: v[:cut] for k, v in lines.items()}, codes))
-            held = [{k: v[cut:] for k, v in lines.items()}]
+            held = [{k: v[cut:].copy() for k, v in lines.items()}]    # a copy: the rest can go
+            del lines
         else:
             held.append(chunk)
     if held:
