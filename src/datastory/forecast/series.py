@@ -13,6 +13,9 @@ poison every model. Periods inside the range with no sales are kept as 0 revenue
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -45,42 +48,73 @@ def series_id(region: str, product_line: str) -> str:
     return f"{region}{SEP}{product_line}"
 
 
+COLUMNS = ("timestamp", "region", "product_line", "amount")   # what build_series reads of the transactions
+
+
+def _frame_problem(columns: Any, empty: bool) -> DataError | None:
+    """The transactions' first problem as a whole: a column build_series needs is missing, or no rows."""
+    missing = [c for c in COLUMNS if c not in columns]
+    if missing:
+        return DataError(f"transactions: missing column(s) {', '.join(missing)}",
+                         column=missing[0], fix="run the ingest stage first; it writes schema.TRANSACTIONS")
+    if empty:
+        return DataError("transactions: no rows, nothing to forecast", fix="check the ingest stage's output")
+    return None
+
+
+def _numeric(dtype: Any) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _value_problem(dtypes: Any, first_missing: Callable[[str], int | None]) -> DataError | None:
+    """The transactions' first problem in their values, in _validate's order: `dtypes` maps column -> dtype,
+    `first_missing(column)` gives the first row where the column's value is missing, or None (asked only when
+    that column's dtype is right; rows count from 0)."""
+    if not _numeric(dtypes["amount"]):
+        return DataError(f"transactions: amount must be numeric, got dtype {dtypes['amount']}", column="amount",
+                         fix="convert amount to numbers in the ingest stage")
+    row = first_missing("amount")
+    if row is not None:
+        return DataError("transactions: amount is missing", row=row, column="amount",
+                         fix="the ingest stage should quarantine rows without an amount")
+    if not pd.api.types.is_datetime64_any_dtype(dtypes["timestamp"]):
+        return DataError(f"transactions: timestamp must be a datetime, got dtype {dtypes['timestamp']}",
+                         column="timestamp", fix="parse timestamps in the ingest stage")
+    row = first_missing("timestamp")
+    if row is not None:
+        return DataError("transactions: timestamp is missing", row=row, column="timestamp",
+                         fix="the ingest stage should quarantine rows without a timestamp")
+    for col in ("region", "product_line"):
+        row = first_missing(col)
+        if row is not None:
+            return DataError(f"transactions: {col} is missing", row=row, column=col,
+                             fix="the ingest stage should fill or quarantine it")
+    return None
+
+
+def _first(mask: np.ndarray) -> int | None:
+    return int(mask.argmax()) if mask.any() else None
+
+
 def _validate(tx: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(tx, pd.DataFrame):
         raise DataError(f"transactions must be a DataFrame, got {type(tx).__name__}")
-    missing = [c for c in ("timestamp", "region", "product_line", "amount") if c not in tx.columns]
-    if missing:
-        raise DataError(f"transactions: missing column(s) {', '.join(missing)}",
-                        column=missing[0], fix="run the ingest stage first; it writes schema.TRANSACTIONS")
-    if tx.empty:
-        raise DataError("transactions: no rows, nothing to forecast", fix="check the ingest stage's output")
-    amount = tx["amount"]
-    if not pd.api.types.is_numeric_dtype(amount) or pd.api.types.is_bool_dtype(amount):
-        raise DataError(f"transactions: amount must be numeric, got dtype {amount.dtype}", column="amount",
-                        fix="convert amount to numbers in the ingest stage")
-    bad = amount.isna().to_numpy()
-    if bad.any():
-        row = int(bad.argmax())
-        raise DataError("transactions: amount is missing", row=row, column="amount",
-                        fix="the ingest stage should quarantine rows without an amount")
+    problem = (_frame_problem(tx.columns, tx.empty)
+               or _value_problem(tx.dtypes, lambda col: _first(tx[col].isna().to_numpy())))
+    if problem is not None:
+        raise problem
     ts = tx["timestamp"]
-    if not pd.api.types.is_datetime64_any_dtype(ts):
-        raise DataError(f"transactions: timestamp must be a datetime, got dtype {ts.dtype}",
-                        column="timestamp", fix="parse timestamps in the ingest stage")
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_localize(None)
-    bad = ts.isna().to_numpy()
-    if bad.any():
-        raise DataError("transactions: timestamp is missing", row=int(bad.argmax()), column="timestamp",
-                        fix="the ingest stage should quarantine rows without a timestamp")
-    for col in ("region", "product_line"):
-        bad = tx[col].isna().to_numpy()
-        if bad.any():
-            raise DataError(f"transactions: {col} is missing", row=int(bad.argmax()), column=col,
-                            fix="the ingest stage should fill or quarantine it")
     return pd.DataFrame({"ts": ts.astype("datetime64[ns]"), "region": tx["region"].astype(str),
                          "product_line": tx["product_line"].astype(str),
-                         "amount": amount.astype("float64")})
+                         "amount": tx["amount"].astype("float64")})
+
+
+def no_full_period(first: pd.Timestamp, last: pd.Timestamp, freq: str) -> DataError:
+    """The error of transactions from `first` to `last` that hold no full period of `freq`."""
+    return DataError(f"transactions cover {first:%Y-%m-%d}..{last:%Y-%m-%d}, not one full period of freq {freq!r}",
+                     column="timestamp", fix="use a finer freq (D or W) or load more history")
 
 
 def full_periods(first: pd.Timestamp, last: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
@@ -110,18 +144,27 @@ def build_series(tx: pd.DataFrame, freq: str, fill: str = "zero") -> pd.DataFram
     t = _validate(tx)
     periods = full_periods(t["ts"].min(), t["ts"].max(), freq)
     if len(periods) == 0:
-        raise DataError(f"transactions cover {t['ts'].min():%Y-%m-%d}..{t['ts'].max():%Y-%m-%d}, "
-                        f"not one full period of freq {freq!r}",
-                        column="timestamp", fix="use a finer freq (D or W) or load more history")
+        raise no_full_period(t["ts"].min(), t["ts"].max(), freq)
     t["ds"] = t["ts"].dt.to_period(PERIOD[freq]).dt.start_time.astype("datetime64[ns]")
-    t = t[t["ds"].isin(periods)]
-    regions = sorted(t["region"].unique()) if len(t) else []
-    lines = sorted(t["product_line"].unique()) if len(t) else []
+    return _assemble(_cells(t[t["ds"].isin(periods)]), periods, fill)
+
+
+def _cells(t: pd.DataFrame) -> pd.Series:
+    """Net revenue per (region, product_line, ds) cell that has a line in `t`: pandas' groupby sum, each cell's
+    lines added in row order (build_series_file sums a period's lines at a time the same way: the same bits)."""
+    return t.groupby(["region", "product_line", "ds"], sort=True)["amount"].sum()
+
+
+def _assemble(cells: pd.Series, periods: pd.DatetimeIndex, fill: str) -> pd.DataFrame:
+    """build_series' frame from the per-cell sums (`_cells`) of the lines in the full `periods`: the regions and
+    product lines are those with a line there; a period without any cell had no line at all."""
+    regions = sorted(cells.index.get_level_values("region").unique())
+    lines = sorted(cells.index.get_level_values("product_line").unique())
     for label in (*regions, *lines):
         if label == schema.ALL:
             raise DataError(f"transactions: a region or product line is named {schema.ALL!r}, "
                             "the label reserved for totals", fix="rename it in the source data")
-    cells = t.groupby(["region", "product_line", "ds"], sort=True)["amount"].sum()
+    seen = cells.index.get_level_values("ds").unique()
     full = pd.MultiIndex.from_product([regions, lines, periods], names=["region", "product_line", "ds"])
     cells = cells.reindex(full, fill_value=0.0)
     by_region = cells.groupby(level=["region", "ds"]).sum()
@@ -130,7 +173,7 @@ def build_series(tx: pd.DataFrame, freq: str, fill: str = "zero") -> pd.DataFram
     parts = [pd.DataFrame({"region": schema.ALL, "product_line": schema.ALL, "ds": periods,
                            "y": total.to_numpy()})]
     if fill != "zero":
-        silent = ~periods.isin(t["ds"].unique())
+        silent = ~periods.isin(seen)
         if silent.any():
             cells[cells.index.get_level_values("ds").isin(periods[silent])] = np.nan
             by_region[by_region.index.get_level_values("ds").isin(periods[silent])] = np.nan
