@@ -187,6 +187,24 @@ def test_compute_file_gives_the_same_bytes_a_period_at_a_time(sample_tx, period,
     assert got["new_customers"].sum() == 2 * tx.loc[tx["amount"] > 0, "customer_id"].nunique()
 
 
+@pytest.mark.parametrize("aligned", [True, False])
+def test_compute_file_sums_one_period_at_a_time_whatever_the_reads(sample_tx, aligned, tmp_path, monkeypatch):
+    """Reads that begin exactly where a period begins, or that hold several whole periods: each period's lines
+    are summed alone (the memory holds one period), and the table is the in-memory one."""
+    tx = sample_tx.sort_values(["timestamp", "order_id"], kind="stable").reset_index(drop=True)
+    path = io.write_parquet(tx, tmp_path / "transactions.parquet")
+    months = tx["timestamp"].dt.to_period("M")
+    first_month = int((months == months.iloc[0]).sum())
+    rows = first_month if aligned else 3 * len(tx) // months.nunique()   # aligned: the 2nd read starts a month
+    assert not aligned or months.iloc[rows] != months.iloc[rows - 1]
+    seen: list[int] = []
+    real = kpis._period_sums
+    monkeypatch.setattr(kpis, "_period_sums", lambda t, f: seen.append(t["_period"].nunique()) or real(t, f))
+    got = kpis.compute_file(path, "M", rows=rows)
+    pd.testing.assert_frame_equal(got, kpis.compute(tx, "M"))
+    assert seen and set(seen) == {1} and len(seen) == months.nunique()
+
+
 def test_compute_file_on_hand_checked_rows_and_refusals(tmp_path):
     path = io.write_parquet(tx_rows(), tmp_path / "tx.parquet")
     pd.testing.assert_frame_equal(kpis.compute_file(path, "M", rows=2), kpis.compute(tx_rows(), "M"))

@@ -162,8 +162,10 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
     firsts = first_sales(path)
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(SUMMED)):
+    # no pre-buffering: it keeps every row group read until the reader is closed (memory growing with the file)
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows, columns=list(SUMMED)):
         chunk = schema.conform(batch.to_pandas(types_mapper=arrow_strings), SUMMED, "transactions", copy=False)
+        del batch
         ts = chunk["timestamp"]
         if len(ts) and ((last is not None and ts.iloc[0] < last) or not ts.is_monotonic_increasing):
             raise DataError("transactions are not in time order", file=str(path), column="timestamp",
@@ -171,18 +173,22 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
         if not len(ts):
             continue
         last = ts.iloc[-1]
-        chunk = chunk.assign(_period=starts(ts, period))
-        if held and held[0]["_period"].iloc[0] < chunk["_period"].iloc[-1]:   # a period is whole: sum it
-            rows_ = pd.concat([*held, chunk], ignore_index=True)
-            del held, chunk
-            begins = rows_["_period"].to_numpy()
-            bounds = np.flatnonzero(begins[1:] != begins[:-1]) + 1    # where each period's rows begin
-            for a, b in zip([0, *bounds[:-1]], bounds, strict=True):   # one period at a time: the least memory
-                parts.append(_period_sums(rows_.iloc[a:b].reset_index(drop=True), firsts))
-            held = [rows_.iloc[bounds[-1]:].reset_index(drop=True)]
-            del rows_
-        else:
-            held.append(chunk)
+        begins = starts(ts, period)
+        chunk = chunk.assign(_period=begins)
+        # each period the chunk closes (its lines all in: a later period starts in the chunk) is summed alone,
+        # its lines concatenated once; the chunk's last period is held
+        if held and held[-1]["_period"].iloc[-1] != begins[0]:    # the chunk starts a period
+            parts.append(_period_sums(pd.concat(held, ignore_index=True), firsts))
+            held = []
+        bounds = [0, *(np.flatnonzero(begins[1:] != begins[:-1]) + 1)]
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            whole = pd.concat([*held, chunk.iloc[a:b]], ignore_index=True) if held else \
+                chunk.iloc[a:b].reset_index(drop=True)
+            held = []
+            parts.append(_period_sums(whole, firsts))
+            del whole
+        held.append(chunk.iloc[bounds[-1]:])
+        del chunk, ts
     if held:
         parts.append(_period_sums(pd.concat(held, ignore_index=True), firsts))
     if not parts:
