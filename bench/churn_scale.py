@@ -160,8 +160,9 @@ def run_child(mode: str, path: Path, cutoff: pd.Timestamp, out: Path, per_shard:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def stage_main(sizes: list[int], per_shard: int) -> None:
-    """The whole churn run from the file vs in memory at about each of `sizes` lines."""
+def stage_main(sizes: list[int], per_shard: int, memory_max: int) -> None:
+    """The whole churn run from the file vs in memory at about each of `sizes` lines (in memory only up to
+    `memory_max` lines: it needs about 1.1 GB per million lines)."""
     print(f"the churn run, file vs memory; rows per shard {per_shard or shards.rows_per_shard():,}; "
           f"DuckDB {shards.MEMORY_LIMIT} (shards) / {streaming.MEMORY_LIMIT} (labels, span), {streaming.THREADS} threads")
     with tempfile.TemporaryDirectory(prefix="churn-stage-") as tmp_dir:
@@ -172,18 +173,22 @@ def stage_main(sizes: list[int], per_shard: int) -> None:
             lines, _ = write_log(n, log)
             print(f"log: {n:,} customers, {lines:,} lines, {log.stat().st_size / 2**20:,.0f} MiB Parquet")
             runs = {}
-            for mode in ("stage-memory", "stage-file"):
+            modes = ("stage-memory", "stage-file") if lines <= memory_max else ("stage-file",)
+            for mode in modes:
                 out = tmp / mode
                 out.mkdir()
                 runs[mode] = r = run_child(mode, log, pd.Timestamp(0), out, per_shard)
                 print(f"  {mode[6:]:>6}: {r['rows']:>10,} scored {r['seconds']:8.1f} s wall {r['cpu']:8.1f} s CPU "
                       f"peak RSS {r['rss_mib']:8,.0f} MiB", flush=True)
-            f, m = runs["stage-file"], runs["stage-memory"]
-            same = all((tmp / "stage-file" / name).read_bytes() == (tmp / "stage-memory" / name).read_bytes()
-                       for name in ("churn_scores.parquet", "churn.json", "churn_headline.json"))
-            print(f"  at {lines:,} lines: file / memory wall {f['seconds'] / m['seconds']:.2f}, "
-                  f"CPU {f['cpu'] / m['cpu']:.2f}, peak RSS {f['rss_mib'] / m['rss_mib']:.2f}; "
-                  f"same output bytes: {'yes' if same else 'NO'}", flush=True)
+            if len(runs) < 2:
+                print(f"  (in memory not run above {memory_max:,} lines)")
+            else:
+                f, m = runs["stage-file"], runs["stage-memory"]
+                same = all((tmp / "stage-file" / name).read_bytes() == (tmp / "stage-memory" / name).read_bytes()
+                           for name in ("churn_scores.parquet", "churn.json", "churn_headline.json"))
+                print(f"  at {lines:,} lines: file / memory wall {f['seconds'] / m['seconds']:.2f}, "
+                      f"CPU {f['cpu'] / m['cpu']:.2f}, peak RSS {f['rss_mib'] / m['rss_mib']:.2f}; "
+                      f"same output bytes: {'yes' if same else 'NO'}", flush=True)
             for p in [log, *tmp.glob("stage-*/*")]:
                 p.unlink()
             for d in tmp.glob("stage-*"):
@@ -238,9 +243,11 @@ if __name__ == "__main__":
     parser.add_argument("--per-shard", type=int, default=0, help="rows per shard (default: shards.ROWS_PER_SHARD)")
     parser.add_argument("--stage-lines", default="",
                         help="time the whole churn run, file vs memory, at about these line counts (e.g. 1e6,5e6)")
+    parser.add_argument("--stage-memory-max", type=float, default=3.5e6,
+                        help="--stage-lines: run in memory only up to this many lines (default 3.5M, about 4 GB)")
     args = parser.parse_args()
     if args.stage_lines:
-        stage_main([int(float(x)) for x in args.stage_lines.split(",")], args.per_shard)
+        stage_main([int(float(x)) for x in args.stage_lines.split(",")], args.per_shard, int(args.stage_memory_max))
         sys.exit(0)
     if min(args.customers, args.base, args.compare) < 1000:
         parser.error("sizes must be >= 1000 customers")
