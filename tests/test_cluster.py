@@ -207,12 +207,14 @@ def test_churn_on_the_cluster_writes_the_bytes_of_a_local_run(scheduler, tx, tmp
     cfg = config.load("churn", REPO)
     before = _tasks_done(scheduler, "churn-score")
 
+    # the transactions as the stage reads them (io.read_parquet), and from the file when ingest streams
+    path = io.write_parquet(tx, tmp_path / "transactions.parquet")
+    tx = io.read_parquet(path)
     monkeypatch.setenv(cluster.ENV, scheduler)
     remote = churn.run(tx, cfg)
     churn.save(remote, _project(tmp_path / "cluster"))
     scored = _tasks_done(scheduler, "churn-score")
-    # from the transactions file (the stage when ingest streams), on the cluster too
-    from_file = churn.run_file(io.write_parquet(tx, tmp_path / "transactions.parquet"), cfg, per_shard=5000)
+    from_file = churn.run_file(path, cfg, per_shard=5000)
     churn.save(from_file, _project(tmp_path / "file"))
     monkeypatch.delenv(cluster.ENV)
     local = churn.run(tx, cfg)
