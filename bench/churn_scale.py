@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/churn_scale.py [--customers 10000000] [--base 1000000] [--compare 500000]
      [--per-shard N]
+     .venv/bin/python bench/churn_scale.py --stage-lines 1e6,5e6 [--per-shard N]   (the whole churn run)
 
 - Data: bench/churn.py's synthetic log (each customer acquired on a random day of two years, buying at its own
   Poisson rate until it leaves; about 3% of lines returned later), generated in chunks of CHUNK customers
@@ -16,6 +17,11 @@ Run: .venv/bin/python bench/churn_scale.py [--customers 10000000] [--base 100000
   io.write_parquet), their outputs compared byte for byte. --compare defaults to 500,000 customers, not 1M:
   the in-memory path needs about 8 GB at 1M (pass --compare 1000000 where memory allows).
   One run each (the 10M run is long).
+- --stage-lines L1,L2,...: the whole churn stage's run (train, validate, score; churn.save's outputs) on a log
+  of about L lines (L / 8 customers), from the file (churn.run_file: features by shards, the rest from DuckDB)
+  and in memory (churn.run(io.read_parquet(path))), each in a fresh child process: wall seconds, CPU seconds
+  (user + system, DuckDB's threads included) and peak RSS (VmHWM), the ratios file / memory of the same run,
+  and whether the two wrote the same bytes.
 Not a test: timings depend on the machine. Target: peak RSS at 10M customers <= 3 GB.
 """
 
@@ -37,7 +43,8 @@ try:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from datastory import io, schema, streaming
+    from datastory import churn, config, io, schema, streaming
+    from datastory import metrics as metrics_io
     from datastory.churn import features_at, shards
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -101,7 +108,39 @@ def write_log(n: int, path: Path, seed: int = 0) -> tuple[int, pd.Timestamp]:
 
 
 # ---------------------------------------------------------------- the timed paths (run in a child process)
+def vm_hwm_mib() -> float:
+    """Peak resident set size of this process (VmHWM), MiB."""
+    for row in Path("/proc/self/status").read_text().splitlines():
+        if row.startswith("VmHWM:"):
+            return int(row.split()[1]) / 1024
+    return peak_rss_mib()
+
+
+def cpu_seconds() -> float:
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
+def run_stage(mode: str, path: str, out: str, per_shard: int) -> dict:
+    """The churn stage's run from the file or in memory; its outputs as churn.save writes them, under `out`."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    cfg = config.ChurnParams()
+    if mode == "stage-file":
+        result = churn.run_file(path, cfg, per_shard=per_shard or None)
+    else:
+        result = churn.run(io.read_parquet(path), cfg)
+    io.write_parquet(result.scores, Path(out) / "churn_scores.parquet")
+    io.write_json(result.metrics, Path(out) / "churn.json")
+    io.write_json(metrics_io.churn_headline(result.metrics), Path(out) / "churn_headline.json")
+    return {"seconds": time.perf_counter() - t0, "cpu": cpu_seconds() - c0, "rss_mib": vm_hwm_mib(),
+            "rows": len(result.scores)}
+
+
 def child(mode: str, path: str, cutoff: str, out: str, per_shard: int) -> dict:
+    if mode.startswith("stage-"):
+        return run_stage(mode, path, out, per_shard)
     t0 = time.perf_counter()
     if mode == "shards":
         rows = shards.features_file(path, cutoff, LOOKBACK_DAYS, out, per_shard=per_shard or None)
@@ -119,6 +158,41 @@ def run_child(mode: str, path: Path, cutoff: pd.Timestamp, out: Path, per_shard:
     if done.returncode != 0:
         raise SystemExit(f"{mode} child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def stage_main(sizes: list[int], per_shard: int, memory_max: int) -> None:
+    """The whole churn run from the file vs in memory at about each of `sizes` lines (in memory only up to
+    `memory_max` lines: it needs about 1.1 GB per million lines)."""
+    print(f"the churn run, file vs memory; rows per shard {per_shard or shards.rows_per_shard():,}; "
+          f"DuckDB {shards.MEMORY_LIMIT} (shards) / {streaming.MEMORY_LIMIT} (labels, span), {streaming.THREADS} threads")
+    with tempfile.TemporaryDirectory(prefix="churn-stage-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        for target in sizes:
+            n = max(1000, target // 8)
+            log = tmp / f"tx-{n}.parquet"
+            lines, _ = write_log(n, log)
+            print(f"log: {n:,} customers, {lines:,} lines, {log.stat().st_size / 2**20:,.0f} MiB Parquet")
+            runs = {}
+            modes = ("stage-memory", "stage-file") if lines <= memory_max else ("stage-file",)
+            for mode in modes:
+                out = tmp / mode
+                out.mkdir()
+                runs[mode] = r = run_child(mode, log, pd.Timestamp(0), out, per_shard)
+                print(f"  {mode[6:]:>6}: {r['rows']:>10,} scored {r['seconds']:8.1f} s wall {r['cpu']:8.1f} s CPU "
+                      f"peak RSS {r['rss_mib']:8,.0f} MiB", flush=True)
+            if len(runs) < 2:
+                print(f"  (in memory not run above {memory_max:,} lines)")
+            else:
+                f, m = runs["stage-file"], runs["stage-memory"]
+                same = all((tmp / "stage-file" / name).read_bytes() == (tmp / "stage-memory" / name).read_bytes()
+                           for name in ("churn_scores.parquet", "churn.json", "churn_headline.json"))
+                print(f"  at {lines:,} lines: file / memory wall {f['seconds'] / m['seconds']:.2f}, "
+                      f"CPU {f['cpu'] / m['cpu']:.2f}, peak RSS {f['rss_mib'] / m['rss_mib']:.2f}; "
+                      f"same output bytes: {'yes' if same else 'NO'}", flush=True)
+            for p in [log, *tmp.glob("stage-*/*")]:
+                p.unlink()
+            for d in tmp.glob("stage-*"):
+                d.rmdir()
 
 
 def main(customers: int, base: int, compare: int, per_shard: int) -> None:
@@ -167,7 +241,14 @@ if __name__ == "__main__":
     parser.add_argument("--compare", type=int, default=500_000,
                         help="the size also run in memory, outputs compared (default 500k; 1M needs ~8 GB)")
     parser.add_argument("--per-shard", type=int, default=0, help="rows per shard (default: shards.ROWS_PER_SHARD)")
+    parser.add_argument("--stage-lines", default="",
+                        help="time the whole churn run, file vs memory, at about these line counts (e.g. 1e6,5e6)")
+    parser.add_argument("--stage-memory-max", type=float, default=3.5e6,
+                        help="--stage-lines: run in memory only up to this many lines (default 3.5M, about 4 GB)")
     args = parser.parse_args()
+    if args.stage_lines:
+        stage_main([int(float(x)) for x in args.stage_lines.split(",")], args.per_shard, int(args.stage_memory_max))
+        sys.exit(0)
     if min(args.customers, args.base, args.compare) < 1000:
         parser.error("sizes must be >= 1000 customers")
     main(args.customers, args.base, args.compare, args.per_shard)

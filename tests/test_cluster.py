@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from datastory import churn, cluster, config, forecast, ingest, sample
+from datastory import churn, cluster, config, forecast, ingest, io, sample
 from datastory.errors import ClusterError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +63,19 @@ def test_churn_on_an_unreachable_scheduler_stops_before_training(monkeypatch):
     monkeypatch.setattr(churn, "fit", lambda *a: trained.append(a))
     with pytest.raises(ClusterError, match="tcp://127.0.0.1:9"):
         churn.run(synth_tx(120, seed=1), config.ChurnParams())
+    assert trained == []
+
+
+def test_churn_from_the_file_on_an_unreachable_scheduler_stops_before_training(monkeypatch, tmp_path):
+    from test_churn_model import synth_tx
+
+    path = io.write_parquet(synth_tx(120, seed=1), tmp_path / "t.parquet")
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 2)
+    monkeypatch.setenv(cluster.ENV, "tcp://127.0.0.1:9")
+    trained = []
+    monkeypatch.setattr(churn, "fit", lambda *a: trained.append(a))
+    with pytest.raises(ClusterError, match="tcp://127.0.0.1:9"):
+        churn.run_file(path, config.ChurnParams())
     assert trained == []
 
 
@@ -194,19 +207,26 @@ def test_churn_on_the_cluster_writes_the_bytes_of_a_local_run(scheduler, tx, tmp
     cfg = config.load("churn", REPO)
     before = _tasks_done(scheduler, "churn-score")
 
+    # the transactions as the stage reads them (io.read_parquet), and from the file when ingest streams
+    path = io.write_parquet(tx, tmp_path / "transactions.parquet")
+    tx = io.read_parquet(path)
     monkeypatch.setenv(cluster.ENV, scheduler)
     remote = churn.run(tx, cfg)
     churn.save(remote, _project(tmp_path / "cluster"))
+    scored = _tasks_done(scheduler, "churn-score")
+    from_file = churn.run_file(path, cfg, per_shard=5000)
+    churn.save(from_file, _project(tmp_path / "file"))
     monkeypatch.delenv(cluster.ENV)
     local = churn.run(tx, cfg)
     churn.save(local, _project(tmp_path / "local"))
 
     written = _outputs(tmp_path / "cluster")
     assert {"data/processed/churn_scores.parquet", "metrics/churn.json"} <= set(written)
-    assert written == _outputs(tmp_path / "local")
+    assert written == _outputs(tmp_path / "local") == _outputs(tmp_path / "file")
     assert len(remote.scores) > 0
     # the scores at the data end and at the comparison date, each in chunks of CHUNK_ROWS customers
-    assert _tasks_done(scheduler, "churn-score") - before >= 2
+    assert scored - before >= 2
+    assert _tasks_done(scheduler, "churn-score") - scored >= 2
 
 
 @pytest.mark.slow

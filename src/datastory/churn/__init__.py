@@ -1,7 +1,10 @@
 """Churn stage: point-in-time features, labels, a calibrated model judged against baselines, a red list.
 
-`run(tx, cfg)` is the pure core (transactions + ChurnParams in, scores + metrics out);
-`save(result, paths)` is the I/O edge writing paths.churn_scores and paths.churn_metrics atomically.
+`run(tx, cfg)` is the pure core (transactions + ChurnParams in, scores + metrics out); `run_file(path, cfg)`
+gives the same from the transactions file in bounded memory (history.py: both read through one history
+interface, so they share the modelling code); `open_history` + `run_history` are what the stage runs, from the
+file when ingest streams (streaming.streams, the one rule). `save(result, paths)` is the I/O edge writing
+paths.churn_scores and paths.churn_metrics atomically.
 Newly red / cleared compare the red list at the data end with the one `compare_days` earlier.
 See model.py for the cutoffs and the calibration choice. With DASK_SCHEDULER_ADDRESS set, the customers are
 scored on that cluster's workers (remote.py); training stays here, and the scores are the same numbers.
@@ -10,23 +13,25 @@ scored on that cluster's workers (remote.py); training stays here, and the score
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from .. import cluster, config, io
+from .. import cluster, config, io, streaming
 from .. import metrics as metrics_io
-from ..config import ChurnParams, Paths
+from ..config import ChurnParams, DataParams, Paths
 from ..errors import DataError, ModelError
-from .features import check_transactions, features_at
+from .features import features_at
+from .history import FromFile, History, InMemory, open_file
 from .labels import labels_at
-from .model import evaluate, fit, labelled_at, plan_cutoffs, validate
+from .model import evaluate, fit, join_labels, plan_cutoffs_in, validate
 from .redlist import CALL, SECOND, WATCH, WIN_BACK, changes, floors_from, reasons, reasons_for, red_list
 from .remote import Predictor, predictor
 from .scorer import SCORERS, Scorer, fit_scorer, probabilities, risk_score
 
-__all__ = ["ChurnResult", "run", "save", "metrics_table", "calibration_plot", "features_at", "labels_at",
+__all__ = ["ChurnResult", "run", "run_file", "run_history", "open_history", "run_stage", "save", "metrics_table", "calibration_plot", "features_at", "labels_at",
            "red_list", "changes", "reasons", "reasons_for", "risk_score", "list_quality", "list_table"]
 
 METRIC_NAMES = ("roc_auc", "pr_auc", "brier", "top_decile_lift")
@@ -47,19 +52,51 @@ def run(tx: pd.DataFrame, cfg: ChurnParams) -> ChurnResult:
     """Train on the stacked training cutoffs, choose the scorer on them, validate every scorer and the call
     lists at c_valid, then score everyone active at the data end (on the cluster at DASK_SCHEDULER_ADDRESS
     when it is set: connected first, so an unreachable one stops the stage before any training)."""
-    check_transactions(tx)
+    return run_history(InMemory(tx), cfg)
+
+
+def run_file(path: str | os.PathLike, cfg: ChurnParams, per_shard: int | None = None) -> ChurnResult:
+    """run(io.read_parquet(path), cfg), the same result, without loading the file: features shard of customers
+    by shard (`per_shard` lines each, default shards.rows_per_shard()), the rest from DuckDB."""
+    return run_history(open_file(path, per_shard), cfg)
+
+
+def run_history(history: History, cfg: ChurnParams) -> ChurnResult:
+    """`run` on a history (history.py): checked first, then the cluster connected when one is set."""
+    history.check()
     address = cluster.address()
     with (cluster.connect(address) if address else contextlib.nullcontext()) as client:
-        return _run(tx, cfg, predictor(client))
+        return _run(history, cfg, predictor(client))
 
 
-def _run(tx: pd.DataFrame, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResult:
-    cut = plan_cutoffs(tx, cfg)
-    product_lines = sorted(tx["product_line"].astype(str).unique())
-    regions = sorted(tx["region"].astype(str).unique())
-    train = pd.concat([labelled_at(tx, c, cfg, product_lines, regions) for c in cut.train],
-                      ignore_index=True)
-    valid = labelled_at(tx, cut.valid, cfg, product_lines, regions)
+def open_history(paths: Paths, data: DataParams, root: str | os.PathLike | None = None) -> History:
+    """The stage's history of paths.transactions: read from the file when ingest streams (params/data.yaml
+    engine, streaming.streams), else loaded whole."""
+    if not paths.transactions.is_file():
+        raise DataError("transactions not found", file=str(paths.transactions),
+                        fix="run the ingest stage first (`dvc repro ingest`)")
+    if streaming.streams(data, root):
+        return FromFile(paths.transactions)
+    return InMemory(io.read_parquet(paths.transactions))
+
+
+def run_stage(paths: Paths, cfg: ChurnParams, data: DataParams, root: str | os.PathLike | None = None) -> ChurnResult:
+    """The stage's result: run_history of open_history."""
+    return run_history(open_history(paths, data, root), cfg)
+
+
+def _labelled(history: History, cutoff: pd.Timestamp, cfg: ChurnParams, product_lines: list[str],
+              regions: list[str]) -> pd.DataFrame:
+    """model.labelled_at from a history."""
+    feats = history.features(cutoff, cfg.lookback_days, product_lines, regions)
+    return join_labels(feats, history.labels(cutoff, cfg.window_days, cfg.lookback_days), cutoff)
+
+
+def _run(history: History, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResult:
+    cut = plan_cutoffs_in(*history.span, cfg)
+    product_lines, regions = history.product_lines, history.regions
+    train = pd.concat([_labelled(history, c, cfg, product_lines, regions) for c in cut.train], ignore_index=True)
+    valid = _labelled(history, cut.valid, cfg, product_lines, regions)
     if valid.empty:
         raise ModelError(f"no customer bought in the {cfg.lookback_days} days before the validation cutoff "
                          f"{_iso(cut.valid)}, so the model cannot be judged", file="params/churn.yaml",
@@ -73,8 +110,8 @@ def _run(tx: pd.DataFrame, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResu
                                             probabilities(scorer, valid, "blend"))
     lists = {name: list_quality(valid, probabilities(scorer, valid, name), cfg, floors) for name in SCORERS}
     compare_date = cut.score - pd.Timedelta(days=cfg.compare_days)
-    scores, delay = _score_at(tx, cut.score, scorer, cfg, floors, product_lines, regions, predict_fn)
-    compared, _ = _score_at(tx, compare_date, scorer, cfg, floors, product_lines, regions, predict_fn)
+    scores, delay = _score_at(history, cut.score, scorer, cfg, floors, product_lines, regions, predict_fn)
+    compared, _ = _score_at(history, compare_date, scorer, cfg, floors, product_lines, regions, predict_fn)
     diff = changes(compared, scores)
     scores = scores.assign(newly_red=scores["customer_id"].isin(diff["newly_red"]))
     metrics: dict[str, Any] = {
@@ -117,11 +154,11 @@ def list_quality(valid: pd.DataFrame, prob: Any, cfg: ChurnParams, floors: dict[
             "lift": precision / base if n and base else float("nan")}
 
 
-def _score_at(tx: pd.DataFrame, when: pd.Timestamp, scorer: Scorer, cfg: ChurnParams, floors: dict[str, float],
+def _score_at(history: History, when: pd.Timestamp, scorer: Scorer, cfg: ChurnParams, floors: dict[str, float],
               product_lines: list[str], regions: list[str], predict_fn: Predictor) -> tuple[pd.DataFrame, float]:
     """(the call lists the chosen scorer gives at `when`, from the data known before it; the repeat buyers'
     median first-to-second purchase delay then, the second-purchase list's clock)."""
-    current = features_at(tx, when, cfg.lookback_days, product_lines=product_lines, regions=regions)
+    current = history.features(when, cfg.lookback_days, product_lines, regions)
     delay = float(current["repeat_delay_days"].iloc[0]) if len(current) else float("nan")
     return red_list(current, probabilities(scorer, current, predict_fn=predict_fn), cfg, floors), delay
 

@@ -9,15 +9,21 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import ModelError
-from .features import as_cutoff, check_cutoff, data_span
+from .features import as_cutoff, check_cutoff_in, check_lookback, data_span
 
 
 def check_window(tx: pd.DataFrame, cutoff: pd.Timestamp, window_days: int) -> None:
     """ModelError unless [cutoff, cutoff + window_days) is fully observed in the data."""
     if window_days < 1:
         raise ModelError(f"window_days must be >= 1, got {window_days}", fix="set window_days: 90")
-    check_cutoff(tx, cutoff)
-    start, end = data_span(tx)
+    check_window_in(*data_span(tx), cutoff, window_days)
+
+
+def check_window_in(start: pd.Timestamp, end: pd.Timestamp, cutoff: pd.Timestamp, window_days: int) -> None:
+    """check_window for data from day `start` to `end` (exclusive, as data_span gives them)."""
+    if window_days < 1:
+        raise ModelError(f"window_days must be >= 1, got {window_days}", fix="set window_days: 90")
+    check_cutoff_in(start, end, cutoff)
     window_end = cutoff + pd.Timedelta(days=window_days)
     if window_end > end:
         raise ModelError(
@@ -31,8 +37,7 @@ def labels_at(tx: pd.DataFrame, cutoff: object, window_days: int, lookback_days:
     """Columns customer_id, churned (bool), one row per customer active before `cutoff`, sorted by id."""
     cutoff = as_cutoff(cutoff)
     check_window(tx, cutoff, window_days)
-    if lookback_days < 1:
-        raise ModelError(f"lookback_days must be >= 1, got {lookback_days}", fix="set lookback_days: 365")
+    check_lookback(lookback_days)
     buys = tx.loc[~tx["is_return"].astype(bool), ["customer_id", "timestamp"]]
     ts = buys["timestamp"]
     before = buys.loc[(ts >= cutoff - pd.Timedelta(days=lookback_days)) & (ts < cutoff), "customer_id"]

@@ -69,7 +69,11 @@ class Fitted:
 
 def plan_cutoffs(tx: pd.DataFrame, cfg: ChurnParams) -> Cutoffs:
     """The validation, training and scoring cutoffs for this data; ModelError if history is too short."""
-    start, end = data_span(tx)
+    return plan_cutoffs_in(*data_span(tx), cfg)
+
+
+def plan_cutoffs_in(start: pd.Timestamp, end: pd.Timestamp, cfg: ChurnParams) -> Cutoffs:
+    """plan_cutoffs for data from day `start` to `end` (exclusive, as data_span gives them)."""
     window = pd.Timedelta(days=cfg.window_days)
     valid = pd.Timestamp(cfg.cutoff) if cfg.cutoff else end - window
     if not start < valid <= end - window:
@@ -96,7 +100,11 @@ def labelled_at(tx: pd.DataFrame, cutoff: pd.Timestamp, cfg: ChurnParams, produc
                 regions: list[str]) -> pd.DataFrame:
     """Features joined with labels at one cutoff, plus a `cutoff` column."""
     feats = features_at(tx, cutoff, cfg.lookback_days, product_lines=product_lines, regions=regions)
-    labels = labels_at(tx, cutoff, cfg.window_days, cfg.lookback_days)
+    return join_labels(feats, labels_at(tx, cutoff, cfg.window_days, cfg.lookback_days), cutoff)
+
+
+def join_labels(feats: pd.DataFrame, labels: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """labelled_at's frame from one cutoff's features_at and labels_at frames."""
     out = feats.merge(labels, on="customer_id", how="left", validate="one_to_one")
     if out["churned"].isna().any():  # both use the same activity rule, so this is a bug, not bad data
         raise ModelError(f"features and labels disagree on who is active at {cutoff.date()}")

@@ -98,9 +98,8 @@ def _connect(tmp: Path) -> Any:
     return streaming.connect(tmp / "spill", MEMORY_LIMIT)
 
 
-def _open(path: Path, cutoff: object, lookback_days: int, con: Any) -> tuple[_Source, pd.Timestamp]:
-    """features_at's checks, in its order, over the whole file."""
-    cutoff = as_cutoff(cutoff)
+def check_file(path: str | os.PathLike) -> None:
+    """check_transactions for the Parquet file at `path`, from its schema and row count (the same messages)."""
     try:
         meta = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
@@ -109,6 +108,12 @@ def _open(path: Path, cutoff: object, lookback_days: int, con: Any) -> tuple[_So
     arrow = meta.schema_arrow
     ts_ok = "timestamp" in arrow.names and pa.types.is_timestamp(arrow.field("timestamp").type)
     check_table(arrow.names, meta.metadata.num_rows, ts_ok)
+
+
+def _open(path: Path, cutoff: object, lookback_days: int, con: Any) -> tuple[_Source, pd.Timestamp]:
+    """features_at's checks, in its order, over the whole file."""
+    cutoff = as_cutoff(cutoff)
+    check_file(path)
     source = _Source(con, path, cutoff)
     (first, last), = source.rows(f"SELECT min(timestamp), max(timestamp) FROM {source.scan}")
     start, end = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
