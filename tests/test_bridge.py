@@ -334,3 +334,15 @@ def test_movers_parameter_is_validated(project):
     (project / "params/kpis.yaml").write_text("period: M\nmovers: 0\n", encoding="utf-8")
     with pytest.raises(Exception, match="movers"):
         config.load("kpis", project)
+
+
+def test_prepared_lines_give_what_the_transactions_give():
+    tx = hand_rows()
+    for period in ("M", "Q"):
+        prepared = bridge.prepare(tx, period)
+        pd.testing.assert_frame_equal(bridge.compute(prepared, period), bridge.compute(tx, period))
+        without_names = bridge.movers(tx.drop(columns="customer_name"), period)
+        pd.testing.assert_frame_equal(bridge.movers(prepared, period), without_names)
+    assert (bridge.movers(bridge.prepare(tx, "M"), "M")["name"] != bridge.movers(tx, "M")["name"]).any()
+    with pytest.raises(DataError, match="lines prepared for period 'M', asked for 'Q'"):
+        bridge.compute(bridge.prepare(tx, "M"), "Q")

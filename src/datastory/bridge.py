@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from . import schema
 from .errors import DataError
-from .kpis import check_period
+from .kpis import check_period, starts
 
 STEPS = ("new", "reactivated", "lost", "growth", "decline", "returns")
 PVM = ("price", "volume", "mix")
@@ -65,10 +65,22 @@ class Before:
     names: pd.Series = field(default_factory=lambda: pd.Series(dtype="string"))
 
 
-def _prepare(tx: pd.DataFrame, period: str) -> tuple[pd.DataFrame, pd.Index]:
-    """The lines as `compute` and `movers` use them, customer_id as a number (float64, NaN when missing) coding
-    the returned ids, which are sorted (so the numbers sort as the ids do): the groupby, isin and take of a
-    segment then work on numbers, not text."""
+@dataclass(frozen=True)
+class Lines:
+    """The lines as `compute` and `movers` use them (`prepare`): `frame` with customer_id as a number (float64,
+    NaN when missing) coding `customers`, the ids sorted (so the numbers sort as the ids do), region and product
+    line as categories, each line's period (`period`: M or Q) and its amount in whole cents; `end`: the last
+    line's time (the default data end)."""
+    frame: pd.DataFrame
+    customers: pd.Index
+    period: str
+    end: pd.Timestamp
+
+
+def prepare(tx: pd.DataFrame, period: str) -> Lines:
+    """The transactions `tx` (bridge.LINES' columns at least) as `compute` and `movers` use them. Given the Lines
+    instead of `tx`, the two share the work, and the caller may drop the lines (the kpis stage does: a quarter
+    of a very large log is gigabytes of text). The groupby, isin and take of a segment work on numbers, not text."""
     check_period(period)
     if tx is None or tx.empty:
         raise DataError("no transactions to compute the revenue bridge from", file="transactions",
@@ -81,12 +93,23 @@ def _prepare(tx: pd.DataFrame, period: str) -> tuple[pd.DataFrame, pd.Index]:
                         f"{int(np.flatnonzero(bad)[0])}", file="transactions", column="amount",
                         fix="re-run the ingest stage, which refuses such rows")
     codes, customers = pd.factorize(tx["customer_id"], sort=True)
-    return pd.DataFrame({
-        "customer_id": np.where(codes < 0, np.nan, codes.astype("float64")), "region": tx["region"], "product_line": tx["product_line"],
-        "period": tx["timestamp"].dt.to_period(period).dt.start_time,
+    return Lines(pd.DataFrame({
+        "customer_id": np.where(codes < 0, np.nan, codes.astype("float64")),
+        # categories: a byte a line, not a string (each segment's copy of the lines, and pvm's groupby)
+        "region": pd.Categorical(tx["region"]), "product_line": pd.Categorical(tx["product_line"]),
+        "period": starts(tx["timestamp"], period),
         "cents": np.rint(amount * 100).astype("int64"),       # a whole number of cents per line
         "sale": amount > 0, "quantity": tx["quantity"].to_numpy(dtype="float64"),
-    }), pd.Index(customers)
+    }), pd.Index(customers), period, pd.Timestamp(tx["timestamp"].max()))
+
+
+def _prepare(tx: pd.DataFrame | Lines, period: str) -> Lines:
+    if isinstance(tx, Lines):
+        if tx.period != period:
+            raise DataError(f"lines prepared for period {tx.period!r}, asked for {period!r}", file="transactions",
+                            fix="prepare them with the period asked for")
+        return tx
+    return prepare(tx, period)
 
 
 def periods(starts: pd.Series, period: str, data_end: str | dt.date | pd.Timestamp) -> tuple[pd.Timestamp, ...]:
@@ -113,13 +136,14 @@ def _segments(f: pd.DataFrame, before: Before | None) -> list[str]:
     return [schema.ALL, *sorted(regions)]
 
 
-def _pair(f: pd.DataFrame, tx: pd.DataFrame, period: str, data_end: Any, before: Before | None) -> tuple:
-    """`periods` of the lines in `f` (and the log's first period when `before` is given)."""
+def _pair(lines: Lines, data_end: Any, before: Before | None) -> tuple:
+    """`periods` of the lines (and the log's first period when `before` is given)."""
+    f = lines.frame
     if before is not None and not (f["period"] >= before.since).all():
         raise DataError(f"lines before {before.since.date()} given with the history before it",
                         file="transactions", column="timestamp", fix="give only the lines from that day on")
-    starts = f["period"] if before is None else pd.concat([pd.Series([before.first]), f["period"]])
-    return periods(starts, period, data_end if data_end is not None else tx["timestamp"].max())
+    firsts = f["period"] if before is None else pd.concat([pd.Series([before.first]), f["period"]])
+    return periods(firsts, lines.period, data_end if data_end is not None else lines.end)
 
 
 def _empty(columns: dict[str, str], name: str) -> pd.DataFrame:
@@ -219,20 +243,22 @@ def _earlier(buyers: pd.DataFrame, region: str) -> np.ndarray:
             buyers.loc[buyers["region"] == region, "customer_id"]).to_numpy(dtype="float64")
 
 
-def compute(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
+def compute(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
             quantities: bool = True, before: Before | None = None) -> pd.DataFrame:
     """schema.BRIDGE rows for the company and each region; no rows without a previous complete period.
 
     `data_end`: the data's last day (data_quality["period_end"]); default the last line's day.
     `quantities`: False when the source has no quantity column (ingest then counts each line as one unit).
     `before`: the history before `before.since` when `tx` holds only the lines from that day on.
+    `tx`: the transactions, or their `prepare`d Lines.
     """
-    f, customers = _prepare(tx, period)
-    pair = _pair(f, tx, period, data_end, before)
+    lines = _prepare(tx, period)
+    pair = _pair(lines, data_end, before)
     if not pair:
         return _empty(schema.BRIDGE, "bridge")
     cur, prev = pair
-    buyers = _buyers(before, customers)
+    f = lines.frame
+    buyers = _buyers(before, lines.customers)
     rows = []
     for region in _segments(f, before):
         seg = f if region == schema.ALL else f[f["region"] == region]
@@ -251,20 +277,23 @@ def names(tx: pd.DataFrame) -> pd.Series:
     return named.drop_duplicates("customer_id", keep="last").set_index("customer_id")["customer_name"]
 
 
-def movers(tx: pd.DataFrame, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
+def movers(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
            top: int = 5, before: Before | None = None) -> pd.DataFrame:
     """schema.MOVERS: per segment, the `top` customers and product lines whose net revenue rose most, and
     the `top` that fell most, from the previous complete period to the latest one (ties by key).
-    `before`: the history before `before.since` when `tx` holds only the lines from that day on."""
+    `before`: the history before `before.since` when `tx` holds only the lines from that day on. `tx`: the
+    transactions, or their `prepare`d Lines (names then come from `before` only)."""
     if top < 1:
         raise DataError(f"movers must be at least 1, got {top}", file="params/kpis.yaml", column="movers",
                         fix="set movers: 5 (how many rises and falls to list)")
-    f, customers = _prepare(tx, period)
-    pair = _pair(f, tx, period, data_end, before)
+    lines = _prepare(tx, period)
+    pair = _pair(lines, data_end, before)
     if not pair:
         return _empty(schema.MOVERS, "movers")
     cur, prev = pair
-    named = names(tx) if before is None or "customer_name" in tx.columns else before.names.iloc[:0]
+    f, customers = lines.frame, lines.customers
+    given = isinstance(tx, pd.DataFrame) and "customer_name" in tx.columns
+    named = names(tx) if given else pd.Series(dtype="string")
     if before is not None and len(before.names):
         named = pd.concat([before.names, named]) if len(named) else before.names
         named = named[~named.index.duplicated(keep="last")]

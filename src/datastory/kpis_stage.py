@@ -67,6 +67,7 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     `rows` lines at a time, plus the lines from the previous complete period on for the bridge and movers."""
     path = Path(path)
     table = kpis.compute_file(path, cfg.period, rows=rows)
+    pa.default_memory_pool().release_unused()   # Arrow's pool keeps what the batches used, unless asked
     regions = tuple(sorted(r for r in map(str, table["region"].unique()) if r != schema.ALL))
     first, last = table["period"].min(), table["period"].max()
     with streaming.duckdb(path) as con:
@@ -85,11 +86,14 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
                            filters=[("timestamp", ">=", since), *([("timestamp", "<", until)] if pair else [])])
     recent = recent.to_pandas(types_mapper=kpis.arrow_strings)
     named = bridge.names(recent)
-    recent = schema.conform(recent, bridge.LINES, "transactions", copy=False)
+    lines = bridge.prepare(recent, cfg.period)      # the lines as numbers and categories: the text is dropped
+    customers = pd.Series(lines.customers)
+    del recent
+    pa.default_memory_pool().release_unused()
     before = bridge.Before(since=since, first=first, regions=regions, buyers=buyers,
-                           names=_names(path, recent["customer_id"], named, since, until, rows))
-    return Tables(table, active, bridge.compute(recent, cfg.period, end, quantities=quantities, before=before),
-                  bridge.movers(recent, cfg.period, end, top=cfg.movers, before=before), streamed=True)
+                           names=_names(path, customers, named, since, until, rows))
+    return Tables(table, active, bridge.compute(lines, cfg.period, end, quantities=quantities, before=before),
+                  bridge.movers(lines, cfg.period, end, top=cfg.movers, before=before), streamed=True)
 
 
 def build(paths: Paths, cfg: KpisParams, quality: dict[str, Any], data: DataParams,
