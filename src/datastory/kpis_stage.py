@@ -92,6 +92,7 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     pa.default_memory_pool().release_unused()
     before = bridge.Before(since=since, first=first, regions=regions, buyers=buyers,
                            names=_names(path, customers, named, since, until, rows))
+    pa.default_memory_pool().release_unused()
     return Tables(table, active, bridge.compute(lines, cfg.period, end, quantities=quantities, before=before),
                   bridge.movers(lines, cfg.period, end, top=cfg.movers, before=before), streamed=True)
 
