@@ -150,11 +150,13 @@ def _empty(columns: dict[str, str], name: str) -> pd.DataFrame:
     return schema.conform(pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()}), columns, name)
 
 
-def pvm(lines: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp) -> tuple[dict[str, int], str]:
+def pvm(customer: np.ndarray, line: np.ndarray, current: np.ndarray, cents: np.ndarray,
+        quantity: np.ndarray) -> tuple[dict[str, int], str]:
     """Returning customers' change in sales split into price, volume and mix (cents), or ({}, why not).
 
-    `lines`: the sales lines of the customers who bought in both periods (columns customer_id, product_line,
-    period, cents, quantity). Each customer x product line is a cell with amount a and quantity q, so unit
+    The sales lines of the customers who bought in both periods, as arrays: `customer` (prepare's number),
+    `line` (the product line's category code, -1: none), `current` (in the latest period, else the previous
+    one), `cents`, `quantity`. Each customer x product line is a cell with amount a and quantity q, so unit
     price p = a / q. With P0 = A0 / Q0 the previous average unit price over all cells:
     - price = sum over cells bought in both periods of q1 x (p1 - p0): what the same cells cost more or less;
     - volume = (Q1 - Q0) x P0: more or fewer units at the previous average price;
@@ -163,17 +165,23 @@ def pvm(lines: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp) -> tuple[dic
     Price and volume are rounded to the cent, so the three add up exactly. Quantities of different product
     lines are added as plain units.
     """
-    q = lines["quantity"].to_numpy(dtype="float64")
+    q = quantity.astype("float64", copy=False)
     bad = ~(np.isfinite(q) & (q > 0))
     if bad.any():
-        return {}, (f"{int(bad.sum()):,} of {len(lines):,} order lines of returning customers have no quantity "
+        return {}, (f"{int(bad.sum()):,} of {len(q):,} order lines of returning customers have no quantity "
                     "above zero: their change is not split into price, volume and mix")
-    total = int(lines.loc[lines["period"] == cur, "cents"].sum()) - int(lines.loc[lines["period"] == prev, "cents"].sum())
-    if lines.empty:
+    total = int(cents[current].sum()) - int(cents[~current].sum())
+    if not len(q):
         return {"price": 0, "volume": 0, "mix": 0}, ""
-    cells = lines.groupby(["customer_id", "product_line", "period"], observed=True)[["cents", "quantity"]].sum()
-    c0 = cells.xs(prev, level="period") if prev in cells.index.get_level_values("period") else cells.iloc[:0]
-    c1 = cells.xs(cur, level="period") if cur in cells.index.get_level_values("period") else cells.iloc[:0]
+    # one integer key per cell and period (a line without a product line is in no cell), summed as pandas sums
+    # a groupby: each cell's lines in their order
+    named = line >= 0
+    width = int(line.max()) + 1 if named.any() else 1
+    cell = customer[named].astype("int64") * width + line[named]
+    sums = pd.DataFrame({"cents": cents[named], "quantity": q[named]}).groupby(cell * 2 + current[named]).sum()
+    key = sums.index.to_numpy()
+    c0 = sums[key % 2 == 0].set_axis(key[key % 2 == 0] // 2)
+    c1 = sums[key % 2 == 1].set_axis(key[key % 2 == 1] // 2)
     a0, q0 = float(c0["cents"].sum()), math.fsum(c0["quantity"])
     q1 = math.fsum(c1["quantity"])
     both = c0.index.intersection(c1.index)
@@ -220,7 +228,8 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
         split, note = {}, "the data has no quantities: returning customers' change is not split into price, volume and mix"
     else:
         both = sale & (at_prev | at_cur) & np.isin(cust, ids[in0 & in1].to_numpy())
-        split, note = pvm(f.loc[both, ["customer_id", "product_line", "period", "cents", "quantity"]], cur, prev)
+        split, note = pvm(cust[both], f["product_line"].cat.codes.to_numpy()[both], at_cur[both], cents[both],
+                          f["quantity"].to_numpy()[both])
     if split:
         rows += [("pvm", k, split[k], n_returning, "") for k in PVM]
     else:
