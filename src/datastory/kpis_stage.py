@@ -80,12 +80,11 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
         pair = bridge.periods(pd.Series([first, last]), cfg.period, end)
         since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
         buyers = _buyers(con, since)
-    # the two periods' lines, only the columns the bridge reads; their names are taken, then dropped
+    # the two periods' lines, only the columns the bridge reads (their names first, a batch at a time)
     until = pair[0] + pd.DateOffset(months=3 if cfg.period == "Q" else 1) if pair else None
-    recent = pq.read_table(path, columns=[*bridge.LINES, "customer_name"],
-                           filters=[("timestamp", ">=", since), *([("timestamp", "<", until)] if pair else [])])
-    recent = recent.to_pandas(types_mapper=kpis.arrow_strings)
-    named = bridge.names(recent)
+    two = [("timestamp", ">=", since), *([("timestamp", "<", until)] if pair else [])]
+    named = _latest(path, two, None, rows)
+    recent = pq.read_table(path, columns=list(bridge.LINES), filters=two).to_pandas(types_mapper=kpis.arrow_strings)
     lines = bridge.prepare(recent, cfg.period)      # the lines as numbers and categories: the text is dropped
     customers = pd.Series(lines.customers)
     del recent
@@ -184,12 +183,15 @@ def _names(path: Path, customers: pd.Series, named: pd.Series, since: pd.Timesta
     return out[~out.index.duplicated(keep="last")]
 
 
-def _latest(path: Path, where: list[tuple], wanted: pa.Array, rows: int) -> pd.Series:
-    """bridge.names of the lines matching `where` of the customers `wanted`, in batches of `rows` lines."""
+def _latest(path: Path, where: list[tuple], wanted: pa.Array | None, rows: int) -> pd.Series:
+    """bridge.names of the lines matching `where` (of the customers `wanted`; None: all), in batches of `rows`
+    lines."""
     import pyarrow.dataset as ds
 
     found: list[pd.Series] = []
-    filt = pq.filters_to_expression(where) & ds.field("customer_id").isin(wanted)
+    filt = pq.filters_to_expression(where)
+    if wanted is not None:
+        filt = filt & ds.field("customer_id").isin(wanted)
     for batch in ds.dataset(path, format="parquet").to_batches(columns=list(bridge.NAMED), filter=filt,
                                                                  batch_size=rows):
         if batch.num_rows:
