@@ -131,3 +131,19 @@ def wait_for(log: Path, pattern: str, proc: subprocess.Popen, timeout: float = 6
             raise AssertionError(f"exited {proc.returncode} before {pattern!r}:\n{log.read_text()[-4000:]}")
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {pattern!r}:\n{log.read_text()[-4000:]}")
+
+
+def streaming_project(project: Path, tx, engine: str):
+    """The project at `project` with a CSV source of ingest engine `engine` (params/data.yaml) and `tx` as the
+    transactions ingest wrote: what the stages after ingest read when it streams or not. Its paths."""
+    from datastory import config, io
+
+    data = yaml.safe_load((project / "params/data.yaml").read_text(encoding="utf-8"))
+    data.update(source="csv", engine=engine)
+    data["file"]["path"] = "data/raw/log.csv"
+    (project / "params/data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    (project / "data/raw").mkdir(parents=True, exist_ok=True)
+    (project / "data/raw/log.csv").write_text("not read after ingest\n", encoding="utf-8")
+    paths = config.paths(project)
+    io.write_parquet(tx, paths.transactions)
+    return paths

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 from customer_logs import customer_log
+from e2e import streaming_project
 
 from datastory import churn, config, io, schema
 from datastory.churn import history, shards
@@ -122,15 +122,7 @@ def test_bad_input_gets_the_same_message_either_way(case, tmp_path):
 
 # ---------------------------------------------------------------- the stage: which history, real files
 def write_project(project: Path, tx: pd.DataFrame, engine: str) -> config.Paths:
-    data = yaml.safe_load((project / "params/data.yaml").read_text(encoding="utf-8"))
-    data.update(source="csv", engine=engine)
-    data["file"]["path"] = "data/raw/log.csv"
-    (project / "params/data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    (project / "data/raw").mkdir(parents=True, exist_ok=True)
-    (project / "data/raw/log.csv").write_text("not read by the churn stage\n", encoding="utf-8")
-    paths = config.paths(project)
-    io.write_parquet(tx, paths.transactions)
-    return paths
+    return streaming_project(project, tx, engine)
 
 
 def stage_bytes(project: Path) -> dict[str, bytes]:

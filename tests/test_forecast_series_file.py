@@ -15,6 +15,7 @@ import pytest
 import shapes
 import yaml
 from customer_logs import customer_log
+from e2e import streaming_project
 from test_kpis_stage import awkward_tx
 
 from datastory import config, forecast, io, schema
@@ -206,13 +207,7 @@ def test_not_a_parquet_file_or_no_file(tmp_path):
 
 # ---------------------------------------------------------------- load_series: which way, real project files
 def write_project(project: Path, tx: pd.DataFrame, engine: str) -> None:
-    data = yaml.safe_load((project / "params/data.yaml").read_text(encoding="utf-8"))
-    data.update(source="csv", engine=engine)
-    data["file"]["path"] = "data/raw/log.csv"
-    (project / "params/data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    (project / "data/raw").mkdir(parents=True, exist_ok=True)
-    (project / "data/raw/log.csv").write_text("not read by the forecast stage\n", encoding="utf-8")
-    io.write_parquet(tx, config.paths(project).transactions)
+    streaming_project(project, tx, engine)
 
 
 @pytest.mark.parametrize("engine, streamed", [("stream", True), ("memory", False), ("auto", False)])

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from customer_logs import customer_log
-from e2e import copy_repo, sh, stages_run
+from e2e import copy_repo, sh, stages_run, streaming_project
 
 from datastory import bridge, config, ingest, io, kpis_stage, schema
 from datastory.errors import DataError
@@ -203,14 +202,7 @@ def test_a_file_out_of_time_order_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- build and run: which way, real files
 def write_project(project: Path, tx: pd.DataFrame, engine: str) -> None:
-    data = yaml.safe_load((project / "params/data.yaml").read_text(encoding="utf-8"))
-    data.update(source="csv", engine=engine)
-    data["file"]["path"] = "data/raw/log.csv"
-    (project / "params/data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    (project / "data/raw").mkdir(parents=True, exist_ok=True)
-    (project / "data/raw/log.csv").write_text("not read by the kpis stage\n", encoding="utf-8")
-    paths = config.paths(project)
-    io.write_parquet(tx, paths.transactions)
+    paths = streaming_project(project, tx, engine)
     io.write_json({"period_end": "2025-11-14", "rows_kept": len(tx)}, paths.data_quality)
 
 
