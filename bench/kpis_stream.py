@@ -1,9 +1,10 @@
 """Benchmark: the kpis stage from the transactions file (kpis_stage.from_file) at sizes ingest takes long to reach.
 
-Run: .venv/bin/python bench/kpis_stream.py [--sizes 1e7,1e8] [--period M] [--keep DIR] [--baseline]
+Run: .venv/bin/python bench/kpis_stream.py [--sizes 1e7,1e8] [--period M] [--keep DIR] [--baseline] [--customers C]
 
 - Data: a transactions file (schema.TRANSACTIONS, in time order, 1M-line row groups, as ingest writes it)
-  generated directly, without a CSV or ingest: 36 months of lines, one customer per 40 lines (2.5M at 100M)
+  generated directly, without a CSV or ingest: 36 months of lines, one customer per 40 lines (2.5M at 100M;
+  --customers C: C at every size, to see what the growing customer base costs)
   buying at skewed rates, orders of about 5 lines, 4 regions, 3 product lines, 2% return lines. Written in
   1M-line chunks by a child process of its own; generation is timed, not counted. bench/ingest.py times the
   stage after a real (stream) ingest, at the sizes that one can reach in a sitting.
@@ -39,8 +40,9 @@ REGIONS = np.array(["North", "South", "East", "West"])
 LINES = np.array(["Hardware", "Software", "Services"])
 
 
-def generate(n: int, path: Path, seed: int = 0) -> float:
-    """Write the transactions file of `n` lines to `path`; seconds taken."""
+def generate(n: int, path: Path, seed: int = 0, customers: int = 0) -> float:
+    """Write the transactions file of `n` lines to `path` (`customers` of them; 0: one per LINES_PER_CUSTOMER
+    lines); seconds taken."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -49,7 +51,7 @@ def generate(n: int, path: Path, seed: int = 0) -> float:
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    n_cust = max(50, n // LINES_PER_CUSTOMER)
+    n_cust = customers or max(50, n // LINES_PER_CUSTOMER)
     weight = rng.lognormal(0.0, 1.0, n_cust)
     weight /= weight.sum()
     span = (START + np.timedelta64(MONTHS * 30 + 15, "D") - START).astype("int64")   # ends mid-month
@@ -110,13 +112,15 @@ def main() -> None:
     ap.add_argument("--sizes", default="1e7", help="lines, comma-separated (default 1e7)")
     ap.add_argument("--period", default="M", choices=["M", "Q"])
     ap.add_argument("--keep", default="", help="write the files here and reuse them")
+    ap.add_argument("--customers", type=int, default=0,
+                    help="the same customer base at every size (default: one customer per 40 lines)")
     ap.add_argument("--baseline", action="store_true", help="also run the in-memory path (needs the RAM)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--generate", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate:
-        print(json.dumps(generate(args.generate, Path(args.child))))
+        print(json.dumps(generate(args.generate, Path(args.child), customers=args.customers)))
         return
     if args.child:
         print(json.dumps(child(Path(args.child), args.period, args.memory)))
@@ -124,15 +128,16 @@ def main() -> None:
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="bench_kpis_")
     folder = Path(args.keep or tmp.name).resolve()  # type: ignore[union-attr]
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"bench/kpis_stream.py: sizes {args.sizes}, period {args.period}, folder {folder}")
+    who = f"{args.customers:,} customers" if args.customers else f"a customer per {LINES_PER_CUSTOMER} lines"
+    print(f"bench/kpis_stream.py: sizes {args.sizes}, period {args.period}, {who}, folder {folder}")
     rows = []
     try:
         for n in (int(float(s)) for s in args.sizes.split(",") if s.strip()):
-            path = folder / f"transactions_{n}.parquet"
+            path = folder / (f"transactions_{n}_{args.customers}c.parquet" if args.customers else f"transactions_{n}.parquet")
             if path.is_file():
                 print(f"  reusing {path.name}, {path.stat().st_size / 1e6:,.0f} MB")
             else:
-                secs = run("--generate", str(n), "--child", str(path))
+                secs = run("--generate", str(n), "--child", str(path), "--customers", str(args.customers))
                 print(f"  generated {n:,} lines, {path.stat().st_size / 1e6:,.0f} MB in {secs:.1f} s (not counted)")
             res = run("--child", str(path), "--period", args.period)
             print(f"  {n:>12,} from the file: {res['wall_s']:7.2f} s (CPU {res['cpu_s']:.0f} s), "
