@@ -80,17 +80,18 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
         pair = bridge.periods(pd.Series([first, last]), cfg.period, end)
         since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
         buyers = _buyers(con, since)
-    # the two periods' lines, only the columns the bridge reads (their names first, a batch at a time)
-    until = pair[0] + pd.DateOffset(months=3 if cfg.period == "Q" else 1) if pair else None
-    two = [("timestamp", ">=", since), *([("timestamp", "<", until)] if pair else [])]
-    named = _latest(path, two, None, rows)
-    recent = pq.read_table(path, columns=list(bridge.LINES), filters=two).to_pandas(types_mapper=kpis.arrow_strings)
+    # the latest names from `since` on (the partial period after the two periods has the latest), a batch at a
+    # time; then the two periods' lines, only the columns the bridge reads
+    named = _latest(path, [("timestamp", ">=", since)], None, rows)
+    until = [("timestamp", "<", pair[0] + pd.DateOffset(months=3 if cfg.period == "Q" else 1))] if pair else []
+    recent = pq.read_table(path, columns=list(bridge.LINES), filters=[("timestamp", ">=", since), *until]) \
+        .to_pandas(types_mapper=kpis.arrow_strings)
     lines = bridge.prepare(recent, cfg.period)      # the lines as numbers and categories: the text is dropped
     customers = pd.Series(lines.customers)
     del recent
     pa.default_memory_pool().release_unused()
     before = bridge.Before(since=since, first=first, regions=regions, buyers=buyers,
-                           names=_names(path, customers, named, since, until, rows))
+                           names=_names(path, customers, named, since, rows))
     pa.default_memory_pool().release_unused()
     return Tables(table, active, bridge.compute(lines, cfg.period, end, quantities=quantities, before=before),
                   bridge.movers(lines, cfg.period, end, top=cfg.movers, before=before), streamed=True)
@@ -166,19 +167,15 @@ def _buyers(con: Any, since: pd.Timestamp) -> pd.DataFrame:
                        {"since": since.to_pydatetime()}).df()
 
 
-def _names(path: Path, customers: pd.Series, named: pd.Series, since: pd.Timestamp, until: pd.Timestamp | None,
-           rows: int) -> pd.Series:
-    """customer_id -> latest non-empty name in the file (bridge.names) of `customers`, the ids of the lines from
-    `since` to `until` whose own names are `named`: the lines from `until` on (the partial period after the
-    two the bridge compares) have later names, and the lines before `since` the names of customers without one
-    since; both are read `rows` lines at a time (bridge.NAMED's columns), the earlier ones only when such
-    customers are left. The file is in time order, so a later name is a later line's."""
+def _names(path: Path, customers: pd.Series, named: pd.Series, since: pd.Timestamp, rows: int) -> pd.Series:
+    """customer_id -> latest non-empty name in the file (bridge.names) of `customers`, given `named`: the latest
+    names of the lines from `since` on. Customers without one there get theirs from the lines before `since`,
+    read `rows` lines at a time (bridge.NAMED's columns) only when there are such customers. The file is in
+    time order, so a later name is a later line's."""
     wanted = _text(customers.dropna().unique())
-    late = _latest(path, [("timestamp", ">=", until)], wanted, rows) if until is not None else named.iloc[:0]
-    known = _text(pd.concat([named, late]).index)
-    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=known)))
+    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=_text(named.index))))
     early = _latest(path, [("timestamp", "<", since)], missing, rows) if len(missing) else named.iloc[:0]
-    parts = [part for part in (early, named, late) if len(part)]   # later names last
+    parts = [part for part in (early, named) if len(part)]   # later names last
     out = pd.concat(parts) if parts else named
     return out[~out.index.duplicated(keep="last")]
 
