@@ -192,7 +192,7 @@ def pvm(customer: np.ndarray, line: np.ndarray, current: np.ndarray, cents: np.n
     return {"price": price_c, "volume": volume_c, "mix": total - price_c - volume_c}, ""
 
 
-def _text(values: Any) -> pa.Array:
+def text(values: Any) -> pa.Array:
     """Text (ids) as one Arrow large_string array."""
     return pa.array(pd.Series(values, copy=False).astype("string[pyarrow]").array).cast(pa.large_string())
 
@@ -242,7 +242,7 @@ def _buyers(before: Before | None, customers: pd.Index) -> pd.DataFrame:
     if before is None or before.buyers.empty:
         return pd.DataFrame({"region": pd.Series(dtype=object), "customer_id": pd.Series(dtype="float64")})
     b = before.buyers
-    where = pc.index_in(_text(b["customer_id"]), value_set=_text(customers)).to_numpy(zero_copy_only=False)
+    where = pc.index_in(text(b["customer_id"]), value_set=text(customers)).to_numpy(zero_copy_only=False)
     where = np.asarray(where, dtype="float64")
     keep = ~np.isnan(where)
     return pd.DataFrame({"region": b["region"].to_numpy()[keep], "customer_id": where[keep]})

@@ -172,8 +172,8 @@ def _names(path: Path, customers: pd.Series, named: pd.Series, since: pd.Timesta
     names of the lines from `since` on. Customers without one there get theirs from the lines before `since`,
     read `rows` lines at a time (bridge.NAMED's columns) only when there are such customers. The file is in
     time order, so a later name is a later line's."""
-    wanted = _text(customers.dropna().unique())
-    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=_text(named.index))))
+    wanted = bridge.text(customers.dropna().unique())
+    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=bridge.text(named.index))))
     early = _latest(path, [("timestamp", "<", since)], missing, rows) if len(missing) else named.iloc[:0]
     parts = [part for part in (early, named) if len(part)]   # later names last
     out = pd.concat(parts) if parts else named
@@ -197,7 +197,3 @@ def _latest(path: Path, where: list[tuple], wanted: pa.Array | None, rows: int) 
         return pd.Series(dtype="string")
     out = pd.concat(found)
     return out[~out.index.duplicated(keep="last")]
-
-
-def _text(values: object) -> pa.Array:
-    return pa.array(pd.Series(values, dtype="string[pyarrow]").array).cast(pa.large_string())
