@@ -343,6 +343,9 @@ def test_prepared_lines_give_what_the_transactions_give():
         pd.testing.assert_frame_equal(bridge.compute(prepared, period), bridge.compute(tx, period))
         without_names = bridge.movers(tx.drop(columns="customer_name"), period)
         pd.testing.assert_frame_equal(bridge.movers(prepared, period), without_names)
+        # given the names of the same transactions, the prepared lines name the movers as the frame does
+        pd.testing.assert_frame_equal(bridge.movers(prepared, period, named=bridge.names(tx)),
+                                      bridge.movers(tx, period))
     assert (bridge.movers(bridge.prepare(tx, "M"), "M")["name"] != bridge.movers(tx, "M")["name"]).any()
     with pytest.raises(DataError, match="lines prepared for period 'M', asked for 'Q'"):
         bridge.compute(bridge.prepare(tx, "M"), "Q")

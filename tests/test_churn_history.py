@@ -158,26 +158,3 @@ def test_the_stage_says_when_the_transactions_are_missing(project):
         data = config.load("data", project).model_copy(update={"engine": engine, "source": "csv"})
         with pytest.raises(DatastoryError, match="ingest stage first"):
             churn.open_history(paths, data, project)
-
-
-@pytest.mark.slow
-def test_dvc_repro_with_engine_stream_writes_the_memory_runs_churn_outputs(tmp_path):
-    """The real pipeline (dvc repro, papermill) on an invoice-log CSV: with ingest streaming, the churn stage
-    reads the transactions file in small shards and writes the in-memory run's scores and metrics, byte for byte."""
-    from e2e import copy_repo, sh, stages_run
-    from test_pipeline_sources_e2e import readme_example, set_data_params
-
-    root = copy_repo(tmp_path / "p")
-    sh(root, "datastory", "sample", "--invoice-log", "data/raw/invoices.csv")
-    set_data_params(root, {**readme_example(), "engine": "memory"})
-    sh(root, "dvc", "repro", "churn")
-    paths = config.paths(root)
-    names = ("churn_scores", "churn_metrics", "churn_headline")
-    memory = {n: getattr(paths, n).read_bytes() for n in names}
-    assert "with the transactions in memory" in (paths.runs_dir / "04_churn.ipynb").read_text(encoding="utf-8")
-    set_data_params(root, {"engine": "stream"})
-    out = sh(root, "dvc", "repro", "churn", DATASTORY_CHURN_SHARD_ROWS="2000").stdout
-    assert "churn" in stages_run(out)
-    assert {n: getattr(paths, n).read_bytes() for n in names} == memory
-    assert "shard by shard" in (paths.runs_dir / "04_churn.ipynb").read_text(encoding="utf-8")
-    assert len(io.read_parquet(paths.transactions)) > 2000 * 3    # so several shards were read

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from customer_logs import customer_log
 
@@ -103,6 +105,41 @@ def test_tiny_budget_makes_many_shards_some_empty_and_one_of_a_single_customer(l
     assert any(not any(lo <= c <= hi for c in active) for lo, hi in bounds), "no shard without active customers"
     # one shard per customer: the ids' code point order (Python's) is DuckDB's order
     assert [lo for lo, _ in shards.shard_bounds(path, cutoff, per_shard=1)] == ids
+
+
+def test_split_cuts_the_lines_before_the_cutoff_into_shards_in_file_order(log_file, tmp_path):
+    tx, path = log_file
+    cutoff = pd.Timestamp("2025-09-15")
+    bounds = shards.shard_bounds(path, cutoff, per_shard=13)
+    files = shards._split(path, cutoff, bounds, tmp_path / "lines", rows=7)    # a customer's lines in many reads
+    past = tx[tx["timestamp"] < cutoff]
+    assert len(files) == len(bounds) > 10
+    for (lo, hi), file in zip(bounds, files, strict=True):
+        mine = past[past["customer_id"].map(lambda c, lo=lo, hi=hi: lo <= c <= hi)].reset_index(drop=True)
+        assert len(mine) > 0
+        pd.testing.assert_frame_equal(shards._read_shard(file), mine, check_exact=True)
+    # Python's code point order (the ids' shard) is the order DuckDB cut the bounds in, odd ids included
+    ids = np.array(sorted(ODD_IDS))
+    assert (shards.shard_of(pa.array(ids), ids) == np.arange(len(ids))).all()
+
+
+def test_the_file_is_read_once_for_the_split_whatever_the_shards(log_file, monkeypatch):
+    """A time-sorted file has every customer in every row group: reading it once per shard grew with the lines
+    squared. The split reads it once, in batches."""
+    _, path = log_file
+    reads = []
+    real = pq.ParquetFile.iter_batches
+
+    def counted(self, *args, **kwargs):
+        reads.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+    for per_shard in (13, 250):
+        reads.clear()
+        shards.features_from_file(path, "2025-09-15", LOOKBACK, per_shard=per_shard)
+        assert len(shards.shard_bounds(path, "2025-09-15", per_shard=per_shard)) > 1
+        assert len(reads) == 1, per_shard
 
 
 def test_fixed_one_hot_lists_are_used_for_every_shard(log_file):

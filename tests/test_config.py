@@ -115,6 +115,16 @@ def test_pack_params_hold_only_that_audience_and_no_delivery(project):
     pp = config.pack_params("north", project)
     assert set(pp) == {"data", "kpis", "forecast", "churn", "report"}
     assert list(pp["report"]["audiences"]) == ["north"]
+    assert "engine" not in pp["data"] and "currency" in pp["data"]
+
+
+def test_params_hash_does_not_change_with_how_the_data_is_read(project):
+    before = config.params_hash(config.pack_params("north", project))
+    _edit(project, "data", engine="stream")
+    assert config.load("data", project).engine == "stream"
+    assert config.params_hash(config.pack_params("north", project)) == before
+    _edit(project, "data", currency="USD")
+    assert config.params_hash(config.pack_params("north", project)) != before
 
 
 def test_params_hash_changes_with_a_value_and_not_with_other_audiences(project):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from customer_logs import customer_log
-from e2e import copy_repo, sh, stages_run, streaming_project
+from e2e import streaming_project
 
 from datastory import bridge, config, ingest, io, kpis_stage, schema
 from datastory.errors import DataError
@@ -230,23 +230,4 @@ def test_run_reads_and_writes_real_files(project):
     pd.testing.assert_frame_equal(io.read_parquet(paths.kpis), tables.kpis)
 
 
-# ---------------------------------------------------------------- the pipeline
-@pytest.mark.slow
-def test_dvc_repro_with_engine_stream_writes_the_memory_runs_kpis_outputs(tmp_path):
-    """The real pipeline (dvc repro, papermill) on an invoice-log CSV: ingest and kpis streamed in small batches
-    write the kpis stage's four tables byte for byte as the in-memory run did."""
-    from test_pipeline_sources_e2e import readme_example, set_data_params
-
-    root = copy_repo(tmp_path / "p")
-    sh(root, "datastory", "sample", "--invoice-log", "data/raw/invoices.csv")
-    set_data_params(root, {**readme_example(), "engine": "memory"})
-    sh(root, "dvc", "repro", "kpis")
-    paths = config.paths(root)
-    memory = {n: getattr(paths, n).read_bytes() for n in NAMES}
-    set_data_params(root, {"engine": "stream"})
-    out = sh(root, "dvc", "repro", "kpis", DATASTORY_STREAM_BATCH="2000").stdout
-    assert {"ingest", "kpis"} <= set(stages_run(out))
-    assert {n: getattr(paths, n).read_bytes() for n in NAMES} == memory
-    executed = (paths.runs_dir / "02_kpis.ipynb").read_text(encoding="utf-8")
-    assert "read from the file in batches" in executed
-    assert len(io.read_parquet(paths.transactions)) > 2000 * 3    # so many reads really happened
+# the real pipeline (dvc repro) streaming: tests/test_pipeline_sources_e2e.py, every output byte for byte

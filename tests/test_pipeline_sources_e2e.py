@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from e2e import REPO, copy_repo, sh
+from e2e import REPO, copy_repo, sh, stages_run
 
 from datastory import io
 
@@ -79,6 +79,43 @@ def test_check_data_summarises_the_log(csv_project):
     assert "non-product line" in out and "verdict       usable" in out
     assert ("forecast      156 weeks (about 3 years) of full weeks: weekly forecast with yearly seasonality, "
             "backtested on 3 folds of 13 weeks") in out
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    """Every output dvc.lock records (folders walked), by path; the executed notebooks apart."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))
+    found = {}
+    for stage in lock["stages"].values():
+        for out in stage.get("outs", []):
+            path = root / out["path"]
+            for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+                if f.is_file():
+                    found[f.relative_to(root).as_posix()] = f.read_bytes()
+    return found
+
+
+def test_streaming_the_same_log_writes_every_output_byte_for_byte(csv_project):
+    """The whole pipeline (dvc repro) with ingest streaming, and so the kpis, forecast and churn stages reading
+    the transactions file a batch or a shard at a time (2,000 lines), writes every output of the in-memory run:
+    the data, the metrics, the workbooks, reports, dashboards and emails. Only the executed notebooks say which
+    way they went."""
+    root = csv_project
+    memory = _outputs(root)
+    assert "with the transactions in memory" in memory["reports/runs/04_churn.ipynb"].decode("utf-8")
+    set_data_params(root, {"engine": "stream"})
+    try:
+        res = sh(root, "dvc", "repro", DATASTORY_STREAM_BATCH="2000", DATASTORY_CHURN_SHARD_ROWS="2000")
+    finally:
+        set_data_params(root, {"engine": readme_example().get("engine", "auto")})
+    assert {"ingest", "kpis", "forecast", "churn"} <= set(stages_run(res.stdout))
+    assert len(io.read_parquet(root / "data/interim/transactions.parquet")) > 2000 * 3   # so many reads happened
+    stream = _outputs(root)
+    assert stream.keys() == memory.keys()
+    notebooks = {k for k in memory if k.endswith(".ipynb")}
+    assert len(notebooks) >= 5 and len(memory) - len(notebooks) >= 20
+    assert [k for k in memory if k not in notebooks and stream[k] != memory[k]] == []
+    assert "read from the file in batches" in stream["reports/runs/02_kpis.ipynb"].decode("utf-8")
+    assert "shard by shard" in stream["reports/runs/04_churn.ipynb"].decode("utf-8")
 
 
 def test_same_log_from_a_sqlite_table_gives_the_same_transactions(csv_project):

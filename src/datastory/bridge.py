@@ -289,11 +289,12 @@ def names(tx: pd.DataFrame) -> pd.Series:
 
 
 def movers(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.Timestamp | None = None,
-           top: int = 5, before: Before | None = None) -> pd.DataFrame:
+           top: int = 5, before: Before | None = None, named: pd.Series | None = None) -> pd.DataFrame:
     """schema.MOVERS: per segment, the `top` customers and product lines whose net revenue rose most, and
     the `top` that fell most, from the previous complete period to the latest one (ties by key).
     `before`: the history before `before.since` when `tx` holds only the lines from that day on. `tx`: the
-    transactions, or their `prepare`d Lines (names then come from `before` only)."""
+    transactions, or their `prepare`d Lines (names then come from `named`, `names` of the same transactions,
+    and `before`)."""
     if top < 1:
         raise DataError(f"movers must be at least 1, got {top}", file="params/kpis.yaml", column="movers",
                         fix="set movers: 5 (how many rises and falls to list)")
@@ -304,7 +305,7 @@ def movers(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.T
     cur, prev = pair
     f, customers = lines.frame, lines.customers
     given = isinstance(tx, pd.DataFrame) and "customer_name" in tx.columns
-    named = names(tx) if given else pd.Series(dtype="string")
+    named = names(tx) if given else named if named is not None else pd.Series(dtype="string")
     if before is not None and len(before.names):
         named = pd.concat([before.names, named]) if len(named) else before.names
         named = named[~named.index.duplicated(keep="last")]

@@ -860,9 +860,12 @@ def pack_params(audience: str, root: str | os.PathLike | None = None,
                 report: ReportParams | None = None) -> dict[str, Any]:
     """The parameters that shape one audience's pack: the analysis stages plus that audience's entry.
 
-    Delivery settings and other audiences are left out, so changing them does not change this pack.
+    Delivery settings and other audiences are left out, so changing them does not change this pack; so is the
+    data's `engine`, which changes how the transactions are read, never a number (the pipeline writes the same
+    bytes either way), so a pack shows the same params hash for the same figures.
     """
     out = {s: load(s, root).model_dump(mode="json") for s in ("data", "kpis", "forecast", "churn")}
+    out["data"].pop("engine", None)
     rep = (report or load("report", root)).model_dump(mode="json")
     rep["audiences"] = {audience: rep["audiences"][audience]} if audience in rep["audiences"] else {}
     out["report"] = rep

@@ -55,10 +55,13 @@ class Tables:
 
 
 def in_memory(tx: pd.DataFrame, cfg: KpisParams, data_end: Any, quantities: bool) -> Tables:
-    """The four tables from the whole transactions frame `tx`."""
-    return Tables(kpis.compute(tx, cfg.period), kpis.active(tx),
-                  bridge.compute(tx, cfg.period, data_end, quantities=quantities),
-                  bridge.movers(tx, cfg.period, data_end, top=cfg.movers))
+    """The four tables from the whole transactions frame `tx` (the bridge and the movers share its lines
+    prepared once)."""
+    table, active = kpis.compute(tx, cfg.period), kpis.active(tx)
+    lines = bridge.prepare(tx, cfg.period)
+    named = bridge.names(tx) if "customer_name" in tx.columns else None
+    return Tables(table, active, bridge.compute(lines, cfg.period, data_end, quantities=quantities),
+                  bridge.movers(lines, cfg.period, data_end, top=cfg.movers, named=named))
 
 
 def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantities: bool,

@@ -10,15 +10,16 @@ one shard (about ROWS_PER_SHARD lines and their features) and DuckDB's working s
   ceil(lines / ROWS_PER_SHARD), each range about lines / K lines (a customer is never split, so one customer
   with more lines makes its shard larger). DuckDB orders VARCHAR by bytes, which for UTF-8 is the code point
   order pandas sorts strings in, so the shards' frames follow each other in features_at's customer_id order;
-- each shard's lines (timestamp < cutoff) are read in file order (DuckDB's file_row_number), the order
-  features_at sees them in, and go through features_at's own code (features.features_of_past);
+- one read of the file, `per_shard` lines at a time, cuts its lines before the cutoff into one temporary
+  Parquet file per shard (`_split`), each in file order, the order features_at sees them in; each shard's file
+  is then read back whole and goes through features_at's own code (features.features_of_past);
 - repeat_delay_days is one median over every customer's first-to-second purchase delay: each shard gives its
   delays, and the shards' frames wait in a temp folder until the median is known;
 - the output is written atomically (io.atomic_path) in io.write_parquet's row groups (io.RowGroupWriter), so a
   failed run leaves no partial file and an older output untouched.
-Each shard reads the whole file's customer_id and timestamp columns (a time-sorted file has every customer in
-every row group), so the time grows with K times the file size on top of the linear features work.
-`shard_bounds` shows the shards a file is read in.
+The file is read three times whatever K (the span, the shards' bounds, the split), so the time grows with the
+lines. (Reading the file once per shard instead, as a time-sorted file has every customer in every row group,
+grew with K times the file: with the lines squared.) `shard_bounds` shows the shards a file is read in.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import io, schema, streaming
@@ -63,7 +65,7 @@ class _Source:
 
     def __init__(self, con: Any, path: Path, cutoff: pd.Timestamp) -> None:
         self.con, self.cutoff = con, cutoff
-        self.scan = f"read_parquet({streaming.sql_text(str(path))}, file_row_number = true)"
+        self.scan = f"read_parquet({streaming.sql_text(str(path))})"
         self.before = f"timestamp < TIMESTAMP {streaming.sql_text(cutoff.isoformat(sep=' '))}"
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
@@ -84,14 +86,55 @@ class _Source:
             SELECT least(ahead * {k} // {max(lines, 1)}, {k - 1}) AS shard, min(customer_id), max(customer_id)
             FROM cum GROUP BY shard ORDER BY shard""")]
 
-    def shard(self, lo: str, hi: str) -> pd.DataFrame:
-        """The lines of customers lo..hi before the cutoff, in file order, with schema.TRANSACTIONS dtypes."""
-        cols = ", ".join(schema.TRANSACTIONS)
-        table = self.con.sql(f"SELECT {cols} FROM {self.scan} WHERE {self.before} AND customer_id BETWEEN ? AND ?"
-                             " ORDER BY file_row_number", params=[lo, hi]).to_arrow_table()
-        table = table.cast(pa.schema([(c, ARROW_TYPES[t]) for c, t in schema.TRANSACTIONS.items()]))
-        frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
-        return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
+
+
+SCHEMA = pa.schema([(c, ARROW_TYPES[t]) for c, t in schema.TRANSACTIONS.items()])
+
+
+def shard_of(customers: pa.ChunkedArray | pa.Array, firsts: np.ndarray) -> np.ndarray:
+    """Per line, the index of the shard its customer is in: the last shard whose first customer_id (`firsts`,
+    ascending, as Python compares text) is not after it."""
+    ids = np.asarray(customers.to_numpy(zero_copy_only=False), dtype=str)
+    return np.searchsorted(firsts, ids, side="right") - 1
+
+
+def _split(path: Path, cutoff: pd.Timestamp, bounds: list[tuple[str, str]], folder: Path,
+           rows: int) -> list[Path]:
+    """The lines before `cutoff` of a customer in one of `bounds`, cut into one Parquet file per shard (in
+    `folder`), each in file order: one read of the file, `rows` lines at a time. Their paths, in shard order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"shard-{i:06d}.parquet" for i in range(len(bounds))]
+    firsts = np.array([lo for lo, _ in bounds], dtype=str)
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        reader = pq.ParquetFile(path, pre_buffer=False)   # pre-buffering keeps every row group read until the end
+        for batch in reader.iter_batches(batch_size=rows, columns=list(schema.TRANSACTIONS)):
+            table = pa.Table.from_batches([batch])
+            stamp = table.column("timestamp")
+            keep = pc.and_(pc.less(stamp, pa.scalar(cutoff.to_pydatetime(), stamp.type)),
+                           pc.is_valid(table.column("customer_id")))
+            table = table.filter(keep).cast(SCHEMA)
+            if not len(table):
+                continue
+            shard = shard_of(table.column("customer_id"), firsts)
+            order = np.argsort(shard, kind="stable")          # stable: each shard's lines stay in file order
+            table, shard = table.take(order), shard[order]
+            edges = np.searchsorted(shard, np.arange(len(files) + 1))
+            for i in np.flatnonzero(np.diff(edges)):
+                if i not in writers:
+                    writers[i] = pq.ParquetWriter(files[i], SCHEMA, compression=SPILL_CODEC)
+                writers[i].write_table(table.slice(edges[i], edges[i + 1] - edges[i]))
+    finally:
+        for w in writers.values():
+            w.close()
+    return files
+
+
+def _read_shard(file: Path) -> pd.DataFrame:
+    """A shard's lines (its `_split` file) with schema.TRANSACTIONS dtypes; no lines when it has none."""
+    table = pq.read_table(file) if file.is_file() else SCHEMA.empty_table()
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
 
 
 def _connect(tmp: Path) -> Any:
@@ -140,10 +183,14 @@ def _shards(path: str | os.PathLike, cutoff: object, lookback_days: int, product
         source, cutoff = _open(Path(path), cutoff, lookback_days, con)
         lines = source.distinct("product_line") if product_lines is None else list(product_lines)
         regs = source.distinct("region") if regions is None else list(regions)
-        for lo, hi in source.bounds(per_shard or rows_per_shard()):
-            yield features_of_past(source.shard(lo, hi), cutoff, lookback_days, lines, regs)
+        rows = per_shard or rows_per_shard()
+        bounds = source.bounds(rows)
     finally:
         con.close()
+    for file in _split(Path(path), cutoff, bounds, tmp / "lines", rows):
+        past = _read_shard(file)
+        file.unlink(missing_ok=True)
+        yield features_of_past(past, cutoff, lookback_days, lines, regs)
 
 
 def features_from_file(path: str | os.PathLike, cutoff: object, lookback_days: int, *,
