@@ -44,7 +44,7 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $@
 
 bench: setup $(BENCH_STAMP) ## print the benchmark figures (not tests)
-	@for b in bench/*.py; do echo "== $$b"; python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; python $$b || exit 1; done
 
 clean: ## remove the pipeline's outputs (keeps .venv, and the committed baseline: metrics/, dvc.lock)
 	rm -rf data/raw/sample data/interim data/processed dvc_plots scratch metrics/forecast_backtest.csv

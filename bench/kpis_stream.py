@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proc import run_child, usage  # noqa: E402  (bench/ is not a package)
 
 RSS_TARGET_MB = 4000.0
 LINEAR_SLACK = 1.1      # time(k x the lines) <= 1.1 x k x time(the lines): 11 x from 10M to 100M
@@ -93,18 +94,12 @@ def child(path: Path, period: str, in_memory: bool) -> dict[str, Any]:
     else:
         tables = kpis_stage.from_file(path, cfg, end, True)
     wall = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak = next(int(line.split()[1]) / 2**10 for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": peak,
+    return {"wall_s": wall, **usage(),
             "rows": {n: len(getattr(tables, n)) for n in ("kpis", "active", "bridge", "movers")}}
 
 
 def run(*args: str) -> Any:
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(__file__, *args)
 
 
 def main() -> None:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kpis_stream import generate  # noqa: E402  (bench/ is not a package)
+from _proc import run_child, usage  # noqa: E402  (bench/ is not a package)
+from kpis_stream import generate  # noqa: E402
 
 
 def child(path: Path, freq: str, how: str) -> dict[str, Any]:
@@ -44,39 +43,16 @@ def child(path: Path, freq: str, how: str) -> dict[str, Any]:
         with streaming.duckdb(path) as con:
             out = con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone()
     wall = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak = next(int(line.split()[1]) / 2**10 for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))
+    used = usage()
     digest = ""
     if how != "minmax":
         with tempfile.TemporaryDirectory() as tmp:
             digest = hashlib.sha256(io.write_parquet(out, Path(tmp) / "s.parquet").read_bytes()).hexdigest()[:16]
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": peak, "sha": digest}
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
-    return next((int(line.split()[1]) / 2**10 for line in status.splitlines() if line.startswith("VmRSS:")), 0.0)
+    return {"wall_s": wall, **used, "sha": digest}
 
 
 def run(*args: str, cap_mb: float = 0.0) -> Any:
-    """The child's JSON answer; with `cap_mb`, None when its RSS went over it (the child is then killed)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, __file__, *args], stdout=out, stderr=err, text=True)
-        while proc.poll() is None:
-            if cap_mb and rss_mb(proc.pid) > cap_mb:
-                proc.kill()
-                proc.wait()
-                return None
-            time.sleep(0.05)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            raise SystemExit(f"child failed ({proc.returncode}):\n{err.read()[-3000:]}")
-        return json.loads(out.read().strip().splitlines()[-1])
+    return run_child(__file__, *args, cap_mb=cap_mb)
 
 
 def median(runs: list[dict[str, Any] | None]) -> dict[str, Any] | None:

@@ -1,0 +1,59 @@
+"""What the benches measure of a process, and how they run their own timed children (not a bench itself:
+`make bench` runs bench/*.py but the ones starting with an underscore).
+
+- usage(): this process's CPU seconds (user + system, every thread) and its peak resident set size in MB
+  (VmHWM of /proc/self/status on Linux, else getrusage's ru_maxrss);
+- run_child(script, *args, cap_mb=...): run `python script args...` in a fresh process and return the JSON of
+  its last stdout line; with `cap_mb`, None when its RSS passed the cap (the child is then killed).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _status(pid: int | str, key: str) -> float | None:
+    """A /proc/PID/status memory line in MB (VmHWM, VmRSS); None where there is none."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) / 2**10 for line in status.splitlines() if line.startswith(key + ":")), None)
+
+
+def peak_mb() -> float:
+    """This process's peak RSS so far, MB."""
+    hwm = _status("self", "VmHWM")
+    if hwm is not None:
+        return hwm
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10
+
+
+def usage() -> dict[str, float]:
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_s": use.ru_utime + use.ru_stime, "peak_mb": peak_mb()}
+
+
+def run_child(script: str | Path, *args: str, cap_mb: float = 0.0) -> Any:
+    """The JSON answer (last stdout line) of `python script *args`; None when its RSS went over `cap_mb`."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, str(script), *args], stdout=out, stderr=err, text=True)
+        while proc.poll() is None:
+            if cap_mb and (_status(proc.pid, "VmRSS") or 0.0) > cap_mb:
+                proc.kill()
+                proc.wait()
+                return None
+            time.sleep(0.05)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"child {' '.join(args[:3])} failed ({proc.returncode}):\n{err.read()[-3000:]}")
+        return json.loads(out.read().strip().splitlines()[-1])
