@@ -42,6 +42,7 @@ from ..errors import DataError
 from .features import as_cutoff, check_cutoff_in, check_lookback, check_table, features_of_past, median_delay
 
 ROWS_PER_SHARD = 1_500_000     # lines read per shard (DATASTORY_CHURN_SHARD_ROWS or rows_per_shard= overrides)
+SPLIT_ROWS = 250_000           # lines read at a time when cutting the file into shards (fewer with smaller shards)
 MEMORY_LIMIT = "512MB"         # DuckDB's working memory; beyond it, it spills to the temp folder
 SPILL_CODEC = "lz4"            # the shards' frames waiting for the median: fast to write and read back
 DELAY = "repeat_delay_days"
@@ -133,7 +134,9 @@ def _split(path: Path, cutoff: pd.Timestamp, bounds: list[tuple[str, str]], fold
 def _read_shard(file: Path) -> pd.DataFrame:
     """A shard's lines (its `_split` file) with schema.TRANSACTIONS dtypes; no lines when it has none."""
     table = pq.read_table(file) if file.is_file() else SCHEMA.empty_table()
-    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    # self_destruct: each column's Arrow buffers go as it is converted, so the shard is not held twice
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get, self_destruct=True, split_blocks=True)
+    del table
     return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
 
 
@@ -187,10 +190,15 @@ def _shards(path: str | os.PathLike, cutoff: object, lookback_days: int, product
         bounds = source.bounds(rows)
     finally:
         con.close()
-    for file in _split(Path(path), cutoff, bounds, tmp / "lines", rows):
+    files = _split(Path(path), cutoff, bounds, tmp / "lines", min(rows, SPLIT_ROWS))
+    pa.default_memory_pool().release_unused()
+    for file in files:
         past = _read_shard(file)
         file.unlink(missing_ok=True)
-        yield features_of_past(past, cutoff, lookback_days, lines, regs)
+        done = features_of_past(past, cutoff, lookback_days, lines, regs)
+        del past            # not held while the caller works and the next shard is read
+        pa.default_memory_pool().release_unused()   # Arrow's pool keeps what it read, unless asked
+        yield done
 
 
 def features_from_file(path: str | os.PathLike, cutoff: object, lookback_days: int, *,
