@@ -19,6 +19,21 @@ chosen forecasts actually were in the rolling-origin backtest:
 - a series' range is yhat + scale x [lower(h), upper(h)], with its own scale from its whole history, and
   never below 0 for a series that never went negative.
 
+A range for a series' total over the whole horizon (the report's "X to Y over the next 13 weeks") is not
+the sum of the per-step ranges: that sum holds only when every step's error moves with every other's, and is
+usually too wide. So the total's range is read the same way from the same backtest:
+
+- per (series, fold) whose backtest has every step of the horizon, the scaled error of the total is the sum
+  of its steps' errors (`totals`); every series of the run adds its totals to one pool;
+- the bounds are conformal quantiles of those totals: the median (the mean of two) of the per-fold bounds when
+  every fold holds at least `min_totals(level)` of them, else of all folds pooled. A fold holds one total per
+  series, fewer than the steps' pool, so a run of a few series reads its totals pooled;
+- `min_totals` is the fewest totals whose conformal ranks are neither the smallest nor the largest one (20 at
+  80%): with fewer, the range would be the most extreme total seen, not an 80% range. Below it, the total's
+  range is the sum of the per-step ranges, and is marked not backtested (`TotalBand.backtested`);
+- a series' total range is sum(yhat) + scale x [lower, upper], holding the central estimate, never below 0 for
+  a series that never went negative.
+
 Coverage in metrics/forecast.json is measured out of sample: each backtest point is checked against the
 band fitted without its fold. When no series could be backtested at all, the range is the one of a random
 walk with the history's period-to-period changes (1.25 x mean absolute change ~ its standard deviation),
@@ -68,9 +83,22 @@ def rank_quantiles(values: np.ndarray, level: float) -> tuple[float, float]:
     n = len(s)
     if n == 0:
         return -math.inf, math.inf
-    k_hi = min(math.ceil((n + 1) * (1 + level) / 2), n)
-    k_lo = max(math.floor((n + 1) * (1 - level) / 2), 1)
+    k_lo, k_hi = _ranks(n, level)
     return float(s[k_lo - 1]), float(s[k_hi - 1])
+
+
+def _ranks(n: int, level: float) -> tuple[int, int]:
+    """The 1-based ranks of the lower and upper conformal bounds among n sorted values."""
+    return max(math.floor((n + 1) * (1 - level) / 2), 1), min(math.ceil((n + 1) * (1 + level) / 2), n)
+
+
+def min_totals(level: float) -> int:
+    """The fewest values whose conformal bounds at `level` are neither the smallest nor the largest (20 at 0.8)."""
+    _check_level(level)
+    n = 3
+    while _ranks(n, level)[0] < 2 or _ranks(n, level)[1] > n - 1:
+        n += 1
+    return n
 
 
 def _fold_bounds(pool: pd.DataFrame, horizon: int, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -140,4 +168,95 @@ def out_of_fold_inside(pool: pd.DataFrame, horizon: int, level: float) -> np.nda
         lo, hi = _combined(pool[~held], horizon, level)
         idx = np.clip(steps[held] - 1, 0, horizon - 1)
         inside[held] = ((e[held] >= lo[idx]) & (e[held] <= hi[idx])).astype(float)
+    return inside
+
+
+# ---------------------------------------------------------------- the total over the horizon
+TOTAL_COLUMNS = ["series_id", "fold", "e"]
+TOTAL_HOW = {"folds": "backtested: median over folds", "pooled": "backtested: folds pooled",
+             "summed": "not backtested: per-period ranges summed"}
+
+
+@dataclass(frozen=True)
+class TotalBand:
+    """Scaled error bounds of a series' total over the horizon; `how` is a TOTAL_HOW key, `n` the totals read."""
+
+    lower: float
+    upper: float
+    how: str
+    n: int
+
+    @property
+    def backtested(self) -> bool:
+        return self.how != "summed"
+
+
+def totals(pool: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Per (series_id, fold) whose errors cover every step 1..horizon: e = the sum of its steps' errors (the
+    scaled error of the total), in (series_id, fold) order."""
+    missing = [c for c in POOL_COLUMNS if c not in pool.columns]
+    if missing:
+        raise ModelError(f"error pool: missing column(s) {', '.join(missing)}", column=missing[0])
+    e = pool["e"].to_numpy(float)
+    steps = pool["step"].to_numpy(int)
+    ok = np.isfinite(e) & (steps >= 1) & (steps <= horizon)
+    p = pool.loc[ok, ["series_id", "fold", "step", "e"]].drop_duplicates(["series_id", "fold", "step"])
+    g = p.groupby(["series_id", "fold"], sort=True)
+    out = pd.DataFrame({"n": g["step"].size(), "e": g["e"].sum()}).reset_index()
+    out = out[out["n"] == horizon]
+    return out.loc[:, TOTAL_COLUMNS].reset_index(drop=True)
+
+
+def fit_total(tot: pd.DataFrame, level: float, band: Band) -> TotalBand:
+    """The band of the total's scaled error from the run's totals (`totals`); the sum of `band`'s per-step
+    bounds, marked not backtested, when fewer than min_totals(level) totals are known."""
+    _check_level(level)
+    e = tot["e"].to_numpy(float) if len(tot) else np.empty(0)
+    need = min_totals(level)
+    if len(e) < need:
+        return TotalBand(float(np.sum(band.lower)), float(np.sum(band.upper)), "summed", len(e))
+    per_fold = [g["e"].to_numpy(float) for _, g in tot.groupby("fold", sort=True)]
+    if all(len(f) >= need for f in per_fold):
+        bounds = np.array([rank_quantiles(f, level) for f in per_fold])
+        pick = np.median if len(per_fold) != 2 else np.mean
+        lo, hi, how = float(pick(bounds[:, 0])), float(pick(bounds[:, 1])), "folds"
+    else:
+        (lo, hi), how = rank_quantiles(e, level), "pooled"
+    return TotalBand(min(lo, 0.0), max(hi, 0.0), how, len(e))
+
+
+def apply_total(yhat: np.ndarray, scale: float, tband: TotalBand, nonneg: bool) -> tuple[float, float, float]:
+    """(lower, central, upper) of a forecast's total: sum(yhat) + scale x the total's band; floored at 0 for a
+    non-negative series; a series without a usable scale gets a range of zero width."""
+    central = float(np.sum(np.asarray(yhat, dtype=float)))
+    s = scale if np.isfinite(scale) and scale > 0 else 0.0
+    lo, hi = central + s * tband.lower, central + s * tband.upper
+    if nonneg:
+        lo, hi = max(lo, 0.0), max(hi, 0.0)
+    return min(lo, central), central, max(hi, central)
+
+
+def total_out_of_fold_inside(tot: pd.DataFrame, pool: pd.DataFrame, horizon: int, level: float) -> np.ndarray:
+    """Per total (row of `tot`): 1.0 if it is inside the total's band fitted without its fold (without its series
+    when there is a single fold), else 0.0; NaN where nothing else is known. Where the others hold too few
+    totals, the band is their summed per-step bounds, as the run would ship it."""
+    _check_level(level)
+    inside = np.full(len(tot), np.nan)
+    if tot.empty:
+        return inside
+    e = tot["e"].to_numpy(float)
+    key = "fold" if tot["fold"].nunique() >= 2 else "series_id"
+    for value in tot[key].unique():
+        held = (tot[key] == value).to_numpy()
+        rest = tot[~held]
+        if len(rest) >= min_totals(level):
+            tb = fit_total(rest, level, Band(np.zeros(horizon), np.zeros(horizon), True))
+        else:
+            others = pool[(pool[key] != value).to_numpy()]
+            others = others[np.isfinite(others["e"].to_numpy(float))]
+            if others.empty:
+                continue
+            lo, hi = _combined(others, horizon, level)
+            tb = TotalBand(float(lo.sum()), float(hi.sum()), "summed", len(rest))
+        inside[held] = ((e[held] >= tb.lower) & (e[held] <= tb.upper)).astype(float)
     return inside
