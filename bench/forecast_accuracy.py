@@ -22,6 +22,13 @@ Run: .venv/bin/python bench/forecast_accuracy.py [SET ...] [--split test|validat
 - Metrics, means over series: MASE = mean |y - yhat| / in-sample mean |y_t - y_{t-m}| (m = 12, 4, 7);
   sMAPE in %; coverage = share of held-out actuals inside the engine's 80% range (nominal 0.80), over all
   points of the set; width = mean range width / the MASE scale (a range's size in units of a naive error).
+- Totals: the range of each series' total over the held-out horizon (the report's "X to Y over the next h
+  periods"), made two ways in the same engine run: the engine's own (intervals.fit_total: conformal bounds of
+  the backtest's totals) and the per-step bounds summed (what the report showed before). Printed per set:
+  coverage = share of series whose held-out total falls inside (nominal 0.80; only series with every held-out
+  actual known), width = mean (upper - lower) / central total; and the engine's out-of-fold backtest figure.
+  No constant was chosen for it (the fewest totals, 20 at 80%, follows from the conformal rank).
+- --no-reference skips default Prophet (the slowest method) when only the engine's figures are wanted.
 - Engine: Dask LocalCluster of 2 single-threaded workers (the pipeline's default).
 Not a test: the figures depend on library versions; timings on the machine.
 """
@@ -52,6 +59,7 @@ FOLDS = 3
 HOLIDAYS = {"births_us": "US", "chicago_l": "US", "nyc_flights": "US", "nyc_flights_sparse": "US",
             "bank_calls": "US", "airquality": "US", "akl_pedestrians": "NZ"}
 COVERAGE_POINTS: dict[str, tuple[float, float]] = {}  # set -> (held-out points inside the range, points)
+TOTALS: list[dict] = []  # per set: coverage and width of the total's range, made each way
 REFERENCE = {"tourism_monthly": "reference (data README): seasonal naive 1.6309, default Prophet 2.2232, "
                                 "statsforecast AutoETS 1.5310, R ETS 1.54 (MASE, test)",
              "tourism_quarterly": "reference (data README): seasonal naive 1.6990, R ETS 1.59 (MASE, test)"}
@@ -156,8 +164,33 @@ def score(test: pd.Series, fc: dict, scale: float) -> dict[str, float]:
     return out
 
 
+def total_ranges(label: str, test: dict[str, pd.Series], fc: dict[str, dict], metrics: dict) -> dict:
+    """Held-out coverage and relative width of each series' total range: the engine's vs the summed per-step."""
+    rows = []
+    for sid, te in test.items():
+        rec, f = (metrics.get("series") or {}).get(sid) or {}, fc.get(sid)
+        y = te.to_numpy(float)
+        if f is None or not np.isfinite(y).all() or rec.get("total") is None or len(y) != len(f["yhat"]):
+            continue   # a total is only known when every held-out actual is
+        actual, mid = float(y.sum()), float(rec["total"])
+        if mid <= 0:
+            continue
+        summed = (float(np.sum(f["yhat_lower"])), float(np.sum(f["yhat_upper"])))
+        rows.append({"engine_in": rec["total_lower"] <= actual <= rec["total_upper"],
+                     "engine_w": (rec["total_upper"] - rec["total_lower"]) / mid,
+                     "summed_in": summed[0] <= actual <= summed[1], "summed_w": (summed[1] - summed[0]) / mid})
+    t = pd.DataFrame(rows)
+    tr = metrics.get("total_range") or {}
+    return {"set": label, "series": len(t), "how": tr.get("how"), "totals": tr.get("totals"),
+            "backtest cov": (metrics.get("overall") or {}).get("total_coverage"),
+            "engine cov": t["engine_in"].mean() if len(t) else np.nan,
+            "engine width": t["engine_w"].mean() if len(t) else np.nan,
+            "summed cov": t["summed_in"].mean() if len(t) else np.nan,
+            "summed width": t["summed_w"].mean() if len(t) else np.nan}
+
+
 def bench(label: str, df: pd.DataFrame, freq: str, h: int, m: int, models_: list[str] | None,
-          holidays: str | None = None) -> pd.DataFrame:
+          holidays: str | None = None, reference: bool = True) -> pd.DataFrame:
     train, test, future, scales = {}, {}, {}, {}
     for sid, g in df.groupby("unique_id", sort=True):
         tr = on_grid(g[g["split"] == "train"], freq)
@@ -175,13 +208,15 @@ def bench(label: str, df: pd.DataFrame, freq: str, h: int, m: int, models_: list
     fc["seasonal naive"] = {sid: {"yhat": models.seasonal_naive(y, h, freq, cfg).to_numpy(), "ds": future[sid]}
                             for sid, y in train.items()}
     secs["seasonal naive"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fc["Prophet (default)"] = {sid: v | {"ds": future[sid]}
-                               for sid, v in run_default_prophet(train, future).items()}
-    secs["Prophet (default)"] = time.perf_counter() - t0
+    if reference:
+        t0 = time.perf_counter()
+        fc["Prophet (default)"] = {sid: v | {"ds": future[sid]}
+                                   for sid, v in run_default_prophet(train, future).items()}
+        secs["Prophet (default)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fc["engine"], metrics = run_engine(train, freq, h, models_, holidays)
     secs["engine"] = time.perf_counter() - t0
+    TOTALS.append(total_ranges(label, test, fc["engine"], metrics))
     rows = []
     COVERAGE_POINTS[label] = tuple(sum(score(test[sid], fc["engine"][sid], scales[sid])[k] for sid in train)
                                    for k in ("inside", "points"))
@@ -206,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N series of each set")
     ap.add_argument("--history-days", type=int, default=3 * 365, help="daily history kept before the held-out part")
     ap.add_argument("--models", default=None, help="engine candidates, comma-separated (default: the pipeline's)")
+    ap.add_argument("--no-reference", action="store_true", help="skip default Prophet (engine figures only)")
     ap.add_argument("--no-holidays", action="store_true", help="run the engine without the daily sets' holidays")
     args = ap.parse_args(argv)
     models_ = [x.strip() for x in args.models.split(",")] if args.models else None
@@ -228,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown set {name!r}")
         if args.split == "validation":
             df = validation(df, h, freq)
-        tables.append(bench(name, df, freq, h, m, models_, None if args.no_holidays else HOLIDAYS.get(name)))
+        tables.append(bench(name, df, freq, h, m, models_, None if args.no_holidays else HOLIDAYS.get(name),
+                            reference=not args.no_reference))
     if not tables:
         return 0
     table = pd.concat(tables, ignore_index=True)
@@ -247,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
         pooled_daily = inside / points
         print(f"engine coverage per daily set: {', '.join(f'{c:.3f}' for c in eng['coverage'])}; "
               f"over all daily points: {pooled_daily:.3f}")
+    totals = pd.DataFrame(TOTALS)
+    print("\nrange of each series' total over the held-out horizon (80%): engine (backtested totals) vs the "
+          "per-step bounds summed; cov = share of totals inside, width = mean width / central total")
+    print(totals.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"median over sets: engine cov {totals['engine cov'].median():.3f}, width "
+          f"{totals['engine width'].median():.3f}; summed cov {totals['summed cov'].median():.3f}, width "
+          f"{totals['summed width'].median():.3f}")
     for name in names:
         if name in REFERENCE and args.split == "test":
             print(REFERENCE[name])
