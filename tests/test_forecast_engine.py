@@ -83,24 +83,36 @@ def test_too_few_backtest_totals_sum_the_per_period_ranges_and_say_so(series_lon
             (g["yhat_lower"].sum(), g["yhat"].sum(), g["yhat_upper"].sum()), abs=1e-4)
 
 
-def test_the_totals_range_is_backtested_holds_the_reconciled_total_and_is_never_negative():
-    res = run(build_series(make_tx(), "W"), weekly_cfg(horizon=8), progress=False)   # 7 series x 3 folds
+def test_the_totals_range_is_backtested_holds_the_total_and_is_never_negative():
+    series = {f"s{i}": shapes.seasonal_series(48, swing=0.6, noise=0.15, seed=200 + i, name=f"s{i}") for i in range(20)}
+    res = run(shapes.long_frame(series), cfg(horizon=6, folds=3, models=["seasonal_naive", "theta"]), progress=False)
     m = res.metrics
-    assert m["total_range"]["how"] == "backtested: folds pooled" and m["total_range"]["totals"] == 21
+    assert m["total_range"]["how"] == "backtested" and m["total_range"]["totals"] == 60
+    assert m["total_range"]["effective_totals"] >= m["total_range"]["min_totals"] == 20
     assert m["total_range"]["lower"] < 0 < m["total_range"]["upper"]
     assert 0 <= m["overall"]["total_coverage"] <= 1
     fut = res.frame[res.frame["is_forecast"]]
     narrower = 0
     for sid, g in fut.groupby("series_id"):
         s = m["series"][sid]
-        assert s["total_range"] == "backtested: folds pooled" and s["total_periods"] == 8
-        assert s["total"] == pytest.approx(g["yhat"].sum(), abs=1e-4)   # the reconciled forecast's sum
+        assert s["total_range"] == "backtested" and s["total_periods"] == 6
+        assert s["total"] == pytest.approx(g["yhat"].sum(), abs=1e-4)
         assert 0 <= s["total_lower"] <= s["total"] <= s["total_upper"]
         assert 0 <= s["total_coverage"] <= 1
         narrower += (s["total_upper"] - s["total_lower"]) < (g["yhat_upper"].sum() - g["yhat_lower"].sum())
-    assert narrower > 0   # not the summed per-period bounds
-    wide = fut.pivot(index="ds", columns="series_id", values="yhat").sum()
-    assert m["series"]["All"]["total"] == pytest.approx(wide["North"] + wide["South"], rel=1e-6)
+    assert narrower == len(series)   # independent errors: narrower than the per-period bounds summed
+
+
+def test_a_hierarchys_totals_move_together_so_its_total_range_is_the_summed_one():
+    res = run(build_series(make_tx(), "W"), weekly_cfg(horizon=8), progress=False)   # 7 series x 3 folds
+    tr = res.metrics["total_range"]
+    assert tr["totals"] == 21 and tr["effective_totals"] < 20 and tr["between_folds"] > 0.2
+    assert tr["how"].startswith("not backtested")
+    fut = res.frame[res.frame["is_forecast"]]
+    for sid, g in fut.groupby("series_id"):   # the reconciled forecast's sum and its summed bounds
+        s = res.metrics["series"][sid]
+        assert (s["total_lower"], s["total"], s["total_upper"]) == pytest.approx(
+            (g["yhat_lower"].sum(), g["yhat"].sum(), g["yhat_upper"].sum()), abs=1e-4)
 
 
 def test_progress_bar_has_no_timings(series_long, capsys):

@@ -121,7 +121,7 @@ def test_perfectly_correlated_errors_give_about_the_summed_step_ranges():
     h, folds, series = 8, 3, 60
     shock = rng.normal(0, 1, folds * series)             # one error per (series, fold), the same at every step
     band, total = _steps_and_total(np.repeat(shock, h), h, folds, series)
-    assert total.backtested and total.how == "folds"
+    assert total.backtested and total.how == "pooled" and total.effective > 0.8 * total.n
     ratio = (total.upper - total.lower) / (band.upper.sum() - band.lower.sum())
     assert 0.85 <= ratio <= 1.15
 
@@ -133,6 +133,28 @@ def test_independent_errors_give_a_much_narrower_total_range_than_the_sum():
     width, summed = total.upper - total.lower, band.upper.sum() - band.lower.sum()
     assert width < 0.5 * summed                          # about sqrt(9) / 9 = 1/3 of it
     assert total.lower < 0 < total.upper
+
+
+def test_effective_totals_count_a_folds_shared_shock_once():
+    rng = np.random.default_rng(8)
+    tot = pd.DataFrame({"series_id": [f"s{i}" for i in range(40)] * 3, "fold": np.repeat([0, 1, 2], 40)})
+    n_eff, icc = iv.effective_totals(tot.assign(e=rng.normal(0, 1, 120)))
+    assert n_eff > 80 and icc < 0.1                        # independent totals count about fully
+    shocked = tot.assign(e=np.repeat([-5.0, 1.0, 6.0], 40) + rng.normal(0, 1, 120))
+    n_eff, icc = iv.effective_totals(shocked)
+    assert n_eff < 4 and icc > 0.9                          # three periods, three shocks: about 3 totals
+    assert iv.effective_totals(tot[tot["fold"] == 0].assign(e=rng.normal(0, 1, 40)))[0] == 1.0
+
+
+def test_totals_moving_together_within_a_fold_fall_back_to_the_summed_steps():
+    rng = np.random.default_rng(9)
+    h, folds, series = 6, 3, 40
+    p = pool(rng.normal(0, 1, h * folds * series), h, folds, series)
+    p["e"] += p["fold"].map({0: -2.0, 1: 0.5, 2: 3.0})      # each fold's period lifts or sinks every series
+    band = iv.fit(p, h, 0.8)
+    total = iv.fit_total(iv.totals(p, h), 0.8, band)
+    assert not total.backtested and total.n == folds * series and total.effective < iv.min_totals(0.8)
+    assert (total.lower, total.upper) == pytest.approx((band.lower.sum(), band.upper.sum()))
 
 
 def test_few_totals_per_fold_are_pooled_and_too_few_fall_back_to_the_summed_steps():

@@ -419,6 +419,8 @@ def _assemble(done: list[dict[str, Any]], run_info: dict[str, Any], series: dict
                "overall": overall,
                "reconciliation": run_info["reconciliation"],
                "total_range": {"how": iv.TOTAL_HOW[tb.how], "totals": tb.n,
+                               "effective_totals": round(tb.effective, 2),
+                               "between_folds": round(tb.between, DECIMALS) if np.isfinite(tb.between) else None,
                                "min_totals": iv.min_totals(cfg.interval_width),
                                "lower": round(tb.lower, DECIMALS), "upper": round(tb.upper, DECIMALS)},
                "series": {sid: {k: (round(v, DECIMALS) if isinstance(v, float) else v) for k, v in s.items()}

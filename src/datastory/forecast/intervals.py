@@ -25,12 +25,18 @@ usually too wide. So the total's range is read the same way from the same backte
 
 - per (series, fold) whose backtest has every step of the horizon, the scaled error of the total is the sum
   of its steps' errors (`totals`); every series of the run adds its totals to one pool;
-- the bounds are conformal quantiles of those totals: the median (the mean of two) of the per-fold bounds when
-  every fold holds at least `min_totals(level)` of them, else of all folds pooled. A fold holds one total per
-  series, fewer than the steps' pool, so a run of a few series reads its totals pooled;
+- the totals of one fold are not independent: they share that period's shock (a good quarter for the whole
+  company lifts every region's total, and a hierarchy's totals move together). So they count as Kish's
+  effective number of totals, n / (1 + (m - 1) x icc), with m the totals per fold and icc the share of
+  their variance that lies between folds (one-way ANOVA; `effective_totals`); a single fold is one period,
+  one shock: one effective total;
+- the bounds are conformal quantiles of all folds' totals pooled. Not the median of per-fold bounds, as for
+  the steps: each fold's bounds sit around its own shock, and the variation between periods is exactly what
+  a total over the next periods is exposed to;
 - `min_totals` is the fewest totals whose conformal ranks are neither the smallest nor the largest one (20 at
-  80%): with fewer, the range would be the most extreme total seen, not an 80% range. Below it, the total's
-  range is the sum of the per-step ranges, and is marked not backtested (`TotalBand.backtested`);
+  80%): with fewer, the range would be the most extreme total seen, not an 80% range. With fewer effective
+  totals, the total's range is the sum of the per-step ranges (the widest the steps allow: every step wrong
+  the same way) and is marked not backtested (`TotalBand.backtested`);
 - a series' total range is sum(yhat) + scale x [lower, upper], holding the central estimate, never below 0 for
   a series that never went negative.
 
@@ -173,18 +179,20 @@ def out_of_fold_inside(pool: pd.DataFrame, horizon: int, level: float) -> np.nda
 
 # ---------------------------------------------------------------- the total over the horizon
 TOTAL_COLUMNS = ["series_id", "fold", "e"]
-TOTAL_HOW = {"folds": "backtested: median over folds", "pooled": "backtested: folds pooled",
-             "summed": "not backtested: per-period ranges summed"}
+TOTAL_HOW = {"pooled": "backtested", "summed": "not backtested: per-period ranges summed"}
 
 
 @dataclass(frozen=True)
 class TotalBand:
-    """Scaled error bounds of a series' total over the horizon; `how` is a TOTAL_HOW key, `n` the totals read."""
+    """Scaled error bounds of a series' total over the horizon; `how` is a TOTAL_HOW key, `n` the totals known,
+    `effective` what they are worth as independent totals, `between` the share of their variance between folds."""
 
     lower: float
     upper: float
     how: str
     n: int
+    effective: float = 0.0
+    between: float = float("nan")
 
     @property
     def backtested(self) -> bool:
@@ -207,22 +215,40 @@ def totals(pool: pd.DataFrame, horizon: int) -> pd.DataFrame:
     return out.loc[:, TOTAL_COLUMNS].reset_index(drop=True)
 
 
+def effective_totals(tot: pd.DataFrame) -> tuple[float, float]:
+    """(Kish's effective number of independent totals, the share of their variance between folds: icc).
+
+    icc is the one-way ANOVA estimate (MSB - MSW) / (MSB + (n0 - 1) MSW), clipped to [0, 1]; the totals count
+    n / (1 + (n0 - 1) icc), n0 the (balance-adjusted) totals per fold. One fold: one effective total."""
+    e = tot["e"].to_numpy(float)
+    n = len(e)
+    if n == 0:
+        return 0.0, float("nan")
+    groups = [g.to_numpy(float) for _, g in tot.groupby("fold", sort=True)["e"]]
+    k = len(groups)
+    if k < 2:
+        return 1.0, float("nan")
+    sizes = np.array([len(g) for g in groups], dtype=float)
+    means = np.array([g.mean() for g in groups])
+    msb = float(np.sum(sizes * (means - e.mean()) ** 2) / (k - 1))
+    msw = float(sum(np.sum((g - g.mean()) ** 2) for g in groups) / (n - k)) if n > k else 0.0
+    n0 = (n - float(np.sum(sizes ** 2)) / n) / (k - 1)
+    denom = msb + (n0 - 1) * msw
+    icc = float(np.clip((msb - msw) / denom, 0.0, 1.0)) if denom > 0 else 0.0
+    return n / (1 + (n0 - 1) * icc), icc
+
+
 def fit_total(tot: pd.DataFrame, level: float, band: Band) -> TotalBand:
-    """The band of the total's scaled error from the run's totals (`totals`); the sum of `band`'s per-step
-    bounds, marked not backtested, when fewer than min_totals(level) totals are known."""
+    """The band of the total's scaled error: conformal bounds of the run's totals (`totals`), all folds pooled;
+    the sum of `band`'s per-step bounds, marked not backtested, when the totals are worth fewer than
+    min_totals(level) independent ones (`effective_totals`)."""
     _check_level(level)
     e = tot["e"].to_numpy(float) if len(tot) else np.empty(0)
-    need = min_totals(level)
-    if len(e) < need:
-        return TotalBand(float(np.sum(band.lower)), float(np.sum(band.upper)), "summed", len(e))
-    per_fold = [g["e"].to_numpy(float) for _, g in tot.groupby("fold", sort=True)]
-    if all(len(f) >= need for f in per_fold):
-        bounds = np.array([rank_quantiles(f, level) for f in per_fold])
-        pick = np.median if len(per_fold) != 2 else np.mean
-        lo, hi, how = float(pick(bounds[:, 0])), float(pick(bounds[:, 1])), "folds"
-    else:
-        (lo, hi), how = rank_quantiles(e, level), "pooled"
-    return TotalBand(min(lo, 0.0), max(hi, 0.0), how, len(e))
+    n_eff, icc = effective_totals(tot) if len(tot) else (0.0, float("nan"))
+    if n_eff < min_totals(level):
+        return TotalBand(float(np.sum(band.lower)), float(np.sum(band.upper)), "summed", len(e), n_eff, icc)
+    lo, hi = rank_quantiles(e, level)
+    return TotalBand(min(lo, 0.0), max(hi, 0.0), "pooled", len(e), n_eff, icc)
 
 
 def apply_total(yhat: np.ndarray, scale: float, tband: TotalBand, nonneg: bool) -> tuple[float, float, float]:
@@ -239,7 +265,7 @@ def apply_total(yhat: np.ndarray, scale: float, tband: TotalBand, nonneg: bool) 
 def total_out_of_fold_inside(tot: pd.DataFrame, pool: pd.DataFrame, horizon: int, level: float) -> np.ndarray:
     """Per total (row of `tot`): 1.0 if it is inside the total's band fitted without its fold (without its series
     when there is a single fold), else 0.0; NaN where nothing else is known. Where the others hold too few
-    totals, the band is their summed per-step bounds, as the run would ship it."""
+    effective totals, the band is their summed per-step bounds, as the run would ship it."""
     _check_level(level)
     inside = np.full(len(tot), np.nan)
     if tot.empty:
@@ -248,15 +274,10 @@ def total_out_of_fold_inside(tot: pd.DataFrame, pool: pd.DataFrame, horizon: int
     key = "fold" if tot["fold"].nunique() >= 2 else "series_id"
     for value in tot[key].unique():
         held = (tot[key] == value).to_numpy()
-        rest = tot[~held]
-        if len(rest) >= min_totals(level):
-            tb = fit_total(rest, level, Band(np.zeros(horizon), np.zeros(horizon), True))
-        else:
-            others = pool[(pool[key] != value).to_numpy()]
-            others = others[np.isfinite(others["e"].to_numpy(float))]
-            if others.empty:
-                continue
-            lo, hi = _combined(others, horizon, level)
-            tb = TotalBand(float(lo.sum()), float(hi.sum()), "summed", len(rest))
+        others = pool[(pool[key] != value).to_numpy()]
+        others = others[np.isfinite(others["e"].to_numpy(float))]
+        if others.empty:
+            continue
+        tb = fit_total(tot[~held], level, fit(others, horizon, level))
         inside[held] = ((e[held] >= tb.lower) & (e[held] <= tb.upper)).astype(float)
     return inside
