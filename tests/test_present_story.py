@@ -163,7 +163,7 @@ def test_coherence_sentence_needs_a_pack():
         story.coherence_sentence({"forecast_metrics": {}})
 
 
-def _with_total(p, sid, lo, mid, hi, how="backtested: folds pooled", periods=13):
+def _with_total(p, sid, lo, mid, hi, how="backtested", periods=13):
     series = {k: dict(v) for k, v in p.forecast_metrics["series"].items()}
     series[sid] |= {"total_periods": periods, "total": mid, "total_lower": lo, "total_upper": hi, "total_range": how}
     return dataclasses.replace(p, forecast_metrics={**p.forecast_metrics, "series": series})

@@ -238,7 +238,7 @@ def test_accuracy_sheet_range_is_the_recorded_range_of_the_total(tiny_pack):
     fm = {**tiny_pack.forecast_metrics}
     fm["series"] = {**fm["series"], "North": {**fm["series"]["North"], "total_periods": 4, "total": 5000.0,
                                               "total_lower": 4200.0, "total_upper": 6100.0,
-                                              "total_range": "backtested: folds pooled"}}
+                                              "total_range": "backtested"}}
     p = dataclasses.replace(tiny_pack, forecast_metrics=fm)
     ws = load(workbook.build(p))["Accuracy"]
     north = next(r for r in ws.iter_rows(values_only=True) if r[0] == "North")
