@@ -41,7 +41,8 @@ usually too wide. So the total's range is read the same way from the same backte
   a series that never went negative.
 
 Coverage in metrics/forecast.json is measured out of sample: each backtest point is checked against the
-band fitted without its fold. When no series could be backtested at all, the range is the one of a random
+band fitted without its fold, and each backtest total against the total's band fitted without its fold
+(`total_coverage`). When no series could be backtested at all, the range is the one of a random
 walk with the history's period-to-period changes (1.25 x mean absolute change ~ its standard deviation),
 and the forecast's note says the range is not backtested.
 """
