@@ -22,6 +22,15 @@ Run: .venv/bin/python bench/forecast_accuracy.py [SET ...] [--split test|validat
 - Metrics, means over series: MASE = mean |y - yhat| / in-sample mean |y_t - y_{t-m}| (m = 12, 4, 7);
   sMAPE in %; coverage = share of held-out actuals inside the engine's 80% range (nominal 0.80), over all
   points of the set; width = mean range width / the MASE scale (a range's size in units of a naive error).
+- Totals: the range of each series' total over the held-out horizon (the report's "X to Y over the next h
+  periods"), made two ways in the same engine run: the engine's own (intervals.fit_total: conformal bounds of
+  the backtest's totals) and the per-step bounds summed (what the report showed before). Printed per set:
+  coverage = share of series whose held-out total falls inside (nominal 0.80; only series with every held-out
+  actual known), width = mean (upper - lower) / central total; and the engine's out-of-fold backtest figure.
+  A third way, from the same fits: the totals' range always read from the pooled totals, every total counted as
+  independent (what the effective count guards against).
+  No constant was chosen for it (the fewest totals, 20 at 80%, follows from the conformal rank).
+- --no-reference skips default Prophet (the slowest method) when only the engine's figures are wanted.
 - Engine: Dask LocalCluster of 2 single-threaded workers (the pipeline's default).
 Not a test: the figures depend on library versions; timings on the machine.
 """
@@ -33,6 +42,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -40,7 +50,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import daily_sets  # noqa: E402  (the bench folder's own loader)
 
-from datastory.forecast import engine, models  # noqa: E402
+from datastory.forecast import engine, intervals, models  # noqa: E402
 from datastory.forecast import file as ffile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +62,7 @@ FOLDS = 3
 HOLIDAYS = {"births_us": "US", "chicago_l": "US", "nyc_flights": "US", "nyc_flights_sparse": "US",
             "bank_calls": "US", "airquality": "US", "akl_pedestrians": "NZ"}
 COVERAGE_POINTS: dict[str, tuple[float, float]] = {}  # set -> (held-out points inside the range, points)
+TOTALS: list[dict] = []  # per set: coverage and width of the total's range, made each way
 REFERENCE = {"tourism_monthly": "reference (data README): seasonal naive 1.6309, default Prophet 2.2232, "
                                 "statsforecast AutoETS 1.5310, R ETS 1.54 (MASE, test)",
              "tourism_quarterly": "reference (data README): seasonal naive 1.6990, R ETS 1.59 (MASE, test)"}
@@ -126,16 +137,28 @@ def run_default_prophet(train: dict[str, pd.Series], future: dict[str, pd.Dateti
 
 
 def run_engine(train: dict[str, pd.Series], freq: str, h: int, models_: list[str] | None,
-               holidays: str | None) -> tuple[dict[str, dict], dict]:
-    """Our engine on the training parts (one run, as forecast-file does): backtest, select, refit, forecast."""
+               holidays: str | None) -> tuple[dict[str, dict], dict, dict]:
+    """Our engine on the training parts (one run, as forecast-file does): backtest, select, refit, forecast.
+    Also the metrics of the same fits with every backtest total counted as independent (the totals' range
+    always read from the pooled totals), for the totals' table: the fits are reused, only `finish` reruns."""
     cfg = ffile.file_params(freq, h, FOLDS, models_, "dask", 0, holidays=holidays)
     long = pd.concat([pd.DataFrame({"unique_id": sid, "ds": y.index, "y": y.to_numpy()})
                       for sid, y in train.items()], ignore_index=True).dropna(subset=["y"])
-    res = engine.run(ffile.to_series_long(long, freq), cfg, progress=False)
+    fits: dict[str, list] = {}
+    fan_out = engine._fan_out
+
+    def once(*args: object) -> list:
+        fits.setdefault("results", fan_out(*args))
+        return fits["results"]
+
+    with mock.patch.object(engine, "_fan_out", once):
+        res = engine.run(ffile.to_series_long(long, freq), cfg, progress=False)
+        with mock.patch.object(intervals, "effective_totals", lambda tot: (float(len(tot)), 0.0)):
+            pooled = engine.run(ffile.to_series_long(long, freq), cfg, progress=False).metrics
     fut = res.frame[res.frame["is_forecast"]]
     out = {str(sid): {c: g.sort_values("ds")[c].to_numpy() for c in ("yhat", "yhat_lower", "yhat_upper")} | {
         "ds": pd.DatetimeIndex(g.sort_values("ds")["ds"])} for sid, g in fut.groupby("series_id")}
-    return out, res.metrics
+    return out, res.metrics, pooled
 
 
 def score(test: pd.Series, fc: dict, scale: float) -> dict[str, float]:
@@ -156,8 +179,40 @@ def score(test: pd.Series, fc: dict, scale: float) -> dict[str, float]:
     return out
 
 
+def total_ranges(label: str, test: dict[str, pd.Series], fc: dict[str, dict], metrics: dict,
+                 pooled: dict) -> dict:
+    """Held-out coverage and relative width of each series' total range: as the engine ships it, read from the
+    pooled totals whatever their effective count (`pooled`: metrics of the same fits), and the summed per-step."""
+    rows = []
+    for sid, te in test.items():
+        rec, f = (metrics.get("series") or {}).get(sid) or {}, fc.get(sid)
+        alt = (pooled.get("series") or {}).get(sid) or {}
+        y = te.to_numpy(float)
+        if f is None or not np.isfinite(y).all() or rec.get("total") is None or len(y) != len(f["yhat"]):
+            continue   # a total is only known when every held-out actual is
+        actual, mid = float(y.sum()), float(rec["total"])
+        if mid <= 0:
+            continue
+        ways = {"engine": (rec["total_lower"], rec["total_upper"]),
+                "pooled": (alt.get("total_lower", np.nan), alt.get("total_upper", np.nan)),
+                "summed": (float(np.sum(f["yhat_lower"])), float(np.sum(f["yhat_upper"])))}
+        rows.append({k: v for way, (lo, hi) in ways.items()
+                     for k, v in ((f"{way} cov", lo <= actual <= hi), (f"{way} width", (hi - lo) / mid))})
+    t = pd.DataFrame(rows)
+    tr, tp = metrics.get("total_range") or {}, pooled.get("total_range") or {}
+    out = {"set": label, "series": len(t), "totals": tr.get("totals"), "effective": tr.get("effective_totals"),
+           "between": tr.get("between_folds"), "engine how": "backtested" if tr.get("how") == "backtested" else "summed",
+           "backtest cov": (metrics.get("overall") or {}).get("total_coverage"),
+           "pooled backtest cov": (pooled.get("overall") or {}).get("total_coverage")}
+    if tp.get("how") != "backtested":
+        t["pooled cov"], t["pooled width"] = np.nan, np.nan   # too few totals even counted as independent
+    for col in ("engine cov", "engine width", "pooled cov", "pooled width", "summed cov", "summed width"):
+        out[col] = t[col].astype(float).mean() if len(t) else np.nan
+    return out
+
+
 def bench(label: str, df: pd.DataFrame, freq: str, h: int, m: int, models_: list[str] | None,
-          holidays: str | None = None) -> pd.DataFrame:
+          holidays: str | None = None, reference: bool = True) -> pd.DataFrame:
     train, test, future, scales = {}, {}, {}, {}
     for sid, g in df.groupby("unique_id", sort=True):
         tr = on_grid(g[g["split"] == "train"], freq)
@@ -175,13 +230,15 @@ def bench(label: str, df: pd.DataFrame, freq: str, h: int, m: int, models_: list
     fc["seasonal naive"] = {sid: {"yhat": models.seasonal_naive(y, h, freq, cfg).to_numpy(), "ds": future[sid]}
                             for sid, y in train.items()}
     secs["seasonal naive"] = time.perf_counter() - t0
+    if reference:
+        t0 = time.perf_counter()
+        fc["Prophet (default)"] = {sid: v | {"ds": future[sid]}
+                                   for sid, v in run_default_prophet(train, future).items()}
+        secs["Prophet (default)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fc["Prophet (default)"] = {sid: v | {"ds": future[sid]}
-                               for sid, v in run_default_prophet(train, future).items()}
-    secs["Prophet (default)"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fc["engine"], metrics = run_engine(train, freq, h, models_, holidays)
+    fc["engine"], metrics, pooled = run_engine(train, freq, h, models_, holidays)
     secs["engine"] = time.perf_counter() - t0
+    TOTALS.append(total_ranges(label, test, fc["engine"], metrics, pooled))
     rows = []
     COVERAGE_POINTS[label] = tuple(sum(score(test[sid], fc["engine"][sid], scales[sid])[k] for sid in train)
                                    for k in ("inside", "points"))
@@ -206,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N series of each set")
     ap.add_argument("--history-days", type=int, default=3 * 365, help="daily history kept before the held-out part")
     ap.add_argument("--models", default=None, help="engine candidates, comma-separated (default: the pipeline's)")
+    ap.add_argument("--no-reference", action="store_true", help="skip default Prophet (engine figures only)")
     ap.add_argument("--no-holidays", action="store_true", help="run the engine without the daily sets' holidays")
     args = ap.parse_args(argv)
     models_ = [x.strip() for x in args.models.split(",")] if args.models else None
@@ -228,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown set {name!r}")
         if args.split == "validation":
             df = validation(df, h, freq)
-        tables.append(bench(name, df, freq, h, m, models_, None if args.no_holidays else HOLIDAYS.get(name)))
+        tables.append(bench(name, df, freq, h, m, models_, None if args.no_holidays else HOLIDAYS.get(name),
+                            reference=not args.no_reference))
     if not tables:
         return 0
     table = pd.concat(tables, ignore_index=True)
@@ -247,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         pooled_daily = inside / points
         print(f"engine coverage per daily set: {', '.join(f'{c:.3f}' for c in eng['coverage'])}; "
               f"over all daily points: {pooled_daily:.3f}")
+    totals = pd.DataFrame(TOTALS)
+    print("\nrange of each series' total over the held-out horizon (80%): as the engine ships it, pooled, and the "
+          "per-step bounds summed; cov = share of totals inside, width = mean width / central total")
+    print(totals.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("pooled: the same fits, every backtest total counted as independent (no effective-count fallback)")
     for name in names:
         if name in REFERENCE and args.split == "test":
             print(REFERENCE[name])

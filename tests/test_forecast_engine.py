@@ -55,7 +55,7 @@ def test_run_contracts(series_long):
 
     m = res.metrics
     assert (m["freq"], m["horizon"], m["folds"], m["interval_width"], m["fill"]) == ("M", 3, 2, 0.8, "zero")
-    assert set(m["overall"]) == {"mase", "smape", "coverage", "naive_mase", "naive_smape"}
+    assert set(m["overall"]) == {"mase", "smape", "coverage", "total_coverage", "naive_mase", "naive_smape"}
     assert m["selection_margin"] in (0.0, 0.05, 0.1, 0.2, 0.4)
     assert m["reconciliation"]["families"] == {"reconciled": 3, "left_out": {}, "structural": []}
     assert set(m["series"]) == set(series_long["series_id"])
@@ -69,6 +69,50 @@ def test_run_contracts(series_long):
         assert s["mase"] <= s["naive_mase"] + 1e-9
     assert list(res.backtest.columns) == engine.BACKTEST_CSV_COLUMNS
     assert len(res.backtest) == len(m["series"]) * len(c.models) * c.folds * c.horizon
+
+
+def test_too_few_backtest_totals_sum_the_per_period_ranges_and_say_so(series_long):
+    res = run(series_long, cfg(), progress=False)   # 7 series x 2 folds: 14 totals, fewer than 20
+    m = res.metrics
+    assert m["total_range"]["totals"] == 14 and m["total_range"]["how"].startswith("not backtested")
+    fut = res.frame[res.frame["is_forecast"]]
+    for sid, g in fut.groupby("series_id"):
+        s = m["series"][sid]
+        assert s["total_range"] == m["total_range"]["how"] and s["total_periods"] == len(g)
+        assert (s["total_lower"], s["total"], s["total_upper"]) == pytest.approx(
+            (g["yhat_lower"].sum(), g["yhat"].sum(), g["yhat_upper"].sum()), abs=1e-4)
+
+
+def test_the_totals_range_is_backtested_holds_the_total_and_is_never_negative():
+    series = {f"s{i}": shapes.seasonal_series(48, swing=0.6, noise=0.15, seed=200 + i, name=f"s{i}") for i in range(20)}
+    res = run(shapes.long_frame(series), cfg(horizon=6, folds=3, models=["seasonal_naive", "theta"]), progress=False)
+    m = res.metrics
+    assert m["total_range"]["how"] == "backtested" and m["total_range"]["totals"] == 60
+    assert m["total_range"]["effective_totals"] >= m["total_range"]["min_totals"] == 20
+    assert m["total_range"]["lower"] < 0 < m["total_range"]["upper"]
+    assert 0 <= m["overall"]["total_coverage"] <= 1
+    fut = res.frame[res.frame["is_forecast"]]
+    narrower = 0
+    for sid, g in fut.groupby("series_id"):
+        s = m["series"][sid]
+        assert s["total_range"] == "backtested" and s["total_periods"] == 6
+        assert s["total"] == pytest.approx(g["yhat"].sum(), abs=1e-4)
+        assert 0 <= s["total_lower"] <= s["total"] <= s["total_upper"]
+        assert 0 <= s["total_coverage"] <= 1
+        narrower += (s["total_upper"] - s["total_lower"]) < (g["yhat_upper"].sum() - g["yhat_lower"].sum())
+    assert narrower == len(series)   # independent errors: narrower than the per-period bounds summed
+
+
+def test_a_hierarchys_totals_move_together_so_its_total_range_is_the_summed_one():
+    res = run(build_series(make_tx(), "W"), weekly_cfg(horizon=8), progress=False)   # 7 series x 3 folds
+    tr = res.metrics["total_range"]
+    assert tr["totals"] == 21 and tr["effective_totals"] < 20 and tr["between_folds"] > 0.2
+    assert tr["how"].startswith("not backtested")
+    fut = res.frame[res.frame["is_forecast"]]
+    for sid, g in fut.groupby("series_id"):   # the reconciled forecast's sum and its summed bounds
+        s = res.metrics["series"][sid]
+        assert (s["total_lower"], s["total"], s["total_upper"]) == pytest.approx(
+            (g["yhat_lower"].sum(), g["yhat"].sum(), g["yhat_upper"].sum()), abs=1e-4)
 
 
 def test_progress_bar_has_no_timings(series_long, capsys):
@@ -155,6 +199,8 @@ def test_save_writes_readable_deterministic_files(series_long, project):
     series = pd.read_csv(paths.forecast_series)
     assert series.loc[series["series_id"] == "All", "error"].isna().all()
     assert io.read_json(paths.forecast_headline)["n_series"] == len(series)
+    assert "total_coverage" in io.read_json(paths.forecast_headline)
+    assert series["total_range"].str.startswith("not backtested").all() and (series["total_periods"] == 3).all()
     csv = pd.read_csv(paths.forecast_backtest)
     assert list(csv.columns) == engine.BACKTEST_CSV_COLUMNS
     assert csv["ds"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()

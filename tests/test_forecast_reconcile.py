@@ -249,7 +249,15 @@ def test_a_dominant_region_with_sparse_lines_adds_up(dominant_sparse, method):
 def test_the_shipped_models_and_accuracy_stay_those_of_each_series(dominant_sparse):
     on = run(dominant_sparse, cfg(), progress=False)
     off = run(dominant_sparse, cfg(reconcile="none"), progress=False)
-    assert on.metrics["series"] == off.metrics["series"]
+    moved = ("total", "total_lower", "total_upper")   # the total and its range follow the reconciled forecast
+    assert ({sid: {k: v for k, v in m.items() if k not in moved} for sid, m in on.metrics["series"].items()}
+            == {sid: {k: v for k, v in m.items() if k not in moved} for sid, m in off.metrics["series"].items()})
+    fut = on.frame[on.frame["is_forecast"]]
+    for sid, g in fut.groupby("series_id"):
+        m = on.metrics["series"][sid]
+        assert m["total"] == pytest.approx(g["yhat"].sum(), abs=1e-4) and m["total_lower"] <= m["total"]
+        assert m["total_upper"] - m["total"] == pytest.approx(   # the range moved with its forecast, width kept
+            off.metrics["series"][sid]["total_upper"] - off.metrics["series"][sid]["total"], abs=1e-4)
     pd.testing.assert_frame_equal(on.frame[~on.frame["is_forecast"]], off.frame[~off.frame["is_forecast"]])
     assert off.metrics["reconciliation"]["method"] == "none"
     assert off.metrics["reconciliation"]["gap_before"] == on.metrics["reconciliation"]["gap_before"]

@@ -161,3 +161,28 @@ def test_coherence_sentence_names_only_the_audiences_own_left_out_families(tiny_
 def test_coherence_sentence_needs_a_pack():
     with pytest.raises(DataError, match="expected a datastory Pack"):
         story.coherence_sentence({"forecast_metrics": {}})
+
+
+def _with_total(p, sid, lo, mid, hi, how="backtested", periods=13):
+    series = {k: dict(v) for k, v in p.forecast_metrics["series"].items()}
+    series[sid] |= {"total_periods": periods, "total": mid, "total_lower": lo, "total_upper": hi, "total_range": how}
+    return dataclasses.replace(p, forecast_metrics={**p.forecast_metrics, "series": series})
+
+
+def test_forecast_total_reads_the_stages_record_of_the_total(tiny_pack):
+    p = _with_total(tiny_pack, schema.ALL, 1500.0, 2000.0, 2600.0)
+    assert story.forecast_total(p, schema.ALL) == (13, "weeks", 1500.0, 2000.0, 2600.0)
+    text = story.forecast_sentence(p)
+    assert text == "We expect 1.5 k to 2.6 k EUR over the next 13 weeks (central estimate 2.0 k)."
+    assert story.executive_summary(p)[2] == text
+    headers, rows = story.accuracy_rows(p)
+    assert headers[1] == "Next 13 weeks"
+    assert rows[0][1:3] == ["2.0 k", "1.5 k to 2.6 k"]   # the table's range is the sentence's
+
+
+def test_a_total_range_not_backtested_says_so(tiny_pack):
+    p = _with_total(tiny_pack, schema.ALL, 1000.0, 2000.0, 3000.0, how="not backtested: per-period ranges summed")
+    assert not story.total_backtested(p, schema.ALL)
+    assert story.forecast_sentence(p).endswith("(central estimate 2.0 k; range not backtested).")
+    assert story.total_backtested(tiny_pack, schema.ALL)   # an old metrics file makes no claim
+    assert "not backtested" not in story.forecast_sentence(tiny_pack)

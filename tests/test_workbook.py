@@ -232,6 +232,20 @@ def test_accuracy_sheet_is_the_reports_table_with_mase(tiny_pack):
     assert north[6] == m["mase"] and north[7] == m["naive_mase"] and north[8] == "beats seasonal naive"
 
 
+def test_accuracy_sheet_range_is_the_recorded_range_of_the_total(tiny_pack):
+    from datastory.report import sections
+
+    fm = {**tiny_pack.forecast_metrics}
+    fm["series"] = {**fm["series"], "North": {**fm["series"]["North"], "total_periods": 4, "total": 5000.0,
+                                              "total_lower": 4200.0, "total_upper": 6100.0,
+                                              "total_range": "backtested"}}
+    p = dataclasses.replace(tiny_pack, forecast_metrics=fm)
+    ws = load(workbook.build(p))["Accuracy"]
+    north = next(r for r in ws.iter_rows(values_only=True) if r[0] == "North")
+    assert north[1:3] == ("5.0 k", "4.2 k to 6.1 k")   # not the per-period bounds summed
+    assert "<td>4.2 k to 6.1 k</td>" in sections.accuracy_table(p)
+
+
 def test_accuracy_sheet_says_when_a_series_is_not_backtested(tiny_pack):
     fm = {**tiny_pack.forecast_metrics}
     fm["series"] = {**fm["series"], "North": {**fm["series"]["North"], "folds": 0, "smape": None, "mase": None}}

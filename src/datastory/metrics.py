@@ -30,7 +30,7 @@ from .config import Paths
 DECIMALS = 6
 SERIES_ID = "series_id"
 # per-series fields that are words, never parsed as numbers (a region may be called "2024")
-SERIES_TEXT = ("region", "product_line", "status", "model", "baseline", "notes", "error")
+SERIES_TEXT = ("region", "product_line", "status", "model", "baseline", "notes", "error", "total_range")
 _INT = re.compile(r"-?\d+")
 
 
@@ -75,7 +75,8 @@ def quality_headline(dq: Mapping[str, Any]) -> dict[str, float | int]:
 
 
 def forecast_headline(fm: Mapping[str, Any]) -> dict[str, float | int]:
-    """Backtest accuracy over all series next to the naive baseline's, the gain over it, and the range's coverage.
+    """Backtest accuracy over all series next to the naive baseline's, the gain over it, and the coverage of the
+    per-period ranges and of the ranges of the totals over the horizon.
 
     gain = 1 - mase / naive_mase: the share of the baseline's error the forecasts remove (0 is no better).
     """
@@ -86,7 +87,7 @@ def forecast_headline(fm: Mapping[str, Any]) -> dict[str, float | int]:
         "mase": mase, "naive_mase": naive,
         "gain": (1 - mase / naive) if mase is not None and naive else None,
         "smape": overall.get("smape"), "naive_smape": overall.get("naive_smape"),
-        "coverage": overall.get("coverage"),
+        "coverage": overall.get("coverage"), "total_coverage": overall.get("total_coverage"),
         "n_series": len(series),
         "n_backtested": sum(1 for s in series.values() if isinstance(s, Mapping) and _num(s.get("mase")) is not None),
     })

@@ -11,7 +11,8 @@ Across series, in this process (`finish`), everything the backtests must decide:
 - the selection margin, chosen on the run's own backtests (combine.choose_margin);
 - per series, the combination's weights and the chosen model (combine.select);
 - the range of every forecast, from the pooled backtest errors per horizon step (intervals.py), with
-  its coverage measured out of fold;
+  its coverage measured out of fold; and the range of each forecast's total over the horizon, from the same
+  backtest's totals (not the sum of the per-step ranges), with its own out-of-fold coverage;
 - coherence: the future forecasts of the hierarchy (company -> region -> product line) reconciled so they
   add up, with the method chosen on the backtests (reconcile.py; "reconciliation" in the metrics). Each
   series' model and backtest accuracy stay those of its own chosen forecast.
@@ -19,7 +20,8 @@ Across series, in this process (`finish`), everything the backtests must decide:
 History rows of the output frame carry y only (yhat NaN): the shipped accuracy is the out-of-sample
 backtest, not an in-sample fit. Metrics per series (metrics/forecast.json): status, folds, the chosen
 model's backtest MASE/sMAPE next to the baseline's (named: seasonal naive, or naive when fewer than two
-seasons are known), the out-of-fold coverage of its range, and notes in plain words. Outputs are ordered
+seasons are known), the out-of-fold coverage of its range, its total over the horizon with that total's
+range (total, total_lower, total_upper, how in total_range, after reconciliation), and notes in plain words. Outputs are ordered
 by series_id and rounded to 6 decimals, so their bytes do not depend on which worker finished first.
 """
 
@@ -316,6 +318,10 @@ def finish(results: list[dict[str, Any]], cfg: ForecastParams) -> tuple[list[dic
     band = iv.fit(pool, cfg.horizon, cfg.interval_width)
     inside = iv.out_of_fold_inside(pool, cfg.horizon, cfg.interval_width) if len(pool) else np.array([])
     coverage = pd.Series(inside, index=pool["series_id"].to_numpy(), dtype=float).groupby(level=0).mean()
+    tot = iv.totals(pool, cfg.horizon)
+    total_band = iv.fit_total(tot, cfg.interval_width, band)
+    t_inside = iv.total_out_of_fold_inside(tot, pool, cfg.horizon, cfg.interval_width)
+    t_coverage = pd.Series(t_inside, index=tot["series_id"].to_numpy(), dtype=float).groupby(level=0).mean()
     out = []
     for r in done:
         sid, p = r["series_id"], r["plan"]
@@ -340,12 +346,33 @@ def finish(results: list[dict[str, Any]], cfg: ForecastParams) -> tuple[list[dic
                    "naive_smape": _value(r["means"], NAIVE, "smape"),
                    "baseline": BASELINE_WORDS[seasonal] if p.folds else None,
                    "coverage": float(coverage.get(sid, np.nan)),
+                   "total_coverage": float(t_coverage.get(sid, np.nan)),
                    "notes": "; ".join(notes) or None,
                    "error": "; ".join(f"{k}: {v}" for k, v in sorted(r["errors"].items())) or None}
         out.append({**r, "frame": frame, "metrics": metrics})
     overall_cov = float(np.nanmean(inside)) if np.isfinite(inside).any() else float("nan")
+    total_cov = float(np.nanmean(t_inside)) if np.isfinite(t_inside).any() else float("nan")
     return out, {"margin": margin, "by_margin": by_margin, "coverage": overall_cov,
-                 "band_backtested": band.backtested}
+                 "band_backtested": band.backtested, "total_band": total_band, "total_coverage": total_cov}
+
+
+def with_totals(done: list[dict[str, Any]], total_band: iv.TotalBand) -> list[dict[str, Any]]:
+    """Each series' metrics with the range of its forecast's total over the horizon (its final, reconciled
+    forecast: the central estimate is its sum): total_periods, total, total_lower, total_upper, total_range.
+    The range is the total's backtested band (intervals.fit_total), else the per-period ranges summed."""
+    out = []
+    for r in done:
+        f = r["frame"]
+        if f is None:
+            out.append(r)
+            continue
+        if total_band.backtested:
+            lo, mid, hi = iv.apply_total(f["yhat"].to_numpy(float), r["scale"], total_band, r["nonneg"])
+        else:
+            lo, mid, hi = (float(f[c].sum()) for c in ("yhat_lower", "yhat", "yhat_upper"))
+        out.append({**r, "metrics": {**r["metrics"], "total_periods": len(f), "total": mid, "total_lower": lo,
+                                     "total_upper": hi, "total_range": iv.TOTAL_HOW[total_band.how]}})
+    return out
 
 
 def _assemble(done: list[dict[str, Any]], run_info: dict[str, Any], series: dict[str, pd.Series],
@@ -384,11 +411,18 @@ def _assemble(done: list[dict[str, Any]], run_info: dict[str, Any], series: dict
             wins[s["model"]] = wins.get(s["model"], 0) + 1
     overall = {k: round(mean(k), DECIMALS) for k in ("mase", "smape", "naive_mase", "naive_smape")}
     overall["coverage"] = round(run_info["coverage"], DECIMALS)
+    overall["total_coverage"] = round(run_info["total_coverage"], DECIMALS)
+    tb: iv.TotalBand = run_info["total_band"]
     metrics = {"freq": cfg.freq, "horizon": cfg.horizon, "folds": cfg.folds,
                "interval_width": cfg.interval_width, "fill": cfg.fill,
                "selection_margin": run_info["margin"],
                "overall": overall,
                "reconciliation": run_info["reconciliation"],
+               "total_range": {"how": iv.TOTAL_HOW[tb.how], "totals": tb.n,
+                               "effective_totals": round(tb.effective, 2),
+                               "between_folds": round(tb.between, DECIMALS) if np.isfinite(tb.between) else None,
+                               "min_totals": iv.min_totals(cfg.interval_width),
+                               "lower": round(tb.lower, DECIMALS), "upper": round(tb.upper, DECIMALS)},
                "series": {sid: {k: (round(v, DECIMALS) if isinstance(v, float) else v) for k, v in s.items()}
                           for sid, s in per_series.items()},
                "wins": wins}
@@ -413,6 +447,7 @@ def run(series_long: pd.DataFrame, cfg: ForecastParams, progress: bool = True,
     results = _fan_out(series, cfg, progress, fitters)
     done, run_info = finish(results, cfg)
     done, run_info["reconciliation"] = rc.apply(done, labels, cfg.reconcile)
+    done = with_totals(done, run_info["total_band"])
     if all(r["frame"] is None for r in done):
         first = done[0]
         why = first["metrics"]["notes"] or first["metrics"]["error"] or "no model could forecast it"

@@ -32,7 +32,8 @@ coherent and never below 0; every aggregate is the exact sum of its leaves (up t
 
 Intervals are per series: each range is shifted by its own forecast's adjustment (its width kept), floored at
 0 for a non-negative series and always holding the forecast. Ranges do not add up (quantiles do not add), and
-their coverage is the one the engine measured for the base forecasts.
+their coverage is the one the engine measured for the base forecasts. The range of a series' total over the
+horizon is made afterwards, around the reconciled forecast's sum (engine.with_totals).
 """
 
 from __future__ import annotations

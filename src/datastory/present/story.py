@@ -31,7 +31,7 @@ from .words import (
 
 __all__ = ["ACCURACY_HEADERS", "DQ_LABELS", "REGION_CHECKS_NOTE", "accuracy_rows", "churn_rate",
            "churn_sentence", "executive_summary", "forecast_sentence", "forecast_total", "headline_change",
-           "quality_rows", "rate_sentence", "revenue_at_risk", "revenue_sentence"]
+           "quality_rows", "rate_sentence", "revenue_at_risk", "revenue_sentence", "total_backtested"]
 
 def headline_change(p: Pack) -> dict[str, Any] | None:
     """`kpis.latest_change` of the pack's headline region up to the data's last day, or None.
@@ -75,17 +75,36 @@ def revenue_sentence(change: dict[str, Any] | None, currency: str) -> str:
     return head + f", {direction} {fmt_pct(abs(c))} on the previous {word}."
 
 
-def forecast_total(p: Pack, series_id: str) -> tuple[int, str, float, float, float]:
-    """(periods ahead, their unit word, lower, central, upper) of one series' forecast, summed.
+def _total_record(p: Pack, series_id: str) -> dict[str, Any] | None:
+    """The forecast stage's record of a series' total (total, total_lower, total_upper), None when absent."""
+    m = (p.forecast_metrics.get("series") or {}).get(series_id) or {}
+    keys = ("total_periods", "total", "total_lower", "total_upper")
+    return m if all(isinstance(m.get(k), int | float) for k in keys) else None
 
-    The unit follows the forecast's frequency in its metrics ('weeks'), 'periods' when unknown.
+
+def forecast_total(p: Pack, series_id: str) -> tuple[int, str, float, float, float]:
+    """(periods ahead, their unit word, lower, central, upper) of one series' forecast total over the horizon.
+
+    The range is the one the forecast stage recorded for the total (its backtested range, not the sum of the
+    per-period ranges); a metrics file without that record gets the per-period bounds summed. The unit follows
+    the forecast's frequency in its metrics ('weeks'), 'periods' when unknown.
     """
     require_pack(p)
+    rec = _total_record(p, series_id)
     fut = p.forecast[(p.forecast["series_id"] == series_id) & p.forecast["is_forecast"]]
-    n = len(fut)
+    n = int(rec["total_periods"]) if rec else len(fut)
     unit = FREQ_WORDS.get(str(p.forecast_metrics.get("freq", "")), "period") + ("s" if n != 1 else "")
+    if rec:
+        return n, unit, float(rec["total_lower"]), float(rec["total"]), float(rec["total_upper"])
     lo, mid, hi = (float(fut[c].sum()) for c in ("yhat_lower", "yhat", "yhat_upper"))
     return n, unit, lo, mid, hi
+
+
+def total_backtested(p: Pack, series_id: str) -> bool:
+    """False when the forecast stage says the range of the series' total is not backtested (the per-period
+    ranges summed, too few totals known); True otherwise, and for a metrics file that does not say."""
+    rec = _total_record(p, series_id)
+    return not (rec and str(rec.get("total_range") or "").startswith("not backtested"))
 
 
 def forecast_sentence(p: Pack, series_id: str | None = None) -> str:
@@ -95,8 +114,9 @@ def forecast_sentence(p: Pack, series_id: str | None = None) -> str:
     n, unit, lo, mid, hi = forecast_total(p, sid)
     if n == 0:
         return f"No forecast is available for {sid}."
+    flag = "" if total_backtested(p, sid) else "; range not backtested"
     return (f"We expect {fmt_money(lo)} to {fmt_money(hi)} {p.currency} over the next {n} {unit} "
-            f"(central estimate {fmt_money(mid)}).")
+            f"(central estimate {fmt_money(mid)}{flag}).")
 
 
 def revenue_at_risk(scores: pd.DataFrame) -> float:
