@@ -183,6 +183,7 @@ def test_forecast_total_reads_the_stages_record_of_the_total(tiny_pack):
 def test_a_total_range_not_backtested_says_so(tiny_pack):
     p = _with_total(tiny_pack, schema.ALL, 1000.0, 2000.0, 3000.0, how="not backtested: per-period ranges summed")
     assert not story.total_backtested(p, schema.ALL)
-    assert story.forecast_sentence(p).endswith("(central estimate 2.0 k; range not backtested).")
+    word = story.FREQ_WORDS[tiny_pack.forecast_metrics["freq"]]
+    assert story.forecast_sentence(p).endswith(f"(central estimate 2.0 k; a cautious range, summed {word} by {word}).")
     assert story.total_backtested(tiny_pack, schema.ALL)   # an old metrics file makes no claim
-    assert "not backtested" not in story.forecast_sentence(tiny_pack)
+    assert "cautious" not in story.forecast_sentence(tiny_pack)

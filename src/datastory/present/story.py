@@ -114,7 +114,9 @@ def forecast_sentence(p: Pack, series_id: str | None = None) -> str:
     n, unit, lo, mid, hi = forecast_total(p, sid)
     if n == 0:
         return f"No forecast is available for {sid}."
-    flag = "" if total_backtested(p, sid) else "; range not backtested"
+    # too few past totals to read the total's own range from: the per-period ranges added up, the widest they allow
+    word = FREQ_WORDS.get(str(p.forecast_metrics.get("freq", "")), "period")
+    flag = "" if total_backtested(p, sid) else f"; a cautious range, summed {word} by {word}"
     return (f"We expect {fmt_money(lo)} to {fmt_money(hi)} {p.currency} over the next {n} {unit} "
             f"(central estimate {fmt_money(mid)}{flag}).")
 
