@@ -1,7 +1,7 @@
 """What the benches measure of a process, and how they run their own timed children (not a bench itself:
 `make bench` runs bench/*.py but the ones starting with an underscore).
 
-- usage(): this process's CPU seconds (user + system, every thread) and its peak resident set size in MB
+- usage(): this process's CPU seconds (user + system, every thread) and its peak resident set size in MiB
   (VmHWM of /proc/self/status on Linux, else getrusage's ru_maxrss);
 - run_child(script, *args, cap_mb=...): run `python script args...` in a fresh process and return the JSON of
   its last stdout line; with `cap_mb`, None when its RSS passed the cap (the child is then killed).
@@ -20,7 +20,7 @@ from typing import Any
 
 
 def _status(pid: int | str, key: str) -> float | None:
-    """A /proc/PID/status memory line in MB (VmHWM, VmRSS); None where there is none."""
+    """A /proc/PID/status memory line in MiB (VmHWM, VmRSS); None where there is none."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -29,7 +29,7 @@ def _status(pid: int | str, key: str) -> float | None:
 
 
 def peak_mb() -> float:
-    """This process's peak RSS so far, MB."""
+    """This process's peak RSS so far, MiB."""
     hwm = _status("self", "VmHWM")
     if hwm is not None:
         return hwm

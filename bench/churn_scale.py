@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,8 @@ try:
     from datastory.churn import features_at, shards
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _proc import run_child as run_script
+    from _proc import usage
     from churn import START, draw_lines, peak_rss_mib  # bench/churn.py: the same log, drawn the same way
 except ImportError as exc:  # e.g. no duckdb, or not on Linux/macOS (resource)
     print(f"bench/churn_scale.py skipped: {exc}")
@@ -108,24 +109,9 @@ def write_log(n: int, path: Path, seed: int = 0) -> tuple[int, pd.Timestamp]:
 
 
 # ---------------------------------------------------------------- the timed paths (run in a child process)
-def vm_hwm_mib() -> float:
-    """Peak resident set size of this process (VmHWM), MiB."""
-    for row in Path("/proc/self/status").read_text().splitlines():
-        if row.startswith("VmHWM:"):
-            return int(row.split()[1]) / 1024
-    return peak_rss_mib()
-
-
-def cpu_seconds() -> float:
-    import resource
-
-    use = resource.getrusage(resource.RUSAGE_SELF)
-    return use.ru_utime + use.ru_stime
-
-
 def run_stage(mode: str, path: str, out: str, per_shard: int) -> dict:
     """The churn stage's run from the file or in memory; its outputs as churn.save writes them, under `out`."""
-    t0, c0 = time.perf_counter(), cpu_seconds()
+    t0, c0 = time.perf_counter(), usage()["cpu_s"]
     cfg = config.ChurnParams()
     if mode == "stage-file":
         result = churn.run_file(path, cfg, per_shard=per_shard or None)
@@ -134,7 +120,8 @@ def run_stage(mode: str, path: str, out: str, per_shard: int) -> dict:
     io.write_parquet(result.scores, Path(out) / "churn_scores.parquet")
     io.write_json(result.metrics, Path(out) / "churn.json")
     io.write_json(metrics_io.churn_headline(result.metrics), Path(out) / "churn_headline.json")
-    return {"seconds": time.perf_counter() - t0, "cpu": cpu_seconds() - c0, "rss_mib": vm_hwm_mib(),
+    used = usage()
+    return {"seconds": time.perf_counter() - t0, "cpu": used["cpu_s"] - c0, "rss_mib": used["peak_mb"],
             "rows": len(result.scores)}
 
 
@@ -152,12 +139,7 @@ def child(mode: str, path: str, cutoff: str, out: str, per_shard: int) -> dict:
 
 
 def run_child(mode: str, path: Path, cutoff: pd.Timestamp, out: Path, per_shard: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, str(path), cutoff.date().isoformat(), str(out),
-           str(per_shard)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{mode} child failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_script(__file__, "--child", mode, str(path), cutoff.date().isoformat(), str(out), str(per_shard))
 
 
 def stage_main(sizes: list[int], per_shard: int, memory_max: int) -> None:
