@@ -10,15 +10,16 @@ one shard (about ROWS_PER_SHARD lines and their features) and DuckDB's working s
   ceil(lines / ROWS_PER_SHARD), each range about lines / K lines (a customer is never split, so one customer
   with more lines makes its shard larger). DuckDB orders VARCHAR by bytes, which for UTF-8 is the code point
   order pandas sorts strings in, so the shards' frames follow each other in features_at's customer_id order;
-- one read of the file, `per_shard` lines at a time, cuts its lines before the cutoff into one temporary
-  Parquet file per shard (`_split`), each in file order, the order features_at sees them in; each shard's file
-  is then read back whole and goes through features_at's own code (features.features_of_past);
+- one read of the file, SPLIT_ROWS lines at a time (per_shard when smaller), cuts its lines before the cutoff
+  into one temporary Parquet file per shard (`_split`), each in file order, the order features_at sees them
+  in; each shard's file is then read back whole and goes through features_at's own code
+  (features.features_of_past);
 - repeat_delay_days is one median over every customer's first-to-second purchase delay: each shard gives its
   delays, and the shards' frames wait in a temp folder until the median is known;
 - the output is written atomically (io.atomic_path) in io.write_parquet's row groups (io.RowGroupWriter), so a
   failed run leaves no partial file and an older output untouched.
-The file is read three times whatever K (the span, the shards' bounds, the split), so the time grows with the
-lines. (Reading the file once per shard instead, as a time-sorted file has every customer in every row group,
+The file is read the same few times whatever K (the span, the one-hot lists unless given, the shards' bounds,
+the split), so the time grows with the lines. (Reading the file once per shard instead, as a time-sorted file has every customer in every row group,
 grew with K times the file: with the lines squared.) `shard_bounds` shows the shards a file is read in.
 """
 
