@@ -19,8 +19,9 @@ one shard (about ROWS_PER_SHARD lines and their features) and DuckDB's working s
 - the output is written atomically (io.atomic_path) in io.write_parquet's row groups (io.RowGroupWriter), so a
   failed run leaves no partial file and an older output untouched.
 The file is read the same few times whatever K (the span, the one-hot lists unless given, the shards' bounds,
-the split), so the time grows with the lines. (Reading the file once per shard instead, as a time-sorted file has every customer in every row group,
-grew with K times the file: with the lines squared.) `shard_bounds` shows the shards a file is read in.
+the split), so the time grows with the lines. (Reading the file once per shard instead, as a time-sorted file
+has every customer in every row group, grew with K times the file: with the lines squared.) `shard_bounds`
+shows the shards a file is read in.
 """
 
 from __future__ import annotations
