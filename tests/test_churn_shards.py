@@ -142,6 +142,36 @@ def test_the_file_is_read_once_for_the_split_whatever_the_shards(log_file, monke
         assert len(reads) == 1, per_shard
 
 
+@pytest.mark.parametrize("per_shard", [13, 10**9])
+def test_several_cutoffs_from_one_split_give_each_cutoffs_frame(log_file, monkeypatch, per_shard):
+    """The churn stage's cutoffs (training, validation, scoring, comparison), out of order and one repeated,
+    from one read of the file: each frame is features_at's at its cutoff."""
+    tx, path = log_file
+    cutoffs = ["2025-01-01", "2024-02-15", "2025-12-31", "2025-09-15", "2025-01-01"]
+    reads = []
+    real = pq.ParquetFile.iter_batches
+
+    def counted(self, *args, **kwargs):
+        reads.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+    got = shards.features_many_from_file(path, cutoffs, LOOKBACK, per_shard=per_shard)
+    assert len(reads) == 1
+    for cutoff, frame in zip(cutoffs, got, strict=True):
+        pd.testing.assert_frame_equal(frame, features_at(tx, cutoff, LOOKBACK), check_exact=True)
+    assert shards.features_many_from_file(path, [], LOOKBACK) == []
+
+
+def test_several_cutoffs_check_each_cutoff_with_features_at_message(log_file, tmp_path):
+    tx, path = log_file
+    with pytest.raises(ModelError) as expected:
+        features_at(tx, "2019-01-01", LOOKBACK)
+    with pytest.raises(ModelError) as got:
+        shards.features_many_from_file(path, ["2025-01-01", "2019-01-01"], LOOKBACK)
+    assert str(got.value) == str(expected.value) and "2019-01-01" in str(got.value)
+
+
 def test_fixed_one_hot_lists_are_used_for_every_shard(log_file):
     tx, path = log_file
     lines, regions = ["Zebra", "Hardware", "Software"], ["West", "North"]

@@ -85,18 +85,21 @@ def run_stage(paths: Paths, cfg: ChurnParams, data: DataParams, root: str | os.P
     return run_history(open_history(paths, data, root), cfg)
 
 
-def _labelled(history: History, cutoff: pd.Timestamp, cfg: ChurnParams, product_lines: list[str],
-              regions: list[str]) -> pd.DataFrame:
-    """model.labelled_at from a history."""
-    feats = history.features(cutoff, cfg.lookback_days, product_lines, regions)
+def _labelled(history: History, feats: pd.DataFrame, cutoff: pd.Timestamp, cfg: ChurnParams) -> pd.DataFrame:
+    """model.labelled_at from a history, given its features at `cutoff`."""
     return join_labels(feats, history.labels(cutoff, cfg.window_days, cfg.lookback_days), cutoff)
 
 
 def _run(history: History, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResult:
     cut = plan_cutoffs_in(*history.span, cfg)
     product_lines, regions = history.product_lines, history.regions
-    train = pd.concat([_labelled(history, c, cfg, product_lines, regions) for c in cut.train], ignore_index=True)
-    valid = _labelled(history, cut.valid, cfg, product_lines, regions)
+    compare_date = cut.score - pd.Timedelta(days=cfg.compare_days)
+    # every cutoff's features at once: a history read from the file splits it into shards once, not per cutoff
+    *at_train, at_valid, at_score, at_compare = history.features_many(
+        [*cut.train, cut.valid, cut.score, compare_date], cfg.lookback_days, product_lines, regions)
+    train = pd.concat([_labelled(history, f, c, cfg) for f, c in zip(at_train, cut.train, strict=True)],
+                      ignore_index=True)
+    valid = _labelled(history, at_valid, cut.valid, cfg)
     if valid.empty:
         raise ModelError(f"no customer bought in the {cfg.lookback_days} days before the validation cutoff "
                          f"{_iso(cut.valid)}, so the model cannot be judged", file="params/churn.yaml",
@@ -109,9 +112,8 @@ def _run(history: History, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResu
     judged["baselines"]["blend"] = evaluate(y_valid, probabilities(scorer, valid, "blend"),
                                             probabilities(scorer, valid, "blend"))
     lists = {name: list_quality(valid, probabilities(scorer, valid, name), cfg, floors) for name in SCORERS}
-    compare_date = cut.score - pd.Timedelta(days=cfg.compare_days)
-    scores, delay = _score_at(history, cut.score, scorer, cfg, floors, product_lines, regions, predict_fn)
-    compared, _ = _score_at(history, compare_date, scorer, cfg, floors, product_lines, regions, predict_fn)
+    scores, delay = _score_at(at_score, scorer, cfg, floors, predict_fn)
+    compared, _ = _score_at(at_compare, scorer, cfg, floors, predict_fn)
     diff = changes(compared, scores)
     scores = scores.assign(newly_red=scores["customer_id"].isin(diff["newly_red"]))
     metrics: dict[str, Any] = {
@@ -154,11 +156,10 @@ def list_quality(valid: pd.DataFrame, prob: Any, cfg: ChurnParams, floors: dict[
             "lift": precision / base if n and base else float("nan")}
 
 
-def _score_at(history: History, when: pd.Timestamp, scorer: Scorer, cfg: ChurnParams, floors: dict[str, float],
-              product_lines: list[str], regions: list[str], predict_fn: Predictor) -> tuple[pd.DataFrame, float]:
-    """(the call lists the chosen scorer gives at `when`, from the data known before it; the repeat buyers'
-    median first-to-second purchase delay then, the second-purchase list's clock)."""
-    current = history.features(when, cfg.lookback_days, product_lines, regions)
+def _score_at(current: pd.DataFrame, scorer: Scorer, cfg: ChurnParams, floors: dict[str, float],
+              predict_fn: Predictor) -> tuple[pd.DataFrame, float]:
+    """(the call lists the chosen scorer gives from the features `current` at a date, the data known before it;
+    the repeat buyers' median first-to-second purchase delay then, the second-purchase list's clock)."""
     delay = float(current["repeat_delay_days"].iloc[0]) if len(current) else float("nan")
     return red_list(current, probabilities(scorer, current, predict_fn=predict_fn), cfg, floors), delay
 

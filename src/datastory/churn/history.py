@@ -3,7 +3,7 @@ and the labels at a cutoff. Two histories give the same answers, so `churn.run` 
 every line of the modelling code (`churn._run` takes a history):
 - `InMemory(tx)`: the transactions frame, through features_at and labels_at (the calls the stage always made);
 - `FromFile(path)`: the transactions Parquet file (ingest's output) in bounded memory: the features shard of
-  customers by shard (shards.features_from_file), the span, the distinct product lines and regions and the
+  customers by shard (shards.features_from_file; at several cutoffs from one split of the file, features_many), the span, the distinct product lines and regions and the
   labels' buyer sets from DuckDB (streaming.duckdb: working memory streaming.MEMORY_LIMIT, spilling beyond
   it). Memory then holds the features frames (one row per active customer and cutoff), not the lines.
 Both check what features_at and labels_at check, in their order, with their messages.
@@ -39,6 +39,8 @@ class History(Protocol):
     def size(self) -> tuple[int, int]: ...                # (lines, distinct customers)
     def features(self, when: object, lookback_days: int, product_lines: list[str],
                  regions: list[str]) -> pd.DataFrame: ...  # features_at's frame
+    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str],
+                      regions: list[str]) -> list[pd.DataFrame]: ...  # features_at's frame at each cutoff
     def labels(self, when: object, window_days: int, lookback_days: int) -> pd.DataFrame: ...  # labels_at's
 
 
@@ -69,6 +71,10 @@ class InMemory:
     def features(self, when: object, lookback_days: int, product_lines: list[str],
                  regions: list[str]) -> pd.DataFrame:
         return features_at(self.tx, when, lookback_days, product_lines=product_lines, regions=regions)
+
+    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str],
+                      regions: list[str]) -> list[pd.DataFrame]:
+        return [self.features(w, lookback_days, product_lines, regions) for w in whens]
 
     def labels(self, when: object, window_days: int, lookback_days: int) -> pd.DataFrame:
         return labels_at(self.tx, when, window_days, lookback_days)
@@ -117,6 +123,12 @@ class FromFile:
                  regions: list[str]) -> pd.DataFrame:
         return shards.features_from_file(self.path, when, lookback_days, product_lines=product_lines,
                                          regions=regions, per_shard=self.per_shard)
+
+    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str],
+                      regions: list[str]) -> list[pd.DataFrame]:
+        """The features at every cutoff from one split of the file into shards (shards.features_many_from_file)."""
+        return shards.features_many_from_file(self.path, whens, lookback_days, product_lines=product_lines,
+                                              regions=regions, per_shard=self.per_shard)
 
     def labels(self, when: object, window_days: int, lookback_days: int) -> pd.DataFrame:
         """labels_at's frame: the customers with a purchase (a line that is not a return) in the lookback

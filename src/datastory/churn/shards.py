@@ -1,7 +1,10 @@
 """Churn features from a transactions Parquet file in bounded memory, one shard of customers at a time.
 
 `features_file(path, cutoff, lookback_days, out)` writes the frame `features_at(io.read_parquet(path), ...)`
-returns, with the same bytes as io.write_parquet of that frame; `features_from_file` returns it. Memory holds
+returns, with the same bytes as io.write_parquet of that frame; `features_from_file` returns it, and
+`features_many_from_file` the frames at several cutoffs from one split (the shards cut at the latest cutoff,
+each shard's lines before an earlier one taken from them: the churn stage's seven cutoffs read the file once,
+not seven times). Memory holds
 one shard (about ROWS_PER_SHARD lines and their features) and DuckDB's working set (MEMORY_LIMIT):
 - the checks and errors are features_at's, over the whole file: its schema and row count, the data span
   (DuckDB min/max of timestamp), lookback_days;
@@ -158,16 +161,18 @@ def check_file(path: str | os.PathLike) -> None:
     check_table(arrow.names, meta.metadata.num_rows, ts_ok)
 
 
-def _open(path: Path, cutoff: object, lookback_days: int, con: Any) -> tuple[_Source, pd.Timestamp]:
-    """features_at's checks, in its order, over the whole file."""
-    cutoff = as_cutoff(cutoff)
+def _open(path: Path, cutoffs: list[object], lookback_days: int, con: Any) -> tuple[_Source, list[pd.Timestamp]]:
+    """features_at's checks, in its order, over the whole file, for each cutoff in turn. The source reads
+    the lines before the latest cutoff."""
+    cuts = [as_cutoff(c) for c in cutoffs]
     check_file(path)
-    source = _Source(con, path, cutoff)
+    source = _Source(con, path, max(cuts))
     (first, last), = source.rows(f"SELECT min(timestamp), max(timestamp) FROM {source.scan}")
     start, end = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
-    check_cutoff_in(start, end, cutoff)
+    for cutoff in cuts:
+        check_cutoff_in(start, end, cutoff)
     check_lookback(lookback_days)
-    return source, cutoff
+    return source, cuts
 
 
 def shard_bounds(path: str | os.PathLike, cutoff: object, per_shard: int | None = None) -> list[tuple[str, str]]:
@@ -175,32 +180,61 @@ def shard_bounds(path: str | os.PathLike, cutoff: object, per_shard: int | None 
     with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp:
         con = _connect(Path(tmp))
         try:
-            return _open(Path(path), cutoff, 1, con)[0].bounds(per_shard or rows_per_shard())
+            return _open(Path(path), [cutoff], 1, con)[0].bounds(per_shard or rows_per_shard())
         finally:
             con.close()
 
 
-def _shards(path: str | os.PathLike, cutoff: object, lookback_days: int, product_lines: list[str] | None,
-            regions: list[str] | None, per_shard: int | None, tmp: Path) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Each shard's features (repeat_delay_days NaN) and first-to-second purchase delays, in customer_id order."""
+def _shards(path: str | os.PathLike, cutoffs: list[object], lookback_days: int, product_lines: list[str] | None,
+            regions: list[str] | None, per_shard: int | None,
+            tmp: Path) -> Iterator[list[tuple[pd.DataFrame, np.ndarray]]]:
+    """Per shard, in customer_id order, each cutoff's features (repeat_delay_days NaN) and first-to-second
+    purchase delays. The shards are cut once, at the latest cutoff; each shard's lines before an earlier cutoff
+    are its lines before the latest one that come before it."""
     con = _connect(tmp)
     try:
-        source, cutoff = _open(Path(path), cutoff, lookback_days, con)
-        lines = source.distinct("product_line") if product_lines is None else list(product_lines)
-        regs = source.distinct("region") if regions is None else list(regions)
+        source, cuts = _open(Path(path), cutoffs, lookback_days, con)
+        lines = [list(product_lines) if product_lines is not None else
+                 _Source(con, Path(path), c).distinct("product_line") for c in cuts]
+        regs = [list(regions) if regions is not None else _Source(con, Path(path), c).distinct("region")
+                for c in cuts]
         rows = per_shard or rows_per_shard()
         bounds = source.bounds(rows)
     finally:
         con.close()
-    files = _split(Path(path), cutoff, bounds, tmp / "lines", min(rows, SPLIT_ROWS))
+    files = _split(Path(path), source.cutoff, bounds, tmp / "lines", min(rows, SPLIT_ROWS))
     pa.default_memory_pool().release_unused()
     for file in files:
         past = _read_shard(file)
         file.unlink(missing_ok=True)
-        done = features_of_past(past, cutoff, lookback_days, lines, regs)
-        del past            # not held while the caller works and the next shard is read
+        stamp = past["timestamp"].to_numpy(dtype="datetime64[ns]")
+        done = [features_of_past(past if c == source.cutoff else past[stamp < c.to_datetime64()].reset_index(drop=True),
+                                 c, lookback_days, pl, rg) for c, pl, rg in zip(cuts, lines, regs, strict=True)]
+        del past, stamp     # not held while the caller works and the next shard is read
         pa.default_memory_pool().release_unused()   # Arrow's pool keeps what it read, unless asked
         yield done
+
+
+def features_many_from_file(path: str | os.PathLike, cutoffs: list[object], lookback_days: int, *,
+                            product_lines: list[str] | None = None, regions: list[str] | None = None,
+                            per_shard: int | None = None) -> list[pd.DataFrame]:
+    """[features_from_file(path, c, ...) for c in cutoffs], the same frames, from one split of the file: the
+    churn stage's training, validation, scoring and comparison cutoffs read the file once, not once each."""
+    if not cutoffs:
+        return []
+    with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp:
+        frames: list[list[pd.DataFrame]] = [[] for _ in cutoffs]
+        delays: list[list[np.ndarray]] = [[] for _ in cutoffs]
+        for shard in _shards(path, cutoffs, lookback_days, product_lines, regions, per_shard, Path(tmp)):
+            for i, (frame, delay) in enumerate(shard):
+                frames[i].append(frame)
+                delays[i].append(delay)
+    out = []
+    for parts, ds in zip(frames, delays, strict=True):
+        whole = pd.concat([f for f in parts if len(f)] or parts[:1], ignore_index=True)
+        whole[DELAY] = median_delay(np.concatenate(ds))
+        out.append(whole)
+    return out
 
 
 def features_from_file(path: str | os.PathLike, cutoff: object, lookback_days: int, *,
@@ -208,14 +242,8 @@ def features_from_file(path: str | os.PathLike, cutoff: object, lookback_days: i
                        per_shard: int | None = None) -> pd.DataFrame:
     """features_at(io.read_parquet(path), cutoff, lookback_days, ...) computed shard by shard (the result is
     whole in memory; features_file writes it without holding it)."""
-    with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp:
-        frames, delays = [], []
-        for frame, delay in _shards(path, cutoff, lookback_days, product_lines, regions, per_shard, Path(tmp)):
-            frames.append(frame)
-            delays.append(delay)
-    out = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
-    out[DELAY] = median_delay(np.concatenate(delays))
-    return out
+    return features_many_from_file(path, [cutoff], lookback_days, product_lines=product_lines, regions=regions,
+                                   per_shard=per_shard)[0]
 
 
 def features_file(path: str | os.PathLike, cutoff: object, lookback_days: int, out: str | os.PathLike, *,
@@ -226,8 +254,8 @@ def features_file(path: str | os.PathLike, cutoff: object, lookback_days: int, o
     with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp_dir:
         tmp = Path(tmp_dir)
         spilled, delays = [], []
-        for i, (frame, delay) in enumerate(_shards(path, cutoff, lookback_days, product_lines, regions,
-                                                   per_shard, tmp)):
+        for i, [(frame, delay)] in enumerate(_shards(path, [cutoff], lookback_days, product_lines, regions,
+                                                     per_shard, tmp)):
             spilled.append(tmp / f"shard-{i:06d}.parquet")
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), spilled[-1], compression=SPILL_CODEC)
             delays.append(delay)
