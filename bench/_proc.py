@@ -4,7 +4,8 @@
 - usage(): this process's CPU seconds (user + system, every thread) and its peak resident set size in MiB
   (VmHWM of /proc/self/status on Linux, else getrusage's ru_maxrss);
 - run_child(script, *args, cap_mb=...): run `python script args...` in a fresh process and return the JSON of
-  its last stdout line; with `cap_mb`, None when its RSS passed the cap (the child is then killed).
+  its last stdout line; with `cap_mb`, None when its RSS passed the cap (the child is then killed);
+- tree_rss_mb(pid): the resident memory of a process and all its descendants now, MiB (Linux /proc; 0 elsewhere).
 """
 
 from __future__ import annotations
@@ -57,3 +58,26 @@ def run_child(script: str | Path, *args: str, cap_mb: float = 0.0) -> Any:
         if proc.returncode != 0:
             raise SystemExit(f"child {' '.join(args[:3])} failed ({proc.returncode}):\n{err.read()[-3000:]}")
         return json.loads(out.read().strip().splitlines()[-1])
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> its children's pids, from /proc/*/stat (Linux)."""
+    out: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        ppid = int(text.rsplit(")", 1)[1].split()[1])    # the name may hold spaces and parentheses
+        out.setdefault(ppid, []).append(int(stat.parent.name))
+    return out
+
+
+def tree_rss_mb(pid: int) -> float:
+    """VmRSS of `pid` and every process under it, MiB: what a run holds at once across its processes."""
+    children, todo, total = _children(), [pid], 0.0
+    while todo:
+        p = todo.pop()
+        total += _status(p, "VmRSS") or 0.0
+        todo.extend(children.get(p, []))
+    return total
