@@ -123,18 +123,24 @@ def test_split_cuts_the_lines_before_the_cutoff_into_shards_in_file_order(log_fi
     assert (shards.shard_of(pa.array(ids), ids) == np.arange(len(ids))).all()
 
 
-def test_the_file_is_read_once_for_the_split_whatever_the_shards(log_file, monkeypatch):
-    """A time-sorted file has every customer in every row group: reading it once per shard grew with the lines
-    squared. The split reads it once, in batches."""
-    _, path = log_file
-    reads = []
+@pytest.fixture
+def reads(monkeypatch) -> list[int]:
+    """One entry per batched read of a Parquet file (ParquetFile.iter_batches) from here on."""
+    calls: list[int] = []
     real = pq.ParquetFile.iter_batches
 
     def counted(self, *args, **kwargs):
-        reads.append(1)
+        calls.append(1)
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+    return calls
+
+
+def test_the_file_is_read_once_for_the_split_whatever_the_shards(log_file, reads):
+    """A time-sorted file has every customer in every row group: reading it once per shard grew with the lines
+    squared. The split reads it once, in batches."""
+    _, path = log_file
     for per_shard in (13, 250):
         reads.clear()
         shards.features_from_file(path, "2025-09-15", LOOKBACK, per_shard=per_shard)
@@ -143,19 +149,11 @@ def test_the_file_is_read_once_for_the_split_whatever_the_shards(log_file, monke
 
 
 @pytest.mark.parametrize("per_shard", [13, 10**9])
-def test_several_cutoffs_from_one_split_give_each_cutoffs_frame(log_file, monkeypatch, per_shard):
+def test_several_cutoffs_from_one_split_give_each_cutoffs_frame(log_file, reads, per_shard):
     """The churn stage's cutoffs (training, validation, scoring, comparison), out of order and one repeated,
     from one read of the file: each frame is features_at's at its cutoff."""
     tx, path = log_file
     cutoffs = ["2025-01-01", "2024-02-15", "2025-12-31", "2025-09-15", "2025-01-01"]
-    reads = []
-    real = pq.ParquetFile.iter_batches
-
-    def counted(self, *args, **kwargs):
-        reads.append(1)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
     got = shards.features_many_from_file(path, cutoffs, LOOKBACK, per_shard=per_shard)
     assert len(reads) == 1
     for cutoff, frame in zip(cutoffs, got, strict=True):
