@@ -154,6 +154,36 @@ def test_audience_lock_makes_a_second_delivery_wait_and_say_so(tmp_path, caplog)
         pass
 
 
+def test_a_waiter_that_comes_before_the_holder_wrote_its_pid_still_names_it(tmp_path, caplog):
+    """A lock taken but its file still empty (the holder between taking it and writing its pid): the waiter
+    reads the file again rather than saying 'another process'; the file is empty again once let go."""
+    fcntl = pytest.importorskip("fcntl")
+    led = Ledger(tmp_path)
+    with led.audience_lock("north"):   # makes the folder and the lock file
+        pass
+    lock = tmp_path / ".datastory" / "deliver-north.lock"
+    assert lock.read_bytes() == b""
+    with open(lock, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+
+        def write_pid_then_let_go():
+            time.sleep(0.15)
+            fh.write(b"4242\n")
+            fh.flush()
+            time.sleep(0.15)
+            fh.truncate(0)
+            fh.flush()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+        t = threading.Thread(target=write_pid_then_let_go)
+        t.start()
+        with Ledger(tmp_path).audience_lock("north"):
+            pass
+        t.join()
+    assert "audience 'north' is being delivered by process 4242; waiting for it to finish" in caplog.text
+    assert lock.read_bytes() == b""
+
+
 @pytest.mark.parametrize("bad", ["", "../north", "a b", "nörth", None])
 def test_audience_lock_refuses_a_name_that_is_not_a_file_name(tmp_path, bad):
     with pytest.raises(DeliveryError, match="audience name"), Ledger(tmp_path).audience_lock(bad):

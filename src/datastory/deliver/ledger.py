@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,10 @@ def _flock(path: Path, busy: Callable[[str], None] | None = None) -> Iterator[bo
     """Hold an exclusive advisory lock on `path`; yield whether a lock is really held.
 
     When another process (or thread) holds it, `busy(holder)` is called with the holder's pid as
-    written in the file, and this one waits. Where fcntl is unavailable (Windows), no lock is taken.
+    written in the file, and this one waits. The holder writes its pid just after taking the lock and clears
+    it just before letting go, so an empty file means a holder that has not written yet: read again, for up to
+    HOLDER_WAIT_S, before `busy` hears "" (its pid unknown). Where fcntl is unavailable (Windows), no lock is
+    taken.
     """
     try:
         import fcntl
@@ -88,8 +92,7 @@ def _flock(path: Path, busy: Callable[[str], None] | None = None) -> Iterator[bo
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if busy is not None:
-                fh.seek(0)
-                busy(fh.read(32).decode("ascii", "replace").strip())
+                busy(_holder(fh))
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             fh.truncate(0)
@@ -97,7 +100,23 @@ def _flock(path: Path, busy: Callable[[str], None] | None = None) -> Iterator[bo
             fh.flush()
             yield True
         finally:
+            fh.truncate(0)
+            fh.flush()
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+HOLDER_WAIT_S = 0.5   # how long a waiter reads a held lock file for its holder's pid
+
+
+def _holder(fh: Any) -> str:
+    """The pid a lock file's holder wrote, read again every 10 ms for up to HOLDER_WAIT_S while it is empty."""
+    deadline = time.monotonic() + HOLDER_WAIT_S
+    while True:
+        fh.seek(0)
+        holder = fh.read(32).decode("ascii", "replace").strip()
+        if holder or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.01)
 
 
 def _entry_states(entry: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
