@@ -401,16 +401,24 @@ def make_project(folder: Path, csv_path: Path, params: Path = ROOT / "params", e
         shutil.rmtree(root)
     shutil.copytree(params, root / "params")
     data = yaml.safe_load((root / "params" / "data.yaml").read_text(encoding="utf-8"))
-    for key, value in INVOICE.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     link = root / "data" / "raw" / csv_path.name
     link.parent.mkdir(parents=True)
     link.symlink_to(csv_path.resolve())
-    data["file"]["path"] = link.relative_to(root).as_posix()
-    if engine:
-        data["engine"] = engine
+    data = invoice_params(data, link.relative_to(root).as_posix(), engine)
     (root / "params" / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return root
+
+
+def invoice_params(data: dict[str, Any], path: str, engine: str = "") -> dict[str, Any]:
+    """params/data.yaml's mapping `data` reading the invoice log at `path` (relative to the project): INVOICE
+    merged in, and `engine` when given."""
+    out = dict(data)
+    for key, value in INVOICE.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+    out["file"] = {**out["file"], "path": path}
+    if engine:
+        out["engine"] = engine
+    return out
 
 
 def run_child(root: Path, mode: str, top: int, src: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _proc import tree_rss_mb  # noqa: E402  (bench/ is not a package)
-from ingest import INVOICE, generate_in_child  # noqa: E402
+from ingest import generate_in_child, invoice_params  # noqa: E402
 from pipeline import BIN, STAGE_LINE, copy_project  # noqa: E402
 
 CAP_MB = 4096
@@ -50,10 +50,7 @@ def invoice_project(dst: Path, log: Path) -> Path:
     except OSError:
         shutil.copyfile(log, raw)
     path = dst / "params" / "data.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key, value in INVOICE.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) and key != "columns" else value
-    data["file"]["path"], data["engine"] = "data/raw/invoices.csv", "stream"
+    data = invoice_params(yaml.safe_load(path.read_text(encoding="utf-8")), "data/raw/invoices.csv", "stream")
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return dst
 
