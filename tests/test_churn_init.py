@@ -18,7 +18,7 @@ METRIC_KEYS = {"window_days", "lookback_days", "capacity", "second_purchase_capa
                "n_red_win_back", "n_red_second_purchase", "floors", "repeat_delay_days", "revenue_at_risk",
                "expected_loss_scored",
                "churn_rate", "model", "baselines", "calibration", "model_kind", "scorer", "scorer_oof_auc",
-               "call_list_validation", "compare_date", "newly_red", "cleared"}
+               "call_list_validation", "compare_date", "newly_red", "cleared", "train_customers", "train_share"}
 
 
 @pytest.fixture(scope="module")

@@ -130,6 +130,17 @@ def test_churn_limits_that_do_not_stop_it_are_warnings():
     assert any("validation cutoff" in w and "ROC AUC is undefined" in w for w in v.warnings)
 
 
+def test_the_churn_line_says_when_the_model_learns_from_a_sample_of_the_customers():
+    tx = buyers(40, 500)
+
+    def line(cap: int) -> str:
+        lines = verdict.assess(tx, FC, CH.model_copy(update={"max_train_customers": cap})).lines()
+        return next(li for li in lines if li.startswith("churn         "))
+
+    assert "sample" not in line(0) and "sample" not in line(40)
+    assert "a seeded sample of 25 of the 40 customers (max_train_customers)" in line(25)
+
+
 def test_an_explicit_cutoff_outside_the_data_is_the_churn_stages_message():
     v = verdict.assess(buyers(40, 500), FC, CH.model_copy(update={"cutoff": "2020-01-01"}))
     (churn,) = v.refusals

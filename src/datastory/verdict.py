@@ -130,6 +130,7 @@ def forecast(kept: profile_mod.Profile, cfg: ForecastParams) -> Outlook:
 def churn(kept: profile_mod.Profile, cfg: ChurnParams) -> Outlook:
     """The churn line: cutoffs, customer-cutoff rows to train on, customers to validate and score (the churn
     stage's own functions, on the profile's customer days)."""
+    from .churn import sampling
     from .churn.features import data_span
     from .churn.labels import labels_at
     from .churn.model import HGB_MIN_MINORITY, HGB_MIN_ROWS, MIN_TRAIN_ROWS, plan_cutoffs
@@ -161,6 +162,12 @@ def churn(kept: profile_mod.Profile, cfg: ChurnParams) -> Outlook:
     scored = int(buys.loc[buys["timestamp"] >= cut.score - pd.Timedelta(days=cfg.lookback_days),
                           "customer_id"].nunique())
     trained = f" ({churned / n:.0%} churned)" if n else ""
+    learning = buys["timestamp"].between(cut.train[-1] - pd.Timedelta(days=cfg.lookback_days), cut.train[0],
+                                         inclusive="left")
+    learners = int(buys.loc[learning, "customer_id"].nunique())
+    if sampling.share(learners, cfg.max_train_customers) < 1:
+        trained += (f", of which the model learns from a seeded sample of {cfg.max_train_customers:,} of the "
+                    f"{learners:,} customers (max_train_customers)")
     line = (f"{label}validation cutoff {cut.valid.date()}, {_plural(len(cut.train), 'training cutoff')} back to "
             f"{cut.train[-1].date()}: {_plural(n, 'customer-cutoff row')} to train on{trained}, "
             f"{_plural(len(valid), 'customer')} to validate, {scored:,} to score")

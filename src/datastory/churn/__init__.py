@@ -23,6 +23,7 @@ from .. import cluster, config, io, streaming
 from .. import metrics as metrics_io
 from ..config import ChurnParams, DataParams, Paths
 from ..errors import DataError, ModelError
+from . import sampling
 from .features import features_at
 from .history import FromFile, History, InMemory, open_file
 from .labels import labels_at
@@ -94,9 +95,15 @@ def _run(history: History, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResu
     cut = plan_cutoffs_in(*history.span, cfg)
     product_lines, regions = history.product_lines, history.regions
     compare_date = cut.score - pd.Timedelta(days=cfg.compare_days)
+    # past max_train_customers, the model learns from a seeded sample of the customers active at the training
+    # cutoffs; the validation, scoring and comparison cutoffs keep every customer
+    learners = history.active(cut.train[-1] - pd.Timedelta(days=cfg.lookback_days), cut.train[0])
+    train_share = sampling.share(learners, cfg.max_train_customers)
+    pick = sampling.picker(train_share, cfg.seed)
     # every cutoff's features at once: a history read from the file splits it into shards once, not per cutoff
     *at_train, at_valid, at_score, at_compare = history.features_many(
-        [*cut.train, cut.valid, cut.score, compare_date], cfg.lookback_days, product_lines, regions)
+        [*cut.train, cut.valid, cut.score, compare_date], cfg.lookback_days, product_lines, regions,
+        picks=[pick] * len(cut.train) + [None] * 3)
     train = pd.concat([_labelled(history, f, c, cfg) for f, c in zip(at_train, cut.train, strict=True)],
                       ignore_index=True)
     valid = _labelled(history, at_valid, cut.valid, cfg)
@@ -122,6 +129,7 @@ def _run(history: History, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResu
         "cutoffs_train": [_iso(c) for c in cut.train], "cutoff_valid": _iso(cut.valid),
         "score_date": _iso(cut.score),
         "n_train": len(train), "n_valid": len(valid),
+        "train_customers": int(train["customer_id"].nunique()), "train_share": train_share,
         "base_rate": float(valid["churned"].mean()) if len(valid) else float("nan"),
         "n_scored": len(scores), "n_red": int(scores["red"].sum()),
         "n_watch": int((scores["status"] == WATCH).sum()),

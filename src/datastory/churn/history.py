@@ -3,8 +3,9 @@ and the labels at a cutoff. Two histories give the same answers, so `churn.run` 
 every line of the modelling code (`churn._run` takes a history):
 - `InMemory(tx)`: the transactions frame, through features_at and labels_at (the calls the stage always made);
 - `FromFile(path)`: the transactions Parquet file (ingest's output) in bounded memory: the features shard of
-  customers by shard (shards.features_from_file; at several cutoffs from one split of the file, features_many), the span, the distinct product lines and regions and the
-  labels' buyer sets from DuckDB (streaming.duckdb: working memory streaming.MEMORY_LIMIT, spilling beyond
+  customers by shard (shards.features_from_file; at several cutoffs from one split of the file,
+  features_many), the span, the distinct product lines and regions, the active customers and the labels'
+  buyer sets from DuckDB (streaming.duckdb: working memory streaming.MEMORY_LIMIT, spilling beyond
   it). Memory then holds the features frames (one row per active customer and cutoff), not the lines.
 Both check what features_at and labels_at check, in their order, with their messages.
 """
@@ -24,6 +25,7 @@ from .. import streaming
 from . import shards
 from .features import as_cutoff, check_lookback, check_transactions, data_span, features_at
 from .labels import check_window_in, labels_at
+from .sampling import Pick
 
 
 class History(Protocol):
@@ -37,10 +39,12 @@ class History(Protocol):
     @property
     def regions(self) -> list[str]: ...                   # every region, sorted (the region_ columns)
     def size(self) -> tuple[int, int]: ...                # (lines, distinct customers)
+    def active(self, start: object, end: object) -> int: ...  # customers with a purchase in [start, end)
     def features(self, when: object, lookback_days: int, product_lines: list[str],
                  regions: list[str]) -> pd.DataFrame: ...  # features_at's frame
-    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str],
-                      regions: list[str]) -> list[pd.DataFrame]: ...  # features_at's frame at each cutoff
+    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str], regions: list[str],
+                      picks: list[Pick | None] | None = None) -> list[pd.DataFrame]: ...
+    # features_at's frame at each cutoff; with picks, a cutoff's pick (not None) applied to its frame
     def labels(self, when: object, window_days: int, lookback_days: int) -> pd.DataFrame: ...  # labels_at's
 
 
@@ -68,13 +72,19 @@ class InMemory:
     def size(self) -> tuple[int, int]:
         return len(self.tx), int(self.tx["customer_id"].nunique())
 
+    def active(self, start: object, end: object) -> int:
+        stamp = self.tx["timestamp"]
+        buys = ~self.tx["is_return"].astype(bool) & (stamp >= as_cutoff(start)) & (stamp < as_cutoff(end))
+        return int(self.tx.loc[buys, "customer_id"].nunique())
+
     def features(self, when: object, lookback_days: int, product_lines: list[str],
                  regions: list[str]) -> pd.DataFrame:
         return features_at(self.tx, when, lookback_days, product_lines=product_lines, regions=regions)
 
-    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str],
-                      regions: list[str]) -> list[pd.DataFrame]:
-        return [self.features(w, lookback_days, product_lines, regions) for w in whens]
+    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str], regions: list[str],
+                      picks: list[Pick | None] | None = None) -> list[pd.DataFrame]:
+        frames = [self.features(w, lookback_days, product_lines, regions) for w in whens]
+        return [f if p is None else p(f) for f, p in zip(frames, picks or [None] * len(whens), strict=True)]
 
     def labels(self, when: object, window_days: int, lookback_days: int) -> pd.DataFrame:
         return labels_at(self.tx, when, window_days, lookback_days)
@@ -119,16 +129,23 @@ class FromFile:
         (lines, customers), = self._rows("SELECT count(*), count(DISTINCT customer_id) FROM tx")
         return int(lines), int(customers)
 
+    def active(self, start: object, end: object) -> int:
+        (n,), = self._rows("""SELECT count(DISTINCT customer_id) FROM tx
+                              WHERE NOT is_return AND "timestamp" >= $lo AND "timestamp" < $hi""",
+                           {"lo": as_cutoff(start).to_pydatetime(), "hi": as_cutoff(end).to_pydatetime()})
+        return int(n)
+
     def features(self, when: object, lookback_days: int, product_lines: list[str],
                  regions: list[str]) -> pd.DataFrame:
         return shards.features_from_file(self.path, when, lookback_days, product_lines=product_lines,
                                          regions=regions, per_shard=self.per_shard)
 
-    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str],
-                      regions: list[str]) -> list[pd.DataFrame]:
-        """The features at every cutoff from one split of the file into shards (shards.features_many_from_file)."""
+    def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str], regions: list[str],
+                      picks: list[Pick | None] | None = None) -> list[pd.DataFrame]:
+        """The features at every cutoff from one split of the file into shards (shards.features_many_from_file;
+        a cutoff's pick applied shard by shard, so only the picked rows are held)."""
         return shards.features_many_from_file(self.path, whens, lookback_days, product_lines=product_lines,
-                                              regions=regions, per_shard=self.per_shard)
+                                              regions=regions, per_shard=self.per_shard, picks=picks)
 
     def labels(self, when: object, window_days: int, lookback_days: int) -> pd.DataFrame:
         """labels_at's frame: the customers with a purchase (a line that is not a return) in the lookback

@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from .. import io, schema, streaming
 from ..errors import DataError
 from .features import as_cutoff, check_cutoff_in, check_lookback, check_table, features_of_past, median_delay
+from .sampling import Pick
 
 ROWS_PER_SHARD = 1_500_000     # lines read per shard (DATASTORY_CHURN_SHARD_ROWS or rows_per_shard= overrides)
 SPLIT_ROWS = 250_000           # lines read at a time when cutting the file into shards (fewer with smaller shards)
@@ -185,6 +186,11 @@ def shard_bounds(path: str | os.PathLike, cutoff: object, per_shard: int | None 
             con.close()
 
 
+def _before(past: pd.DataFrame, stamp: np.ndarray, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """A shard's lines before an earlier cutoff than the one it was cut at."""
+    return past[stamp < cutoff.to_datetime64()].reset_index(drop=True)
+
+
 def _shards(path: str | os.PathLike, cutoffs: list[object], lookback_days: int, product_lines: list[str] | None,
             regions: list[str] | None, per_shard: int | None,
             tmp: Path) -> Iterator[list[tuple[pd.DataFrame, np.ndarray]]]:
@@ -208,8 +214,8 @@ def _shards(path: str | os.PathLike, cutoffs: list[object], lookback_days: int, 
         past = _read_shard(file)
         file.unlink(missing_ok=True)
         stamp = past["timestamp"].to_numpy(dtype="datetime64[ns]")
-        done = [features_of_past(past if c == source.cutoff else past[stamp < c.to_datetime64()].reset_index(drop=True),
-                                 c, lookback_days, pl, rg) for c, pl, rg in zip(cuts, lines, regs, strict=True)]
+        done = [features_of_past(past if c == source.cutoff else _before(past, stamp, c), c, lookback_days, pl, rg)
+                for c, pl, rg in zip(cuts, lines, regs, strict=True)]
         del past, stamp     # not held while the caller works and the next shard is read
         pa.default_memory_pool().release_unused()   # Arrow's pool keeps what it read, unless asked
         yield done
@@ -217,17 +223,22 @@ def _shards(path: str | os.PathLike, cutoffs: list[object], lookback_days: int, 
 
 def features_many_from_file(path: str | os.PathLike, cutoffs: list[object], lookback_days: int, *,
                             product_lines: list[str] | None = None, regions: list[str] | None = None,
-                            per_shard: int | None = None) -> list[pd.DataFrame]:
+                            per_shard: int | None = None, picks: list[Pick | None] | None = None) -> list[pd.DataFrame]:
     """[features_from_file(path, c, ...) for c in cutoffs], the same frames, from one split of the file: the
-    churn stage's training, validation, scoring and comparison cutoffs read the file once, not once each."""
+    churn stage's training, validation, scoring and comparison cutoffs read the file once, not once each.
+    `picks`: per cutoff, None or a function applied to each shard's frame (a row filter by customer, such as
+    sampling.picker's), so only its rows are held; repeat_delay_days is still every customer's median."""
     if not cutoffs:
         return []
+    picks = picks or [None] * len(cutoffs)
+    if len(picks) != len(cutoffs):
+        raise ValueError(f"{len(picks)} picks for {len(cutoffs)} cutoffs")
     with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp:
         frames: list[list[pd.DataFrame]] = [[] for _ in cutoffs]
         delays: list[list[np.ndarray]] = [[] for _ in cutoffs]
         for shard in _shards(path, cutoffs, lookback_days, product_lines, regions, per_shard, Path(tmp)):
             for i, (frame, delay) in enumerate(shard):
-                frames[i].append(frame)
+                frames[i].append(frame if picks[i] is None else picks[i](frame))
                 delays[i].append(delay)
     out = []
     for parts, ds in zip(frames, delays, strict=True):
