@@ -463,7 +463,7 @@ class ChurnParams(_Strict):
     seed: int = 0
     cutoff: str = ""          # validation cutoff (YYYY-MM-DD); "" = the data's end minus window_days
     compare_days: int = Field(30, ge=1, le=365)  # newly red / cleared vs the red list this many days earlier
-    max_train_customers: int = Field(100_000, ge=0, le=1_000_000_000)  # the model learns from a seeded sample past it
+    max_train_customers: int = Field(50_000, ge=0, le=1_000_000_000)  # the model learns from a seeded sample past it
 
     @field_validator("cutoff")
     @classmethod
