@@ -121,3 +121,21 @@ def test_bad_inputs_are_refused():
         features_at(tx, "soon", 365)
     with pytest.raises(ModelError, match="lookback_days"):
         features_at(tx, CUTOFF, 0)
+
+
+@pytest.mark.parametrize("cutoff", ["2024-06-01", "2025-01-01", "2025-09-15"])
+def test_repeat_delays_are_the_delays_features_of_past_gives(cutoff):
+    """A sample's features take the median delay over every customer: repeat_delays gives it without them."""
+    from test_churn_shards import awkward_log
+
+    from datastory.churn.features import features_of_past, repeat_delays
+
+    tx = awkward_log()
+    cut = pd.Timestamp(cutoff)
+    past = tx[tx["timestamp"] < cut].reset_index(drop=True)
+    lines, regions = sorted(tx["product_line"].unique()), sorted(tx["region"].unique())
+    _, want = features_of_past(past, cut, 365, lines, regions)
+    got = repeat_delays(past, cut, 365)
+    assert len(want) > 5
+    pd.testing.assert_series_equal(pd.Series(got), pd.Series(want))
+    assert repeat_delays(past, cut, 30).size < want.size     # fewer customers active in a shorter lookback

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -196,7 +198,13 @@ def test_validate_on_synthetic_company_reports_model_and_baselines():
     lines, regions = sorted(tx["product_line"].unique()), sorted(tx["region"].unique())
     train = pd.concat([model.labelled_at(tx, c, cfg, lines, regions) for c in cut.train], ignore_index=True)
     valid = model.labelled_at(tx, cut.valid, cfg, lines, regions)
-    m = model.validate(model.fit(train, cfg.seed), train, valid)
+    fitted = model.fit(train, cfg.seed)
+    m = model.validate(fitted, train, valid)
     assert set(m["baselines"]) == {"recency", "rfm"} and set(m["calibration"]) == {"model", "recency", "rfm"}
+    # the caller's probabilities are the ones it would have computed: the same record (NaN where a bin is empty)
+    given = model.validate(fitted, train, valid, prob=model.predict(fitted, valid))
+    assert json.dumps(given, sort_keys=True) == json.dumps(m, sort_keys=True)
+    other = model.validate(fitted, train, valid, prob=np.full(len(valid), 0.5))
+    assert other["model"]["roc_auc"] == 0.5 and other["baselines"] == m["baselines"]
     for scorer in (m["model"], *m["baselines"].values()):
         assert 0.5 < scorer["roc_auc"] <= 1 and 0 <= scorer["brier"] < 0.25

@@ -53,12 +53,13 @@ def test_the_seed_changes_the_sample_and_a_larger_share_only_adds_customers():
     assert sampling.sampled(IDS, 1.0, seed=0).all()
 
 
-def test_the_pick_keeps_a_customers_rows_in_every_frame():
+def test_the_picked_rows_are_a_customers_rows_in_every_frame():
     pick = sampling.picker(0.25, seed=3)
     assert sampling.picker(1.0, seed=3) is None
     one = pd.DataFrame({"customer_id": IDS[:4000], "x": np.arange(4000)}).iloc[::-1]
     two = pd.DataFrame({"customer_id": IDS[2000:6000], "x": np.arange(4000)})
-    p1, p2 = pick(one), pick(two)
+    p1, p2 = sampling.rows(one, pick), sampling.rows(two, pick)
+    assert sampling.rows(one, None) is one
     assert list(p1.index) == list(range(len(p1))) and 800 < len(p1) < 1200
     both = set(IDS[2000:4000])
     assert set(p1["customer_id"]) & both == set(p2["customer_id"]) & both
@@ -89,7 +90,7 @@ def test_picked_features_are_the_whole_frames_rows_from_memory_and_from_the_file
     whole = mem.features_many(cutoffs, 365, lines, regions)
     picked = mem.features_many(cutoffs, 365, lines, regions, picks=[pick, None])
     from_file = disk.features_many(cutoffs, 365, lines, regions, picks=[pick, None])
-    pd.testing.assert_frame_equal(picked[0], pick(whole[0]), check_exact=True)
+    pd.testing.assert_frame_equal(picked[0], sampling.rows(whole[0], pick), check_exact=True)
     pd.testing.assert_frame_equal(picked[1], whole[1], check_exact=True)
     for a, b in zip(from_file, picked, strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
@@ -122,3 +123,20 @@ def test_past_the_cap_the_model_learns_from_a_sample_and_still_scores_everyone(l
     stream = churn.run_file(path, cfg.model_copy(update={"max_train_customers": cap}), per_shard=400)
     pd.testing.assert_frame_equal(stream.scores, sampled.scores, check_exact=True)
     assert stream.metrics["n_train"] == m["n_train"] and stream.metrics["train_share"] == m["train_share"]
+
+
+def test_picked_features_from_small_shards_of_an_awkward_log_are_the_memory_ones(tmp_path):
+    """Non-ASCII ids, returns, a year's pause, customers seen only before the lookback: each shard's lines are
+    picked before its features, and the delays stay every customer's."""
+    from test_churn_shards import awkward_log
+
+    path = io.write_parquet(awkward_log(), tmp_path / "t.parquet")
+    mem, disk = history.InMemory(io.read_parquet(path)), history.FromFile(path, per_shard=40)
+    cutoffs = ["2025-09-15", "2024-03-01", "2025-01-01"]
+    picks = [sampling.picker(0.5, seed=1), None, sampling.picker(0.5, seed=1)]
+    got = disk.features_many(cutoffs, 365, mem.product_lines, mem.regions, picks=picks)
+    want = mem.features_many(cutoffs, 365, mem.product_lines, mem.regions, picks=picks)
+    whole = mem.features_many(cutoffs, 365, mem.product_lines, mem.regions)
+    for g, w, full, p in zip(got, want, whole, picks, strict=True):
+        pd.testing.assert_frame_equal(g, w, check_exact=True)
+        assert (len(g) < len(full)) == (p is not None) and len(g) > 0

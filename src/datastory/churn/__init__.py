@@ -27,7 +27,7 @@ from . import sampling
 from .features import features_at
 from .history import FromFile, History, InMemory, open_file
 from .labels import labels_at
-from .model import evaluate, fit, join_labels, plan_cutoffs_in, validate
+from .model import evaluate, fit, join_labels, plan_cutoffs_in, predict, validate
 from .redlist import CALL, SECOND, WATCH, WIN_BACK, changes, floors_from, reasons, reasons_for, red_list
 from .remote import Predictor, predictor
 from .scorer import SCORERS, Scorer, fit_scorer, probabilities, risk_score
@@ -114,11 +114,17 @@ def _run(history: History, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResu
     fitted = fit(train, cfg.seed)
     scorer = fit_scorer(train, cfg.seed, fitted)
     floors = floors_from(train)
-    judged = validate(fitted, train, valid)
+    p_valid = predict(fitted, valid)    # the classifier's probabilities at the validation cutoff, once
+
+    def at_valid(_fitted: Any, _frame: pd.DataFrame) -> Any:
+        return p_valid
+
+    judged = validate(fitted, train, valid, prob=p_valid)
     y_valid = valid["churned"].to_numpy(dtype=bool)
-    judged["baselines"]["blend"] = evaluate(y_valid, probabilities(scorer, valid, "blend"),
-                                            probabilities(scorer, valid, "blend"))
-    lists = {name: list_quality(valid, probabilities(scorer, valid, name), cfg, floors) for name in SCORERS}
+    blend = probabilities(scorer, valid, "blend", predict_fn=at_valid)
+    judged["baselines"]["blend"] = evaluate(y_valid, blend, blend)
+    lists = {name: list_quality(valid, probabilities(scorer, valid, name, predict_fn=at_valid), cfg, floors)
+             for name in SCORERS}
     scores, delay = _score_at(at_score, scorer, cfg, floors, predict_fn)
     compared, _ = _score_at(at_compare, scorer, cfg, floors, predict_fn)
     diff = changes(compared, scores)

@@ -223,6 +223,19 @@ def features_of_past(past: pd.DataFrame, cutoff: pd.Timestamp, lookback_days: in
     return out.reset_index(drop=True), delays
 
 
+def repeat_delays(past: pd.DataFrame, cutoff: pd.Timestamp, lookback_days: int) -> np.ndarray:
+    """The delays features_of_past(past, cutoff, lookback_days, ...) returns, without the features: the
+    first-to-second purchase-day delays of the customers who bought in the lookback (a sample's features
+    still take the median over every customer's)."""
+    is_buy = ~past["is_return"].astype(bool)
+    stamp = past["timestamp"]
+    active_ids = past.loc[is_buy & (stamp >= cutoff - pd.Timedelta(days=lookback_days)), "customer_id"].unique()
+    buys = past.loc[is_buy & past["customer_id"].isin(active_ids), ["customer_id", "timestamp"]]
+    days = pd.DataFrame({"cid": pd.factorize(buys["customer_id"], sort=True)[0],
+                         "day": buys["timestamp"].dt.normalize().to_numpy()}).drop_duplicates()
+    return first_repeat_delays(days)
+
+
 def first_repeat_delays(days: pd.DataFrame) -> np.ndarray:
     """Days from first to second purchase day of each customer who came back (rows: cid, day; one per
     purchase day), float64, in cid order."""

@@ -25,7 +25,7 @@ from .. import streaming
 from . import shards
 from .features import as_cutoff, check_lookback, check_transactions, data_span, features_at
 from .labels import check_window_in, labels_at
-from .sampling import Pick
+from .sampling import Pick, rows
 
 
 class History(Protocol):
@@ -84,7 +84,7 @@ class InMemory:
     def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str], regions: list[str],
                       picks: list[Pick | None] | None = None) -> list[pd.DataFrame]:
         frames = [self.features(w, lookback_days, product_lines, regions) for w in whens]
-        return [f if p is None else p(f) for f, p in zip(frames, picks or [None] * len(whens), strict=True)]
+        return [rows(f, p) for f, p in zip(frames, picks or [None] * len(whens), strict=True)]
 
     def labels(self, when: object, window_days: int, lookback_days: int) -> pd.DataFrame:
         return labels_at(self.tx, when, window_days, lookback_days)
@@ -143,7 +143,7 @@ class FromFile:
     def features_many(self, whens: list[object], lookback_days: int, product_lines: list[str], regions: list[str],
                       picks: list[Pick | None] | None = None) -> list[pd.DataFrame]:
         """The features at every cutoff from one split of the file into shards (shards.features_many_from_file;
-        a cutoff's pick applied shard by shard, so only the picked rows are held)."""
+        a cutoff's pick applied to each shard's lines: only the picked customers' features are computed)."""
         return shards.features_many_from_file(self.path, whens, lookback_days, product_lines=product_lines,
                                               regions=regions, per_shard=self.per_shard, picks=picks)
 

@@ -242,10 +242,12 @@ def evaluate(y: np.ndarray, score: np.ndarray, prob: np.ndarray) -> dict[str, fl
             "top_decile_lift": top_decile_lift(y, score)}
 
 
-def validate(fitted: Fitted, train: pd.DataFrame, valid: pd.DataFrame) -> dict[str, Any]:
-    """Model and baselines side by side on the validation frame: metrics and calibration tables."""
+def validate(fitted: Fitted, train: pd.DataFrame, valid: pd.DataFrame,
+             prob: np.ndarray | None = None) -> dict[str, Any]:
+    """Model and baselines side by side on the validation frame: metrics and calibration tables. `prob`: the
+    model's probabilities on `valid` when the caller has them (predict(fitted, valid))."""
     y_valid = valid["churned"].to_numpy(dtype=bool)
-    prob = predict(fitted, valid)
+    prob = predict(fitted, valid) if prob is None else prob
     metrics: dict[str, Any] = {"model": evaluate(y_valid, prob, prob), "baselines": {}}
     calibration = {"model": calibration_table(y_valid, prob)}
     train_scores = [baseline_scores(part) for _, part in train.groupby("cutoff", sort=True)]

@@ -15,13 +15,14 @@ cutoffs only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-Pick = Callable[[pd.DataFrame], pd.DataFrame]   # a features frame -> its rows of sampled customers
+Pick = Callable[[pd.Series], np.ndarray]   # customer ids -> whether each is in the sample
 
 
 def share(active: int, cap: int) -> float:
@@ -51,12 +52,12 @@ def sampled(customer_ids: pd.Series | np.ndarray, fraction: float, seed: int) ->
 
 
 def picker(fraction: float, seed: int) -> Pick | None:
-    """A frame's rows of the sampled customers (index reset), or None when every customer is kept."""
+    """`sampled` at this share and seed, or None when every customer is kept."""
     sampled(np.array([], dtype=object), fraction, seed)   # its check of the share
-    if fraction >= 1.0:
-        return None
+    return None if fraction >= 1.0 else functools.partial(sampled, fraction=fraction, seed=seed)
 
-    def pick(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame.loc[sampled(frame["customer_id"], fraction, seed)].reset_index(drop=True)
 
-    return pick
+def rows(frame: pd.DataFrame, pick: Pick | None) -> pd.DataFrame:
+    """The frame's rows of the picked customers (by its customer_id column), index reset; the frame itself
+    when pick is None."""
+    return frame if pick is None else frame.loc[pick(frame["customer_id"])].reset_index(drop=True)

@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 
 from .. import io, schema, streaming
 from ..errors import DataError
+from . import features as ft
 from .features import as_cutoff, check_cutoff_in, check_lookback, check_table, features_of_past, median_delay
 from .sampling import Pick
 
@@ -186,17 +187,29 @@ def shard_bounds(path: str | os.PathLike, cutoff: object, per_shard: int | None 
             con.close()
 
 
-def _before(past: pd.DataFrame, stamp: np.ndarray, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """A shard's lines before an earlier cutoff than the one it was cut at."""
-    return past[stamp < cutoff.to_datetime64()].reset_index(drop=True)
+def _at(past: pd.DataFrame, stamp: np.ndarray, cut: pd.Timestamp, latest: pd.Timestamp, lookback_days: int,
+        product_lines: list[str], regions: list[str], picked: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """features_of_past at `cut` of a shard's lines (cut at the `latest` cutoff): the lines before `cut`, and of
+    them the picked customers' (`picked`, per line; None: every customer) for the features. The delays are
+    every customer's."""
+    before = None if cut == latest else stamp < cut.to_datetime64()
+    if picked is None:
+        lines = past if before is None else past[before].reset_index(drop=True)
+        return features_of_past(lines, cut, lookback_days, product_lines, regions)
+    keep = picked if before is None else picked & before
+    frame, _ = features_of_past(past[keep].reset_index(drop=True), cut, lookback_days, product_lines, regions)
+    every = past if before is None else past[before]
+    return frame, ft.repeat_delays(every, cut, lookback_days)
 
 
 def _shards(path: str | os.PathLike, cutoffs: list[object], lookback_days: int, product_lines: list[str] | None,
-            regions: list[str] | None, per_shard: int | None,
-            tmp: Path) -> Iterator[list[tuple[pd.DataFrame, np.ndarray]]]:
-    """Per shard, in customer_id order, each cutoff's features (repeat_delay_days NaN) and first-to-second
-    purchase delays. The shards are cut once, at the latest cutoff; each shard's lines before an earlier cutoff
-    are its lines before the latest one that come before it."""
+            regions: list[str] | None, per_shard: int | None, tmp: Path,
+            picks: list[Pick | None] | None = None) -> Iterator[list[tuple[pd.DataFrame, np.ndarray]]]:
+    """Per shard, in customer_id order, each cutoff's features (repeat_delay_days NaN; of the customers its
+    pick takes, when it has one) and every customer's first-to-second purchase delays. The shards are cut
+    once, at the latest cutoff; each shard's lines before an earlier cutoff are its lines before the latest one
+    that come before it."""
+    picks = picks or [None] * len(cutoffs)
     con = _connect(tmp)
     try:
         source, cuts = _open(Path(path), cutoffs, lookback_days, con)
@@ -214,8 +227,10 @@ def _shards(path: str | os.PathLike, cutoffs: list[object], lookback_days: int, 
         past = _read_shard(file)
         file.unlink(missing_ok=True)
         stamp = past["timestamp"].to_numpy(dtype="datetime64[ns]")
-        done = [features_of_past(past if c == source.cutoff else _before(past, stamp, c), c, lookback_days, pl, rg)
-                for c, pl, rg in zip(cuts, lines, regs, strict=True)]
+        masks = {id(p): p(past["customer_id"]) for p in picks if p is not None}   # each pick's once a shard
+        done = [_at(past, stamp, c, source.cutoff, lookback_days, pl, rg, None if p is None else masks[id(p)])
+                for c, pl, rg, p in zip(cuts, lines, regs, picks, strict=True)]
+        del masks
         del past, stamp     # not held while the caller works and the next shard is read
         pa.default_memory_pool().release_unused()   # Arrow's pool keeps what it read, unless asked
         yield done
@@ -227,7 +242,8 @@ def features_many_from_file(path: str | os.PathLike, cutoffs: list[object], look
     """[features_from_file(path, c, ...) for c in cutoffs], the same frames, from one split of the file: the
     churn stage's training, validation, scoring and comparison cutoffs read the file once, not once each.
     `picks`: per cutoff, None or a function applied to each shard's frame (a row filter by customer, such as
-    sampling.picker's), so only its rows are held; repeat_delay_days is still every customer's median."""
+    sampling.picker's): only those customers' features are computed, each shard's lines filtered first;
+    repeat_delay_days is still every customer's median."""
     if not cutoffs:
         return []
     picks = picks or [None] * len(cutoffs)
@@ -236,9 +252,9 @@ def features_many_from_file(path: str | os.PathLike, cutoffs: list[object], look
     with tempfile.TemporaryDirectory(prefix="churn-shards-") as tmp:
         frames: list[list[pd.DataFrame]] = [[] for _ in cutoffs]
         delays: list[list[np.ndarray]] = [[] for _ in cutoffs]
-        for shard in _shards(path, cutoffs, lookback_days, product_lines, regions, per_shard, Path(tmp)):
+        for shard in _shards(path, cutoffs, lookback_days, product_lines, regions, per_shard, Path(tmp), picks):
             for i, (frame, delay) in enumerate(shard):
-                frames[i].append(frame if picks[i] is None else picks[i](frame))
+                frames[i].append(frame)
                 delays[i].append(delay)
     out = []
     for parts, ds in zip(frames, delays, strict=True):
