@@ -32,10 +32,20 @@ def _status(pid: int | str, key: str) -> float | None:
 def peak_mb() -> float:
     """This process's peak RSS so far, MiB."""
     hwm = _status("self", "VmHWM")
-    if hwm is not None:
-        return hwm
+    return hwm if hwm is not None else ru_maxrss_mb()
+
+
+def ru_maxrss_mb() -> float:
+    """getrusage's peak RSS of this process, MiB (KiB on Linux, bytes on macOS); on Linux a child's starts from
+    the RSS of the process that forked it."""
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10
+
+
+def memory() -> dict[str, float]:
+    """This process's memory now: peak_mb (peak_mb()), VmRSS_mb (resident now; NaN off Linux), ru_maxrss_mb."""
+    rss = _status("self", "VmRSS")
+    return {"peak_mb": peak_mb(), "VmRSS_mb": float("nan") if rss is None else rss, "ru_maxrss_mb": ru_maxrss_mb()}
 
 
 def usage() -> dict[str, float]:

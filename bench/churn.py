@@ -13,7 +13,7 @@ Run: .venv/bin/python bench/churn.py [n_customers]   (default 1,000,000)
   Cheap steps: median of 3 runs; features_at: 1 run (it is the slow one; said in the output).
 - Reference in the same run, so the figure means something on a noisy shared machine: the recency
   baseline's scoring (last purchase per customer by a pandas groupby, then its isotonic probability map).
-- Memory: peak resident set size of the process (resource.getrusage ru_maxrss, a high-water mark that
+- Memory: peak resident set size of the process (bench/_proc.peak_mb: VmHWM, a high-water mark that
   includes the log itself), printed after each phase.
 Not a test: timings depend on the machine.
 """
@@ -27,15 +27,15 @@ from collections.abc import Callable
 from typing import Any
 
 try:
-    import resource
-
     import numpy as np
     import pandas as pd
+    from _proc import peak_mb  # bench/_proc.py (bench/ is on the path of a bench script)
 
     from datastory import config, ingest, sample, schema
     from datastory.churn import features_at, red_list
     from datastory.churn.model import fit, fit_score_calibrator, labelled_at, plan_cutoffs, predict
-except ImportError as exc:  # e.g. no scikit-learn, or not on Linux/macOS (resource)
+    from datastory.churn.redlist import floors_from
+except ImportError as exc:  # e.g. no scikit-learn
     print(f"bench/churn.py skipped: {exc}")
     sys.exit(0)
 
@@ -45,9 +45,8 @@ LOOKBACK_DAYS = 365
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+    """Peak resident set size of this process so far, MiB (bench/_proc.peak_mb)."""
+    return peak_mb()
 
 
 def draw_lines(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
@@ -106,7 +105,7 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
 
 def main(n: int = 1_000_000) -> None:
     cfg = config.ChurnParams()
-    print(f"peak RSS (ru_maxrss, whole process, high-water mark) at start: {peak_rss_mib():,.0f} MiB")
+    print(f"peak RSS (VmHWM, whole process, high-water mark) at start: {peak_rss_mib():,.0f} MiB")
 
     # --- train on the sample company, as the churn stage does (not timed)
     t0 = time.perf_counter()
@@ -138,7 +137,8 @@ def main(n: int = 1_000_000) -> None:
     print(f"peak RSS after features: {peak_rss_mib():,.0f} MiB")
     t_pred, prob = timed(lambda: predict(fitted, feats), runs=3)
     print(f"peak RSS after predict: {peak_rss_mib():,.0f} MiB")
-    t_red, scores = timed(lambda: red_list(feats, prob, cfg), runs=3)
+    floors = floors_from(train)   # each list's probability floor, from the training rows as the stage takes it
+    t_red, scores = timed(lambda: red_list(feats, prob, cfg, floors), runs=3)
     print(f"peak RSS after red list: {peak_rss_mib():,.0f} MiB")
 
     def recency_baseline() -> np.ndarray:
@@ -158,7 +158,7 @@ def main(n: int = 1_000_000) -> None:
     print(f"model scoring, total:             {total:7.2f} s")
     print(f"recency baseline scoring (groupby last purchase + isotonic map, median of 3): {t_base:.2f} s")
     print(f"ratio model scoring / recency baseline: {total / t_base:.1f}")
-    print(f"peak RSS of the process (ru_maxrss): {peak_rss_mib():,.0f} MiB")
+    print(f"peak RSS of the process (VmHWM): {peak_rss_mib():,.0f} MiB")
 
 
 if __name__ == "__main__":

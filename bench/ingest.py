@@ -217,19 +217,11 @@ def write_log(n_lines: int, folder: Path, seed: int = 0, chunk: int = 1_000_000)
 
 # ---------------------------------------------------------------- the child: one ingest, own process
 def _peaks() -> dict[str, float]:
-    """Peak RSS so far, MB: VmHWM of /proc/self/status (Linux) as "peak_mb", else ru_maxrss; both kept."""
-    import resource
+    """Peak RSS so far, MB: VmHWM of /proc/self/status (Linux) as "peak_mb", else ru_maxrss; both kept, and the
+    RSS now (bench/_proc.memory)."""
+    from _proc import memory
 
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = {"ru_maxrss_mb": maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(("VmHWM:", "VmRSS:")):
-                out[line.split(":")[0] + "_mb"] = int(line.split()[1]) / 2**10
-    except OSError:
-        pass
-    out["peak_mb"] = out.get("VmHWM_mb", out["ru_maxrss_mb"])
-    return out
+    return memory()
 
 
 class Sampler:
@@ -287,10 +279,9 @@ class Sampler:
 
 
 def _cpu_s() -> float:
-    import resource
+    from _proc import usage
 
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime   # every thread's; wall time alone misleads on a busy machine
+    return usage()["cpu_s"]   # every thread's; wall time alone misleads on a busy machine
 
 
 def kpis_child(root: Path, in_memory: bool = False) -> dict[str, Any]:
