@@ -75,7 +75,7 @@ def curve(learn: pd.DataFrame, held: pd.DataFrame, caps: list[int], seed: int) -
     out = []
     for cap in caps:
         pick = sampling.picker(sampling.share(active, cap), seed)
-        rows = learn if pick is None else pick(learn)
+        rows = sampling.rows(learn, pick)
         t0 = time.perf_counter()
         fitted = fit(rows, seed)
         sec = time.perf_counter() - t0
@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             cap = f"{r['cap']:,}" if r["cap"] else "all"
             print(f"  {cap:>9} {r['customers']:>10,} {r['rows']:>9,} {r['auc']:8.4f} {d_auc:+7.4f} "
                   f"{r['brier']:7.4f} {d_brier:+8.4f} {r['fit_s']:7.1f}  {r['kind']}")
-    chosen = next((c for c in caps if c and ok[c]), 0)
-    print(f"\nsmallest cap within tolerance on every log: {chosen:,} customers "
-          f"(params/churn.yaml max_train_customers: {getattr(cfg, 'max_train_customers', 'unset')})")
+    chosen = next((f"{c:,} customers" for c in caps if c and ok[c]), "none of the caps")
+    print(f"\nsmallest cap within tolerance on every log: {chosen} "
+          f"(params/churn.yaml max_train_customers: {cfg.max_train_customers:,})")
     return 0
 
 

@@ -41,6 +41,8 @@ def big_scores(n: int, seed: int = 0) -> pd.DataFrame:
         "last_order": pd.Timestamp("2025-05-31") - pd.to_timedelta(rng.integers(0, 400, n), unit="D"),
         "reasons": np.where(prob >= 0.8, "no order for 120 days (usually every 30)", ""),
         "rank_in_region": np.arange(1, n + 1), "newly_red": (prob >= 0.8) & (np.arange(n) % 5 == 0),
+        "list": np.where(rng.random(n) < 0.7, "win back", "second purchase"),
+        "status": np.where(prob >= 0.8, "call", np.where(prob >= 0.6, "watch", "")),
     })
     return schema.conform(df, schema.CHURN_SCORES, "churn_scores")
 
