@@ -69,3 +69,36 @@ def test_segments_tied_to_the_cent_are_listed_by_name_whatever_the_last_bits():
     b = summary_of([100.1 + 1e-11, 100.1, 5.0])
     assert a == b == "segments      3: East 1 lines; West 1 lines; North 1 lines"
     assert summary_of([5.0, 100.1, 100.12]) == "segments      3: North 1 lines; East 1 lines; West 1 lines"
+
+
+# ---------------------------------------------------------------- the ingest notebook's diagnostics
+LINES = pd.DataFrame({"timestamp": pd.to_datetime(["2025-01-31 23:59", "2025-01-02 00:00", "2025-04-01 00:00", "2025-01-15 00:00",
+                                                   "2025-04-30 12:00"]),
+                      "amount": [10.5, -2.25, 7.0, 100.0, 0.75]})
+
+
+def test_monthly_net_revenue_sums_each_month_and_keeps_the_empty_ones_between():
+    got = quality.monthly_net_revenue([LINES])
+    assert list(got.index) == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    assert got.tolist() == [108.25, 0.0, 0.0, 7.75]
+    # the same as the in-memory resample the notebook made before
+    want = LINES.set_index("timestamp")["amount"].resample("MS").sum().rename(lambda t: t.strftime("%Y-%m"))
+    pd.testing.assert_series_equal(got, want.rename("amount").rename_axis(None), check_index_type=False)
+
+
+def test_monthly_net_revenue_part_by_part_is_the_whole_ones():
+    parts = [LINES.iloc[:2], LINES.iloc[2:2], LINES.iloc[2:]]
+    pd.testing.assert_series_equal(quality.monthly_net_revenue(iter(parts)), quality.monthly_net_revenue([LINES]))
+    assert quality.monthly_net_revenue([]).empty and quality.monthly_net_revenue([LINES.iloc[:0]]).empty
+
+
+def test_set_aside_rows_counts_each_reason_part_by_part_and_a_missing_reason_too():
+    rejected = pd.DataFrame({"disposition": ["rejected", "duplicate", "rejected", "rejected"],
+                             "reason": ["amount is empty", "exact duplicate", "amount is empty", None]},
+                            dtype="string")
+    whole = quality.set_aside_rows([rejected])
+    assert whole["rows"].sum() == 4 and whole.loc[("rejected", "amount is empty"), "rows"] == 2
+    assert list(whole.index.names) == ["disposition", "reason"]
+    pd.testing.assert_frame_equal(quality.set_aside_rows([rejected.iloc[:1], rejected.iloc[1:]]), whole)
+    empty = quality.set_aside_rows([])
+    assert empty.empty and list(empty.columns) == ["rows"]

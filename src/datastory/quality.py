@@ -3,12 +3,44 @@ kept transactions' profile (`profile.Profile`, counted by either engine)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from .ingest import OTHER
 from .profile import Profile
 
 MAX_SEGMENTS_SHOWN = 8
+
+
+def monthly_net_revenue(parts: Iterable[pd.DataFrame]) -> pd.Series:
+    """Net revenue (the amounts summed) per calendar month, indexed 'YYYY-MM', every month from the first line's
+    to the last one's (0 where none), from the kept lines' timestamp and amount: the whole frame, or the
+    transactions file's batches (streaming.column_batches), summed part by part in memory of one part."""
+    def month(ts: pd.Series) -> np.ndarray:   # months since 1970-01, as integers
+        return ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[M]").astype("int64")
+
+    sums = [p["amount"].astype("float64").groupby(month(p["timestamp"])).sum() for p in parts if len(p)]
+    if not sums:
+        return pd.Series([], dtype="float64", name="amount", index=pd.Index([], dtype=object))
+    total = pd.concat(sums).groupby(level=0).sum()
+    months = np.arange(total.index.min(), total.index.max() + 1)
+    out = total.reindex(months, fill_value=0.0)
+    out.index = pd.Index([str(np.datetime64(int(m), "M")) for m in months], dtype=object)
+    return out.rename("amount")
+
+
+def set_aside_rows(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Rows set aside per (disposition, reason), as a `rows` column, sorted by both: the whole rejected frame,
+    or the rejected file's batches, counted part by part."""
+    keys = ["disposition", "reason"]
+    counts = [p.groupby(keys, observed=True, dropna=False).size() for p in parts if len(p)]
+    if not counts:
+        return pd.DataFrame({"rows": pd.Series([], dtype="int64")},
+                            index=pd.MultiIndex.from_arrays([[], []], names=keys))
+    return pd.concat(counts).groupby(level=keys, dropna=False).sum().rename("rows").to_frame()
 
 
 def _pct(part: int, whole: int) -> str:

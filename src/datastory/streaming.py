@@ -27,6 +27,19 @@ def batch_rows() -> int:
     return int(os.environ.get("DATASTORY_STREAM_BATCH", "") or BATCH_ROWS)
 
 
+def column_batches(path: str | os.PathLike, columns: list[str], rows: int | None = None) -> Iterator[Any]:
+    """The Parquet file's `columns`, `rows` (default batch_rows()) at a time, as pandas frames (Arrow-backed
+    text as pandas' string dtype), in file order. No pre-buffering: it keeps every row group read until the end."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    strings = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}.get
+    with pq.ParquetFile(path, pre_buffer=False) as reader:
+        for batch in reader.iter_batches(batch_size=rows or batch_rows(), columns=columns):
+            yield batch.to_pandas(types_mapper=strings)
+
+
 def streams(cfg: DataParams, root: str | os.PathLike | None = None) -> bool:
     """Whether ingest streams the source: engine stream, or auto and a CSV file larger than AUTO_BYTES."""
     if cfg.engine == "memory" or cfg.source != "csv":
