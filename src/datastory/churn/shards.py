@@ -241,9 +241,9 @@ def features_many_from_file(path: str | os.PathLike, cutoffs: list[object], look
                             per_shard: int | None = None, picks: list[Pick | None] | None = None) -> list[pd.DataFrame]:
     """[features_from_file(path, c, ...) for c in cutoffs], the same frames, from one split of the file: the
     churn stage's training, validation, scoring and comparison cutoffs read the file once, not once each.
-    `picks`: per cutoff, None or a function applied to each shard's frame (a row filter by customer, such as
-    sampling.picker's): only those customers' features are computed, each shard's lines filtered first;
-    repeat_delay_days is still every customer's median."""
+    `picks`: per cutoff, None or a sampling.Pick (customer ids -> in the sample): only the picked customers'
+    features are computed, each shard's lines cut to theirs first; repeat_delay_days is still every customer's
+    median."""
     if not cutoffs:
         return []
     picks = picks or [None] * len(cutoffs)
