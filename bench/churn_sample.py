@@ -14,7 +14,8 @@ Run: .venv/bin/python bench/churn_sample.py [--customers N] [--caps 12500,25000,
 - Per cap: the seeded customer sample the stage would take (datastory.churn.sampling), the classifier fitted
   on it as the stage fits it (boosting + isotonic calibration on 3 GroupKFold splits), and at the held cutoff
   (every customer) its ROC AUC and Brier score, next to the same figures for every customer; the fit's
-  seconds and its rows.
+  seconds and its rows; and the scorer the stage would choose from it (out-of-fold ROC AUC on the sample's
+  rows: model, recency, RFM or blend) with that scorer's ROC AUC at the held cutoff.
 - The cap chosen: the smallest whose ROC AUC is within 0.001 and Brier within 0.0003 of every customer's on
   every log (printed at the end, against params/churn.yaml's max_train_customers).
 Not a test: the figures depend on the data and library versions.
@@ -41,6 +42,7 @@ try:
     from datastory import config
     from datastory.churn import sampling
     from datastory.churn.model import fit, labelled_at, plan_cutoffs, predict
+    from datastory.churn.scorer import fit_scorer, probabilities
 except ImportError as exc:  # e.g. no scikit-learn
     print(f"bench/churn_sample.py skipped: {exc}")
     sys.exit(0)
@@ -80,9 +82,11 @@ def curve(learn: pd.DataFrame, held: pd.DataFrame, caps: list[int], seed: int) -
         fitted = fit(rows, seed)
         sec = time.perf_counter() - t0
         prob = predict(fitted, held)
+        scorer = fit_scorer(rows, seed, fitted)     # the stage's choice: out-of-fold on the learning rows
         out.append({"cap": cap, "customers": int(rows["customer_id"].nunique()), "rows": len(rows),
                     "auc": float(roc_auc_score(y, prob)), "brier": float(brier_score_loss(y, prob)),
-                    "fit_s": sec, "kind": fitted.kind})
+                    "fit_s": sec, "kind": fitted.kind, "scorer": scorer.name,
+                    "scorer_auc": float(roc_auc_score(y, probabilities(scorer, held)))})
     return out
 
 
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     caps = sorted({int(float(c)) for c in args.caps.split(",") if c.strip()}) + [0]
     cfg = config.load("churn", ROOT)
     ok: dict[int, bool] = {c: True for c in caps}
+    same: dict[int, bool] = {c: True for c in caps}
     print(f"held cutoff = the stage's latest training cutoff; learning from {cfg.n_train_cutoffs} cutoffs "
           f"{cfg.cutoff_step_days} days apart before it; tolerance ROC AUC {AUC_TOL}, Brier {BRIER_TOL}")
     for name, tx in logs(args.customers).items():
@@ -104,17 +109,21 @@ def main(argv: list[str] | None = None) -> int:
               f"({learn['customer_id'].nunique():,} customers), held {len(held):,} customers "
               f"({held['churned'].mean():.0%} churned)")
         print(f"  {'cap':>9} {'customers':>10} {'rows':>9} {'ROC AUC':>8} {'d AUC':>7} {'Brier':>7} "
-              f"{'d Brier':>8} {'fit s':>7}  model")
+              f"{'d Brier':>8} {'fit s':>7}  {'scorer chosen':<14} {'its AUC':>7}  model")
         for r in rows:
             d_auc, d_brier = r["auc"] - full["auc"], r["brier"] - full["brier"]
             if r["cap"] and r["customers"] < full["customers"]:
                 ok[r["cap"]] &= d_auc >= -AUC_TOL and d_brier <= BRIER_TOL
+                same[r["cap"]] &= r["scorer"] == full["scorer"]
             cap = f"{r['cap']:,}" if r["cap"] else "all"
             print(f"  {cap:>9} {r['customers']:>10,} {r['rows']:>9,} {r['auc']:8.4f} {d_auc:+7.4f} "
-                  f"{r['brier']:7.4f} {d_brier:+8.4f} {r['fit_s']:7.1f}  {r['kind']}")
+                  f"{r['brier']:7.4f} {d_brier:+8.4f} {r['fit_s']:7.1f}  {r['scorer']:<14} {r['scorer_auc']:7.4f}  "
+                  f"{r['kind']}")
     chosen = next((f"{c:,} customers" for c in caps if c and ok[c]), "none of the caps")
     print(f"\nsmallest cap within tolerance on every log: {chosen} "
           f"(params/churn.yaml max_train_customers: {cfg.max_train_customers:,})")
+    print("caps whose sample chose the scorer every customer chose, on every log: "
+          + (", ".join(f"{c:,}" for c in caps if c and same[c]) or "none"))
     return 0
 
 
