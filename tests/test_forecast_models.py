@@ -4,6 +4,8 @@ missing periods, bad input."""
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -168,3 +170,16 @@ def test_prophet_on_just_under_two_years_logs_nothing(caplog):
     with caplog.at_level(logging.WARNING):
         out = models.prophet(y, 7, "D", CFG)
     assert len(out) == 7 and not [r for r in caplog.records if "Yearly seasonality" in r.getMessage()]
+
+
+def test_prophet_leaves_no_files_behind(tmp_path, monkeypatch):
+    """cmdstan's output files go to a folder removed after the fit, not to cmdstanpy's own temporary folder,
+    which only a normal process exit removes (a Dask worker is stopped instead)."""
+    import cmdstanpy
+
+    before = set(Path(cmdstanpy._TMPDIR).iterdir())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the fit's own folder goes
+    out = models.prophet(monthly(pattern(36)), 6, "M", CFG)
+    assert len(out) == 6 and np.isfinite(out.to_numpy()).all()
+    assert set(Path(cmdstanpy._TMPDIR).iterdir()) == before
+    assert not list(tmp_path.iterdir())

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config
+from . import config, kernel
 from .errors import DatastoryError
 from .io import atomic_path, stale_temps
 
@@ -45,10 +45,6 @@ def executed_path(stage: str, root: Path, suffix: str | None = None) -> Path:
 def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, Any] | None = None,
             suffix: str | None = None) -> Path:
     """Validate `stage`'s params, run its notebook, and return the executed copy's path."""
-    skip_iri_grammar()
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     if stage not in NOTEBOOKS:
         raise StageError(f"unknown notebook stage {stage!r}; stages are {', '.join(NOTEBOOKS)}")
     base = config.project_root(root)
@@ -65,29 +61,31 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
     for name in ("papermill", "traitlets", "nbclient"):
         logging.getLogger(name).setLevel(logging.WARNING)
     created = [d for d in (target.parent, *target.parent.parents) if d.is_relative_to(base) and not d.exists()]
+    skip_iri_grammar()
     try:
-        with atomic_path(target) as tmp, timed(stage, "papermill", suffix) as extra_figures:
+        # the kernel starts once the params are valid, and boots while papermill is imported and the notebook read
+        with timed(stage, "papermill", suffix) as extra_figures, kernel.started(base) as km, \
+                atomic_path(target) as tmp:
+            import papermill
+
             papermill.execute_notebook(
-                str(source), str(tmp), parameters=parameters, cwd=str(base), kernel_name="python3",
+                str(source), str(tmp), parameters=parameters, cwd=str(base), kernel_name=kernel.KERNEL_NAME,
+                engine_name=kernel.ENGINE, km=km,
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                # the kernel listens on loopback only; keep its start-up warnings off the terminal
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                kernel_manager_class=_quiet_shutdown_manager(),
             )
             if timings_path() is not None:  # read before normalise strips them from the record
                 extra_figures["cells"] = cell_durations(tmp)
             normalise(tmp, str(source.relative_to(base)), str(target.relative_to(base)))
-    except PapermillExecutionError as exc:
+    except BaseException as exc:
         _remove_empty(created)
+        if not kernel.cell_error(exc):
+            raise
         if exc.ename in _USER_ERRORS:
             raise StageError(f"stage '{stage}' stopped: {exc.evalue}") from None
         raise StageError(
             f"stage '{stage}' failed in notebooks/{nb_name}.ipynb cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
             fix="open the notebook in Jupyter to explore, or re-run with `datastory --debug` for the traceback",
         ) from exc
-    except BaseException:
-        _remove_empty(created)
-        raise
     return target
 
 
@@ -152,25 +150,6 @@ def cell_durations(nb_path: Path) -> list[dict[str, Any]]:
     return [{"index": i, "seconds": cell["metadata"].get("papermill", {}).get("duration"),
              "source": "".join(cell["source"]).split("\n", 1)[0][:80]}
             for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "code"]
-
-
-def _quiet_shutdown_manager() -> type:
-    """A kernel manager whose graceful shutdown does not interrupt the kernel first.
-
-    jupyter_client (8.x) sends SIGINT before every shutdown request, even a graceful one; the idle kernel
-    catches it and logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." to the terminal
-    after every successful stage. Asked to shut down, the kernel stops on its own; a kernel that does
-    not is still terminated, then killed, by `finish_shutdown`. Interrupting a running cell is unchanged.
-    """
-    from jupyter_client import AsyncKernelManager
-
-    class QuietShutdownKernelManager(AsyncKernelManager):
-        async def _async_interrupt_kernel(self) -> None:
-            if self.shutting_down:
-                return
-            await super()._async_interrupt_kernel()
-
-    return QuietShutdownKernelManager
 
 
 def _remove_empty(folders: list[Path]) -> None:

@@ -20,6 +20,7 @@ Candidates, simplest first in MODELS (selection breaks ties in that order):
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -271,7 +272,12 @@ def prophet(train: pd.Series, horizon: int, freq: str, cfg: ForecastParams) -> p
         model.add_country_holidays(country_name=cfg.prophet.country_holidays)
     # LBFGS always: Prophet picks Newton below 100 rows, which can crawl for 10+ s on short monthly
     # series; Prophet still falls back to Newton itself if LBFGS fails.
-    model.fit(pd.DataFrame({"ds": known.index, "y": known.to_numpy()}), seed=cfg.seed, algorithm="LBFGS")
+    # cmdstan writes its output files to a folder removed after the fit. By default they go to cmdstanpy's own
+    # temporary folder, removed only when the process exits normally: a Dask worker is stopped, not exited, so each
+    # run left about a megabyte of them per worker in the system's temporary folder.
+    with tempfile.TemporaryDirectory(prefix="datastory-prophet-") as out:
+        model.fit(pd.DataFrame({"ds": known.index, "y": known.to_numpy()}), seed=cfg.seed, algorithm="LBFGS",
+                  output_dir=out)
     idx = future_index(y.index[-1], horizon, freq)
     return _out(idx, model.predict(pd.DataFrame({"ds": idx}))["yhat"].to_numpy())
 

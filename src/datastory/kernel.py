@@ -1,0 +1,124 @@
+"""The Jupyter kernel a stage notebook runs in: started early, let go without waiting for it to exit.
+
+A kernel takes about half a second to start (a Python process importing IPython) and, once the notebook has
+loaded pandas and matplotlib, about a third of a second to exit. Neither is the stage's work, and a cold run of
+the sample starts nine of them. So:
+- `started` launches the kernel as soon as the stage's params are valid, before this process imports papermill
+  and reads the notebook: the kernel boots on the other core meanwhile;
+- papermill runs the notebook in that kernel (`ENGINE`, papermill's own engine told to use it);
+- after a notebook that ran to its end, or stopped on a cell's error, the kernel is asked to shut down and left
+  to finish on its own, in parallel with what this process still does (normalising the record, the report's
+  HTML and PDF). Its exit still runs its own clean-up (temporary files, a Dask cluster left open).
+- Any other way out (an interrupt, a kernel that died or never started) shuts it down the old way: asked, waited
+  for up to 5 s, then killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ENGINE = "datastory"
+KERNEL_NAME = "python3"
+# the kernel listens on loopback only; keep its start-up warnings off the terminal
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
+def manager_class() -> type:
+    """A kernel manager whose graceful shutdown does not interrupt the kernel first, and may leave the kernel to
+    exit on its own.
+
+    jupyter_client (8.x) sends SIGINT before every shutdown request, even a graceful one; the idle kernel
+    catches it and logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." to the terminal
+    after every successful stage. Asked to shut down, the kernel stops on its own; a kernel that does
+    not is still terminated, then killed, by `finish_shutdown`. Interrupting a running cell is unchanged.
+    With `detach` set, `finish_shutdown` does not wait: the request is sent and the kernel exits by itself.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        detach = False
+
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
+        async def _async_finish_shutdown(self, *args: Any, **kwargs: Any) -> None:
+            if self.detach:
+                return
+            await super()._async_finish_shutdown(*args, **kwargs)
+
+    return QuietShutdownKernelManager
+
+
+@contextlib.contextmanager
+def started(cwd: str | Path) -> Iterator[Any]:
+    """A kernel launched now with `cwd` as working directory; pass it to papermill as `km` with `engine_name=ENGINE`.
+
+    On a normal exit from the block the kernel is asked to shut down and not waited for; on an exception other
+    than a notebook's own error it is shut down and waited for (killed if it does not stop).
+    """
+    from jupyter_core.utils import run_sync
+
+    km = manager_class()(kernel_name=KERNEL_NAME)
+    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=KERNEL_ARGS)
+    detach = True
+    try:
+        register_engine()  # imports papermill, while the kernel boots
+        yield km
+    except BaseException as exc:
+        detach = cell_error(exc)  # a cell raised: the kernel itself is well and idle
+        raise
+    finally:
+        km.detach = detach
+        with contextlib.suppress(Exception):
+            if run_sync(km.is_alive)():
+                run_sync(km.shutdown_kernel)(now=False)
+            else:
+                run_sync(km.cleanup_resources)()
+
+
+def cell_error(exc: BaseException) -> bool:
+    """Whether `exc` is papermill's report of a cell that raised (papermill is imported by then)."""
+    import sys
+
+    module = sys.modules.get("papermill.exceptions")
+    return module is not None and isinstance(exc, module.PapermillExecutionError)
+
+
+def register_engine() -> None:
+    """Register `ENGINE` with papermill."""
+    from papermill.engines import papermill_engines
+
+    papermill_engines.register(ENGINE, _engine_class())
+
+
+def _engine_class() -> type:
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    class StartedKernelEngine(NBClientEngine):
+        """papermill's nbclient engine in the kernel passed as `km`, whose client it closes after the run
+        (nbclient leaves the client open when it did not start the kernel itself)."""
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
+                                 kernel_name=kernel_name, log=logger, log_output=log_output,
+                                 stdout_file=stdout_file, stderr_file=stderr_file)
+            client = PapermillNotebookClient(nb_man, **final)
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+                    client.kc = None
+
+    return StartedKernelEngine
