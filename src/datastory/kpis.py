@@ -134,15 +134,10 @@ def active_table(counts: dict[str, pd.Series], regions: Any, first: pd.Timestamp
     return schema.conform(pd.concat(frames, ignore_index=True), schema.ACTIVE, "active")
 
 
-def arrow_strings(arrow_type: Any) -> pd.StringDtype | None:
-    """The `types_mapper` that keeps Arrow text (string or large_string) in Arrow (pandas' "string[pyarrow]")."""
-    return pd.StringDtype("pyarrow") if str(arrow_type) in ("string", "large_string") else None
-
-
 def transactions_frame(data: Any) -> pd.DataFrame:
     """schema.TRANSACTIONS from an Arrow table or record batch of the transactions file, its text kept in Arrow
     (pandas' "string[pyarrow]": no Python object per value)."""
-    frame = data.to_pandas(types_mapper=arrow_strings)
+    frame = data.to_pandas(types_mapper=streaming.arrow_strings)
     return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
 
 
@@ -155,16 +150,14 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
     time and each period is summed once all its rows are in (by `_period_sums`, which the time order lets count
     without sorting; each customer's first sale, which makes them new, comes from `first_sales`). A file out of
     time order is refused."""
-    import pyarrow.parquet as pq
-
     freq = check_period(period)
     parts: list[pd.DataFrame] = []
     firsts = first_sales(path)
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
-    # no pre-buffering: it keeps every row group read until the reader is closed (memory growing with the file)
-    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows, columns=list(SUMMED)):
-        chunk = schema.conform(batch.to_pandas(types_mapper=arrow_strings), SUMMED, "transactions", copy=False)
+    for batch in streaming.record_batches(path, list(SUMMED), rows):
+        chunk = schema.conform(batch.to_pandas(types_mapper=streaming.arrow_strings), SUMMED, "transactions",
+                               copy=False)
         del batch
         ts = chunk["timestamp"]
         if len(ts) and ((last is not None and ts.iloc[0] < last) or not ts.is_monotonic_increasing):

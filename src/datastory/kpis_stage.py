@@ -88,7 +88,7 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     named = _latest(path, [("timestamp", ">=", since)], None, rows)
     until = [("timestamp", "<", pair[0] + pd.DateOffset(months=3 if cfg.period == "Q" else 1))] if pair else []
     recent = pq.read_table(path, columns=list(bridge.LINES), filters=[("timestamp", ">=", since), *until]) \
-        .to_pandas(types_mapper=kpis.arrow_strings)
+        .to_pandas(types_mapper=streaming.arrow_strings)
     lines = bridge.prepare(recent, cfg.period)      # the lines as numbers and categories: the text is dropped
     customers = pd.Series(lines.customers)
     del recent
@@ -195,7 +195,7 @@ def _latest(path: Path, where: list[tuple], wanted: pa.Array | None, rows: int) 
     for batch in ds.dataset(path, format="parquet").to_batches(columns=list(bridge.NAMED), filter=filt,
                                                                  batch_size=rows):
         if batch.num_rows:
-            found.append(bridge.names(batch.to_pandas(types_mapper=kpis.arrow_strings)))
+            found.append(bridge.names(batch.to_pandas(types_mapper=streaming.arrow_strings)))
     if not found:
         return pd.Series(dtype="string")
     out = pd.concat(found)

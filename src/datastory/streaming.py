@@ -1,7 +1,8 @@
 """Which ingest engine runs, and the sizes that bound the streaming one: declared once, read by the ingest stage
 (`ingest_stream`), by the kpis stage (`kpis_stage`, which reads the transactions file the same way when ingest
 streamed) and by `datastory check-data`. A small module on purpose: a stage that only asks the question does not
-depend on the ingest code.
+depend on the ingest code. And how a Parquet file is read back a batch at a time (`record_batches`), its text
+kept in Arrow (`arrow_strings`).
 """
 
 from __future__ import annotations
@@ -27,17 +28,33 @@ def batch_rows() -> int:
     return int(os.environ.get("DATASTORY_STREAM_BATCH", "") or BATCH_ROWS)
 
 
-def column_batches(path: str | os.PathLike, columns: list[str], rows: int | None = None) -> Iterator[Any]:
-    """The Parquet file's `columns`, `rows` (default batch_rows()) at a time, as pandas frames (Arrow-backed
-    text as pandas' string dtype), in file order. No pre-buffering: it keeps every row group read until the end."""
+def arrow_strings(arrow_type: Any) -> Any:
+    """The `types_mapper` that keeps Arrow text (string or large_string) in Arrow (pandas' "string[pyarrow]"), with
+    no Python object per value."""
     import pandas as pd
-    import pyarrow as pa
+
+    return pd.StringDtype("pyarrow") if str(arrow_type) in ("string", "large_string") else None
+
+
+def record_batches(source: Any, columns: list[str], rows: int | None = None) -> Iterator[Any]:
+    """A Parquet file's `columns`, `rows` (default batch_rows()) at a time, as Arrow record batches in file order.
+
+    `source`: a path (opened here and closed after the last batch) or a pyarrow ParquetFile the caller opened with
+    `pre_buffer=False`. Without pre-buffering: it keeps every row group read until the file is closed (memory
+    growing with the file)."""
     import pyarrow.parquet as pq
 
-    strings = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}.get
-    with pq.ParquetFile(path, pre_buffer=False) as reader:
-        for batch in reader.iter_batches(batch_size=rows or batch_rows(), columns=columns):
-            yield batch.to_pandas(types_mapper=strings)
+    if isinstance(source, pq.ParquetFile):
+        yield from source.iter_batches(batch_size=rows or batch_rows(), columns=columns)
+        return
+    with pq.ParquetFile(source, pre_buffer=False) as reader:
+        yield from reader.iter_batches(batch_size=rows or batch_rows(), columns=columns)
+
+
+def column_batches(path: str | os.PathLike, columns: list[str], rows: int | None = None) -> Iterator[Any]:
+    """record_batches as pandas frames, their text in Arrow (arrow_strings)."""
+    for batch in record_batches(path, columns, rows):
+        yield batch.to_pandas(types_mapper=arrow_strings)
 
 
 def streams(cfg: DataParams, root: str | os.PathLike | None = None) -> bool:

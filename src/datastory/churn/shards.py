@@ -115,8 +115,7 @@ def _split(path: Path, cutoff: pd.Timestamp, bounds: list[tuple[str, str]], fold
     firsts = np.array([lo for lo, _ in bounds], dtype=str)
     writers: dict[int, pq.ParquetWriter] = {}
     try:
-        reader = pq.ParquetFile(path, pre_buffer=False)   # pre-buffering keeps every row group read until the end
-        for batch in reader.iter_batches(batch_size=rows, columns=list(schema.TRANSACTIONS)):
+        for batch in streaming.record_batches(path, list(schema.TRANSACTIONS), rows):
             table = pa.Table.from_batches([batch])
             stamp = table.column("timestamp")
             keep = pc.and_(pc.less(stamp, pa.scalar(cutoff.to_pydatetime(), stamp.type)),

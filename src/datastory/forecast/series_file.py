@@ -47,7 +47,7 @@ def build_series_file(path: str | os.PathLike, freq: str, fill: str = "zero",
     held: list[dict[str, np.ndarray]] = []   # lines of the periods not known to be whole yet
     cells: list[dict[str, np.ndarray]] = []  # the sums of the whole periods' cells
     first = last = None
-    for batch in pf.iter_batches(batch_size=rows, columns=list(fs.COLUMNS)):
+    for batch in streaming.record_batches(pf, list(fs.COLUMNS), rows):
         if not batch.num_rows:
             continue
         chunk = _lines(batch, codes)
@@ -203,7 +203,7 @@ def _file_problem(pf: Any, path: Path, rows: int) -> DataError:
 def _first_missing(pf: Any, col: str, rows: int) -> int | None:
     """The file's first row (from 0) whose `col` is missing (null, NaN, NaT), or None."""
     offset = 0
-    for batch in pf.iter_batches(batch_size=rows, columns=[col]):
+    for batch in streaming.record_batches(pf, [col], rows):
         row = fs._first(batch.column(col).to_pandas().isna().to_numpy())
         if row is not None:
             return offset + row
