@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,14 @@ from datastory import bridge, config, pack, schema
 from datastory import kpis as kpis_mod
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Ctrl-C reaches the commands the tests start (`serve`, `watch`) even when the suite itself was started with
+    SIGINT ignored (a background job of a shell without job control, as some CI runners start it): a child keeps
+    an ignored signal ignored, so the tests that stop a command with SIGINT would wait for it in vain."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser):

@@ -186,3 +186,21 @@ def test_misspelt_key_suggests_the_nearest(project):
     (project / "params" / "forecast.yaml").write_text("horizn: 8\nprophet:\n  growth: linear\n")
     res = run(project, "check-params")
     assert res.returncode == 2 and "unknown key 'horizn' (did you mean horizon?)" in res.stderr
+
+
+def test_the_command_exits_with_mains_status_after_freezing_the_collector(monkeypatch):
+    from datastory import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 3)
+    monkeypatch.setattr(cli.gc, "freeze", lambda: calls.append("freeze"))
+    with pytest.raises(SystemExit) as exc:
+        cli.entry()
+    assert exc.value.code == 3 and calls == ["main", "freeze"]
+
+
+def test_the_installed_command_is_entry_not_main():
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="datastory")
+    assert script.value == "datastory.cli:entry"

@@ -6,6 +6,7 @@ Errors the user can fix print as one clear message with exit status 2; `--debug`
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -243,5 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The `datastory` command: main(), then the process's exit without the interpreter's last search for cycles.
+
+    Once a command has run, what it writes is written and closed. At exit the interpreter would still walk every
+    object the imports made (pandas, pyarrow, matplotlib) looking for reference cycles: about 0.2 s of every
+    command, so of every DVC stage. gc.freeze() takes them out of that search. Exit handlers and module clean-up
+    still run. Only the exiting process calls it: main(), which tests call in their own process, leaves the
+    collector alone.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
