@@ -7,7 +7,8 @@ Run: .venv/bin/python bench/pipeline.py [--repeats R] [--against REF] [--keep]
 
 - Each run copies the tracked and not-ignored files of this project (what a fresh clone holds, plus
   local edits) into a temporary folder, makes it a git repository and runs `dvc repro` there: every
-  stage runs, nothing is installed, the copy's own src/ is the code that runs.
+  stage runs, nothing is installed, the copy's own src/ is the code that runs, through its own `datastory`
+  command (`python -m datastory`: the entry point installed here may be another tree's).
 - Seconds per stage: from each "Running stage" line of DVC's output to the next (DVC's own hashing
   and lock writing included, as a user waits for them).
 - Shares of the whole run, from the side file that `DATASTORY_TIMINGS` makes the runner write (the
@@ -75,8 +76,14 @@ def cold_run(dst: Path) -> tuple[float, dict[str, float], list[dict], float]:
     seconds (user + system) of every process of the run: this process adopts the ones whose parent ended before
     them (a kernel left to exit after its notebook, a LocalCluster's forkserver and workers), and reaps them."""
     timings = dst / ".bench-timings.jsonl"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(dst / "src"),
-           "DATASTORY_TIMINGS": str(timings)}
+    # the `datastory` command of the copy's own code (`python -m datastory`: its __main__), not the one installed
+    # in this environment, whose entry point may be another tree's
+    shim = dst / ".bench-bin"
+    shim.mkdir()
+    (shim / "datastory").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m datastory "$@"\n')
+    (shim / "datastory").chmod(0o755)
+    env = {**os.environ, "PATH": os.pathsep.join([str(shim), str(BIN), os.environ.get("PATH", "")]),
+           "PYTHONPATH": str(dst / "src"), "DATASTORY_TIMINGS": str(timings)}
     env.pop("DATASTORY_ROOT", None)
     marks: list[tuple[str, float]] = []
     adopting = adopt_orphans()
