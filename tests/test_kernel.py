@@ -31,56 +31,45 @@ def _exit_status(process, within=20.0):
     return process.poll()
 
 
-@pytest.fixture
-def kept():
-    """The kernel process of each `started` block, kept past the block (the manager drops it on shutdown)."""
-    return {}
-
-
-def _keep(km, kept):
-    kept["process"] = km.provisioner.process
-    kept["pid"] = km.provisioner.process.pid
-
-
-def test_the_notebook_runs_in_the_started_kernel_in_its_folder(tmp_path, kept):
+def test_the_notebook_runs_in_the_started_kernel_in_its_folder(tmp_path):
     work = tmp_path / "project"
     work.mkdir()
     nb = _notebook(tmp_path / "in.ipynb", "import os\nopen('seen.txt', 'w').write(f'{os.getcwd()} {os.getpid()}')")
     with kernel.started(work) as km:
-        _keep(km, kept)
+        process = km.provisioner.process  # the manager lets go of it at shutdown
         _run(km, nb, tmp_path / "out.ipynb", work)
     folder, pid = (work / "seen.txt").read_text().rsplit(" ", 1)
-    assert folder == str(work) and int(pid) == kept["pid"]  # no second kernel was started
+    assert folder == str(work) and int(pid) == process.pid  # no second kernel was started
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert executed.metadata["language_info"]["name"] == "python"
 
 
-def test_after_a_run_the_kernel_is_asked_to_stop_and_exits_by_itself(tmp_path, kept):
+def test_after_a_run_the_kernel_is_asked_to_stop_and_exits_by_itself(tmp_path):
     nb = _notebook(tmp_path / "in.ipynb", "import pandas\nx = 1")
     with kernel.started(tmp_path) as km:
-        _keep(km, kept)
+        process = km.provisioner.process  # the manager lets go of it at shutdown
         _run(km, nb, tmp_path / "out.ipynb", tmp_path)
     assert km.detach
-    assert _exit_status(kept["process"]) == 0  # its own clean exit, not a kill (-9) or a terminate (-15)
+    assert _exit_status(process) == 0  # its own clean exit, not a kill (-9) or a terminate (-15)
 
 
-def test_a_cell_error_leaves_the_kernel_to_exit_by_itself(tmp_path, kept):
+def test_a_cell_error_leaves_the_kernel_to_exit_by_itself(tmp_path):
     nb = _notebook(tmp_path / "in.ipynb", "raise ValueError('bad value')")
     with pytest.raises(PapermillExecutionError, match="bad value"), kernel.started(tmp_path) as km:
-        _keep(km, kept)
+        process = km.provisioner.process  # the manager lets go of it at shutdown
         _run(km, nb, tmp_path / "out.ipynb", tmp_path)
     assert km.detach
-    assert _exit_status(kept["process"]) == 0
+    assert _exit_status(process) == 0
 
 
-def test_any_other_error_shuts_the_kernel_down_before_it_propagates(tmp_path, kept):
+def test_any_other_error_shuts_the_kernel_down_before_it_propagates(tmp_path):
     nb = _notebook(tmp_path / "in.ipynb", "x = 1")
     with pytest.raises(RuntimeError, match="stop here"), kernel.started(tmp_path) as km:
-        _keep(km, kept)
+        process = km.provisioner.process  # the manager lets go of it at shutdown
         _run(km, nb, tmp_path / "out.ipynb", tmp_path)
         raise RuntimeError("stop here")
     assert not km.detach
-    assert kept["process"].poll() is not None  # already gone when the error reaches the caller
+    assert process.poll() is not None  # already gone when the error reaches the caller
 
 
 def test_only_papermills_cell_error_counts_as_one():
