@@ -155,10 +155,9 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
     firsts = first_sales(path)
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
-    for batch in streaming.record_batches(path, list(SUMMED), rows):
-        chunk = schema.conform(batch.to_pandas(types_mapper=streaming.arrow_strings), SUMMED, "transactions",
-                               copy=False)
-        del batch
+    for frame in streaming.column_batches(path, list(SUMMED), rows):
+        chunk = schema.conform(frame, SUMMED, "transactions", copy=False)
+        del frame
         ts = chunk["timestamp"]
         if len(ts) and ((last is not None and ts.iloc[0] < last) or not ts.is_monotonic_increasing):
             raise DataError("transactions are not in time order", file=str(path), column="timestamp",

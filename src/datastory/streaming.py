@@ -44,17 +44,19 @@ def record_batches(source: Any, columns: list[str], rows: int | None = None) -> 
     growing with the file)."""
     import pyarrow.parquet as pq
 
-    if isinstance(source, pq.ParquetFile):
-        yield from source.iter_batches(batch_size=rows or batch_rows(), columns=columns)
+    if not isinstance(source, pq.ParquetFile):
+        with pq.ParquetFile(source, pre_buffer=False) as reader:
+            yield from record_batches(reader, columns, rows)
         return
-    with pq.ParquetFile(source, pre_buffer=False) as reader:
-        yield from reader.iter_batches(batch_size=rows or batch_rows(), columns=columns)
+    yield from source.iter_batches(batch_size=rows or batch_rows(), columns=columns)
 
 
 def column_batches(path: str | os.PathLike, columns: list[str], rows: int | None = None) -> Iterator[Any]:
-    """record_batches as pandas frames, their text in Arrow (arrow_strings)."""
+    """record_batches as pandas frames, their text in Arrow (arrow_strings). A batch is let go once it is a frame."""
     for batch in record_batches(path, columns, rows):
-        yield batch.to_pandas(types_mapper=arrow_strings)
+        frame = batch.to_pandas(types_mapper=arrow_strings)
+        del batch
+        yield frame
 
 
 def streams(cfg: DataParams, root: str | os.PathLike | None = None) -> bool:
