@@ -148,6 +148,7 @@ def test_deliver_exits_3_when_the_gate_holds_the_send_and_0_for_a_dry_run(projec
     paths = config.paths(project)
     io.write_bytes(b"%PDF-1.4 tiny", paths.report("north", "pdf"))
     io.write_bytes(b"PK tiny", paths.report("north", "xlsx"))
+    io.write_bytes(b"", paths.email_chart("north"))   # the report had no chart: the email goes without one
     dry = run(project, "deliver", "--audience", "north")
     assert dry.returncode == 0 and "not sent: dry run" in dry.stdout, dry.stderr
     params = yaml.safe_load((project / "params/deliver.yaml").read_text())

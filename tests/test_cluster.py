@@ -60,7 +60,7 @@ def test_churn_on_an_unreachable_scheduler_stops_before_training(monkeypatch):
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 2)
     monkeypatch.setenv(cluster.ENV, "tcp://127.0.0.1:9")   # discard port: nothing answers
     trained = []
-    monkeypatch.setattr(churn, "fit", lambda *a: trained.append(a))
+    monkeypatch.setattr(churn, "fit_scorer", lambda *a: trained.append(a))
     with pytest.raises(ClusterError, match="tcp://127.0.0.1:9"):
         churn.run(synth_tx(120, seed=1), config.ChurnParams())
     assert trained == []
@@ -73,7 +73,7 @@ def test_churn_from_the_file_on_an_unreachable_scheduler_stops_before_training(m
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 2)
     monkeypatch.setenv(cluster.ENV, "tcp://127.0.0.1:9")
     trained = []
-    monkeypatch.setattr(churn, "fit", lambda *a: trained.append(a))
+    monkeypatch.setattr(churn, "fit_scorer", lambda *a: trained.append(a))
     with pytest.raises(ClusterError, match="tcp://127.0.0.1:9"):
         churn.run_file(path, config.ChurnParams())
     assert trained == []

@@ -24,9 +24,11 @@ from test_deliver_smtp import (  # noqa: F401  (tls_files is a fixture)
 )
 
 from datastory import config, io
+from datastory import pack as pack_mod
 from datastory.deliver import DeliveryError, Ledger, deliver, gate_ok, run
 from datastory.deliver.compose import compose, to_bytes
 from datastory.errors import ParamsError
+from datastory.present import figures
 
 NORTH = config.Audience(label="North sales", regions=["North"], to=["north@example.com"],
                         cc=["Deputy <deputy@example.com>"], bcc=["audit@example.com"])
@@ -217,13 +219,30 @@ def test_run_unknown_audience_is_a_params_error(project):
 
 
 @pytest.mark.slow
-def test_run_inlines_the_revenue_chart_by_default(project):
+def test_run_inlines_the_report_stages_revenue_chart_by_default(project):
     _write_project(project)
+    chart = figures.revenue_by_period(pack_mod.load("north", project))   # what the report stage writes
+    io.write_bytes(chart, config.paths(project).email_chart("north"))
     run("north", project, env={})
     got = email.message_from_bytes((project / "reports/outbox/north.eml").read_bytes(), policy=email.policy.default)
     (png,) = [p for p in got.walk() if p.get_content_type() == "image/png"]
-    assert png.get_content().startswith(b"\x89PNG") and png["Content-ID"].strip("<>") in \
-        got.get_body(("html",)).get_content()
+    assert chart.startswith(b"\x89PNG") and png.get_content() == chart
+    assert png["Content-ID"].strip("<>") in got.get_body(("html",)).get_content()
     first = (project / "reports/outbox/north.eml").read_bytes()
     run("north", project, env={})
     assert (project / "reports/outbox/north.eml").read_bytes() == first
+
+
+def test_run_without_a_chart_sends_the_email_without_one(project):
+    _write_project(project)
+    io.write_bytes(b"", config.paths(project).email_chart("north"))   # the audience had no KPI rows to draw
+    run("north", project, env={})
+    got = email.message_from_bytes((project / "reports/outbox/north.eml").read_bytes(), policy=email.policy.default)
+    assert not [p for p in got.walk() if p.get_content_type() == "image/png"]
+
+
+def test_run_names_a_missing_chart(project):
+    _write_project(project)
+    with pytest.raises(DeliveryError, match="report file is missing") as err:
+        run("north", project, env={})
+    assert err.value.file == "reports/north/revenue.png" and "report@north" in err.value.fix

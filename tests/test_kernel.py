@@ -1,10 +1,12 @@
 """kernel.started and the papermill engine that runs a notebook in it, with real kernels."""
 
+import json
 import time
 
 import nbformat
 import papermill
 import pytest
+from jupyter_core.utils import run_sync
 from papermill.exceptions import PapermillExecutionError
 
 from datastory import kernel
@@ -42,6 +44,42 @@ def test_the_notebook_runs_in_the_started_kernel_in_its_folder(tmp_path):
     assert folder == str(work) and int(pid) == process.pid  # no second kernel was started
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert executed.metadata["language_info"]["name"] == "python"
+
+
+def test_the_kernel_runs_without_the_debugger(tmp_path):
+    nb = _notebook(tmp_path / "in.ipynb", "import sys\nimport ipykernel.debugger as d\n"
+                   "open('debugger.txt', 'w').write(f\"{sys.modules.get('debugpy')} {d._is_debugpy_available}\")")
+    with kernel.started(tmp_path) as km:
+        assert km.kernel_spec.argv[1:3] == ["-c", kernel.LAUNCH]
+        _run(km, nb, tmp_path / "out.ipynb", tmp_path)
+    assert (tmp_path / "debugger.txt").read_text() == "None False"
+
+
+def test_a_kernel_spec_that_is_not_ipykernels_launcher_is_left_as_it_is(tmp_path, monkeypatch):
+    spec_dir = tmp_path / "kernels" / "other"
+    spec_dir.mkdir(parents=True)
+    argv = ["python", "-m", "other_kernel", "-f", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "o", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    assert kernel.manager_class()(kernel_name="other").kernel_spec.argv == argv
+
+
+def test_the_client_is_ready_once_the_kernel_answers_and_then_runs_code(tmp_path):
+    """Its wait returns without draining the kernel's first status messages; a request then gets its reply and
+    output as before."""
+    with kernel.started(tmp_path) as km:
+        kc = km.client()
+        assert type(kc).__name__ == "ReadyKernelClient"
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=60)
+            seen = []
+            reply = run_sync(kc.execute_interactive)("print(6 * 7)", timeout=60,
+                                                     output_hook=lambda msg: seen.append(msg))
+        finally:
+            kc.stop_channels()
+    assert reply["content"]["status"] == "ok"
+    assert [m["content"]["text"] for m in seen if m["msg_type"] == "stream"] == ["42\n"]
 
 
 def test_after_a_run_the_kernel_is_asked_to_stop_and_exits_by_itself(tmp_path):

@@ -53,3 +53,20 @@ def test_dvc_plots_show_writes_a_page_with_no_network_script(tmp_path):
     html = (root / "dvc_plots" / "index.html").read_text()
     assert "cdn.jsdelivr" not in html and not re.search(r"<script[^>]+src=", html)
     assert "window.vegaEmbed" in html and "vegaEmbed('#" in html
+
+
+def test_the_command_also_makes_the_dashboards_bundle_once(tmp_path, capsys):
+    """`datastory plots-page` (run by `make setup`) leaves the dashboards' Vega bundle in the project's cache, so a
+    report stage reads it instead of making it (seconds of CPU beside its notebook)."""
+    from datastory import cli
+    from datastory.dashboard import page
+
+    root = tmp_path / "p"
+    (root / "params").mkdir(parents=True)
+    (root / "params" / "paths.yaml").write_text("paths: {}\n")
+    assert cli.main(["--root", str(root), "plots-page"]) == 0
+    cached = page.bundle_path(root / page.BUNDLE_CACHE)
+    assert cached.is_file() and str(cached) in capsys.readouterr().out
+    assert page.bundle(root / page.BUNDLE_CACHE) == cached.read_text(encoding="utf-8")
+    assert "vegaEmbed" in cached.read_text(encoding="utf-8")
+    assert (root / plotspage.TEMPLATE).is_file()

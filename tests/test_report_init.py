@@ -14,8 +14,9 @@ from pypdf import PdfReader
 
 from datastory import config, report, runner
 from datastory.errors import DataError, ParamsError
-from datastory.present import words
+from datastory.present import figures, words
 from datastory.report import sections
+from datastory.report.render import to_html as render_html
 
 
 def full_notebook(p, fns=(sections.cover, sections.summary, sections.footer)) -> nbformat.NotebookNode:
@@ -46,6 +47,13 @@ def test_build_returns_html_and_pdf_on_the_page_size(built):
     assert "Executive summary" in _pdf_text(pdf)
 
 
+def test_prepare_changes_nothing_that_build_makes(built):
+    """prepare() renders an empty notebook to load the templates; the next build is the same, byte for byte."""
+    nb, made = built
+    report.prepare()
+    assert report.build(nb, "Letter") == made
+
+
 def test_build_rejects_unknown_page_size(built):
     nb, _ = built
     with pytest.raises(ParamsError, match="page_size.*'A5'"):
@@ -64,6 +72,19 @@ def test_build_renders_with_too_few_complete_periods():
     assert words.NO_EARLIER_PERIOD in html
     squashed = "".join(_pdf_text(pdf).split())
     assert "".join(words.NO_EARLIER_PERIOD.split()) in squashed
+
+
+def test_the_emails_chart_is_the_reports_revenue_chart_or_none():
+    """The revenue chart of the key figures comes back byte for byte from the rendered HTML; not the figure
+    of another section, and nothing from a report without key figures."""
+    p = make_pack()
+    html = render_html(full_notebook(p, (sections.cover, sections.what_changed, sections.kpi_tiles,
+                                         sections.forecasts)))
+    chart = report.email_chart(html)
+    assert chart.startswith(b"\x89PNG") and chart == figures.revenue_by_period(p)
+    assert report.email_chart(render_html(full_notebook(p, (sections.cover, sections.forecasts)))) == b""
+    bare = dataclasses.replace(p, kpis=p.kpis.iloc[:0])   # "No KPI data for this audience"
+    assert report.email_chart(render_html(full_notebook(bare, (sections.kpi_tiles, sections.forecasts)))) == b""
 
 
 @pytest.mark.slow

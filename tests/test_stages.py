@@ -17,6 +17,7 @@ from conftest import tiny_frames, write_artifacts
 from datastory import cli, config, dashboard, io, pack, runner, sample, stages, workbook
 from datastory import report as report_mod
 from datastory.errors import DataError, ParamsError
+from datastory.present import figures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,13 +176,14 @@ def test_report_stage_writes_what_its_renderers_make_one_after_the_other(project
     renderers run in turn on the same executed notebook and pack."""
     report_project(project, monkeypatch)
     outs = stages.report("north", project)
-    assert [o.name for o in outs] == ["report.html", "report.pdf", "report.xlsx", "dashboard.html"]
+    assert [o.name for o in outs] == ["report.html", "report.pdf", "report.xlsx", "dashboard.html", "revenue.png"]
     rep = config.load("report", project)
     p = pack.load("north", project, rep)
     html, pdf = report_mod.build(runner.executed_path("report", project, "north"), rep.page_size)
     assert outs[0].read_text(encoding="utf-8") == html and outs[1].read_bytes() == pdf
     assert outs[2].read_bytes() == workbook.build(p, params=config.pack_params("north", project, rep))
     assert outs[3].read_text(encoding="utf-8") == dashboard.build(p)
+    assert outs[4].read_bytes() == figures.revenue_by_period(p)   # the chart the deliver stage inlines
     assert list((project / dashboard.page.BUNDLE_CACHE).iterdir())  # the next audience reads the bundle
 
 

@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                    "data-quality summary and what the data supports (forecast, churn); writes nothing; exit 2 "
                    "when the data cannot run the pipeline")
     sub.add_parser("plots-page", help="write the page template `dvc plots show` uses, with Vega inlined so the "
-                   "plots draw offline (.datastory/plots.html; `make setup` runs it)")
+                   "plots draw offline (.datastory/plots.html), and make the dashboards' Vega bundle once "
+                   "(.datastory/vega/); `make setup` runs it")
     sd = sub.add_parser("stage-deps", help="compare each dvc.yaml stage's src/ deps with the code its command "
                         "imports (its import closure); print the lines to add or remove, exit 1 when they differ")
     sd.add_argument("--write", action="store_true", help="rewrite dvc.yaml's src/ deps to match instead")
@@ -112,9 +113,14 @@ def _forecast_file(args: argparse.Namespace) -> int:
 
 
 def _plots_page(args: argparse.Namespace) -> int:
-    from . import plotspage
+    from . import config, plotspage
+    from .dashboard import page
 
     print(f"wrote {plotspage.write(args.root)}: `dvc plots show` draws offline")
+    # the dashboards' own bundle (another Vega-Lite), made once here so that no report stage spends its CPU on it
+    cache = config.project_root(args.root) / page.BUNDLE_CACHE
+    page.bundle(cache)
+    print(f"made {page.bundle_path(cache)}: every dashboard inlines it")
     return 0
 
 

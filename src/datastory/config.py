@@ -567,6 +567,10 @@ class Paths(_Strict):
     def dashboard(self, audience: str) -> Path:
         return self.reports_dir / audience / "dashboard.html"
 
+    def email_chart(self, audience: str) -> Path:
+        """The revenue chart the audience's email shows inline (PNG; empty: none), from the report stage."""
+        return self.reports_dir / audience / "revenue.png"
+
     def eml(self, audience: str) -> Path:
         return self.outbox_dir / f"{audience}.eml"
 

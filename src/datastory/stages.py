@@ -1,18 +1,21 @@
 """The I/O edges that DVC stages call: one function per stage.
 
 Analysis stages run their notebook through `runner.execute`. The report stage turns the executed
-report notebook into HTML and PDF, builds the workbook and the dashboard, and writes all four only
-when all four were built. Delivery composes the email from the finished pack.
+report notebook into HTML and PDF, builds the workbook and the dashboard, takes the email's chart from the
+report, and writes all five only when all five were built. Delivery composes the email from the finished pack.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import config, io, runner
 from .errors import DataError, DatastoryError
+
+log = logging.getLogger(__name__)
 
 
 def sample(root: str | os.PathLike | None = None) -> tuple[Path, bool]:
@@ -65,7 +68,8 @@ def notebook(stage: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def report(audience: str, root: str | os.PathLike | None = None) -> list[Path]:
-    """Build reports/<audience>/report.html, report.pdf, report.xlsx and dashboard.html.
+    """Build reports/<audience>/report.html, report.pdf, report.xlsx, dashboard.html and revenue.png (the email's
+    chart).
 
     The notebook runs in its kernel (another process) while this one loads the pack, builds the workbook and the
     dashboard, which need only the pack, and imports the HTML and PDF renderers: on two cores the kernel's start,
@@ -100,13 +104,17 @@ def report(audience: str, root: str | os.PathLike | None = None) -> list[Path]:
         executed = notebook_run.result()
     with runner.timed("report", "html+pdf", audience):
         html, pdf = report_mod.build(executed, rep.page_size)
+    chart = report_mod.email_chart(html)   # the report's revenue chart: the deliver stage inlines it
+    if not chart:
+        log.warning("no revenue chart in the %s email: its report shows no key figures", audience)
     paths = config.paths(base)
     outs = [paths.report(audience, "html"), paths.report(audience, "pdf"), paths.report(audience, "xlsx"),
-            paths.dashboard(audience)]
+            paths.dashboard(audience), paths.email_chart(audience)]
     io.write_text(html, outs[0])
     io.write_bytes(pdf, outs[1])
     io.write_bytes(xlsx, outs[2])
     io.write_text(board, outs[3])
+    io.write_bytes(chart, outs[4])
     return outs
 
 

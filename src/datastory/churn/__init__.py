@@ -27,7 +27,7 @@ from . import sampling
 from .features import features_at
 from .history import FromFile, History, InMemory, open_file
 from .labels import labels_at
-from .model import evaluate, fit, join_labels, plan_cutoffs_in, predict, validate
+from .model import evaluate, join_labels, plan_cutoffs_in, predict, validate
 from .redlist import CALL, SECOND, WATCH, WIN_BACK, changes, floors_from, reasons, reasons_for, red_list
 from .remote import Predictor, predictor
 from .scorer import SCORERS, Scorer, fit_scorer, probabilities, risk_score
@@ -111,8 +111,8 @@ def _run(history: History, cfg: ChurnParams, predict_fn: Predictor) -> ChurnResu
         raise ModelError(f"no customer bought in the {cfg.lookback_days} days before the validation cutoff "
                          f"{_iso(cut.valid)}, so the model cannot be judged", file="params/churn.yaml",
                          fix="use a longer lookback_days, or data that reaches closer to today")
-    fitted = fit(train, cfg.seed)
-    scorer = fit_scorer(train, cfg.seed, fitted)
+    scorer = fit_scorer(train, cfg.seed)   # the classifier on every training row, and the scorer chosen out of fold
+    fitted = scorer.fitted
     floors = floors_from(train)
     p_valid = predict(fitted, valid)    # the classifier's probabilities at the validation cutoff, once
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
 from ..errors import ModelError
-from .model import CV_FOLDS, Fitted, baseline_scores, fit, fit_score_calibrator, predict
+from .model import CV_FOLDS, Fitted, baseline_scores, fit, fit_pool, fit_score_calibrator, predict
 
 SCORERS = ("recency", "rfm", "model", "blend")
 
@@ -55,8 +56,18 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
 
 
-def out_of_fold_auc(train: pd.DataFrame, seed: int) -> dict[str, float]:
-    """Out-of-fold ROC AUC of every scorer on the training rows (GroupKFold over customer_id)."""
+def _fold_model(train: pd.DataFrame, tr: np.ndarray, va: np.ndarray, seed: int) -> np.ndarray | None:
+    """The classifier fitted on rows `tr`, its probabilities for rows `va`; None where the fold is too small for
+    it (it cannot compete there)."""
+    try:
+        return predict(fit(train.iloc[tr], seed), train.iloc[va])
+    except ModelError:
+        return None
+
+
+def out_of_fold_auc(train: pd.DataFrame, seed: int, pool: Executor | None = None) -> dict[str, float]:
+    """Out-of-fold ROC AUC of every scorer on the training rows (GroupKFold over customer_id); the folds'
+    classifiers fit at once in `pool` (default: model.fit_pool)."""
     y = train["churned"].to_numpy(dtype=bool)
     groups = train["customer_id"].astype(str).to_numpy()
     n_groups = len(np.unique(groups))
@@ -64,13 +75,18 @@ def out_of_fold_auc(train: pd.DataFrame, seed: int) -> dict[str, float]:
         return {name: float("nan") for name in SCORERS}
     base = _baseline_scores(train)
     prob = {name: np.full(len(train), np.nan) for name in ("model", "rfm", "recency")}
-    for tr, va in GroupKFold(n_splits=CV_FOLDS).split(train, y, groups):
-        if y[tr].all() or not y[tr].any():
-            continue
-        with contextlib.suppress(ModelError):  # a fold too small for the classifier: it cannot compete there
-            prob["model"][va] = predict(fit(train.iloc[tr], seed), train.iloc[va])
-        for name in ("recency", "rfm"):
-            prob[name][va] = fit_score_calibrator(base[name][tr], y[tr]).predict(base[name][va])
+    with contextlib.ExitStack() as stack:
+        pool = pool or stack.enter_context(fit_pool())
+        models = []
+        for tr, va in GroupKFold(n_splits=CV_FOLDS).split(train, y, groups):
+            if y[tr].all() or not y[tr].any():
+                continue
+            models.append((va, pool.submit(_fold_model, train, tr, va, seed)))
+            for name in ("recency", "rfm"):
+                prob[name][va] = fit_score_calibrator(base[name][tr], y[tr]).predict(base[name][va])
+        for va, model in models:
+            if (got := model.result()) is not None:
+                prob["model"][va] = got
     prob["blend"] = (prob["model"] + prob["rfm"]) / 2
     out = {}
     for name in SCORERS:
@@ -90,12 +106,15 @@ def choose(oof_auc: dict[str, float]) -> str:
 
 
 def fit_scorer(train: pd.DataFrame, seed: int, fitted: Fitted | None = None) -> Scorer:
-    """Choose the scorer on the training rows and fit it (and the baselines' maps) on all of them."""
-    fitted = fitted or fit(train, seed)
+    """Choose the scorer on the training rows and fit it (and the baselines' maps) on all of them. Without
+    `fitted`, the classifier fits on all rows at the same time as its out-of-fold copies (model.fit_pool)."""
     y = train["churned"].to_numpy(dtype=bool)
     base = _baseline_scores(train)
     calibrators = {name: fit_score_calibrator(base[name], y) for name in ("recency", "rfm")}
-    oof = out_of_fold_auc(train, seed)
+    with fit_pool() as pool:
+        whole = None if fitted is not None else pool.submit(fit, train, seed)
+        oof = out_of_fold_auc(train, seed, pool)
+        fitted = fitted if whole is None else whole.result()
     return Scorer(choose(oof), fitted, calibrators, oof)
 
 

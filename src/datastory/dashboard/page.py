@@ -76,6 +76,11 @@ def page(data: dict[str, Any], bundle: str) -> str:
     )
 
 
+def bundle_path(cache: str | os.PathLike) -> Path:
+    """The file in the folder `cache` that keeps the bundle of this vl-convert wheel and Vega-Lite version."""
+    return Path(cache) / f"bundle-{version('vl-convert-python')}-vl{VEGA_LITE}.js"
+
+
 def bundle(cache: str | os.PathLike | None = None) -> str:
     """Vega, Vega-Lite and vega-embed as one script that sets window.vega, vegaLite and vegaEmbed.
 
@@ -88,7 +93,7 @@ def bundle(cache: str | os.PathLike | None = None) -> str:
 
     if cache is None:
         return vl_convert.javascript_bundle(vl_version=VEGA_LITE)
-    path = Path(cache) / f"bundle-{version('vl-convert-python')}-vl{VEGA_LITE}.js"
+    path = bundle_path(cache)
     with contextlib.suppress(OSError, UnicodeDecodeError):  # not made yet (or unreadable): make it
         return path.read_text(encoding="utf-8")
     text = vl_convert.javascript_bundle(vl_version=VEGA_LITE)

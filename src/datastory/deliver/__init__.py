@@ -32,7 +32,7 @@ from .compose import delivery_key, envelope_recipients, to_bytes
 from .gate import MAX_REJECTED_SHARE, gate_ok
 from .ledger import IN_FLIGHT, REFUSED, SENT, Ledger, content_key
 
-__all__ = ["DeliveryError", "Ledger", "Receipt", "content_key", "default_images", "deliver", "gate_ok", "run",
+__all__ = ["DeliveryError", "Ledger", "Receipt", "content_key", "chart_images", "deliver", "gate_ok", "run",
            "MAX_REJECTED_SHARE"]
 
 log = logging.getLogger(__name__)
@@ -64,20 +64,10 @@ class Receipt:
         return asdict(self)
 
 
-def default_images(pack: Pack) -> dict[str, bytes]:
-    """The inline chart of the email: revenue per period of the headline region (present.figures).
-
-    Imported lazily: matplotlib and seaborn take seconds of import time that the pure core
-    and its tests do not need. No chart (empty dict) when there are no KPI rows to draw.
-    """
-    from ..errors import DataError
-    from ..present import figures
-
-    try:
-        return {"revenue": figures.revenue_by_period(pack)}
-    except DataError as exc:
-        log.warning("no revenue chart in the %s email: %s", pack.audience, exc.problem)
-        return {}
+def chart_images(png: bytes) -> dict[str, bytes]:
+    """The email's inline images from the report stage's revenue chart (Paths.email_chart): none when it is
+    empty (the audience had no KPI rows to draw)."""
+    return {"revenue": png} if png else {}
 
 
 def _credentials(env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -219,19 +209,20 @@ def run(key: str, root: str | os.PathLike | None = None, force: bool = False,
         env: Mapping[str, str] = os.environ, images: dict[str, bytes] | None = None, *,
         resend: bool = False, mark_sent: bool = False) -> Receipt:
     """Stage entry point: deliver audience `key` of params/report.yaml with params/deliver.yaml,
-    reading reports/<key>/report.pdf and .xlsx and inlining `images` (default: default_images(pack))."""
+    reading reports/<key>/report.pdf and .xlsx and inlining `images` (default: the report stage's revenue chart,
+    reports/<key>/revenue.png, see chart_images)."""
     base = config.project_root(root)
     params = config.load("deliver", base)
     report = config.load("report", base)
     paths = config.paths(base)
     pk = pack_mod.load(key, base, report)
     blobs = []
-    for ext in ("pdf", "xlsx"):
-        path = paths.report(key, ext)
+    files = (paths.report(key, "pdf"), paths.report(key, "xlsx"), *([paths.email_chart(key)] if images is None else []))
+    for path in files:
         try:
             blobs.append(path.read_bytes())
         except FileNotFoundError:
             raise DeliveryError("report file is missing", file=str(path.relative_to(base)),
                                 fix=f"run the report stage first: dvc repro report@{key}") from None
     return deliver(pk, blobs[0], blobs[1], report.audiences[key], params, paths, base, force, env,
-                   images=default_images(pk) if images is None else images, resend=resend, mark_sent=mark_sent)
+                   images=chart_images(blobs[2]) if images is None else images, resend=resend, mark_sent=mark_sent)

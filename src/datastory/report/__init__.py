@@ -9,9 +9,14 @@ writes the HTML, PDF and workbook together.
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
-__all__ = ["build", "html_to_pdf", "prepare", "to_html"]
+__all__ = ["build", "email_chart", "html_to_pdf", "prepare", "to_html"]
+# the first image of the key-figures section (sections.kpi_tiles): the revenue chart
+_KPI_CHART = re.compile(r'<section class="kpis">(?:(?!</section>).)*?<img\b[^>]*\ssrc="data:image/png;base64,'
+                        r'([A-Za-z0-9+/=]+)"', re.S)
 
 
 def __getattr__(name: str) -> Any:
@@ -30,10 +35,15 @@ def __getattr__(name: str) -> Any:
 
 def prepare() -> None:
     """Import the HTML and PDF renderers (nbconvert, WeasyPrint: about 2 s) ahead of `build`, e.g. while the
-    notebook runs in its kernel."""
-    from . import pdf, render  # noqa: F401 (render: nbconvert)
+    notebook runs in its kernel, and render an empty notebook once: nbconvert's first page loads and compiles its
+    templates (about 0.15 s that `build` then saves)."""
+    import nbformat
+
+    from . import pdf
+    from .render import to_html
 
     pdf.weasyprint()
+    to_html(nbformat.v4.new_notebook())
 
 
 def build(executed_nb: Any, pack_page_size: str) -> tuple[str, bytes]:
@@ -44,3 +54,10 @@ def build(executed_nb: Any, pack_page_size: str) -> tuple[str, bytes]:
     check_page_size(pack_page_size)  # fail before the (slower) rendering
     html = to_html(executed_nb)
     return html, html_to_pdf(html, pack_page_size)
+
+
+def email_chart(html: str) -> bytes:
+    """The revenue chart of a report's key figures (sections.kpi_tiles) as PNG bytes, for the email to show
+    inline: the picture the notebook drew, not drawn a second time. Empty when the report shows none."""
+    found = _KPI_CHART.search(html)
+    return base64.b64decode(found.group(1)) if found else b""
