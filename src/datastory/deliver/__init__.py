@@ -66,7 +66,7 @@ class Receipt:
 
 def chart_images(png: bytes) -> dict[str, bytes]:
     """The email's inline images from the report stage's revenue chart (Paths.email_chart): none when it is
-    empty (the audience had no KPI rows to draw)."""
+    empty (the audience's report showed no key figures)."""
     return {"revenue": png} if png else {}
 
 
