@@ -216,13 +216,17 @@ def run(key: str, root: str | os.PathLike | None = None, force: bool = False,
     report = config.load("report", base)
     paths = config.paths(base)
     pk = pack_mod.load(key, base, report)
-    blobs = []
-    files = (paths.report(key, "pdf"), paths.report(key, "xlsx"), *([paths.email_chart(key)] if images is None else []))
-    for path in files:
+
+    def made(path: Path) -> bytes:
+        """A file the report stage writes."""
         try:
-            blobs.append(path.read_bytes())
+            return path.read_bytes()
         except FileNotFoundError:
             raise DeliveryError("report file is missing", file=str(path.relative_to(base)),
                                 fix=f"run the report stage first: dvc repro report@{key}") from None
-    return deliver(pk, blobs[0], blobs[1], report.audiences[key], params, paths, base, force, env,
-                   images=chart_images(blobs[2]) if images is None else images, resend=resend, mark_sent=mark_sent)
+
+    pdf, xlsx = made(paths.report(key, "pdf")), made(paths.report(key, "xlsx"))
+    if images is None:
+        images = chart_images(made(paths.email_chart(key)))
+    return deliver(pk, pdf, xlsx, report.audiences[key], params, paths, base, force, env, images=images,
+                   resend=resend, mark_sent=mark_sent)
