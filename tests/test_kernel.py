@@ -118,3 +118,31 @@ def test_only_papermills_cell_error_counts_as_one():
 def test_a_missing_folder_fails_before_any_kernel_runs(tmp_path):
     with pytest.raises(OSError), kernel.started(tmp_path / "missing"):
         pytest.fail("the block must not run")
+
+
+def test_the_kernel_imports_the_given_lines_before_the_first_cell(tmp_path):
+    """A failing line is skipped (its cell reports it), the next still runs; the notebook does not see the list."""
+    nb = _notebook(tmp_path / "in.ipynb", "import os, sys\n"
+                   f"open('seen.txt', 'w').write(f\"{{'colorsys' in sys.modules}} {{os.environ.get('{kernel.WARM_ENV}')}}\")")
+    with kernel.started(tmp_path, ["import no_such_module_here", "import colorsys"]) as km:
+        _run(km, nb, tmp_path / "out.ipynb", tmp_path)
+    assert (tmp_path / "seen.txt").read_text() == "True None"
+
+
+def test_without_imports_the_kernel_loads_nothing_more(tmp_path):
+    nb = _notebook(tmp_path / "in.ipynb", "import sys\nopen('seen.txt', 'w').write(str('colorsys' in sys.modules))")
+    with kernel.started(tmp_path) as km:
+        _run(km, nb, tmp_path / "out.ipynb", tmp_path)
+    assert (tmp_path / "seen.txt").read_text() == "False"
+
+
+def test_notebook_imports_are_the_top_level_import_lines_of_code_cells():
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": "import not_this"},
+        {"cell_type": "code", "source": ["from datastory import config, pack\n", "x = 1\n", "import a.b as c\n"]},
+        {"cell_type": "code", "source": "%matplotlib inline\nimport skipped_with_its_magic"},
+        {"cell_type": "code", "source": "def f():\n    import not_at_top_level\nimport pandas as pd"},
+    ]}
+    assert kernel.notebook_imports(nb) == ["from datastory import config, pack", "import a.b as c",
+                                           "import pandas as pd"]
+    assert kernel.notebook_imports({"cells": []}) == []

@@ -93,3 +93,38 @@ def test_revenue_chart_marks_a_partial_last_month(tiny_pack):
     whole = dataclasses.replace(tiny_pack, provenance=dataclasses.replace(tiny_pack.provenance,
                                                                           period_end="2025-06-30"))
     assert figures.revenue_by_period(whole) != figures.revenue_by_period(tiny_pack)  # June ends after the data
+
+
+_SEABORN_RUN = """
+import hashlib, sys
+sys.path.insert(0, {tests!r})
+if {scipy_first}:
+    import scipy.stats
+from conftest import make_pack
+from datastory.present import figures
+p = make_pack()
+pngs = [hashlib.sha256(f(p)).hexdigest() for f in (figures.segment_multiples, figures.churn_risk,
+                                                    figures.churn_calibration)]
+import seaborn._statistics
+loaded = "scipy.stats" in sys.modules
+import scipy.stats
+print(seaborn._statistics._no_scipy, loaded, scipy.stats.norm.cdf(0.0), *pngs)
+"""
+
+
+def _seaborn_run(scipy_first: bool) -> list[str]:
+    import subprocess
+    from pathlib import Path
+
+    code = _SEABORN_RUN.format(tests=str(Path(__file__).parent), scipy_first=scipy_first)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_seaborn_loads_without_scipy_stats_and_draws_the_same_bytes():
+    """figures.seaborn leaves scipy.stats out of seaborn's import (a fresh process), and importable after it; the
+    seaborn figures are the same bytes as with scipy.stats loaded first, where seaborn then uses it."""
+    alone, with_scipy = _seaborn_run(False), _seaborn_run(True)
+    assert alone[:3] == ["True", "False", "0.5"]   # seaborn without scipy; scipy.stats not loaded; then it is
+    assert with_scipy[:2] == ["False", "True"]
+    assert alone[3:] == with_scipy[3:] and len(alone) == 6

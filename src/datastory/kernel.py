@@ -18,7 +18,9 @@ the sample starts nine of them. So:
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +33,24 @@ KERNEL_NAME = "python3"
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 # ipykernel_launcher's own code, with debugpy made unimportable first: ipykernel then runs without its debugger
 # (a notebook stage has no front end to debug from), as it does where debugpy is not installed
+# Then, once the kernel is set up and before it serves, it runs the imports named in WARM_ENV (the notebook's own
+# import lines, see `started`): they take place while the stage's process still reads and fills the notebook. They
+# run as a cell would, with IPython's builtins in place (pandas, for one, reads its display width from them at
+# import), and their output is flushed before the first cell. A failing import is left for its cell to report.
+WARM_ENV = "DATASTORY_KERNEL_IMPORTS"
 LAUNCH = ("import sys\n"
           "if sys.path[0] == '':\n    del sys.path[0]\n"
           "sys.modules['debugpy'] = None\n"
+          "import os\n"
           "from ipykernel import kernelapp\n"
-          "kernelapp.launch_new_instance()")
+          "app = kernelapp.IPKernelApp.instance()\n"
+          "app.initialize()\n"
+          "with app.shell.builtin_trap:\n"
+          f"    for line in os.environ.pop({WARM_ENV!r}, '').splitlines():\n"
+          "        try:\n            exec(line, {})\n        except Exception:\n            pass\n"
+          "sys.stdout.flush()\n"
+          "sys.stderr.flush()\n"
+          "app.start()")
 LAUNCHER = ["-m", "ipykernel_launcher"]
 
 
@@ -117,8 +132,10 @@ def ready_client_class() -> type:
 
 
 @contextlib.contextmanager
-def started(cwd: str | Path) -> Iterator[Any]:
+def started(cwd: str | Path, imports: list[str] | tuple[str, ...] = ()) -> Iterator[Any]:
     """A kernel launched now with `cwd` as working directory; pass it to papermill as `km` with `engine_name=ENGINE`.
+
+    `imports`: import statements (one line each, see `notebook_imports`) the kernel runs before it serves.
 
     On a normal exit from the block the kernel is asked to shut down and not waited for; on an exception other
     than a notebook's own error it is shut down and waited for (killed if it does not stop).
@@ -126,7 +143,8 @@ def started(cwd: str | Path) -> Iterator[Any]:
     from jupyter_core.utils import run_sync
 
     km = manager_class()(kernel_name=KERNEL_NAME, client_factory=ready_client_class())
-    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=KERNEL_ARGS)
+    env = {**os.environ, WARM_ENV: "\n".join(imports)} if imports else None
+    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=KERNEL_ARGS, **({"env": env} if env else {}))
     detach = True
     try:
         register_engine()  # imports papermill, while the kernel boots
@@ -184,3 +202,20 @@ def _engine_class() -> type:
                     client.kc = None
 
     return StartedKernelEngine
+
+
+def notebook_imports(nb: dict[str, Any]) -> list[str]:
+    """The import statements at the top level of a notebook's code cells (JSON as nbformat writes it), one line
+    each, in order: what `started` has the kernel import ahead of the cells. Cells that are not plain Python
+    (a magic, say) are skipped."""
+    found: list[str] = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(source) if isinstance(source, list) else source)
+        except SyntaxError:
+            continue
+        found += [ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    return found

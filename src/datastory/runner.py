@@ -62,9 +62,11 @@ def execute(stage: str, root: str | os.PathLike | None = None, extra: dict[str, 
         logging.getLogger(name).setLevel(logging.WARNING)
     created = [d for d in (target.parent, *target.parent.parents) if d.is_relative_to(base) and not d.exists()]
     skip_iri_grammar()
+    imports = kernel.notebook_imports(json.loads(source.read_text(encoding="utf-8")))
     try:
-        # the kernel starts once the params are valid, and boots while papermill is imported and the notebook read
-        with timed(stage, "papermill", suffix) as extra_figures, kernel.started(base) as km, \
+        # the kernel starts once the params are valid, and boots (and imports what the notebook imports) while
+        # papermill is imported and the notebook read
+        with timed(stage, "papermill", suffix) as extra_figures, kernel.started(base, imports) as km, \
                 atomic_path(target) as tmp:
             import papermill
 

@@ -4,14 +4,15 @@ Axes-level plots (histplot, lineplot) draw on a `matplotlib.figure.Figure` of ou
 canvas. The small multiples use seaborn's figure-level FacetGrid, which makes its figure through
 pyplot: that figure is saved and closed at once, so no figure is left in pyplot's registry (nor shown a
 second time by a notebook). Every figure is saved at a fixed dpi with the 'Software' metadata removed:
-same pack in, same bytes out. Seaborn is imported by the figures that call it (its import, with
-scipy.stats, takes seconds): the email's revenue bars need matplotlib only.
+same pack in, same bytes out. Seaborn is imported by the figures that call it (`seaborn()`: a second, or half
+that without scipy.stats): the email's revenue bars need matplotlib only.
 """
 
 from __future__ import annotations
 
 import io as _io
 import math
+from typing import Any
 
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -49,6 +50,30 @@ def _png_pyplot(fig: Figure) -> bytes:
         return _png(fig)
     finally:
         plt.close(fig)
+
+
+def seaborn() -> Any:
+    """The seaborn module, imported without scipy.stats when neither is loaded yet.
+
+    Seaborn asks scipy.stats for one thing only, the kernel density estimate of its kde plots, and uses its own
+    copy of it when scipy.stats cannot be imported. No figure here draws a density, and scipy.stats is half of
+    seaborn's import time (about 0.3 s of each report's kernel). So, for seaborn's import only, scipy.stats is
+    marked absent (None in sys.modules: the import system's own way to make an import fail), and the mark is
+    taken away after it: a later `import scipy.stats` loads it as usual.
+    """
+    import sys
+
+    if "seaborn" in sys.modules or "scipy.stats" in sys.modules:
+        import seaborn as sns
+
+        return sns
+    sys.modules["scipy.stats"] = None
+    try:
+        import seaborn as sns
+    finally:
+        if "scipy.stats" in sys.modules and sys.modules["scipy.stats"] is None:
+            del sys.modules["scipy.stats"]
+    return sns
 
 
 def _need(df: pd.DataFrame, what: str) -> None:
@@ -152,7 +177,7 @@ def segment_multiples(p: Pack, series_ids: list[str] | None = None, history_poin
 
     Keep `series_ids` to ~9 per figure so it fits on one printed page (report sections chunk them).
     """
-    import seaborn as sns  # here, not at import: see the module's docstring
+    sns = seaborn()  # here, not at import: see the module's docstring
 
     require_pack(p)
     ids = segment_ids(p) if series_ids is None else list(series_ids)
@@ -212,7 +237,7 @@ def churn_risk(p: Pack) -> bytes:
     """Left: distribution of churn probabilities (seaborn histplot; red list in vermillion). Right: revenue at
     risk by region for the company, by call list for one region (a one-bar chart of its own region says
     nothing)."""
-    import seaborn as sns  # here, not at import: see the module's docstring
+    sns = seaborn()  # here, not at import: see the module's docstring
 
     require_pack(p)
     cs = p.churn_scores
@@ -255,7 +280,7 @@ def churn_calibration(p: Pack) -> bytes:
     """Left: reliability curve of the churn model on held-out customers (the churn record's "calibration"),
     predicted probability per bin against the share who really left; on the diagonal means well calibrated.
     Right: the pack's own customers' probabilities as an ECDF per call list (seaborn ecdfplot)."""
-    import seaborn as sns  # here, not at import: see the module's docstring
+    sns = seaborn()  # here, not at import: see the module's docstring
 
     require_pack(p)
     cm = p.churn_metrics or {}
