@@ -14,7 +14,8 @@ Run: .venv/bin/python bench/pipeline.py [--repeats R] [--against REF] [--keep]
   and lock writing included, as a user waits for them).
 - Shares of the whole run, from the side file that `DATASTORY_TIMINGS` makes the runner write (the
   executed notebooks keep no timings):
-  - kernel: papermill's wall time minus its cells' (kernel start and stop, notebook read and write);
+  - kernel: papermill's wall time minus its cells' (kernel start and stop, notebook read and write, and the
+    notebook's import lines, which the kernel runs before its first cell: kernel.notebook_imports);
   - model fits: the forecast and churn notebooks' cells that fit (`forecast.run`, `churn.run_history`);
     the forecast's includes its LocalCluster start;
   - other cells: every other notebook cell (imports, loading, tables, plots, saving);
@@ -151,7 +152,7 @@ def shares(total: float, stages: dict[str, float], records: list[dict]) -> dict[
             continue
         cells = [c for c in rec.get("cells", []) if c["seconds"] is not None]
         in_cells = sum(c["seconds"] for c in cells)
-        out["kernel start/stop"] += rec["seconds"] - in_cells
+        out["kernel start/stop (and the notebook's imports)"] += rec["seconds"] - in_cells
         for c in cells:
             out["model fits" if any(k in c["source"] for k in FIT_CELLS) else "other cells"] += c["seconds"]
         if rec["stage"] == "report":

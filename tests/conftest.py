@@ -180,6 +180,31 @@ def write_artifacts(project: Path, frames: dict) -> None:
     metrics.save_quality(frames["data_quality"], paths)
 
 
+def email_inputs(pk: pack.Pack | None = None) -> tuple[dict, dict]:
+    """(the email's facts, the quality gate's metrics) of a pack (default: North's), as the deliver stage reads
+    them from the report stage's email.json and the metrics files."""
+    from datastory.present import email
+
+    pk = pk or make_pack("north")
+    return email.facts(pk), {"data_quality": pk.data_quality, "churn_metrics": pk.churn_metrics,
+                             "forecast_metrics": pk.forecast_metrics}
+
+
+def write_report_files(project: Path, pdf: bytes, xlsx: bytes, chart: bytes | None = None,
+                       audience: str = "north") -> None:
+    """What the report stage leaves for the deliver stage, after write_artifacts: the PDF, the workbook, the
+    email's chart (None: leave it out; b"": no chart) and the email's words (from the written pack)."""
+    from datastory import io
+    from datastory.present import email
+
+    paths = config.paths(project)
+    io.write_bytes(pdf, paths.report(audience, "pdf"))
+    io.write_bytes(xlsx, paths.report(audience, "xlsx"))
+    if chart is not None:
+        io.write_bytes(chart, paths.email_chart(audience))
+    io.write_json(email.facts(pack.load(audience, project)), paths.email_facts(audience))
+
+
 @pytest.fixture
 def tiny_pack() -> pack.Pack:
     return make_pack()

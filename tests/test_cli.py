@@ -138,17 +138,12 @@ def test_deliver_flags_are_exclusive_and_documented(project):
 
 def test_deliver_exits_3_when_the_gate_holds_the_send_and_0_for_a_dry_run(project):
     import yaml
-    from conftest import tiny_frames, write_artifacts
-
-    from datastory import config, io
+    from conftest import tiny_frames, write_artifacts, write_report_files
 
     frames = tiny_frames()
     frames["data_quality"]["excluded"] = {"no customer id": 700}
     write_artifacts(project, frames)
-    paths = config.paths(project)
-    io.write_bytes(b"%PDF-1.4 tiny", paths.report("north", "pdf"))
-    io.write_bytes(b"PK tiny", paths.report("north", "xlsx"))
-    io.write_bytes(b"", paths.email_chart("north"))   # the report had no chart: the email goes without one
+    write_report_files(project, b"%PDF-1.4 tiny", b"PK tiny", b"")   # b"": the report had no chart
     dry = run(project, "deliver", "--audience", "north")
     assert dry.returncode == 0 and "not sent: dry run" in dry.stdout, dry.stderr
     params = yaml.safe_load((project / "params/deliver.yaml").read_text())

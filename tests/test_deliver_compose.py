@@ -16,6 +16,7 @@ from datastory.deliver import compose as c
 from datastory.deliver.ledger import DeliveryError, content_key
 from datastory.errors import DataError, ParamsError
 from datastory.present import words
+from datastory.present.email import facts, kpi_change
 
 PDF = b"%PDF-1.4\n% tiny\n" + bytes(range(256)) * 4
 XLSX = b"PK\x03\x04 workbook " + bytes(range(255, -1, -1)) * 4
@@ -28,7 +29,7 @@ def audience(**kw) -> config.Audience:
 
 
 def build(pack=None, aud=None, params=PARAMS, images=None, pdf=PDF, xlsx=XLSX):
-    return c.compose(pack or make_pack("north"), pdf, xlsx, aud or audience(), params, images)
+    return c.compose(facts(pack or make_pack("north")), pdf, xlsx, aud or audience(), params, images)
 
 
 def parse(msg) -> email.message.EmailMessage:
@@ -168,7 +169,7 @@ def test_unparsable_period_end_is_a_data_error():
     pk = make_pack("north")
     pk = dataclasses.replace(pk, provenance=dataclasses.replace(pk.provenance, period_end="?"))
     with pytest.raises(DataError, match="period end"):
-        c.period_end(pk)
+        c.period_end(facts(pk))
 
 
 def test_to_bytes_refuses_a_random_boundary():
@@ -181,7 +182,7 @@ def test_to_bytes_refuses_a_random_boundary():
 
 # ---------------------------------------------------------------- pieces
 def test_kpi_change_compares_the_last_complete_period():
-    change, why = c.kpi_change(make_pack("north"))
+    change, why = kpi_change(make_pack("north"))
     assert why == "" and change["label"] == "2025-05" and change["previous_label"] == "2025-04"
     assert change["kpis"]["revenue"]["value"] == 1200.0
 
@@ -189,7 +190,7 @@ def test_kpi_change_compares_the_last_complete_period():
 def test_too_little_history_is_explained_in_the_body_not_fatal():
     pk = make_pack("north")
     pk = dataclasses.replace(pk, kpis=pk.kpis[pk.kpis["period"] <= "2025-01-01"].reset_index(drop=True))
-    change, why = c.kpi_change(pk)
+    change, why = kpi_change(pk)
     assert change is None and "two complete periods" in why
     got = parse(build(pack=pk))
     assert "revenue" not in got["Subject"] and "customers to call" in got["Subject"]
@@ -210,4 +211,23 @@ def test_recipients_and_delivery_key_validate():
     with pytest.raises(ParamsError):
         c.recipients(audience(bcc=["bad"]), "north")
     with pytest.raises(ParamsError):
-        c.delivery_key(make_pack("north"), PDF, XLSX, audience(cc=["bad"]))
+        c.delivery_key(facts(make_pack("north")), PDF, XLSX, audience(cc=["bad"]))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"to_call": True}, "'to_call' is missing or not int"),
+    ({"label": None}, "'label' is missing or not str"),
+    ({"headlines": ["fine", 3]}, "'headlines' is missing or not list of texts"),
+    ({"kpi_rows": [["Revenue", "1", "2"]]}, "'kpi_rows' is missing or not list of rows of 4 texts"),
+    ({"top_names": [["Ann", 12.5]]}, "'top_names' is missing or not list of rows of 2 texts"),
+])
+def test_facts_that_do_not_hold_what_compose_reads_are_refused(change, match):
+    good = facts(make_pack("north"))
+    with pytest.raises(DeliveryError, match=match) as err:
+        c.check_facts({**good, **change}, file="reports/north/email.json")
+    assert err.value.file == "reports/north/email.json" and "report stage" in err.value.fix
+    missing = {k: v for k, v in good.items() if k != "footer"}
+    with pytest.raises(DeliveryError, match="'footer' is missing"):
+        c.compose(missing, PDF, XLSX, audience(), PARAMS)
+    with pytest.raises(DeliveryError, match="not a JSON object"):
+        c.check_facts(["a", "list"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_pack, tiny_frames, write_artifacts
+from conftest import email_inputs, tiny_frames, write_artifacts, write_report_files
 from smtp_faults import EVERY, GREYLISTED, FaultyInbox, faulty_server
 from test_deliver_smtp import (  # noqa: F401  (tls_files is a fixture)
     PDF,
@@ -26,7 +26,7 @@ from test_deliver_smtp import (  # noqa: F401  (tls_files is a fixture)
     tls_files,
 )
 
-from datastory import config, io
+from datastory import config
 from datastory.deliver import DeliveryError, Ledger, deliver
 from datastory.deliver.ledger import DEFERRED, IN_FLIGHT, REFUSED, SENT
 
@@ -39,8 +39,10 @@ def tls(tls_files) -> dict:  # noqa: F811
 
 
 def go(project, port, tls_files, timeout_s=5, **kw):  # noqa: F811
-    return deliver(make_pack("north"), PDF, XLSX, AUDIENCE, params_for(port, security="starttls", timeout_s=timeout_s),
-                   config.paths(project), project, env={}, base_delay=0.0, context=client_context(tls_files), **kw)
+    facts, metrics = email_inputs()
+    return deliver(facts, PDF, XLSX, AUDIENCE, params_for(port, security="starttls", timeout_s=timeout_s),
+                   config.paths(project), project, env={}, metrics=metrics, base_delay=0.0,
+                   context=client_context(tls_files), **kw)
 
 
 def states(project, key) -> dict[str, str]:
@@ -229,11 +231,8 @@ def test_two_threads_delivering_one_audience_send_once(project, tls_files, caplo
 
 
 def _cli_project(project: Path, port: int) -> None:
-    paths = config.paths(project)
     write_artifacts(project, tiny_frames())
-    io.write_bytes(PDF, paths.report("north", "pdf"))
-    io.write_bytes(XLSX, paths.report("north", "xlsx"))
-    io.write_bytes(b"", paths.email_chart("north"))   # the report had no chart: the email goes without one
+    write_report_files(project, PDF, XLSX, b"")   # b"": the report had no chart, the email goes without one
     params = yaml.safe_load((project / "params/deliver.yaml").read_text())
     params.update(send=True, smtp_host="127.0.0.1", smtp_port=port, security="starttls", timeout_s=60)
     (project / "params/deliver.yaml").write_text(yaml.safe_dump(params))
@@ -282,9 +281,10 @@ def test_two_processes_delivering_one_audience_send_once(project, tls_files):  #
 def test_states_are_kept_per_recipient_in_the_ledger(project, tls_files):  # noqa: F811
     inbox = FaultyInbox(reject={DEPUTY: "550 5.1.1 no such user"}, greylist={"audit@example.com"})
     audience = AUDIENCE.model_copy(update={"bcc": ["audit@example.com"]})
+    facts, metrics = email_inputs()
     with faulty_server(inbox, **tls(tls_files)) as port, pytest.raises(DeliveryError):
-        deliver(make_pack("north"), PDF, XLSX, audience, params_for(port, security="starttls"),
-                config.paths(project), project, env={}, base_delay=0.0, context=client_context(tls_files))
+        deliver(facts, PDF, XLSX, audience, params_for(port, security="starttls"), config.paths(project), project,
+                env={}, metrics=metrics, base_delay=0.0, context=client_context(tls_files))
     (entry,) = Ledger(project).entries().values()
     assert entry["recipients"] == ["audit@example.com", DEPUTY, NORTH]
     assert entry["refused"] == {DEPUTY: "550 5.1.1 no such user"}

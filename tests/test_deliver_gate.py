@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from conftest import make_pack, tiny_frames
+from conftest import email_inputs, make_pack, tiny_frames
 from test_deliver_smtp import PDF, XLSX, Inbox, params_for, server
 
 from datastory import config
@@ -56,8 +56,10 @@ def test_deliver_holds_on_exclusions_and_says_which(project):
     audience = config.Audience(label="North sales", regions=["North"], to=["north@example.com"])
     inbox = Inbox()
     with server(inbox) as port:
-        receipt = deliver(pk, PDF, XLSX, audience, params_for(port), config.paths(project), project, env={})
-        lenient = deliver(pk, PDF, XLSX, audience, params_for(port, max_excluded_share=0.9), config.paths(project),
-                          project, env={})
+        facts, metrics = email_inputs(pk)
+        receipt = deliver(facts, PDF, XLSX, audience, params_for(port), config.paths(project), project, env={},
+                          metrics=metrics)
+        lenient = deliver(facts, PDF, XLSX, audience, params_for(port, max_excluded_share=0.9),
+                          config.paths(project), project, env={}, metrics=metrics)
     assert not receipt.sent and not receipt.complete and "no customer id: 890 rows (89.0%)" in receipt.skipped
     assert lenient.sent and len(inbox.messages) == 1

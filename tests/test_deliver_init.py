@@ -8,7 +8,7 @@ import email.policy
 
 import pytest
 import yaml
-from conftest import make_pack, tiny_frames, write_artifacts
+from conftest import email_inputs, make_pack, tiny_frames, write_artifacts, write_report_files
 from test_deliver_smtp import (  # noqa: F401  (tls_files is a fixture)
     PASSWORD,
     PDF,
@@ -36,8 +36,9 @@ NO_SLEEP = 0.0
 
 
 def go(project, params, pdf=PDF, xlsx=XLSX, pack=None, **kw):
-    return deliver(pack or make_pack("north"), pdf, xlsx, NORTH, params, config.paths(project), project,
-                   env={}, base_delay=NO_SLEEP, **kw)
+    facts, metrics = email_inputs(pack)
+    return deliver(facts, pdf, xlsx, NORTH, params, config.paths(project), project, env={}, metrics=metrics,
+                   base_delay=NO_SLEEP, **kw)
 
 
 def ledger_file(project):
@@ -51,7 +52,7 @@ def test_dry_run_writes_the_eml_and_sends_nothing(project):
         receipt = go(project, params_for(port, send=False), images={"revenue": PNG})
     eml = project / "reports" / "outbox" / "north.eml"
     assert receipt.eml == "reports/outbox/north.eml" and eml.is_file()
-    assert eml.read_bytes() == to_bytes(compose(make_pack("north"), PDF, XLSX, NORTH, params_for(port, send=False),
+    assert eml.read_bytes() == to_bytes(compose(email_inputs()[0], PDF, XLSX, NORTH, params_for(port, send=False),
                                                 {"revenue": PNG}))
     assert not receipt.sent and "dry run" in receipt.skipped and receipt.recipients == 3
     assert inbox.messages == [] and not ledger_file(project).exists()
@@ -129,9 +130,10 @@ def test_credentials_come_from_env_over_verified_starttls(project, tls_files):  
     kw = dict(tls_context=server_context(tls_files), require_starttls=True, auth_required=True,
               authenticator=inbox.authenticator)
     env = {"DATASTORY_SMTP_USER": USER, "DATASTORY_SMTP_PASSWORD": PASSWORD}
+    facts, metrics = email_inputs()
     with server(inbox, **kw) as port:
-        receipt = deliver(make_pack("north"), PDF, XLSX, NORTH, params_for(port, security="starttls"),
-                          config.paths(project), project, env=env, context=client_context(tls_files))
+        receipt = deliver(facts, PDF, XLSX, NORTH, params_for(port, security="starttls"), config.paths(project),
+                          project, env=env, metrics=metrics, context=client_context(tls_files))
     assert receipt.sent and inbox.logins == [USER]
     assert PASSWORD not in ledger_file(project).read_text()
     assert PASSWORD.encode() not in (project / "reports/outbox/north.eml").read_bytes()
@@ -139,8 +141,9 @@ def test_credentials_come_from_env_over_verified_starttls(project, tls_files):  
 
 def test_no_recipients_is_an_error_when_sending(project):
     with server(Inbox()) as port, pytest.raises(DeliveryError, match="no recipients"):
-        deliver(make_pack("north"), PDF, XLSX, config.Audience(label="North sales", regions=["North"]),
-                params_for(port), config.paths(project), project, env={})
+        facts, metrics = email_inputs()
+        deliver(facts, PDF, XLSX, config.Audience(label="North sales", regions=["North"]), params_for(port),
+                config.paths(project), project, env={}, metrics=metrics)
 
 
 # ---------------------------------------------------------------- quality gate
@@ -176,10 +179,8 @@ def test_gate_ok_passes_the_fixture_and_explains_each_failure():
 
 # ---------------------------------------------------------------- run(): the stage entry point
 def _write_project(project, send: bool = False, port: int = 25):
-    p = config.paths(project)
     write_artifacts(project, tiny_frames())
-    io.write_bytes(PDF, p.report("north", "pdf"))
-    io.write_bytes(XLSX, p.report("north", "xlsx"))
+    write_report_files(project, PDF, XLSX)
     params = yaml.safe_load((project / "params/deliver.yaml").read_text())
     params.update(send=send, smtp_host="127.0.0.1", smtp_port=port, security="none", timeout_s=5)
     (project / "params/deliver.yaml").write_text(yaml.safe_dump(params))
@@ -246,3 +247,31 @@ def test_run_names_a_missing_chart(project):
     with pytest.raises(DeliveryError, match="report file is missing") as err:
         run("north", project, env={})
     assert err.value.file == "reports/north/revenue.png" and "report@north" in err.value.fix
+
+
+def test_run_reads_the_emails_words_from_the_report_stage(project):
+    """A missing, unreadable or other audience's email.json stops the stage with the file and the fix."""
+    _write_project(project)
+    where = config.paths(project).email_facts("north")
+    good = where.read_bytes()
+    where.unlink()
+    with pytest.raises(DeliveryError, match="report file is missing") as err:
+        run("north", project, env={}, images={})
+    assert err.value.file == "reports/north/email.json" and "dvc repro report@north" in err.value.fix
+    where.write_text("{not json", encoding="utf-8")
+    with pytest.raises(DeliveryError, match="not valid JSON") as err:
+        run("north", project, env={}, images={})
+    assert err.value.file == "reports/north/email.json"
+    other = yaml.safe_load(good) | {"audience": "south"}   # JSON is YAML
+    io.write_json(other, where)
+    with pytest.raises(DeliveryError, match="audience 'south'"):
+        run("north", project, env={}, images={})
+    assert not (project / "reports/outbox/north.eml").exists()
+
+
+def test_run_names_a_missing_metrics_file_the_gate_reads(project):
+    _write_project(project)
+    config.paths(project).churn_metrics.unlink()
+    with pytest.raises(DeliveryError, match="metrics file is missing") as err:
+        run("north", project, env={}, images={})
+    assert err.value.file == config.where("churn_metrics") and "dvc repro churn" in err.value.fix

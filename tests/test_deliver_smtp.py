@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import make_pack
+from conftest import email_inputs
 
 from datastory import config
 from datastory.deliver import smtp
@@ -126,7 +126,7 @@ def client_context(tls_files) -> ssl.SSLContext:
 def north_message(**aud):
     audience = config.Audience(label="North sales", regions=["North"],
                                **({"to": ["north@example.com"]} | aud))
-    return compose(make_pack("north"), PDF, XLSX, audience, config.DeliverParams(), {"revenue": PNG})
+    return compose(email_inputs()[0], PDF, XLSX, audience, config.DeliverParams(), {"revenue": PNG})
 
 
 def mime_tree(part, depth: int = 0) -> list[str]:

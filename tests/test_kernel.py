@@ -121,12 +121,14 @@ def test_a_missing_folder_fails_before_any_kernel_runs(tmp_path):
 
 
 def test_the_kernel_imports_the_given_lines_before_the_first_cell(tmp_path):
-    """A failing line is skipped (its cell reports it), the next still runs; the notebook does not see the list."""
-    nb = _notebook(tmp_path / "in.ipynb", "import os, sys\n"
-                   f"open('seen.txt', 'w').write(f\"{{'colorsys' in sys.modules}} {{os.environ.get('{kernel.WARM_ENV}')}}\")")
+    """A failing line is skipped (its cell reports it), the next still runs; the notebook does not see the list.
+    The collector is on again for the cells, with what the start and the imports made frozen."""
+    nb = _notebook(tmp_path / "in.ipynb", "import gc, os, sys\n"
+                   f"open('seen.txt', 'w').write(f\"{{'colorsys' in sys.modules}} {{os.environ.get('{kernel.WARM_ENV}')}} \""
+                   "f\"{gc.isenabled()} {gc.get_freeze_count() > 10_000}\")")
     with kernel.started(tmp_path, ["import no_such_module_here", "import colorsys"]) as km:
         _run(km, nb, tmp_path / "out.ipynb", tmp_path)
-    assert (tmp_path / "seen.txt").read_text() == "True None"
+    assert (tmp_path / "seen.txt").read_text() == "True None True True"
 
 
 def test_without_imports_the_kernel_loads_nothing_more(tmp_path):

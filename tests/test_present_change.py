@@ -17,6 +17,7 @@ from datastory import bridge, config, schema, workbook
 from datastory.deliver import compose
 from datastory.present import change, words
 from datastory.present.change import NO_PREVIOUS_PERIOD, signed_money, what_changed
+from datastory.present.email import facts
 from datastory.report import sections
 
 
@@ -142,7 +143,7 @@ def test_a_regional_pack_uses_its_own_region(tiny_pack, north_pack):
 
 def _email(p) -> tuple[str, str]:
     aud = config.Audience(label=p.label, regions="all" if p.is_company else list(p.regions), to=["r@example.com"])
-    msg = compose.compose(p, b"%PDF-1.7 x", b"PK xlsx", aud, config.DeliverParams())
+    msg = compose.compose(facts(p), b"%PDF-1.7 x", b"PK xlsx", aud, config.DeliverParams())
     parsed = email.message_from_bytes(compose.to_bytes(msg), policy=email.policy.default)
     return parsed.get_body(("plain",)).get_content(), parsed.get_body(("html",)).get_content()
 

@@ -25,6 +25,7 @@ from test_report_pdf import full_notebook as notebook  # what papermill leaves: 
 from datastory import config, workbook
 from datastory.deliver import compose
 from datastory.present import figures, story, words
+from datastory.present.email import facts
 from datastory.report import pdf, render
 
 needs_poppler = pytest.mark.skipif(not shutil.which("pdftotext") or not shutil.which("pdftoppm"),
@@ -47,7 +48,7 @@ class Rendered:
         self.xlsx = workbook.build(p)
         aud = config.Audience(label=p.label, regions="all" if p.is_company else list(p.regions),
                               to=["reader@example.com"])
-        msg = compose.compose(p, self.pdf, self.xlsx, aud, config.DeliverParams(),
+        msg = compose.compose(facts(p), self.pdf, self.xlsx, aud, config.DeliverParams(),
                               {"revenue": figures.revenue_by_period(p)})
         self.email = email.message_from_bytes(compose.to_bytes(msg), policy=email.policy.default)
 

@@ -17,7 +17,7 @@ from conftest import tiny_frames, write_artifacts
 from datastory import cli, config, dashboard, io, pack, runner, sample, stages, workbook
 from datastory import report as report_mod
 from datastory.errors import DataError, ParamsError
-from datastory.present import figures
+from datastory.present import email, figures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -176,7 +176,8 @@ def test_report_stage_writes_what_its_renderers_make_one_after_the_other(project
     renderers run in turn on the same executed notebook and pack."""
     report_project(project, monkeypatch)
     outs = stages.report("north", project)
-    assert [o.name for o in outs] == ["report.html", "report.pdf", "report.xlsx", "dashboard.html", "revenue.png"]
+    assert [o.name for o in outs] == ["report.html", "report.pdf", "report.xlsx", "dashboard.html", "revenue.png",
+                                      "email.json"]
     rep = config.load("report", project)
     p = pack.load("north", project, rep)
     html, pdf = report_mod.build(runner.executed_path("report", project, "north"), rep.page_size)
@@ -184,6 +185,7 @@ def test_report_stage_writes_what_its_renderers_make_one_after_the_other(project
     assert outs[2].read_bytes() == workbook.build(p, params=config.pack_params("north", project, rep))
     assert outs[3].read_text(encoding="utf-8") == dashboard.build(p)
     assert outs[4].read_bytes() == figures.revenue_by_period(p)   # the chart the deliver stage inlines
+    assert io.read_json(outs[5]) == email.facts(p)                 # the words it composes the email from
     assert list((project / dashboard.page.BUNDLE_CACHE).iterdir())  # the next audience reads the bundle
 
 
@@ -230,3 +232,17 @@ def test_report_stage_refuses_an_audience_the_pack_cannot_have_with_the_packs_me
     assert not (project / "reports" / "north").exists()
     with pytest.raises(ParamsError, match="unknown audience 'nowhere'"):
         stages.report("nowhere", project)
+
+
+def test_frozen_leaves_the_objects_of_before_out_of_the_collector_for_the_block_only():
+    import gc
+
+    before = gc.get_freeze_count()
+    with stages.frozen():
+        assert gc.get_freeze_count() > before and gc.isenabled()
+        made = [[] for _ in range(10)]   # objects made in the block are collected as usual
+        assert gc.is_tracked(made)
+    assert gc.get_freeze_count() == before
+    with pytest.raises(RuntimeError, match="inside"), stages.frozen():
+        raise RuntimeError("inside")
+    assert gc.get_freeze_count() == before

@@ -16,6 +16,7 @@ from conftest import make_pack
 from datastory import config, workbook
 from datastory.deliver import compose
 from datastory.present.change import what_changed
+from datastory.present.email import facts
 from datastory.report import sections
 
 SHEET = "What changed"
@@ -86,7 +87,7 @@ def test_hostile_names_stay_text_in_workbook_report_and_email(name):
     html = sections.what_changed(p)
     assert sections.e(name) in html and "<script>" not in html
     aud = config.Audience(label=p.label, regions="all", to=["r@example.com"])
-    msg = email.message_from_bytes(compose.to_bytes(compose.compose(p, b"%PDF-1.7", b"PK", aud,
+    msg = email.message_from_bytes(compose.to_bytes(compose.compose(facts(p), b"%PDF-1.7", b"PK", aud,
                                                                     config.DeliverParams())),
                                    policy=email.policy.default)
     assert "<script>alert" not in msg.get_body(("html",)).get_content()

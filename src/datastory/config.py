@@ -571,6 +571,10 @@ class Paths(_Strict):
         """The revenue chart the audience's email shows inline (PNG; empty: none), from the report stage."""
         return self.reports_dir / audience / "revenue.png"
 
+    def email_facts(self, audience: str) -> Path:
+        """The email's words from the audience's pack (JSON, present.email.facts), from the report stage."""
+        return self.reports_dir / audience / "email.json"
+
     def eml(self, audience: str) -> Path:
         return self.outbox_dir / f"{audience}.eml"
 

@@ -8,12 +8,15 @@
   refused); "in flight" is recorded before the message is handed over, and a recipient whose outcome
   is unknown is never sent it again on its own. One lock per audience is held across the ledger check,
   the send and the record, so two deliveries of one audience at once send once.
-- `run(audience_key)` is the stage entry point: it loads the pack, the report files and the params.
+- `run(audience_key)` is the stage entry point: it reads the report stage's files (the email's facts, the PDF, the
+  workbook, the chart), the metrics the gate checks and the params. It loads no pack: the report stage wrote
+  what the email says from it (present.email).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import ssl
@@ -23,22 +26,22 @@ from pathlib import Path
 from typing import Any
 
 from .. import config, io
-from .. import pack as pack_mod
 from ..errors import DeliveryError
-from ..present import Pack
 from . import compose as composer  # keeps `datastory.deliver.compose` the module, not the function
 from . import smtp, status
-from .compose import delivery_key, envelope_recipients, to_bytes
+from .compose import check_facts, delivery_key, envelope_recipients, to_bytes
 from .gate import MAX_REJECTED_SHARE, gate_ok
 from .ledger import IN_FLIGHT, REFUSED, SENT, Ledger, content_key
 
-__all__ = ["DeliveryError", "Ledger", "Receipt", "content_key", "chart_images", "deliver", "gate_ok", "run",
-           "MAX_REJECTED_SHARE"]
+__all__ = ["DeliveryError", "GATE_METRICS", "Ledger", "Receipt", "content_key", "chart_images", "deliver", "gate_ok",
+           "run", "MAX_REJECTED_SHARE"]
 
 log = logging.getLogger(__name__)
 
 ENV_USER = "DATASTORY_SMTP_USER"
 ENV_PASSWORD = "DATASTORY_SMTP_PASSWORD"
+# what the quality gate reads (gate_ok's arguments): the stages' metrics files, by their name in config.Paths
+GATE_METRICS = ("data_quality", "churn_metrics", "forecast_metrics")
 
 
 @dataclass(frozen=True)
@@ -115,12 +118,16 @@ def _undelivered(audience: str, states: dict[str, tuple[str, str]], now: dict[st
                          column=failure.column if failure else None, fix="\n  fix: ".join(fixes) or None)
 
 
-def deliver(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, params: config.DeliverParams,
-            paths: config.Paths, root: str | os.PathLike, force: bool = False,
-            env: Mapping[str, str] = os.environ, *, images: dict[str, bytes] | None = None,
+def deliver(facts: Mapping[str, Any], pdf: bytes, xlsx: bytes, audience: config.Audience,
+            params: config.DeliverParams, paths: config.Paths, root: str | os.PathLike, force: bool = False,
+            env: Mapping[str, str] = os.environ, *, metrics: Mapping[str, Mapping[str, Any]],
+            images: dict[str, bytes] | None = None,
             context: ssl.SSLContext | None = None, base_delay: float = smtp.BASE_DELAY_S,
             ledger: Ledger | None = None, resend: bool = False, mark_sent: bool = False) -> Receipt:
     """Compose, write the dry-run .eml, and (if enabled and gated) send to whoever does not have it yet.
+
+    `facts`: the email's words (present.email.facts); `metrics`: the gate's inputs, GATE_METRICS -> that
+    metrics file's content.
 
     Who gets it (see `status.to_send`): by default the recipients never handed this content, or deferred
     (4xx) before; `resend=True` also those in flight (outcome unknown) or refused; `force=True` everyone,
@@ -132,23 +139,23 @@ def deliver(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, para
     if sum(map(bool, (force, resend, mark_sent))) > 1:
         raise DeliveryError("choose one of --force, --resend and --mark-sent")
     root = Path(root)
-    msg = composer.compose(pack, pdf, xlsx, audience, params, images)
-    eml = paths.eml(pack.audience)
+    msg = composer.compose(facts, pdf, xlsx, audience, params, images)
+    eml = paths.eml(facts["audience"])
     io.write_bytes(to_bytes(msg), eml)
-    key = delivery_key(pack, pdf, xlsx, audience)
-    rcpts = envelope_recipients(audience, pack.audience)
+    key = delivery_key(facts, pdf, xlsx, audience)
+    rcpts = envelope_recipients(audience, facts["audience"])
     try:
         eml_rel = eml.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         eml_rel = eml.name
-    aud, mid = pack.audience, str(msg["Message-ID"])
+    aud, mid = facts["audience"], str(msg["Message-ID"])
     base = dict(audience=aud, message_id=mid, key=key, recipients=len(rcpts), eml=eml_rel)
     led = ledger or Ledger(root)
     if mark_sent:
         return _mark_sent(led, base, rcpts)
     if not params.send:
         return Receipt(**base, sent=False, skipped="dry run: send is false in params/deliver.yaml")
-    ok, reason = gate_ok(pack.data_quality, pack.churn_metrics, pack.forecast_metrics, params.max_excluded_share)
+    ok, reason = gate_ok(*(metrics[name] for name in GATE_METRICS), params.max_excluded_share)
     if not ok:
         log.warning("not sending %s: quality gate failed: %s", aud, reason)
         return Receipt(**base, sent=False, skipped=f"quality gate: {reason}", complete=False)
@@ -208,25 +215,41 @@ def deliver(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, para
 def run(key: str, root: str | os.PathLike | None = None, force: bool = False,
         env: Mapping[str, str] = os.environ, images: dict[str, bytes] | None = None, *,
         resend: bool = False, mark_sent: bool = False) -> Receipt:
-    """Stage entry point: deliver audience `key` of params/report.yaml with params/deliver.yaml,
-    reading reports/<key>/report.pdf and .xlsx and inlining `images` (default: the report stage's revenue chart,
-    reports/<key>/revenue.png, see chart_images)."""
+    """Stage entry point: deliver audience `key` of params/report.yaml with params/deliver.yaml, reading the report
+    stage's reports/<key>/email.json (the email's words), report.pdf and .xlsx, and inlining `images` (default: the
+    report stage's revenue chart, reports/<key>/revenue.png, see chart_images); the gate reads GATE_METRICS."""
     base = config.project_root(root)
     params = config.load("deliver", base)
     report = config.load("report", base)
+    audience = report.audience(key)
     paths = config.paths(base)
-    pk = pack_mod.load(key, base, report)
 
-    def made(path: Path) -> bytes:
-        """A file the report stage writes."""
+    def made(path: Path, stage: str = f"report@{key}") -> bytes:
+        """A file an earlier stage writes."""
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise DeliveryError("report file is missing", file=str(path.relative_to(base)),
-                                fix=f"run the report stage first: dvc repro report@{key}") from None
+            what = "report file" if stage.startswith("report") else "metrics file"
+            raise DeliveryError(f"{what} is missing", file=str(path.relative_to(base)),
+                                fix=f"run the {stage.split('@')[0]} stage first: dvc repro {stage}") from None
 
+    def parsed(path: Path, stage: str) -> Any:
+        try:
+            return json.loads(made(path, stage))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DeliveryError(f"not valid JSON ({exc})", file=str(path.relative_to(base)),
+                                fix=f"re-run the stage that writes it: dvc repro {stage}") from None
+
+    where = paths.email_facts(key)
+    facts = check_facts(parsed(where, f"report@{key}"), file=str(where.relative_to(base)))
+    if facts["audience"] != key:
+        raise DeliveryError(f"the email's facts are audience {facts['audience']!r}'s, not {key!r}'s",
+                            file=str(where.relative_to(base)), column="audience",
+                            fix=f"re-run the report stage: dvc repro report@{key}")
+    writers = {"data_quality": "ingest", "churn_metrics": "churn", "forecast_metrics": "forecast"}
+    metrics = {name: parsed(getattr(paths, name), writers[name]) for name in GATE_METRICS}
     pdf, xlsx = made(paths.report(key, "pdf")), made(paths.report(key, "xlsx"))
     if images is None:
         images = chart_images(made(paths.email_chart(key)))
-    return deliver(pk, pdf, xlsx, report.audiences[key], params, paths, base, force, env, images=images,
+    return deliver(facts, pdf, xlsx, audience, params, paths, base, force, env, metrics=metrics, images=images,
                    resend=resend, mark_sent=mark_sent)

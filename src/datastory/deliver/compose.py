@@ -3,7 +3,9 @@
 Layout: multipart/mixed[ multipart/related[ multipart/alternative[text/plain, text/html],
 inline image/png (Content-ID) ], application/pdf, XLSX ]. Without images the related layer is left out.
 
-Same pack + same bytes + same params => byte-identical message: the Date header is the data
+The words from the data come from the report stage (present.email.facts, reports/<audience>/email.json:
+`FACTS` lists them); this module adds the params' (sender, recipients, size limit) and the attachments.
+Same facts + same bytes + same params => byte-identical message: the Date header is the data
 period's end (not the clock), the Message-ID comes from the ledger's content key, and every MIME
 boundary is derived from that key instead of the email package's random default.
 Addresses are validated, and CR, LF or NUL in any header value is refused (promise 3).
@@ -15,22 +17,21 @@ import datetime as dt
 import hashlib
 import html
 import re
+from collections.abc import Mapping
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP
 from email.policy import default as default_policy
 from email.utils import format_datetime
+from typing import Any
 
 from .. import config
 from ..errors import DataError, DeliveryError, ParamsError
-from ..present import Pack, story, words
-from ..present.change import what_changed
 from .ledger import content_key
 
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TOP_N_NAMES = 5  # red-list customers named in the body
 _FORBIDDEN = ("\r", "\n", "\0")
 _IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
 
@@ -83,59 +84,53 @@ def envelope_recipients(audience: config.Audience, key: str) -> list[str]:
     return sorted({a.addr_spec.lower() for group in recipients(audience, key).values() for a in group})
 
 
-# ---------------------------------------------------------------- numbers
-def period_end(pack: Pack) -> dt.date:
-    """The data period's last day, from the pack's provenance."""
+# ---------------------------------------------------------------- the facts
+# The email's words from the data (present.email.facts), as the report stage writes them: key -> type.
+FACTS: dict[str, type] = {
+    "audience": str, "label": str, "title": str, "company": str, "currency": str, "period_start": str,
+    "period_end": str, "footer": str, "when": str, "revenue": str, "kpi_rows": list, "headlines": list,
+    "changed_where": str, "changed": str, "drivers": list, "to_call": int, "top_names": list}
+_ROWS = {"kpi_rows": 4, "drivers": 2, "top_names": 2}   # list keys whose items are lists of this many texts
+
+
+def check_facts(facts: Any, file: str | None = None) -> Mapping[str, Any]:
+    """`facts` if it holds every FACTS key with its type (the texts of the lists too), else DeliveryError naming
+    the first key that does not (`file`: where they were read)."""
+    fix = "re-run the report stage, which writes them (dvc repro report@<audience>)"
+    if not isinstance(facts, Mapping):
+        raise DeliveryError("the email's facts are not a JSON object", file=file, fix=fix)
+    for key, kind in FACTS.items():
+        value = facts.get(key)
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if ok and key == "headlines":
+            ok = all(isinstance(v, str) for v in value)
+        elif ok and key in _ROWS:
+            ok = all(isinstance(r, list) and len(r) == _ROWS[key] and all(isinstance(v, str) for v in r)
+                     for r in value)
+        if not ok:
+            shape = {"headlines": " of texts"}.get(key, f" of rows of {_ROWS[key]} texts" if key in _ROWS else "")
+            raise DeliveryError(f"the email's facts: {key!r} is missing or not {kind.__name__}{shape}",
+                                file=file, column=key, fix=fix)
+    return facts
+
+
+def period_end(facts: Mapping[str, Any]) -> dt.date:
+    """The data period's last day, from the facts' provenance."""
     try:
-        return dt.date.fromisoformat(pack.provenance.period_end[:10])
+        return dt.date.fromisoformat(str(facts["period_end"])[:10])
     except ValueError:
-        raise DataError(f"data period end {pack.provenance.period_end!r} is not a date (YYYY-MM-DD)",
+        raise DataError(f"data period end {facts['period_end']!r} is not a date (YYYY-MM-DD)",
                         file=config.where("data_quality"), column="period_end",
                         fix="re-run the ingest stage") from None
 
 
-def kpi_change(pack: Pack) -> tuple[dict | None, str]:
-    """(the KPI change the report shows, "") or (None, why it is unavailable).
-
-    present.story.headline_change: the last COMPLETE period against the one before. Too little history is
-    not fatal for the email: the body then says why the comparison is missing instead of failing the delivery.
-    """
-    if pack.kpis.empty:
-        return None, "no KPI data for this audience"
-    try:
-        change = story.headline_change(pack)
-    except DataError as exc:
-        return None, exc.problem
-    return (change, "") if change is not None else (None, words.NO_EARLIER_PERIOD)
-
-
 # ---------------------------------------------------------------- text parts
-def _subject(pack: Pack, change: dict | None) -> str:
+def _subject(facts: Mapping[str, Any]) -> str:
     """'North sales: review to 2025-05-31 — revenue 2.4 k EUR (+4%), 2 customers to call'."""
-    head = f"{pack.label}: review to {period_end(pack).isoformat()}"
-    parts = []
-    if change:
-        rev = change["kpis"]["revenue"]
-        parts.append(f"revenue {words.fmt_money(rev['value'])} {pack.currency} "
-                     f"({words.kpi_delta('revenue', rev)})")
-    n = len(pack.red_list)
-    parts.append(f"{n} customer{'s' if n != 1 else ''} to call")
+    head = f"{facts['label']}: review to {period_end(facts).isoformat()}"
+    n = facts["to_call"]
+    parts = [p for p in (facts["revenue"], f"{n} customer{'s' if n != 1 else ''} to call") if p]
     return f"{head} \u2014 {', '.join(parts)}"
-
-
-def _kpi_rows(pack: Pack, change: dict | None) -> list[tuple[str, str, str, str]]:
-    """(label, latest, previous, change) strings for the body's KPI table, in the report's words."""
-    if not change:
-        return []
-    out = []
-    for key, label in words.KPI_LABELS.items():
-        out.append((label, *words.kpi_figures(key, change["kpis"][key])))
-    return out
-
-
-def _top_names(pack: Pack) -> list[tuple[str, str]]:
-    red = pack.red_list.sort_values("revenue_at_risk", ascending=False, kind="stable").head(TOP_N_NAMES)
-    return [(str(r.customer_name), words.fmt_money(float(r.revenue_at_risk))) for r in red.itertuples()]
 
 
 # Light inline styles only: mail clients drop <style> blocks and most layout CSS, but keep these.
@@ -145,42 +140,33 @@ _NUM = _CELL + ";text-align:right;white-space:nowrap"
 IMAGE_WIDTH = 600  # px: the inline chart's width on a wide screen; it shrinks with the window below that
 
 
-def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note: str,
+def _bodies(facts: Mapping[str, Any], attached: list[str], note: str,
            cids: list[tuple[str, str]]) -> tuple[str, str]:
     """(plain text, HTML) bodies. Every value from data or params is HTML-escaped."""
     e = html.escape
-    if change:
-        when = (f"Latest complete period: {words.period_label(change['period'], change['freq'])} (compared with "
-                f"{words.period_label(change['previous_period'], change['freq'])}).")
-    else:
-        when = f"KPI comparison not available: {why}"
-    headlines = story.executive_summary(pack)
-    rows = _kpi_rows(pack, change)
-    names = _top_names(pack)
-    counts = pack.call_counts
-    n_red = counts["call"]
-    footer = pack.provenance.footer()
-    amounts = f"Amounts in {pack.currency}."
-    moved = what_changed(pack)
-    drivers = [(r.label, r.text) for r in moved.drivers()]
-    text = [f"{pack.title} \u2014 {pack.label}", f"{pack.company}", "", when, amounts, ""]
+    when, headlines, rows, names = facts["when"], facts["headlines"], facts["kpi_rows"], facts["top_names"]
+    n_red, footer, currency = facts["to_call"], facts["footer"], facts["currency"]
+    amounts = f"Amounts in {currency}."
+    where, changed, drivers = facts["changed_where"], facts["changed"], facts["drivers"]
+    title, label, company = facts["title"], facts["label"], facts["company"]
+    text = [f"{title} \u2014 {label}", f"{company}", "", when, amounts, ""]
     text += [f"* {s}" for s in headlines] + [""]
     if rows:
         text += [f"{'KPI':<22}{'Latest':>12}{'Previous':>12}{'Change':>10}"]
         text += [f"{a:<22}{b:>12}{c:>12}{d:>10}" for a, b, c, d in rows] + [""]
-    text += [f"What changed ({moved.where}): {moved.message or moved.sentence}"]
+    text += [f"What changed ({where}): {changed}"]
     text += [f"  {a:<34}{b:>10}" for a, b in drivers] + [""]
     if names:
         text.append(f"Most revenue at risk among the {n_red} to call:")
-        text += [f"  - {nm}: {risk} {pack.currency} revenue at risk" for nm, risk in names]
+        text += [f"  - {nm}: {risk} {currency} revenue at risk" for nm, risk in names]
     text += ["", "Attached: " + ", ".join(attached) + "."]
     if note:
         text += [note]
     text += ["", footer, ""]
 
     h = [f'<div style="{_FONT};font-size:14px;line-height:1.45;max-width:640px">',
-         f'<h2 style="font-size:20px;margin:0 0 4px 0">{e(pack.title)} \u2014 {e(pack.label)}</h2>',
-         f'<p style="margin:0 0 12px 0;color:#555555">{e(pack.company)}. {e(when)} {e(amounts)}</p>',
+         f'<h2 style="font-size:20px;margin:0 0 4px 0">{e(title)} \u2014 {e(label)}</h2>',
+         f'<p style="margin:0 0 12px 0;color:#555555">{e(company)}. {e(when)} {e(amounts)}</p>',
          '<ul style="padding-left:20px;margin:0 0 12px 0">'
          + "".join(f'<li style="margin-bottom:4px">{e(s)}</li>' for s in headlines) + "</ul>"]
     if rows:
@@ -191,8 +177,8 @@ def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note
         h += [f'<tr><td style="{_CELL}">{e(a)}</td><td style="{_NUM}">{e(b)}</td><td style="{_NUM}">{e(c)}</td>'
               f'<td style="{_NUM}">{e(d)}</td></tr>' for a, b, c, d in rows]
         h.append("</tbody></table>")
-    h.append(f'<p style="margin:0 0 4px 0"><strong>What changed ({e(moved.where)}):</strong> '
-             f"{e(moved.message or moved.sentence)}</p>")
+    h.append(f'<p style="margin:0 0 4px 0"><strong>What changed ({e(where)}):</strong> '
+             f"{e(changed)}</p>")
     if drivers:
         h.append('<table role="presentation" cellpadding="0" cellspacing="0" style="border-collapse:collapse;'
                  'font-size:13px;margin:0 0 12px 0"><tbody>' + "".join(
@@ -201,7 +187,7 @@ def _bodies(pack: Pack, change: dict | None, why: str, attached: list[str], note
     if names:
         h.append(f'<p style="margin:0 0 4px 0"><strong>Most revenue at risk among the {n_red} to call:</strong></p>')
         h.append('<ul style="padding-left:20px;margin:0 0 12px 0">'
-                 + "".join(f"<li>{e(nm)}: {e(risk)} {e(pack.currency)} revenue at risk</li>" for nm, risk in names)
+                 + "".join(f"<li>{e(nm)}: {e(risk)} {e(currency)} revenue at risk</li>" for nm, risk in names)
                  + "</ul>")
     h += [f'<p style="margin:0 0 12px 0"><img src="cid:{cid}" alt="{e(name)}" width="{IMAGE_WIDTH}" '
           f'style="display:block;width:100%;max-width:{IMAGE_WIDTH}px;height:auto;border:0"></p>'
@@ -219,16 +205,18 @@ def _cid(name: str, data: bytes, key: str) -> str:
     return f"{name}.{hashlib.sha256(data).hexdigest()[:16]}.{key[:8]}@datastory"
 
 
-def delivery_key(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience) -> str:
-    """The ledger key of this pack's email: attachments, sorted envelope recipients, data period."""
-    period = (pack.provenance.period_start, pack.provenance.period_end)
-    return content_key([pdf, xlsx], envelope_recipients(audience, pack.audience), period)
+def delivery_key(facts: Mapping[str, Any], pdf: bytes, xlsx: bytes, audience: config.Audience) -> str:
+    """The ledger key of this email: attachments, sorted envelope recipients, data period."""
+    period = (facts["period_start"], facts["period_end"])
+    return content_key([pdf, xlsx], envelope_recipients(audience, facts["audience"]), period)
 
 
-def compose(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, params: config.DeliverParams,
-            images: dict[str, bytes] | None = None) -> EmailMessage:
-    """One audience's email; byte-identical for identical inputs (see module docstring)."""
-    key_name = pack.audience
+def compose(facts: Mapping[str, Any], pdf: bytes, xlsx: bytes, audience: config.Audience,
+            params: config.DeliverParams, images: dict[str, bytes] | None = None) -> EmailMessage:
+    """One audience's email from its facts (`FACTS`, checked here); byte-identical for identical inputs (see
+    module docstring)."""
+    check_facts(facts)
+    key_name = facts["audience"]
     if not isinstance(pdf, bytes) or not pdf.startswith(b"%PDF"):
         raise DeliveryError(f"audience {key_name!r}: the PDF report is not a PDF (no %PDF header)",
                             fix="re-run the report stage")
@@ -241,12 +229,10 @@ def compose(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, para
                                 "name of letters, digits, '-' or '_'")
     sender = parse_address(params.from_addr, key_name, "from_addr", file="params/deliver.yaml")
     groups = recipients(audience, key_name)
-    for what, value in (("label", pack.label), ("title", pack.title), ("company", pack.company)):
-        check_header(value, what, key_name)
-    end = period_end(pack)
-    key = delivery_key(pack, pdf, xlsx, audience)
-
-    change, why = kpi_change(pack)
+    for what in ("label", "title", "company"):
+        check_header(facts[what], what, key_name)
+    end = period_end(facts)
+    key = delivery_key(facts, pdf, xlsx, audience)
     stem = f"{key_name}_report_{end.isoformat()}"
     limit = params.max_size_mb * 1024 * 1024
     with_xlsx = len(pdf) + len(xlsx) <= limit
@@ -255,10 +241,10 @@ def compose(pack: Pack, pdf: bytes, xlsx: bytes, audience: config.Audience, para
         f"The Excel workbook ({len(xlsx) / 1048576:.1f} MB) is not attached: PDF and workbook together exceed "
         f"the {params.max_size_mb:g} MB email limit. Ask the analytics team for the workbook.")
     cids = [(name, _cid(name, data, key)) for name, data in images.items()]
-    text, page = _bodies(pack, change, why, attached, note, cids)
+    text, page = _bodies(facts, attached, note, cids)
 
     msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = check_header(_subject(pack, change), "subject", key_name)
+    msg["Subject"] = check_header(_subject(facts), "subject", key_name)
     msg["From"] = sender
     if groups["to"]:
         msg["To"] = groups["to"]
