@@ -8,7 +8,11 @@ the sample starts nine of them. So:
 - papermill runs the notebook in that kernel (`ENGINE`, papermill's own engine told to use it);
 - after a notebook that ran to its end, or stopped on a cell's error, the kernel is asked to shut down and left
   to finish on its own, in parallel with what this process still does (normalising the record, the report's
-  HTML and PDF). Its exit still runs its own clean-up (temporary files, a Dask cluster left open).
+  HTML and PDF). ipykernel ends a kernel whose parent has gone (its parent poll, once a second, then os._exit):
+  a kernel that exits within that second runs its own clean-up (temporary files, a Dask cluster left open); one
+  that takes longer does not. The forecast's kernel takes longer (at shutdown ipykernel signals its children
+  for seconds, its multiprocessing helpers among them), so each forecast run leaves three empty temporary
+  folders (multiprocessing's and cmdstanpy's) in the system's.
 - Any other way out (an interrupt, a kernel that died or never started) shuts it down the old way: asked, waited
   for up to 5 s, then killed.
 - The kernel boots without the debugger a notebook stage never uses (`LAUNCH`: importing debugpy took about
