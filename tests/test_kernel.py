@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -148,3 +149,72 @@ def test_notebook_imports_are_the_top_level_import_lines_of_code_cells():
     assert kernel.notebook_imports(nb) == ["from datastory import config, pack", "import a.b as c",
                                            "import pandas as pd"]
     assert kernel.notebook_imports({"cells": []}) == []
+
+
+_STAGE = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_kernel import _notebook, _run
+from pathlib import Path
+from datastory import kernel
+work = Path({work!r})
+nb = _notebook(work / "in.ipynb", {cell!r})
+with kernel.started(work) as km:
+    print(km.provisioner.process.pid, flush=True)
+    {body}
+"""
+
+
+def _stage_process(tmp_path, cell: str, body: str) -> int:
+    """Run a stage-like process (an interpreter of its own) that starts a kernel, runs `body` and exits at once;
+    the kernel's pid."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = _STAGE.format(tests=str(Path(__file__).parent), work=str(tmp_path), cell=cell, body=body)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return int(done.stdout.split()[0])
+
+
+def _gone(pid: int, within: float) -> bool:
+    import os
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_kernel_asked_to_stop_runs_its_clean_up_after_the_stage_has_gone(tmp_path):
+    """The stage does not wait for its kernel; the kernel's exit handlers still run, even when they take longer than
+    ipykernel's parent poll (which ended the kernel with os._exit a second after the stage had gone)."""
+    cell = ("import atexit, time\n"
+            "def done():\n    time.sleep(2.5)\n    open('cleaned.txt', 'w').write('yes')\n"
+            "atexit.register(done)")
+    pid = _stage_process(tmp_path, cell, "_run(km, nb, work / 'out.ipynb', work)")
+    assert _gone(pid, 60)
+    assert (tmp_path / "cleaned.txt").read_text() == "yes"
+
+
+def test_a_kernel_with_a_forkserver_removes_multiprocessings_temporary_folder(tmp_path):
+    """A LocalCluster's kernel starts a forkserver (and its resource tracker): asked to stop, the kernel stops them,
+    and multiprocessing's temporary folder (the forkserver's socket) goes with the kernel's own exit."""
+    cell = ("import multiprocessing as mp, os\n"
+            "from multiprocessing import util\n"
+            "p = mp.get_context('forkserver').Process(target=os.getpid)\np.start()\np.join()\n"
+            "open('tmpdir.txt', 'w').write(util.get_temp_dir())")
+    pid = _stage_process(tmp_path, cell, "_run(km, nb, work / 'out.ipynb', work)")
+    folder = Path((tmp_path / "tmpdir.txt").read_text())
+    assert _gone(pid, 60)
+    assert folder.name.startswith("pymp-") and not folder.exists()
+
+
+def test_a_kernel_whose_stage_died_without_asking_it_to_stop_ends(tmp_path):
+    """A stage killed outright (os._exit: no shutdown request, even before the kernel was up) leaves no kernel."""
+    pid = _stage_process(tmp_path, "x = 1", "import os; os._exit(0)")
+    assert _gone(pid, 20)

@@ -8,16 +8,13 @@ the sample starts nine of them. So:
 - papermill runs the notebook in that kernel (`ENGINE`, papermill's own engine told to use it);
 - after a notebook that ran to its end, or stopped on a cell's error, the kernel is asked to shut down and left
   to finish on its own, in parallel with what this process still does (normalising the record, the report's
-  HTML and PDF). ipykernel ends a kernel whose parent has gone (its parent poll, once a second, then os._exit):
-  a kernel that exits within that second runs its own clean-up (temporary files, a Dask cluster left open); one
-  that takes longer does not. The forecast's kernel takes longer (at shutdown ipykernel signals its children
-  for seconds, its multiprocessing helpers among them), so each forecast run leaves three empty temporary
-  folders (multiprocessing's and cmdstanpy's) in the system's.
+  HTML and PDF). Its exit still runs its own clean-up (temporary files, a Dask cluster left open), even once this
+  process is gone (`ParentWatch`).
 - Any other way out (an interrupt, a kernel that died or never started) shuts it down the old way: asked, waited
   for up to 5 s, then killed.
-- The kernel boots without the debugger a notebook stage never uses (`LAUNCH`: importing debugpy took about
-  0.04 s of every start), and its client does not wait out 0.2 s of silence once the kernel has answered
-  (`ready_client_class`).
+- The kernel boots without the debugger a notebook stage never uses (`launch`: importing debugpy took about
+  0.04 s of every start), imports what the notebook imports before it serves, and its client does not wait out
+  0.2 s of silence once the kernel has answered (`ready_client_class`).
 """
 
 from __future__ import annotations
@@ -25,7 +22,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,33 +34,103 @@ KERNEL_NAME = "python3"
 # without it the kernel often took 10 s to exit, its control thread flushing output after the output thread had
 # stopped.)
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
-# ipykernel_launcher's own code, with debugpy made unimportable first: ipykernel then runs without its debugger
-# (a notebook stage has no front end to debug from), as it does where debugpy is not installed
-# Then, once the kernel is set up and before it serves, it runs the imports named in WARM_ENV (the notebook's own
-# import lines, see `started`): they take place while the stage's process still reads and fills the notebook. They
-# run as a cell would, with IPython's builtins in place (pandas, for one, reads its display width from them at
-# import), and their output is flushed before the first cell. A failing import is left for its cell to report.
-# The cyclic garbage collector is off until then, and what the start and the imports made is frozen (gc.freeze):
-# no collection walks the modules' objects again and again while they load, nor later in every cell (0.1 to 0.3 s
-# of each stage). The few cycles the imports leave behind (a few thousand objects) stay until the kernel exits.
+# ipykernel_launcher's place: `launch` (below) in the kernel's process, the working folder off its import path first
 WARM_ENV = "DATASTORY_KERNEL_IMPORTS"
-LAUNCH = ("import gc, sys\n"
-          "gc.disable()\n"
+LAUNCH = ("import sys\n"
           "if sys.path[0] == '':\n    del sys.path[0]\n"
-          "sys.modules['debugpy'] = None\n"
-          "import os\n"
-          "from ipykernel import kernelapp\n"
-          "app = kernelapp.IPKernelApp.instance()\n"
-          "app.initialize()\n"
-          "with app.shell.builtin_trap:\n"
-          f"    for line in os.environ.pop({WARM_ENV!r}, '').splitlines():\n"
-          "        try:\n            exec(line, {})\n        except Exception:\n            pass\n"
-          "gc.freeze()\n"
-          "gc.enable()\n"
-          "sys.stdout.flush()\n"
-          "sys.stderr.flush()\n"
-          "app.start()")
+          "from datastory.kernel import launch\n"
+          "launch()")
 LAUNCHER = ["-m", "ipykernel_launcher"]
+
+
+def launch() -> None:
+    """Run an ipykernel kernel in this process, as ipykernel_launcher does, with three differences.
+
+    - debugpy is made unimportable first: ipykernel then runs without its debugger (a notebook stage has no front
+      end to debug from), as it does where debugpy is not installed.
+    - Once the kernel is set up and before it serves, it runs the import lines named in WARM_ENV (the notebook's
+      own, see `started`): they take place while the stage's process still reads and fills the notebook. They run
+      as a cell would, with IPython's builtins in place (pandas, for one, reads its display width from them at
+      import), and their output is flushed before the first cell. A failing line is left for its cell to report.
+      The cyclic garbage collector is off until then, and what the start and the imports made is frozen
+      (gc.freeze): no collection walks the modules' objects again and again while they load, nor later in every
+      cell (0.1 to 0.3 s of each stage). The few cycles the imports leave behind stay until the kernel exits.
+    - ipykernel's watch on its parent process ends the kernel at once (os._exit) when the parent is gone, and the
+      stage's process does not wait for a kernel it asked to shut down: that cut every kernel's exit short, so
+      its clean-up never ran (cmdstanpy's and multiprocessing's temporary folders were left behind at each
+      forecast run). `ParentWatch` ends a kernel whose parent is gone only when it was not asked to shut down, or
+      is still not gone SHUTDOWN_GRACE_S later; and a kernel asked to shut down stops its multiprocessing helpers
+      first (`stop_helpers`), which its shutdown would otherwise signal for seconds.
+    """
+    import gc
+    import sys
+
+    gc.disable()
+    sys.modules["debugpy"] = None
+    from ipykernel import kernelapp
+
+    app = kernelapp.IPKernelApp.instance()
+    app.initialize()
+    shutdown = app.kernel.do_shutdown
+
+    def do_shutdown(restart: bool) -> Any:   # asked to shut down (so noted first), then no helper process left
+        reply = shutdown(restart)
+        stop_helpers()
+        return reply
+
+    app.kernel.do_shutdown = do_shutdown
+    if app.poller is not None and sys.platform != "win32":
+        # the stage's process as it launched the kernel (JPY_PARENT_PID): it may be gone before this line runs
+        app.poller = ParentWatch(int(app.parent_handle), lambda: bool(getattr(app.shell, "exit_now", False)))
+    with app.shell.builtin_trap:
+        for line in os.environ.pop(WARM_ENV, "").splitlines():
+            with contextlib.suppress(Exception):   # its cell imports it again and reports the error
+                exec(line, {})
+    gc.freeze()
+    gc.enable()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    app.start()
+
+
+def stop_helpers() -> None:
+    """Stop the multiprocessing helper processes this process started, if any, and wait for each: the forkserver a
+    LocalCluster's workers fork from, and the resource tracker.
+
+    The forkserver then exits through its own clean-up (cmdstanpy, which it imports, removes its temporary
+    folder). And a kernel asked to shut down has no child left for ipykernel to signal: it sends its children
+    SIGTERM, then SIGKILL, until none is left, and the resource tracker ignores SIGTERM, which took a forecast's
+    kernel 15 s to exit. The multiprocessing API has no public call for either: `_stop` is what its own tests use;
+    where it is missing, or fails, the process is left to ipykernel."""
+    import sys
+
+    for module, name in (("multiprocessing.forkserver", "_forkserver"),
+                         ("multiprocessing.resource_tracker", "_resource_tracker")):
+        helper = getattr(sys.modules.get(module), name, None)
+        if helper is not None:
+            with contextlib.suppress(Exception):
+                helper._stop()
+
+
+SHUTDOWN_GRACE_S = 30.0   # how long a kernel asked to shut down may take to exit once its parent is gone
+
+
+class ParentWatch(threading.Thread):
+    """ipykernel's parent poller (Unix), except that a kernel asked to shut down (`stopping()` true) may finish its
+    exit, clean-up included, once its parent is gone (for up to SHUTDOWN_GRACE_S); any other kernel ends as soon as
+    its parent is gone, as with ipykernel's (checked every `poll_s`)."""
+
+    def __init__(self, parent: int, stopping: Callable[[], bool], poll_s: float = 1.0) -> None:
+        super().__init__(daemon=True, name="datastory-parent-watch")
+        self.parent, self.stopping, self.poll_s = parent, stopping, poll_s
+
+    def run(self) -> None:
+        while os.getppid() == self.parent:
+            time.sleep(self.poll_s)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        while self.stopping() and time.monotonic() < deadline:
+            time.sleep(self.poll_s / 10)
+        os._exit(1)
 
 
 def manager_class() -> type:
@@ -110,7 +179,6 @@ def ready_client_class() -> type:
     drains are the kernel's status messages about that first request; papermill's client reads only the messages
     of the cells it sends, so the drain only made every stage wait.
     """
-    import time
     from queue import Empty
 
     from jupyter_client.asynchronous import AsyncKernelClient
