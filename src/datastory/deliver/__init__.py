@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 ENV_USER = "DATASTORY_SMTP_USER"
 ENV_PASSWORD = "DATASTORY_SMTP_PASSWORD"
-# what the quality gate reads (gate_ok's arguments): the stages' metrics files, by their name in config.Paths
-GATE_METRICS = ("data_quality", "churn_metrics", "forecast_metrics")
+# what the quality gate reads, in gate_ok's order: metrics files (their name in config.Paths) -> the stage writing it
+GATE_METRICS = {"data_quality": "ingest", "churn_metrics": "churn", "forecast_metrics": "forecast"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def deliver(facts: Mapping[str, Any], pdf: bytes, xlsx: bytes, audience: config.
             ledger: Ledger | None = None, resend: bool = False, mark_sent: bool = False) -> Receipt:
     """Compose, write the dry-run .eml, and (if enabled and gated) send to whoever does not have it yet.
 
-    `facts`: the email's words (present.email.facts); `metrics`: the gate's inputs, GATE_METRICS -> that
+    `facts`: the email's words (present.email.facts); `metrics`: the gate's inputs, each of GATE_METRICS -> that
     metrics file's content.
 
     Who gets it (see `status.to_send`): by default the recipients never handed this content, or deferred
@@ -224,30 +224,28 @@ def run(key: str, root: str | os.PathLike | None = None, force: bool = False,
     audience = report.audience(key)
     paths = config.paths(base)
 
-    def made(path: Path, stage: str = f"report@{key}") -> bytes:
-        """A file an earlier stage writes."""
+    def made(path: Path, stage: str = f"report@{key}", what: str = "report file") -> bytes:
+        """A file an earlier stage (`stage`) writes."""
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            what = "report file" if stage.startswith("report") else "metrics file"
             raise DeliveryError(f"{what} is missing", file=str(path.relative_to(base)),
                                 fix=f"run the {stage.split('@')[0]} stage first: dvc repro {stage}") from None
 
-    def parsed(path: Path, stage: str) -> Any:
+    def parsed(path: Path, stage: str, what: str) -> Any:
         try:
-            return json.loads(made(path, stage))
+            return json.loads(made(path, stage, what))
         except (ValueError, UnicodeDecodeError) as exc:
             raise DeliveryError(f"not valid JSON ({exc})", file=str(path.relative_to(base)),
                                 fix=f"re-run the stage that writes it: dvc repro {stage}") from None
 
     where = paths.email_facts(key)
-    facts = check_facts(parsed(where, f"report@{key}"), file=str(where.relative_to(base)))
+    facts = check_facts(parsed(where, f"report@{key}", "report file"), file=str(where.relative_to(base)))
     if facts["audience"] != key:
         raise DeliveryError(f"the email's facts are audience {facts['audience']!r}'s, not {key!r}'s",
                             file=str(where.relative_to(base)), column="audience",
                             fix=f"re-run the report stage: dvc repro report@{key}")
-    writers = {"data_quality": "ingest", "churn_metrics": "churn", "forecast_metrics": "forecast"}
-    metrics = {name: parsed(getattr(paths, name), writers[name]) for name in GATE_METRICS}
+    metrics = {name: parsed(getattr(paths, name), stage, "metrics file") for name, stage in GATE_METRICS.items()}
     pdf, xlsx = made(paths.report(key, "pdf")), made(paths.report(key, "xlsx"))
     if images is None:
         images = chart_images(made(paths.email_chart(key)))
