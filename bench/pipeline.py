@@ -51,7 +51,6 @@ STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 # the first line of the cells that fit: the forecast's backtests and fits, the churn model's cutoffs and fits
 FIT_CELLS = ("forecast.run(", "churn.run_history(")
 PR_SET_CHILD_SUBREAPER = 36   # prctl(2)
-SETUP_CACHE = ".datastory/vega"   # dashboard.page.BUNDLE_CACHE: made by `make setup`, git-ignored
 GIT_DATES = {"GIT_AUTHOR_DATE": "2025-01-01T00:00:00+00:00", "GIT_COMMITTER_DATE": "2025-01-01T00:00:00+00:00"}
 
 
@@ -69,9 +68,11 @@ def copy_project(dst: Path, ref: str | None = None) -> Path:
             shutil.copy2(REPO / rel, dst / rel)
     # what `make setup` leaves in the project besides the install: the dashboards' Vega bundle (`datastory
     # plots-page`, made once per vl-convert version). Not a pipeline output: the copy is set up, its pipeline cold
-    bundles = REPO / SETUP_CACHE
+    from datastory.dashboard.page import BUNDLE_CACHE
+
+    bundles = REPO / BUNDLE_CACHE
     if bundles.is_dir():
-        shutil.copytree(bundles, dst / SETUP_CACHE)
+        shutil.copytree(bundles, dst / BUNDLE_CACHE)
     env = {**os.environ, **GIT_DATES}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=b@example.com", "-c", "user.name=b", "commit", "-qm", "copy"]):

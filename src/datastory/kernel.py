@@ -221,8 +221,8 @@ def started(cwd: str | Path, imports: list[str] | tuple[str, ...] = ()) -> Itera
     from jupyter_core.utils import run_sync
 
     km = manager_class()(kernel_name=KERNEL_NAME, client_factory=ready_client_class())
-    env = {**os.environ, WARM_ENV: "\n".join(imports)} if imports else None
-    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=KERNEL_ARGS, **({"env": env} if env else {}))
+    env = {"env": {**os.environ, WARM_ENV: "\n".join(imports)}} if imports else {}
+    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=KERNEL_ARGS, **env)
     detach = True
     try:
         register_engine()  # imports papermill, while the kernel boots

@@ -2,7 +2,8 @@
 
 Analysis stages run their notebook through `runner.execute`. The report stage turns the executed
 report notebook into HTML and PDF, builds the workbook and the dashboard, takes the email's chart from the
-report, and writes all five only when all five were built. Delivery composes the email from the finished pack.
+report and its words from the pack, and writes all six only when all six were built. Delivery composes the email
+from those files and sends it.
 """
 
 from __future__ import annotations
