@@ -1,11 +1,14 @@
 """Benchmark: the kpis stage from the transactions file (kpis_stage.from_file) at sizes ingest takes long to reach.
 
 Run: .venv/bin/python bench/kpis_stream.py [--sizes 1e7,1e8] [--period M] [--keep DIR] [--baseline] [--customers C]
+     [--line-customers]
 
 - Data: a transactions file (schema.TRANSACTIONS, in time order, 1M-line row groups, as ingest writes it)
   generated directly, without a CSV or ingest: 36 months of lines, one customer per 40 lines (2.5M at 100M;
   --customers C: C at every size, to see what the growing customer base costs)
-  buying at skewed rates, orders of about 5 lines, 4 regions, 3 product lines, 2% return lines. Written in
+  buying at skewed rates, orders of 5 lines (an order is one customer's, as in bench/ingest.py's logs;
+  --line-customers: a customer drawn for each line, which no real log does, the hardest case for counting
+  distinct customers), 4 regions, 3 product lines, 2% return lines. Written in
   1M-line chunks by a child process of its own; generation is timed, not counted. bench/ingest.py times the
   stage after a real (stream) ingest, at the sizes that one can reach in a sitting.
 - Timed: per size, a FRESH child process runs kpis_stage.from_file on it (KPI table, active customers, bridge,
@@ -41,9 +44,9 @@ REGIONS = np.array(["North", "South", "East", "West"])
 LINES = np.array(["Hardware", "Software", "Services"])
 
 
-def generate(n: int, path: Path, seed: int = 0, customers: int = 0) -> float:
+def generate(n: int, path: Path, seed: int = 0, customers: int = 0, per_line: bool = False) -> float:
     """Write the transactions file of `n` lines to `path` (`customers` of them; 0: one per LINES_PER_CUSTOMER
-    lines); seconds taken."""
+    lines; `per_line`: a customer per line rather than per order); seconds taken."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -61,7 +64,10 @@ def generate(n: int, path: Path, seed: int = 0, customers: int = 0) -> float:
         k = min(CHUNK, n - first)
         pos = np.arange(first, first + k)
         ts = START + (pos * (span // n)).astype("timedelta64[ns]")
-        cust = rng.choice(n_cust, k, p=weight)
+        if per_line:
+            cust = rng.choice(n_cust, k, p=weight)
+        else:   # an order's lines are one customer's (CHUNK is a multiple of LINES_PER_ORDER: no order straddles two)
+            cust = rng.choice(n_cust, -(-k // LINES_PER_ORDER), p=weight)[(pos - first) // LINES_PER_ORDER]
         qty = rng.integers(1, 11, k).astype("float64")
         amount = np.round(qty * rng.lognormal(3.5, 0.8, k), 2)
         back = rng.random(k) < RETURN_SHARE
@@ -109,13 +115,16 @@ def main() -> None:
     ap.add_argument("--keep", default="", help="write the files here and reuse them")
     ap.add_argument("--customers", type=int, default=0,
                     help="the same customer base at every size (default: one customer per 40 lines)")
+    ap.add_argument("--line-customers", action="store_true",
+                    help="a customer drawn for each line, not each order (the hardest case; no real log)")
     ap.add_argument("--baseline", action="store_true", help="also run the in-memory path (needs the RAM)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--generate", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate:
-        print(json.dumps(generate(args.generate, Path(args.child), customers=args.customers)))
+        print(json.dumps(generate(args.generate, Path(args.child), customers=args.customers,
+                                  per_line=args.line_customers)))
         return
     if args.child:
         print(json.dumps(child(Path(args.child), args.period, args.memory)))
@@ -124,15 +133,18 @@ def main() -> None:
     folder = Path(args.keep or tmp.name).resolve()  # type: ignore[union-attr]
     folder.mkdir(parents=True, exist_ok=True)
     who = f"{args.customers:,} customers" if args.customers else f"a customer per {LINES_PER_CUSTOMER} lines"
+    who += ", a customer drawn per line" if args.line_customers else ", a customer per order"
     print(f"bench/kpis_stream.py: sizes {args.sizes}, period {args.period}, {who}, folder {folder}")
     rows = []
     try:
         for n in (int(float(s)) for s in args.sizes.split(",") if s.strip()):
-            path = folder / (f"transactions_{n}_{args.customers}c.parquet" if args.customers else f"transactions_{n}.parquet")
+            path = folder / f"transactions_{n}{f'_{args.customers}c' if args.customers else ''}" \
+                f"{'_per_line' if args.line_customers else ''}.parquet"
             if path.is_file():
                 print(f"  reusing {path.name}, {path.stat().st_size / 1e6:,.0f} MB")
             else:
-                secs = run("--generate", str(n), "--child", str(path), "--customers", str(args.customers))
+                secs = run("--generate", str(n), "--child", str(path), "--customers", str(args.customers),
+                           *(["--line-customers"] if args.line_customers else []))
                 print(f"  generated {n:,} lines, {path.stat().st_size / 1e6:,.0f} MB in {secs:.1f} s (not counted)")
             res = run("--child", str(path), "--period", args.period)
             print(f"  {n:>12,} from the file: {res['wall_s']:7.2f} s (CPU {res['cpu_s']:.0f} s), "

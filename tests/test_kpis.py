@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
@@ -275,3 +276,33 @@ def test_compute_file_with_a_period_of_returns_only(tmp_path):
     assert expected.loc[expected["period"] == pd.Timestamp("2025-02-01"), "active_customers"].sum() == 0
     for rows in (1, 2, 100):
         pd.testing.assert_frame_equal(kpis.compute_file(path, "M", rows=rows), expected)
+
+
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", object])
+def test_run_codes_are_pd_factorize_and_mark_each_value_and_group_run(dtype):
+    """Codes and distinct values as pd.factorize gives them (a missing id is -1, and two missing ids in a row are
+    still missing), hashing only the runs' first lines; a run ends where the value or the group changes."""
+    values = pd.Series(["b", "b", "a", None, None, "b", "a", "a", "c", "c"], dtype=dtype)
+    every = np.ones(len(values), dtype=bool)
+    groups = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1])
+    codes, heads, uniques = kpis.run_codes(values, every, groups)
+    want_codes, want_uniques = pd.factorize(values)
+    assert codes.tolist() == want_codes.tolist() == [0, 0, 1, -1, -1, 0, 1, 1, 2, 2]
+    assert list(uniques) == list(want_uniques) == ["b", "a", "c"]
+    assert heads.tolist() == [True, False, True, True, True, True, True, True, True, False]
+    assert kpis.run_codes(values.iloc[:0], every[:0], groups[:0])[0].tolist() == []
+    assert kpis.run_codes(values.iloc[:1], every[:1], groups[:1])[1].tolist() == [True]
+
+
+def test_run_codes_of_the_kept_lines_only():
+    """Lines not kept are neither coded nor hashed, and a kept line after one left out begins a run."""
+    values = pd.Series(["x", "y", "x", "x", "z", "y"], dtype="string[pyarrow]")
+    keep = np.array([False, True, True, False, True, True])
+    codes, heads, uniques = kpis.run_codes(values, keep, np.zeros(int(keep.sum()), dtype="int64"))
+    want_codes, want_uniques = pd.factorize(values[keep])
+    assert codes.tolist() == want_codes.tolist() == [0, 1, 2, 0]
+    assert list(uniques) == list(want_uniques) == ["y", "x", "z"]
+    assert heads.tolist() == [True, True, True, True]
+    codes, heads, _ = kpis.run_codes(pd.Series(["a", "a", "b", "a", "a"]), np.array([True, True, False, True, True]),
+                                     np.zeros(4, dtype="int64"))
+    assert codes.tolist() == [0, 0, 0, 0] and heads.tolist() == [True, False, True, False]

@@ -10,7 +10,7 @@ import pytest
 from customer_logs import customer_log
 from e2e import streaming_project
 
-from datastory import bridge, config, ingest, io, kpis_stage, schema
+from datastory import bridge, config, ingest, io, kpis, kpis_stage, schema
 from datastory.errors import DataError
 
 NAMES = ("kpis", "active", "bridge", "movers")
@@ -198,6 +198,43 @@ def test_a_file_out_of_time_order_is_refused(tmp_path):
     path = io.write_parquet(awkward_tx().iloc[::-1], tmp_path / "t.parquet")
     with pytest.raises(DataError, match="not in time order"):
         kpis_stage.from_file(path, config.KpisParams(), None, True, rows=100)
+
+
+
+def test_the_one_pass_history_counts_and_firsts_as_the_in_memory_code(tmp_path):
+    """kpis_stage._history's grouped pass: at every grain the active customers are kpis.active's (lines without a
+    customer, returns and missing amounts count not at all, a customer in two regions once for ALL; lines without
+    a region, which ingest never writes, for ALL only); each customer's first sale is kpis.first_sales', and per region the earliest sale."""
+    tx = awkward_tx()
+    extra = tx[tx["amount"] > 0].iloc[[5, 40, 41, 300]].copy()
+    extra["region"] = [None, None, "South", "North"]
+    extra["customer_id"] = [extra["customer_id"].iloc[0], None, None, extra["customer_id"].iloc[0]]
+    extra["amount"] = [10.0, 20.0, 30.0, float("nan")]
+    tx = schema.conform(pd.concat([tx, extra]).sort_values("timestamp", kind="stable").reset_index(drop=True),
+                        schema.TRANSACTIONS, "transactions")
+    known = tx.dropna(subset=["region"]).reset_index(drop=True)     # ingest fills every region; kpis.active needs it
+    history = kpis_stage._history(io.write_parquet(known, tmp_path / "known.parquet"))
+    got = kpis.active_table(history.active, known["region"].unique(), history.first_ts, history.last_ts)
+    pd.testing.assert_frame_equal(got, kpis.active(known))
+    path = io.write_parquet(tx, tmp_path / "transactions.parquet")
+    history = kpis_stage._history(path)
+    alone = tx["region"].isna() & (tx["amount"] > 0) & tx["customer_id"].notna()     # a region-less sale: ALL only
+    month = pd.Timestamp(tx.loc[alone, "timestamp"].iloc[0]).to_period("M").start_time
+    assert history.active["M"][(schema.ALL, month)] == \
+        tx.loc[(tx["amount"] > 0) & (tx["timestamp"].dt.to_period("M").dt.start_time == month), "customer_id"].nunique()
+    ids, times = kpis.first_sales(path)
+    assert history.firsts[0].to_pylist() == ids.to_pylist() and list(history.firsts[1]) == list(times)
+    sales = tx[tx["amount"] > 0].dropna(subset=["customer_id"])
+    def keyed(frame: pd.DataFrame) -> dict:
+        return {(None if pd.isna(r) else str(r), str(c)): pd.Timestamp(t)
+                for r, c, t in zip(frame["region"], frame["customer_id"], frame["first"], strict=True)}
+
+    want = sales.groupby(["region", "customer_id"], dropna=False)["timestamp"].min().rename("first").reset_index()
+    got = keyed(history.pairs.to_pandas())
+    assert got == keyed(want) and (None, str(extra["customer_id"].iloc[0])) in got
+    since = pd.Timestamp("2025-09-01")
+    early = kpis_stage._buyers(history.pairs, since)
+    assert set(keyed(early.assign(first=since))) == {k for k, t in keyed(want).items() if t < since}
 
 
 # ---------------------------------------------------------------- build and run: which way, real files

@@ -144,7 +144,8 @@ def transactions_frame(data: Any) -> pd.DataFrame:
 SUMMED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "customer_id", "timestamp", "region", "amount")}  # _sums'
 
 
-def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) -> pd.DataFrame:
+def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000,
+                 firsts: tuple[pa.Array, np.ndarray] | None = None) -> pd.DataFrame:
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
     transactions (ingest's output, in time order; only the columns `_sums` reads, SUMMED) are read `rows` at a
     time and each period is summed once all its rows are in (by `_period_sums`, which the time order lets count
@@ -152,7 +153,7 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000) ->
     time order is refused."""
     freq = check_period(period)
     parts: list[pd.DataFrame] = []
-    firsts = first_sales(path)
+    firsts = first_sales(path) if firsts is None else firsts
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
     for frame in streaming.column_batches(path, list(SUMMED), rows):
@@ -205,9 +206,15 @@ def first_sales(path: str | os.PathLike) -> tuple[pa.Array, np.ndarray]:
     memory, its hash table partitioned for the cache), instead of looking each period's customers up in the set of
     all earlier ones, a set as large as the log's customers."""
     with streaming.duckdb(path) as con:
-        table = con.sql(f"""SELECT customer_id, min("timestamp") AS first FROM tx
-                            WHERE {streaming.SALE} AND customer_id IS NOT NULL
-                            GROUP BY customer_id ORDER BY first, customer_id""").to_arrow_table()
+        return first_sales_of(con, f"""SELECT customer_id, "timestamp" AS first FROM tx
+                                     WHERE {streaming.SALE} AND customer_id IS NOT NULL""")
+
+
+def first_sales_of(con: Any, source: str) -> tuple[pa.Array, np.ndarray]:
+    """first_sales from the (customer_id, first) rows of query `source` on DuckDB connection `con` (the kpis
+    stage's one pass over the file gives them per region and year)."""
+    table = con.sql(f"SELECT customer_id, min(first) AS first FROM ({source}) GROUP BY customer_id "
+                    "ORDER BY first, customer_id").to_arrow_table()
     times = table["first"].cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]")
     return table["customer_id"].combine_chunks().cast(pa.large_string()), times
 
@@ -242,10 +249,10 @@ def _period_sums(tx: pd.DataFrame, firsts: tuple[pa.Array, np.ndarray]) -> pd.Da
     out["gross"] = sums(pos, amount)
     sale = pos & has_period
     s_own, s_every, s_has_region = own[sale], every[sale], has_region[sale]
-    orders, _ = pd.factorize(tx["order_id"][sale])
-    customers, ids = pd.factorize(tx["customer_id"][sale])
-    out["orders"] = _distinct_per_group(orders, s_own, s_every, s_has_region, n_groups)
-    out["active_customers"] = _distinct_per_group(customers, s_own, s_every, s_has_region, n_groups)
+    orders, order_heads, _ = run_codes(tx["order_id"], sale, s_own)
+    customers, customer_heads, ids = run_codes(tx["customer_id"], sale, s_own)
+    for name, codes, heads in (("orders", orders, order_heads), ("active_customers", customers, customer_heads)):
+        out[name] = _distinct_per_group(codes[heads], s_own[heads], s_every[heads], s_has_region[heads], n_groups)
     out["returned"] = -sums(~pos, amount)
 
     first_line = _first_lines(customers)                # per customer code, its first sale line (of `sale`)
@@ -255,7 +262,9 @@ def _period_sums(tx: pd.DataFrame, firsts: tuple[pa.Array, np.ndarray]) -> pd.Da
     lo, hi = np.searchsorted(first_times, begin, "left"), np.searchsorted(first_times, end, "right")
     fresh = pc.is_in(pa.array(ids).cast(pa.large_string()), value_set=first_ids[lo:hi])
     new = np.flatnonzero(fresh.to_numpy(zero_copy_only=False) & (first_line >= 0))
-    region = _first_regions(tx[sale], customers, first_line, new, rcode[sale])
+    sales = np.flatnonzero(sale)
+    region = _first_regions(tx["timestamp"].to_numpy(dtype="datetime64[ns]")[sale], tx["order_id"], sales, customers,
+                            first_line, new, rcode[sale])
     line = first_line[new]
     groups = np.concatenate([(s_own[line] - rcode[sale][line] + region)[region >= 0], s_every[line]])
     out["new_customers"] = pd.Series(np.bincount(groups, minlength=n_groups)).loc[lambda c: c > 0]
@@ -263,6 +272,28 @@ def _period_sums(tx: pd.DataFrame, firsts: tuple[pa.Array, np.ndarray]) -> pd.Da
         [pd.Index([*map(str, rvals), schema.ALL] * len(pvals))[out.index],
          pd.DatetimeIndex(np.repeat(pvals, width))[out.index]], names=["region", "period"])
     return out.set_axis(index)
+
+
+def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """pd.factorize(values[keep]) (`keep`: a mask of the lines): a code per kept line (-1 where missing) in order
+    of first appearance, and the distinct values; hashing only the first line of each run of equal values (the
+    lines of an order, and so of its customer, follow each other in the file: ingest keeps an invoice's lines
+    together), and taking no other line's text. Plus the kept lines that begin a run of (value, group) (`groups`:
+    a number per kept line), which are all the distinct-per-group counts need.
+
+    A hash table as large as a period's customers outgrows the processor's caches, so each hashed line costs
+    more the more customers there are; hashing the runs' first lines alone does that less often."""
+    n = len(values)
+    change = np.ones(n, dtype=bool)     # a line whose value is not the previous line's, or follows one not kept
+    if n > 1:
+        text = pa.array(values, from_pandas=True)
+        change[1:] = ~pc.equal(text[1:], text[:-1]).fill_null(False).to_numpy(zero_copy_only=False) | ~keep[:-1]
+    starts = change[keep]
+    codes, uniques = pd.factorize(values.iloc[np.flatnonzero(keep)[starts]])
+    codes = codes[np.cumsum(starts) - 1]
+    heads = starts.copy()
+    heads[1:] |= groups[1:] != groups[:-1]
+    return codes, heads, uniques
 
 
 def _distinct_per_group(codes: np.ndarray, own: np.ndarray, every: np.ndarray, has_region: np.ndarray,
@@ -295,12 +326,12 @@ def _first_lines(codes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _first_regions(sales: pd.DataFrame, codes: np.ndarray, first_line: np.ndarray, new: np.ndarray,
-                   rcode: np.ndarray) -> np.ndarray:
+def _first_regions(ts: np.ndarray, order_ids: pd.Series, sales: np.ndarray, codes: np.ndarray,
+                   first_line: np.ndarray, new: np.ndarray, rcode: np.ndarray) -> np.ndarray:
     """The region code (-1: none) of customers `new`'s first sale: the region of their first line, unless
-    another of their lines at that time is in another region; then `_sums`' rule (timestamp, order_id, stable)."""
+    another of their lines at that time is in another region; then `_sums`' rule (timestamp, order_id, stable).
+    `ts`, `codes`, `rcode`: per sale line; `sales`: the sale lines' positions among all lines of `order_ids`."""
     region = rcode[first_line[new]].copy()
-    ts = sales["timestamp"].to_numpy(dtype="datetime64[ns]")
     is_new = np.zeros(len(first_line), dtype=bool)
     is_new[new] = True
     ok = codes >= 0
@@ -310,7 +341,7 @@ def _first_regions(sales: pd.DataFrame, codes: np.ndarray, first_line: np.ndarra
         mixed = np.unique(codes[other])
         rows = tied[np.isin(codes[tied], mixed)]
         pick = pd.DataFrame({"code": codes[rows], "region": rcode[rows], "timestamp": ts[rows],
-                             "order_id": sales["order_id"].iloc[rows].reset_index(drop=True)}) \
+                             "order_id": order_ids.iloc[sales[rows]].reset_index(drop=True)}) \
             .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("code").set_index("code")
         where = np.searchsorted(new, pick.index.to_numpy())
         region[where] = pick["region"].to_numpy()

@@ -6,16 +6,17 @@ revenue bridge and the movers one of two ways, which give the same tables, byte 
   bridge.compute, bridge.movers;
 - from the file (`from_file`), when the ingest stage streams (streaming.streams decides, the one rule: a
   log too large for ingest's memory is too large for this stage's), memory holding about `rows` lines:
-  - the KPI table: kpis.compute_file, a period at a time (counting with integer codes; each customer's first
-    sale from one DuckDB pass);
-  - the active customers: DuckDB's distinct counts per region and period at each grain, a period at a time
-    (streaming.duckdb: working memory MEMORY_LIMIT, spilling to a temp folder beyond it), on kpis.active_table's
-    grid;
+  - one DuckDB pass first (`_history`; streaming.duckdb: working memory MEMORY_LIMIT, spilling to a temp
+    folder beyond it) groups the sales by region, customer and year: each customer's first sale, their first
+    sale per region, and the distinct customers per region and period at each grain;
+  - the KPI table: kpis.compute_file, a period at a time (counting with integer codes; a customer is new where
+    that pass puts their first sale);
+  - the active customers: the pass's counts (at the KPI period, the KPI table's), on kpis.active_table's grid;
   - the bridge and the movers compare only the latest complete period with the one before: the periods
     come from the KPI table and the data's last day, only those two periods' lines are read (and only the
     columns the bridge uses, bridge.LINES), and a bridge.Before record carries what the two use of the other
-    lines: the log's first period and its regions (from the KPI table), which customers buying since had bought
-    before, per region (DuckDB), and each of their latest names (read in batches: the lines from the previous
+    lines: the log's first period and its regions (from the KPI table), which customers had bought before, per
+    region (from the pass), and each of their latest names (read in batches: the lines from the previous
     period on, then, for customers without a name there, the earlier ones; none after ingest, which names
     every customer).
 The quarterly bridge holds two quarters of lines (six of the bridge's columns).
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -69,20 +71,17 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     """The four tables from the transactions file at `path` (ingest's output, in time order), holding about
     `rows` lines at a time, plus the lines from the previous complete period on for the bridge and movers."""
     path = Path(path)
-    table = kpis.compute_file(path, cfg.period, rows=rows)
+    history = _history(path)
+    table = kpis.compute_file(path, cfg.period, rows=rows, firsts=history.firsts)
     pa.default_memory_pool().release_unused()   # Arrow's pool keeps what the batches used, unless asked
     regions = tuple(sorted(r for r in map(str, table["region"].unique()) if r != schema.ALL))
     first, last = table["period"].min(), table["period"].max()
-    with streaming.duckdb(path) as con:
-        first_ts, last_ts = (pd.Timestamp(t) for t in
-                             con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
-        # at the KPI period the table has counted them already (kpis.active counts as kpis.compute does)
-        active = kpis.active_table({g: _counted(table) if g == cfg.period else _distinct(con, g, first_ts, last_ts)
-                                    for g in kpis.GRAINS}, regions, first_ts, last_ts)
-        end = data_end if data_end is not None else last_ts
-        pair = bridge.periods(pd.Series([first, last]), cfg.period, end)
-        since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
-        buyers = _buyers(con, since)
+    # at the KPI period the table has counted them already (kpis.active counts as kpis.compute does)
+    active = kpis.active_table({g: _counted(table) if g == cfg.period else history.active[g] for g in kpis.GRAINS},
+                               regions, history.first_ts, history.last_ts)
+    end = data_end if data_end is not None else history.last_ts
+    pair = bridge.periods(pd.Series([first, last]), cfg.period, end)
+    since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
     # the latest names from `since` on (the partial period after the two periods has the latest), a batch at a
     # time; then the two periods' lines, only the columns the bridge reads
     named = _latest(path, [("timestamp", ">=", since)], None, rows)
@@ -93,7 +92,7 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     customers = pd.Series(lines.customers)
     del recent
     pa.default_memory_pool().release_unused()
-    before = bridge.Before(since=since, first=first, regions=regions, buyers=buyers,
+    before = bridge.Before(since=since, first=first, regions=regions, buyers=_buyers(history.pairs, since),
                            names=_names(path, customers, named, since, rows))
     pa.default_memory_pool().release_unused()
     return Tables(table, active, bridge.compute(lines, cfg.period, end, quantities=quantities, before=before),
@@ -131,26 +130,55 @@ def run(root: str | os.PathLike | None = None) -> Tables:
 
 
 # ---------------------------------------------------------------- the file's history (DuckDB, Arrow batches)
-def _distinct(con: Any, grain: str, first_ts: pd.Timestamp, last_ts: pd.Timestamp) -> pd.Series:
-    """Distinct customers with a sale per (region, period) at `grain` (and region schema.ALL: all regions), the
-    index as kpis.active's. One query per period: DuckDB holds one period's customers, and the file's
-    statistics (it is in time order) let it read only that period's row groups."""
-    freq = kpis.GRAINS[grain]
-    parts = []
-    for start in pd.date_range(first_ts.to_period(grain).start_time, last_ts, freq=freq):
-        end = start + pd.tseries.frequencies.to_offset(freq)
-        df = con.execute(f"""
-            SELECT CASE WHEN grouping(region) = 1 THEN $all ELSE region END AS region,
-                   count(DISTINCT customer_id) AS n
-            FROM tx WHERE "timestamp" >= $start AND "timestamp" < $end AND {streaming.SALE}
-            GROUP BY GROUPING SETS ((region), ())""",
-                         {"all": schema.ALL, "start": start.to_pydatetime(), "end": end.to_pydatetime()}).df()
-        parts.append(df.assign(period=start))
-    df = pd.concat(parts, ignore_index=True)
-    df = df[df["region"].notna() & (df["n"] > 0)]   # lines without a region count for ALL only, as in pandas
-    index = pd.MultiIndex.from_arrays([df["region"].astype(str), df["period"].astype("datetime64[ns]")],
+@dataclass(frozen=True)
+class History:
+    """What one DuckDB pass over the transactions file gives the stage (`_history`)."""
+    firsts: tuple[pa.Array, np.ndarray]    # kpis.first_sales: each customer's first sale
+    pairs: pa.Table                        # region, customer_id, first: the first sale per region (null: none)
+    active: dict[str, pd.Series]           # per grain: distinct customers with a sale per (region, period), ALL too
+    first_ts: pd.Timestamp                 # the first and last line's time
+    last_ts: pd.Timestamp
+
+
+def _history(path: Path) -> History:
+    """One pass (DuckDB: bounded memory, its hash tables partitioned for the cache) groups the sales by region,
+    customer and year, with a bit per month they bought in; the rest is read from those groups:
+    - each customer's first sale (kpis.first_sales), and their first sale per region (the bridge's buyers);
+    - the distinct customers with a sale per (region, period) at each grain (kpis.GRAINS: months, quarters,
+      years), as kpis.active counts them: a line without a region counts for ALL only, a line without a customer
+      not at all."""
+    with streaming.duckdb(path) as con:
+        first_ts, last_ts = (pd.Timestamp(t) for t in
+                             con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
+        con.execute(f"""CREATE TEMP TABLE years AS
+            SELECT region, customer_id, year("timestamp") AS year, bit_or(1 << (month("timestamp") - 1)) AS months,
+                   min("timestamp") AS first
+            FROM tx WHERE {streaming.SALE} AND customer_id IS NOT NULL GROUP BY ALL""")
+        con.execute("CREATE TEMP TABLE pairs AS SELECT region, customer_id, min(first) AS first FROM years GROUP BY ALL")
+        firsts = kpis.first_sales_of(con, "SELECT customer_id, first FROM pairs")
+        counts = con.execute(f"""
+            WITH company AS (SELECT customer_id, year, bit_or(months) AS months FROM years GROUP BY ALL)
+            SELECT region, year, count(*) AS Y,
+                   {", ".join(f"sum((months >> {m}) & 1) AS M{m}" for m in range(12))},
+                   {", ".join(f"sum(CASE WHEN (months >> {3 * q}) & 7 <> 0 THEN 1 ELSE 0 END) AS Q{q}" for q in range(4))}
+            FROM (SELECT region, year, months FROM years WHERE region IS NOT NULL
+                  UNION ALL SELECT $all AS region, year, months FROM company)
+            GROUP BY ALL""", {"all": schema.ALL}).df()
+        pairs = con.sql("FROM pairs").to_arrow_table()
+    years = counts["year"].to_numpy(dtype="int64")
+    active = {"M": pd.concat([_counts(counts["region"], years, 1 + m, counts[f"M{m}"]) for m in range(12)]),
+              "Q": pd.concat([_counts(counts["region"], years, 1 + 3 * q, counts[f"Q{q}"]) for q in range(4)]),
+              "Y": _counts(counts["region"], years, 1, counts["Y"])}
+    return History(firsts, pairs, active, first_ts, last_ts)
+
+
+def _counts(regions: pd.Series, years: np.ndarray, month: int, n: pd.Series) -> pd.Series:
+    """(region, period) -> n where n > 0, the period starting in `month` of each of `years`."""
+    keep = n.to_numpy(dtype="int64") > 0
+    periods = pd.to_datetime(pd.DataFrame({"year": years[keep], "month": month, "day": 1}))
+    index = pd.MultiIndex.from_arrays([regions[keep].astype(str).to_numpy(), periods.to_numpy(dtype="datetime64[ns]")],
                                       names=["region", "period"])
-    return pd.Series(df["n"].to_numpy(dtype="int64"), index=index)
+    return pd.Series(n.to_numpy(dtype="int64")[keep], index=index)
 
 
 def _counted(table: pd.DataFrame) -> pd.Series:
@@ -161,13 +189,12 @@ def _counted(table: pd.DataFrame) -> pd.Series:
     return pd.Series(t["active_customers"].to_numpy(dtype="int64"), index=index)
 
 
-def _buyers(con: Any, since: pd.Timestamp) -> pd.DataFrame:
-    """(region, customer_id) of a sale before `since`, of the customers with a sale from `since` on."""
-    return con.execute(f"""
-        SELECT DISTINCT region, customer_id FROM tx
-        WHERE "timestamp" < $since AND {streaming.SALE}
-          AND customer_id IN (SELECT customer_id FROM tx WHERE "timestamp" >= $since AND {streaming.SALE})""",
-                       {"since": since.to_pydatetime()}).df()
+def _buyers(pairs: pa.Table, since: pd.Timestamp) -> pd.DataFrame:
+    """(region, customer_id) of a sale before `since`, from `pairs` (kpis.first_sales_by_region: each customer's
+    first sale per region); all such customers, which bridge.Before allows (the bridge keeps its lines' own)."""
+    first = pairs["first"].cast(pa.timestamp("ns"))
+    early = pairs.filter(pc.less(first, pa.scalar(pd.Timestamp(since).as_unit("ns").to_datetime64())))
+    return early.select(["region", "customer_id"]).to_pandas()
 
 
 def _names(path: Path, customers: pd.Series, named: pd.Series, since: pd.Timestamp, rows: int) -> pd.Series:
