@@ -1,7 +1,7 @@
 """Benchmark: the kpis stage from the transactions file (kpis_stage.from_file) at sizes ingest takes long to reach.
 
 Run: .venv/bin/python bench/kpis_stream.py [--sizes 1e7,1e8] [--period M] [--keep DIR] [--baseline] [--customers C]
-     [--line-customers]
+     [--line-customers] [--repeats R]
 
 - Data: a transactions file (schema.TRANSACTIONS, in time order, 1M-line row groups, as ingest writes it)
   generated directly, without a CSV or ingest: 36 months of lines, one customer per 40 lines (2.5M at 100M;
@@ -13,7 +13,8 @@ Run: .venv/bin/python bench/kpis_stream.py [--sizes 1e7,1e8] [--period M] [--kee
   stage after a real (stream) ingest, at the sizes that one can reach in a sitting.
 - Timed: per size, a FRESH child process runs kpis_stage.from_file on it (KPI table, active customers, bridge,
   movers; 1M lines per batch); wall time inside the child (imports excluded), CPU seconds (all threads) and
-  its peak RSS (VmHWM). --baseline also runs kpis_stage.in_memory in another child (it holds the whole file:
+  its peak RSS (VmHWM). --repeats R: R children per size, the median wall time and CPU seconds and the largest
+  peak RSS (a 10M run takes seconds, so one slow start moves the ratio). --baseline also runs kpis_stage.in_memory in another child (it holds the whole file:
   about 1 GB per million lines) and prints file / memory ratios of time and RSS.
 Targets (the scale issue): peak RSS <= 4 GB at 100 million lines; time linear in the lines, time(100M) <=
 11 x time(10M) (printed for the first and last size: wall time and CPU seconds).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -115,6 +117,7 @@ def main() -> None:
     ap.add_argument("--keep", default="", help="write the files here and reuse them")
     ap.add_argument("--customers", type=int, default=0,
                     help="the same customer base at every size (default: one customer per 40 lines)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per size: medians (default 1)")
     ap.add_argument("--line-customers", action="store_true",
                     help="a customer drawn for each line, not each order (the hardest case; no real log)")
     ap.add_argument("--baseline", action="store_true", help="also run the in-memory path (needs the RAM)")
@@ -146,7 +149,11 @@ def main() -> None:
                 secs = run("--generate", str(n), "--child", str(path), "--customers", str(args.customers),
                            *(["--line-customers"] if args.line_customers else []))
                 print(f"  generated {n:,} lines, {path.stat().st_size / 1e6:,.0f} MB in {secs:.1f} s (not counted)")
-            res = run("--child", str(path), "--period", args.period)
+            runs = [run("--child", str(path), "--period", args.period) for _ in range(args.repeats)]
+            res = {**runs[0], "wall_s": statistics.median(r["wall_s"] for r in runs),
+                   "cpu_s": statistics.median(r["cpu_s"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs)}
+            if args.repeats > 1:
+                print(f"  {n:>12,} runs: " + ", ".join(f"{r['wall_s']:.2f} s" for r in runs) + " (median below)")
             print(f"  {n:>12,} from the file: {res['wall_s']:7.2f} s (CPU {res['cpu_s']:.0f} s), "
                   f"peak RSS {res['peak_mb']:7.0f} MB; rows {res['rows']}")
             base = run("--child", str(path), "--period", args.period, "--memory") if args.baseline else None

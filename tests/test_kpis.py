@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import REPO
 
@@ -306,3 +307,20 @@ def test_run_codes_of_the_kept_lines_only():
     codes, heads, _ = kpis.run_codes(pd.Series(["a", "a", "b", "a", "a"]), np.array([True, True, False, True, True]),
                                      np.zeros(4, dtype="int64"))
     assert codes.tolist() == [0, 0, 0, 0] and heads.tolist() == [True, False, True, False]
+
+
+def test_increasing_ids_are_numbered_as_they_come_and_others_hashed():
+    """Runs whose values increase (by length, then bytes) are each a new value: the codes are pd.factorize's
+    without hashing; a value back again, a missing one or text out of that order falls back to hashing."""
+    assert kpis.increasing(pa.array(["O8", "O9", "O10", "O11", "P11", "O100"]))
+    for bad in (["O9", "O10", "O9"], ["O1", None, "O2"], ["O2", "O2"], ["O10", "O9"], ["b", "a"]):
+        assert not kpis.increasing(pa.array(bad))
+    assert kpis.increasing(pa.array([], type=pa.string())) and kpis.increasing(pa.array(["x"]))
+    assert not kpis.increasing(pa.array([1, 2]))
+    for ids in (["536365", "536365", "536366", "536367", "536367", "536370"],        # increasing: numbered
+                ["536365", "536366", "536365", "536367", None, "536367"]):        # not: hashed
+        values = pd.Series(ids, dtype="string[pyarrow]")
+        keep = np.array([True, True, True, False, True, True])
+        codes, heads, uniques = kpis.run_codes(values, keep, np.zeros(int(keep.sum()), dtype="int64"))
+        want_codes, want_uniques = pd.factorize(values[keep])
+        assert codes.tolist() == want_codes.tolist() and list(uniques) == list(want_uniques)

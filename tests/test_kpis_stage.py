@@ -202,7 +202,7 @@ def test_a_file_out_of_time_order_is_refused(tmp_path):
 
 
 def test_the_one_pass_history_counts_and_firsts_as_the_in_memory_code(tmp_path):
-    """kpis_stage._history's grouped pass: at every grain the active customers are kpis.active's (lines without a
+    """kpis.file_history's grouped pass: at every grain the active customers are kpis.active's (lines without a
     customer, returns and missing amounts count not at all, a customer in two regions once for ALL; lines without
     a region, which ingest never writes, for ALL only); each customer's first sale is kpis.first_sales', and per region the earliest sale."""
     tx = awkward_tx()
@@ -213,11 +213,11 @@ def test_the_one_pass_history_counts_and_firsts_as_the_in_memory_code(tmp_path):
     tx = schema.conform(pd.concat([tx, extra]).sort_values("timestamp", kind="stable").reset_index(drop=True),
                         schema.TRANSACTIONS, "transactions")
     known = tx.dropna(subset=["region"]).reset_index(drop=True)     # ingest fills every region; kpis.active needs it
-    history = kpis_stage._history(io.write_parquet(known, tmp_path / "known.parquet"))
+    history = kpis.file_history(io.write_parquet(known, tmp_path / "known.parquet"))
     got = kpis.active_table(history.active, known["region"].unique(), history.first_ts, history.last_ts)
     pd.testing.assert_frame_equal(got, kpis.active(known))
     path = io.write_parquet(tx, tmp_path / "transactions.parquet")
-    history = kpis_stage._history(path)
+    history = kpis.file_history(path)
     alone = tx["region"].isna() & (tx["amount"] > 0) & tx["customer_id"].notna()     # a region-less sale: ALL only
     month = pd.Timestamp(tx.loc[alone, "timestamp"].iloc[0]).to_period("M").start_time
     assert history.active["M"][(schema.ALL, month)] == \

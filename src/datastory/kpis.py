@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -145,15 +146,16 @@ SUMMED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "customer_id", "timest
 
 
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000,
-                 firsts: tuple[pa.Array, np.ndarray] | None = None) -> pd.DataFrame:
+                 history: History | None = None) -> pd.DataFrame:
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
     transactions (ingest's output, in time order; only the columns `_sums` reads, SUMMED) are read `rows` at a
     time and each period is summed once all its rows are in (by `_period_sums`, which the time order lets count
-    without sorting; each customer's first sale, which makes them new, comes from `first_sales`). A file out of
-    time order is refused."""
+    without sorting). The active customers, and each customer's first sale, which makes them new, come from
+    `history` (default: file_history(path), one pass). A file out of time order is refused."""
     freq = check_period(period)
     parts: list[pd.DataFrame] = []
-    firsts = first_sales(path) if firsts is None else firsts
+    history = file_history(path) if history is None else history
+    known = (history.firsts, history.active[period])
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
     for frame in streaming.column_batches(path, list(SUMMED), rows):
@@ -171,19 +173,19 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000,
         # each period the chunk closes (its lines all in: a later period starts in the chunk) is summed alone,
         # its lines concatenated once; the chunk's last period is held
         if held and held[-1]["_period"].iloc[-1] != begins[0]:    # the chunk starts a period
-            parts.append(_period_sums(pd.concat(held, ignore_index=True), firsts))
+            parts.append(_period_sums(pd.concat(held, ignore_index=True), known))
             held = []
         bounds = [0, *(np.flatnonzero(begins[1:] != begins[:-1]) + 1)]
         for a, b in zip(bounds, bounds[1:], strict=False):
             whole = pd.concat([*held, chunk.iloc[a:b]], ignore_index=True) if held else \
                 chunk.iloc[a:b].reset_index(drop=True)
             held = []
-            parts.append(_period_sums(whole, firsts))
+            parts.append(_period_sums(whole, known))
             del whole
         held.append(chunk.iloc[bounds[-1]:])
         del chunk, ts
     if held:
-        parts.append(_period_sums(pd.concat(held, ignore_index=True), firsts))
+        parts.append(_period_sums(pd.concat(held, ignore_index=True), known))
     if not parts:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
@@ -198,6 +200,58 @@ def starts(ts: pd.Series, period: str) -> np.ndarray:
         n = months.astype("int64")
         months = np.where(np.isnat(months), months, (n - n % 3).astype("datetime64[M]"))
     return months.astype("datetime64[ns]")
+
+
+@dataclass(frozen=True)
+class History:
+    """What one DuckDB pass over the transactions file gives the KPIs read from it (`file_history`)."""
+    firsts: tuple[pa.Array, np.ndarray]    # first_sales: each customer's first sale
+    pairs: pa.Table                        # region, customer_id, first: the first sale per region (null: none)
+    active: dict[str, pd.Series]           # per grain: distinct customers with a sale per (region, period), ALL too
+    first_ts: pd.Timestamp                 # the first and last line's time
+    last_ts: pd.Timestamp
+
+
+def file_history(path: str | os.PathLike) -> History:
+    """One pass (DuckDB: bounded memory, its hash tables partitioned for the cache) groups the sales by region,
+    customer and year, with a bit per month they bought in; the rest is read from those groups:
+    - each customer's first sale (first_sales), and their first sale per region (the kpis stage's bridge asks
+      which customers had bought in a region before a day);
+    - the distinct customers with a sale per (region, period) at each grain (kpis.GRAINS: months, quarters,
+      years), as `active` counts them: a line without a region counts for ALL only, a line without a customer
+      not at all."""
+    with streaming.duckdb(path) as con:
+        first_ts, last_ts = (pd.Timestamp(t) for t in
+                             con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
+        con.execute(f"""CREATE TEMP TABLE years AS
+            SELECT region, customer_id, year("timestamp") AS year, bit_or(1 << (month("timestamp") - 1)) AS months,
+                   min("timestamp") AS first
+            FROM tx WHERE {streaming.SALE} AND customer_id IS NOT NULL GROUP BY ALL""")
+        con.execute("CREATE TEMP TABLE pairs AS SELECT region, customer_id, min(first) AS first FROM years GROUP BY ALL")
+        firsts = first_sales_of(con, "SELECT customer_id, first FROM pairs")
+        counts = con.execute(f"""
+            WITH company AS (SELECT customer_id, year, bit_or(months) AS months FROM years GROUP BY ALL)
+            SELECT region, year, count(*) AS Y,
+                   {", ".join(f"sum((months >> {m}) & 1) AS M{m}" for m in range(12))},
+                   {", ".join(f"sum(CASE WHEN (months >> {3 * q}) & 7 <> 0 THEN 1 ELSE 0 END) AS Q{q}" for q in range(4))}
+            FROM (SELECT region, year, months FROM years WHERE region IS NOT NULL
+                  UNION ALL SELECT $all AS region, year, months FROM company)
+            GROUP BY ALL""", {"all": schema.ALL}).df()
+        pairs = con.sql("FROM pairs").to_arrow_table()
+    years = counts["year"].to_numpy(dtype="int64")
+    active = {"M": pd.concat([_counts(counts["region"], years, 1 + m, counts[f"M{m}"]) for m in range(12)]),
+              "Q": pd.concat([_counts(counts["region"], years, 1 + 3 * q, counts[f"Q{q}"]) for q in range(4)]),
+              "Y": _counts(counts["region"], years, 1, counts["Y"])}
+    return History(firsts, pairs, active, first_ts, last_ts)
+
+
+def _counts(regions: pd.Series, years: np.ndarray, month: int, n: pd.Series) -> pd.Series:
+    """(region, period) -> n where n > 0, the period starting in `month` of each of `years`."""
+    keep = n.to_numpy(dtype="int64") > 0
+    periods = pd.to_datetime(pd.DataFrame({"year": years[keep], "month": month, "day": 1}))
+    index = pd.MultiIndex.from_arrays([regions[keep].astype(str).to_numpy(), periods.to_numpy(dtype="datetime64[ns]")],
+                                      names=["region", "period"])
+    return pd.Series(n.to_numpy(dtype="int64")[keep], index=index)
 
 
 def first_sales(path: str | os.PathLike) -> tuple[pa.Array, np.ndarray]:
@@ -219,18 +273,22 @@ def first_sales_of(con: Any, source: str) -> tuple[pa.Array, np.ndarray]:
     return table["customer_id"].combine_chunks().cast(pa.large_string()), times
 
 
-def _period_sums(tx: pd.DataFrame, firsts: tuple[pa.Array, np.ndarray]) -> pd.DataFrame:
+def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.Series]) -> pd.DataFrame:
     """`_sums(tx, period)` for whole periods' rows `tx` in time order with their period's first day in
-    column `_period`; `firsts`: first_sales of the file (a customer is new where their first sale is).
+    column `_period`; `known`: first_sales of the file (a customer is new where their first sale is) and the
+    active customers per (region, period) at the period (History.active).
 
     The same figures, counted with integer codes instead of pandas' string groupby, nunique and sort (their cost
     per line grows with the number of distinct ids, which grows with the file):
     - group g = period code x (regions + 1) + region code, the last region code being schema.ALL;
     - sums: pandas' groupby sum of each group's lines in their order (so the same rounding as `_sums`);
-    - distinct orders and customers with a sale: one mark per (group, id code), counted per group;
-    - a customer's first sale: ids are coded in order of first appearance and the lines are in time order, so
-      it is at their code's first line; when the customer has other sale lines at that very time in another
-      region, the order_id decides as in `_sums` (sorted by timestamp, order_id, stable)."""
+    - distinct orders with a sale: one mark per (group, order code), counted per group;
+    - the active customers: `known`'s counts (the file's one pass, grouped by customer in DuckDB: no hash table
+      of a period's customers here, the largest of all);
+    - the new customers: those whose first sale (`known`) is in these rows; only their lines are coded, in order
+      of first appearance, and the lines are in time order, so their first sale is at their code's first line;
+      when the customer has other sale lines at that very time in another region, the order_id decides as in
+      `_sums` (sorted by timestamp, order_id, stable)."""
     amount = tx["amount"].to_numpy(dtype="float64")
     pos = amount > 0
     pcode, pvals = pd.factorize(tx["_period"].to_numpy())
@@ -249,29 +307,32 @@ def _period_sums(tx: pd.DataFrame, firsts: tuple[pa.Array, np.ndarray]) -> pd.Da
     out["gross"] = sums(pos, amount)
     sale = pos & has_period
     s_own, s_every, s_has_region = own[sale], every[sale], has_region[sale]
-    orders, order_heads, _ = run_codes(tx["order_id"], sale, s_own)
-    customers, customer_heads, ids = run_codes(tx["customer_id"], sale, s_own)
-    for name, codes, heads in (("orders", orders, order_heads), ("active_customers", customers, customer_heads)):
-        out[name] = _distinct_per_group(codes[heads], s_own[heads], s_every[heads], s_has_region[heads], n_groups)
+    orders, heads, _ = run_codes(tx["order_id"], sale, s_own)
+    out["orders"] = _distinct_per_group(orders[heads], s_own[heads], s_every[heads], s_has_region[heads], n_groups)
+    out["active_customers"] = np.nan      # from `known`, once the groups are (region, period)
     out["returned"] = -sums(~pos, amount)
 
-    first_line = _first_lines(customers)                # per customer code, its first sale line (of `sale`)
-    first_ids, first_times = firsts     # the customers whose first sale is in these rows' periods
+    (first_ids, first_times), active = known
     begin = tx["_period"].to_numpy(dtype="datetime64[ns]").min()
     end = tx["timestamp"].to_numpy(dtype="datetime64[ns]").max()
     lo, hi = np.searchsorted(first_times, begin, "left"), np.searchsorted(first_times, end, "right")
-    fresh = pc.is_in(pa.array(ids).cast(pa.large_string()), value_set=first_ids[lo:hi])
-    new = np.flatnonzero(fresh.to_numpy(zero_copy_only=False) & (first_line >= 0))
-    sales = np.flatnonzero(sale)
-    region = _first_regions(tx["timestamp"].to_numpy(dtype="datetime64[ns]")[sale], tx["order_id"], sales, customers,
-                            first_line, new, rcode[sale])
-    line = first_line[new]
-    groups = np.concatenate([(s_own[line] - rcode[sale][line] + region)[region >= 0], s_every[line]])
+    fresh = pc.is_in(pa.array(tx["customer_id"], from_pandas=True).cast(pa.large_string()),
+                     value_set=first_ids[lo:hi]).to_numpy(zero_copy_only=False)
+    lines = np.flatnonzero(sale & fresh)      # the sale lines of the customers whose first sale is in these rows
+    customers, _ = pd.factorize(tx["customer_id"].iloc[lines])
+    first_line = _first_lines(customers)       # per customer code, its first line (of `lines`)
+    new = np.arange(len(first_line))
+    region = _first_regions(tx["timestamp"].to_numpy(dtype="datetime64[ns]")[lines], tx["order_id"], lines,
+                            customers, first_line, new, rcode[lines])
+    line = lines[first_line]
+    groups = np.concatenate([(own[line] - rcode[line] + region)[region >= 0], every[line]])
     out["new_customers"] = pd.Series(np.bincount(groups, minlength=n_groups)).loc[lambda c: c > 0]
     index = pd.MultiIndex.from_arrays(
         [pd.Index([*map(str, rvals), schema.ALL] * len(pvals))[out.index],
          pd.DatetimeIndex(np.repeat(pvals, width))[out.index]], names=["region", "period"])
-    return out.set_axis(index)
+    out = out.set_axis(index)
+    out["active_customers"] = active.reindex(index).to_numpy()
+    return out
 
 
 def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -281,19 +342,37 @@ def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray) -> tuple[
     together), and taking no other line's text. Plus the kept lines that begin a run of (value, group) (`groups`:
     a number per kept line), which are all the distinct-per-group counts need.
 
-    A hash table as large as a period's customers outgrows the processor's caches, so each hashed line costs
-    more the more customers there are; hashing the runs' first lines alone does that less often."""
+    A hash table as large as a period's ids outgrows the processor's caches, so each hashed line costs more the
+    more ids there are; hashing the runs' first lines alone does that less often. And not at all when the runs'
+    values increase (ordered by length, then byte by byte, as invoice numbers given in time order do): then each
+    run is a new value, numbered as it comes."""
     n = len(values)
     change = np.ones(n, dtype=bool)     # a line whose value is not the previous line's, or follows one not kept
+    text = pa.array(values, from_pandas=True)
     if n > 1:
-        text = pa.array(values, from_pandas=True)
         change[1:] = ~pc.equal(text[1:], text[:-1]).fill_null(False).to_numpy(zero_copy_only=False) | ~keep[:-1]
     starts = change[keep]
-    codes, uniques = pd.factorize(values.iloc[np.flatnonzero(keep)[starts]])
+    first = np.flatnonzero(keep)[starts]
+    if increasing(text.take(pa.array(first, type=pa.int64()))):
+        codes, uniques = np.arange(len(first)), pd.Index(values.iloc[first].array)
+    else:
+        codes, uniques = pd.factorize(values.iloc[first])
     codes = codes[np.cumsum(starts) - 1]
     heads = starts.copy()
     heads[1:] |= groups[1:] != groups[:-1]
     return codes, heads, uniques
+
+
+def increasing(text: pa.Array) -> bool:
+    """Whether every value of `text` is after the one before it, ordered by length, then byte by byte (so "O9"
+    before "O10"); no value missing. Then no two are the same."""
+    if text.null_count or not pa.types.is_string(text.type) and not pa.types.is_large_string(text.type):
+        return False
+    if len(text) < 2:
+        return True
+    size = pc.binary_length(text).to_numpy(zero_copy_only=False)
+    less = pc.less(text[:-1], text[1:]).to_numpy(zero_copy_only=False)
+    return bool(np.all((size[:-1] < size[1:]) | ((size[:-1] == size[1:]) & less)))
 
 
 def _distinct_per_group(codes: np.ndarray, own: np.ndarray, every: np.ndarray, has_region: np.ndarray,

@@ -6,12 +6,12 @@ revenue bridge and the movers one of two ways, which give the same tables, byte 
   bridge.compute, bridge.movers;
 - from the file (`from_file`), when the ingest stage streams (streaming.streams decides, the one rule: a
   log too large for ingest's memory is too large for this stage's), memory holding about `rows` lines:
-  - one DuckDB pass first (`_history`; streaming.duckdb: working memory MEMORY_LIMIT, spilling to a temp
+  - one DuckDB pass first (kpis.file_history; streaming.duckdb: working memory MEMORY_LIMIT, spilling to a temp
     folder beyond it) groups the sales by region, customer and year: each customer's first sale, their first
     sale per region, and the distinct customers per region and period at each grain;
-  - the KPI table: kpis.compute_file, a period at a time (counting with integer codes; a customer is new where
-    that pass puts their first sale);
-  - the active customers: the pass's counts (at the KPI period, the KPI table's), on kpis.active_table's grid;
+  - the KPI table: kpis.compute_file, a period at a time (its active customers, and where each customer's
+    first sale is, from that pass);
+  - the active customers: the pass's counts, on kpis.active_table's grid;
   - the bridge and the movers compare only the latest complete period with the one before: the periods
     come from the KPI table and the data's last day, only those two periods' lines are read (and only the
     columns the bridge uses, bridge.LINES), and a bridge.Before record carries what the two use of the other
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -71,14 +70,12 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     """The four tables from the transactions file at `path` (ingest's output, in time order), holding about
     `rows` lines at a time, plus the lines from the previous complete period on for the bridge and movers."""
     path = Path(path)
-    history = _history(path)
-    table = kpis.compute_file(path, cfg.period, rows=rows, firsts=history.firsts)
+    history = kpis.file_history(path)
+    table = kpis.compute_file(path, cfg.period, rows=rows, history=history)
     pa.default_memory_pool().release_unused()   # Arrow's pool keeps what the batches used, unless asked
     regions = tuple(sorted(r for r in map(str, table["region"].unique()) if r != schema.ALL))
     first, last = table["period"].min(), table["period"].max()
-    # at the KPI period the table has counted them already (kpis.active counts as kpis.compute does)
-    active = kpis.active_table({g: _counted(table) if g == cfg.period else history.active[g] for g in kpis.GRAINS},
-                               regions, history.first_ts, history.last_ts)
+    active = kpis.active_table(history.active, regions, history.first_ts, history.last_ts)
     end = data_end if data_end is not None else history.last_ts
     pair = bridge.periods(pd.Series([first, last]), cfg.period, end)
     since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
@@ -130,67 +127,8 @@ def run(root: str | os.PathLike | None = None) -> Tables:
 
 
 # ---------------------------------------------------------------- the file's history (DuckDB, Arrow batches)
-@dataclass(frozen=True)
-class History:
-    """What one DuckDB pass over the transactions file gives the stage (`_history`)."""
-    firsts: tuple[pa.Array, np.ndarray]    # kpis.first_sales: each customer's first sale
-    pairs: pa.Table                        # region, customer_id, first: the first sale per region (null: none)
-    active: dict[str, pd.Series]           # per grain: distinct customers with a sale per (region, period), ALL too
-    first_ts: pd.Timestamp                 # the first and last line's time
-    last_ts: pd.Timestamp
-
-
-def _history(path: Path) -> History:
-    """One pass (DuckDB: bounded memory, its hash tables partitioned for the cache) groups the sales by region,
-    customer and year, with a bit per month they bought in; the rest is read from those groups:
-    - each customer's first sale (kpis.first_sales), and their first sale per region (the bridge's buyers);
-    - the distinct customers with a sale per (region, period) at each grain (kpis.GRAINS: months, quarters,
-      years), as kpis.active counts them: a line without a region counts for ALL only, a line without a customer
-      not at all."""
-    with streaming.duckdb(path) as con:
-        first_ts, last_ts = (pd.Timestamp(t) for t in
-                             con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
-        con.execute(f"""CREATE TEMP TABLE years AS
-            SELECT region, customer_id, year("timestamp") AS year, bit_or(1 << (month("timestamp") - 1)) AS months,
-                   min("timestamp") AS first
-            FROM tx WHERE {streaming.SALE} AND customer_id IS NOT NULL GROUP BY ALL""")
-        con.execute("CREATE TEMP TABLE pairs AS SELECT region, customer_id, min(first) AS first FROM years GROUP BY ALL")
-        firsts = kpis.first_sales_of(con, "SELECT customer_id, first FROM pairs")
-        counts = con.execute(f"""
-            WITH company AS (SELECT customer_id, year, bit_or(months) AS months FROM years GROUP BY ALL)
-            SELECT region, year, count(*) AS Y,
-                   {", ".join(f"sum((months >> {m}) & 1) AS M{m}" for m in range(12))},
-                   {", ".join(f"sum(CASE WHEN (months >> {3 * q}) & 7 <> 0 THEN 1 ELSE 0 END) AS Q{q}" for q in range(4))}
-            FROM (SELECT region, year, months FROM years WHERE region IS NOT NULL
-                  UNION ALL SELECT $all AS region, year, months FROM company)
-            GROUP BY ALL""", {"all": schema.ALL}).df()
-        pairs = con.sql("FROM pairs").to_arrow_table()
-    years = counts["year"].to_numpy(dtype="int64")
-    active = {"M": pd.concat([_counts(counts["region"], years, 1 + m, counts[f"M{m}"]) for m in range(12)]),
-              "Q": pd.concat([_counts(counts["region"], years, 1 + 3 * q, counts[f"Q{q}"]) for q in range(4)]),
-              "Y": _counts(counts["region"], years, 1, counts["Y"])}
-    return History(firsts, pairs, active, first_ts, last_ts)
-
-
-def _counts(regions: pd.Series, years: np.ndarray, month: int, n: pd.Series) -> pd.Series:
-    """(region, period) -> n where n > 0, the period starting in `month` of each of `years`."""
-    keep = n.to_numpy(dtype="int64") > 0
-    periods = pd.to_datetime(pd.DataFrame({"year": years[keep], "month": month, "day": 1}))
-    index = pd.MultiIndex.from_arrays([regions[keep].astype(str).to_numpy(), periods.to_numpy(dtype="datetime64[ns]")],
-                                      names=["region", "period"])
-    return pd.Series(n.to_numpy(dtype="int64")[keep], index=index)
-
-
-def _counted(table: pd.DataFrame) -> pd.Series:
-    """The KPI table's active customers as `_distinct` gives them at its period: (region, period) -> count > 0."""
-    t = table[table["active_customers"] > 0]
-    index = pd.MultiIndex.from_arrays([t["region"].astype(str), t["period"].astype("datetime64[ns]")],
-                                      names=["region", "period"])
-    return pd.Series(t["active_customers"].to_numpy(dtype="int64"), index=index)
-
-
 def _buyers(pairs: pa.Table, since: pd.Timestamp) -> pd.DataFrame:
-    """(region, customer_id) of a sale before `since`, from `pairs` (kpis.first_sales_by_region: each customer's
+    """(region, customer_id) of a sale before `since`, from `pairs` (kpis.History.pairs: each customer's
     first sale per region); all such customers, which bridge.Before allows (the bridge keeps its lines' own)."""
     first = pairs["first"].cast(pa.timestamp("ns"))
     early = pairs.filter(pc.less(first, pa.scalar(pd.Timestamp(since).as_unit("ns").to_datetime64())))
