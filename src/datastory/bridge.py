@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from . import schema
 from .errors import DataError
-from .kpis import check_period, starts
+from .kpis import check_period, run_codes, starts
 
 STEPS = ("new", "reactivated", "lost", "growth", "decline", "returns")
 PVM = ("price", "volume", "mix")
@@ -80,7 +80,7 @@ class Lines:
 def prepare(tx: pd.DataFrame, period: str) -> Lines:
     """The transactions `tx` (bridge.LINES' columns at least) as `compute` and `movers` use them. Given the Lines
     instead of `tx`, the two share the work, and the caller may drop the lines (the kpis stage does: a quarter
-    of a very large log is gigabytes of text). The groupby, isin and take of a segment work on numbers, not text."""
+    of a very large log is gigabytes of text). A segment's sums, marks and takes work on numbers, not text."""
     check_period(period)
     if tx is None or tx.empty:
         raise DataError("no transactions to compute the revenue bridge from", file="transactions",
@@ -92,7 +92,8 @@ def prepare(tx: pd.DataFrame, period: str) -> Lines:
         raise DataError(f"amount is missing or not a number in {int(bad.sum()):,} line(s), first at row "
                         f"{int(np.flatnonzero(bad)[0])}", file="transactions", column="amount",
                         fix="re-run the ingest stage, which refuses such rows")
-    codes, customers = pd.factorize(tx["customer_id"], sort=True)
+    every = np.ones(len(tx), dtype=bool)    # hashing only the first line of each run of one customer's lines
+    codes, _, customers = run_codes(tx["customer_id"], every, np.zeros(len(tx), dtype="int64"), sort=True)
     return Lines(pd.DataFrame({
         "customer_id": np.where(codes < 0, np.nan, codes.astype("float64")),
         # categories: a byte a line, not a string (each segment's copy of the lines, and pvm's groupby)
@@ -203,21 +204,28 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
     cust, cents = f["customer_id"].to_numpy(), f["cents"].to_numpy()
     period, sale, ret = f["period"].to_numpy(), f["sale"].to_numpy(), f["cents"].to_numpy() < 0
     at_prev, at_cur = period == prev.to_datetime64(), period == cur.to_datetime64()
-    a0 = pd.Series(cents[sale & at_prev]).groupby(cust[sale & at_prev]).sum()   # sales per customer (NaN: none)
-    a1 = pd.Series(cents[sale & at_cur]).groupby(cust[sale & at_cur]).sum()
-    seen = np.concatenate([cust[sale & (period < prev.to_datetime64())], earlier])
-    ids = a0.index.union(a1.index)
-    v0, v1 = a0.reindex(ids, fill_value=0), a1.reindex(ids, fill_value=0)
-    in0, in1 = ids.isin(a0.index), ids.isin(a1.index)
-    before = ids.isin(seen)
+    # per customer (prepare's numbers are dense, 0 to n - 1: arrays of n, no hash table as large as the
+    # customers; a line without a customer counts for no one)
+    known = ~np.isnan(cust)
+    n = int(np.nanmax(cust)) + 1 if known.any() else 0
+    sums = [_cent_sums(cust[m], cents[m], n) for m in (known & sale & at_prev, known & sale & at_cur)]
+    has = [np.bincount(cust[m].astype("int64"), minlength=n) > 0 for m in (known & sale & at_prev,
+                                                                          known & sale & at_cur)]
+    ids = np.flatnonzero(has[0] | has[1])                  # the customers with a sale in either period
+    v0, v1 = sums[0][ids], sums[1][ids]
+    in0, in1 = has[0][ids], has[1][ids]
+    seen = np.zeros(n, dtype=bool)                         # with a sale before the previous period
+    early = np.concatenate([cust[known & sale & (period < prev.to_datetime64())], earlier[~np.isnan(earlier)]])
+    seen[early[early < n].astype("int64")] = True
+    before = seen[ids]
     change = v1 - v0
     groups = {"new": in1 & ~in0 & ~before, "reactivated": in1 & ~in0 & before, "lost": in0 & ~in1,
-              "growth": in0 & in1 & (change > 0).to_numpy(), "decline": in0 & in1 & (change < 0).to_numpy()}
+              "growth": in0 & in1 & (change > 0), "decline": in0 & in1 & (change < 0)}
     r0, r1 = int(cents[ret & at_prev].sum()), int(cents[ret & at_cur].sum())
     parts = {k: int(change[m].sum()) for k, m in groups.items()}
     parts["returns"] = r1 - r0
     counts = {k: int(m.sum()) for k, m in groups.items()}
-    counts["returns"] = int(pd.Series(cust[ret & at_cur]).nunique())
+    counts["returns"] = int(np.unique(cust[known & ret & at_cur]).size)
 
     rows = [("total", "previous", int(v0.sum()) + r0, int(in0.sum()), "")]
     rows += [("step", k, parts[k], counts[k], "") for k in STEPS]
@@ -227,7 +235,9 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
     if not quantities:
         split, note = {}, "the data has no quantities: returning customers' change is not split into price, volume and mix"
     else:
-        both = sale & (at_prev | at_cur) & np.isin(cust, ids[in0 & in1].to_numpy())
+        again = np.zeros(n, dtype=bool)                   # the returning customers
+        again[ids[in0 & in1]] = True
+        both = sale & (at_prev | at_cur) & known & again[np.where(known, cust, 0).astype("int64")]
         split, note = pvm(cust[both], f["product_line"].cat.codes.to_numpy()[both], at_cur[both], cents[both],
                           f["quantity"].to_numpy()[both])
     if split:
@@ -314,12 +324,15 @@ def movers(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.T
     rows = []
     for region in regions:
         seg = f if region == schema.ALL else f[f["region"] == region]
-        for kind, col in (("customer", "customer_id"), ("product_line", "product_line")):
-            t = seg.groupby([col, "period"], observed=True)["cents"].sum().unstack("period")
-            t = t.reindex(columns=[prev, cur]).fillna(0).astype("int64")
-            t.columns = ["previous", "current"]
-            t["change"] = t["current"] - t["previous"]
-            t = t.rename_axis("key").reset_index()
+        for kind in ("customer", "product_line"):
+            if kind == "customer":
+                t = _per_customer(seg, prev, cur, len(customers))
+            else:
+                t = seg.groupby(["product_line", "period"], observed=True)["cents"].sum().unstack("period")
+                t = t.reindex(columns=[prev, cur]).fillna(0).astype("int64")
+                t.columns = ["previous", "current"]
+                t["change"] = t["current"] - t["previous"]
+                t = t.rename_axis("key").reset_index()
             for direction, sign in (("rise", 1), ("fall", -1)):
                 pick = t[sign * t["change"] > 0].assign(order=lambda d, s=sign: -s * d["change"])
                 pick = pick.sort_values(["order", "key"], kind="stable").head(top)
@@ -336,6 +349,30 @@ def movers(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.T
     for c in ("previous", "current", "change"):
         out[c] = out[c].to_numpy(dtype="float64") / 100
     return schema.conform(out, schema.MOVERS, "movers")
+
+
+def _per_customer(seg: pd.DataFrame, prev: pd.Timestamp, cur: pd.Timestamp, n: int) -> pd.DataFrame:
+    """Per customer of `seg` (prepare's lines of periods `prev` and `cur`) with a nonzero change: key (their
+    number), previous, current (cents), change; sorted by key. The numbers are dense (0 to n - 1), so the sums
+    are counted in arrays of n, not in a hash table as large as the customers."""
+    codes, cents = seg["customer_id"].to_numpy(dtype="float64"), seg["cents"].to_numpy()
+    at_cur = seg["period"].to_numpy() == cur.to_datetime64()
+    ok = ~np.isnan(codes)
+    before, now = (_cent_sums(codes[ok & m], cents[ok & m], n) for m in (~at_cur, at_cur))
+    key = np.flatnonzero(now != before)
+    return pd.DataFrame({"key": key.astype("float64"), "previous": before[key], "current": now[key],
+                         "change": now[key] - before[key]})
+
+
+def _cent_sums(codes: np.ndarray, cents: np.ndarray, n: int) -> np.ndarray:
+    """Whole cents summed per number `codes` (0 to n - 1), exactly: in float64 while every sum stays below
+    2**52 cents (float64 adds whole numbers exactly up to 2**53), else in Python integers."""
+    idx = codes.astype("int64")
+    if float(np.abs(cents).sum()) < 2.0 ** 52:
+        return np.rint(np.bincount(idx, weights=cents, minlength=n)).astype("int64")
+    out = np.zeros(n, dtype=object)
+    np.add.at(out, idx, cents.astype(object))
+    return out.astype("int64")
 
 
 def segment(bridge: pd.DataFrame, region: str) -> dict[str, Any] | None:

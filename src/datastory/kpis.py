@@ -316,8 +316,13 @@ def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.
     begin = tx["_period"].to_numpy(dtype="datetime64[ns]").min()
     end = tx["timestamp"].to_numpy(dtype="datetime64[ns]").max()
     lo, hi = np.searchsorted(first_times, begin, "left"), np.searchsorted(first_times, end, "right")
-    fresh = pc.is_in(pa.array(tx["customer_id"], from_pandas=True).cast(pa.large_string()),
-                     value_set=first_ids[lo:hi]).to_numpy(zero_copy_only=False)
+    ids = pa.array(tx["customer_id"], from_pandas=True).cast(pa.large_string())
+    run = np.ones(len(ids), dtype=bool)       # looked up once per run of one customer's lines
+    if len(ids) > 1:
+        run[1:] = ~pc.equal(ids[1:], ids[:-1]).fill_null(False).to_numpy(zero_copy_only=False)
+    heads = np.flatnonzero(run)
+    fresh = pc.is_in(ids.take(pa.array(heads)), value_set=first_ids[lo:hi]).to_numpy(zero_copy_only=False)
+    fresh = fresh[np.cumsum(run) - 1]
     lines = np.flatnonzero(sale & fresh)      # the sale lines of the customers whose first sale is in these rows
     customers, _ = pd.factorize(tx["customer_id"].iloc[lines])
     first_line = _first_lines(customers)       # per customer code, its first line (of `lines`)
@@ -335,7 +340,8 @@ def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.
     return out
 
 
-def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray,
+              sort: bool = False) -> tuple[np.ndarray, np.ndarray, Any]:
     """pd.factorize(values[keep]) (`keep`: a mask of the lines): a code per kept line (-1 where missing) in order
     of first appearance, and the distinct values; hashing only the first line of each run of equal values (the
     lines of an order, and so of its customer, follow each other in the file: ingest keeps an invoice's lines
@@ -345,7 +351,8 @@ def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray) -> tuple[
     A hash table as large as a period's ids outgrows the processor's caches, so each hashed line costs more the
     more ids there are; hashing the runs' first lines alone does that less often. And not at all when the runs'
     values increase (ordered by length, then byte by byte, as invoice numbers given in time order do): then each
-    run is a new value, numbered as it comes."""
+    run is a new value, numbered as it comes. `sort`: as pd.factorize(values[keep], sort=True), the codes
+    numbering the distinct values in their sorted order."""
     n = len(values)
     change = np.ones(n, dtype=bool)     # a line whose value is not the previous line's, or follows one not kept
     text = pa.array(values, from_pandas=True)
@@ -353,10 +360,10 @@ def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray) -> tuple[
         change[1:] = ~pc.equal(text[1:], text[:-1]).fill_null(False).to_numpy(zero_copy_only=False) | ~keep[:-1]
     starts = change[keep]
     first = np.flatnonzero(keep)[starts]
-    if increasing(text.take(pa.array(first, type=pa.int64()))):
+    if not sort and increasing(text.take(pa.array(first, type=pa.int64()))):
         codes, uniques = np.arange(len(first)), pd.Index(values.iloc[first].array)
     else:
-        codes, uniques = pd.factorize(values.iloc[first])
+        codes, uniques = pd.factorize(values.iloc[first], sort=sort)
     codes = codes[np.cumsum(starts) - 1]
     heads = starts.copy()
     heads[1:] |= groups[1:] != groups[:-1]
