@@ -208,9 +208,9 @@ def _segment(f: pd.DataFrame, cur: pd.Timestamp, prev: pd.Timestamp, quantities:
     # customers; a line without a customer counts for no one)
     known = ~np.isnan(cust)
     n = int(np.nanmax(cust)) + 1 if known.any() else 0
-    sums = [_cent_sums(cust[m], cents[m], n) for m in (known & sale & at_prev, known & sale & at_cur)]
-    has = [np.bincount(cust[m].astype("int64"), minlength=n) > 0 for m in (known & sale & at_prev,
-                                                                          known & sale & at_cur)]
+    sold = (known & sale & at_prev, known & sale & at_cur)
+    sums = [_cent_sums(cust[m], cents[m], n) for m in sold]
+    has = [np.bincount(cust[m].astype("int64"), minlength=n) > 0 for m in sold]
     ids = np.flatnonzero(has[0] | has[1])                  # the customers with a sale in either period
     v0, v1 = sums[0][ids], sums[1][ids]
     in0, in1 = has[0][ids], has[1][ids]

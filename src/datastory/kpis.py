@@ -228,7 +228,7 @@ def file_history(path: str | os.PathLike) -> History:
                    min("timestamp") AS first
             FROM tx WHERE {streaming.SALE} AND customer_id IS NOT NULL GROUP BY ALL""")
         con.execute("CREATE TEMP TABLE pairs AS SELECT region, customer_id, min(first) AS first FROM years GROUP BY ALL")
-        firsts = first_sales_of(con, "SELECT customer_id, first FROM pairs")
+        firsts = _first_sales(con, "SELECT customer_id, first FROM pairs")
         counts = con.execute(f"""
             WITH company AS (SELECT customer_id, year, bit_or(months) AS months FROM years GROUP BY ALL)
             SELECT region, year, count(*) AS Y,
@@ -256,17 +256,12 @@ def _counts(regions: pd.Series, years: np.ndarray, month: int, n: pd.Series) -> 
 
 def first_sales(path: str | os.PathLike) -> tuple[pa.Array, np.ndarray]:
     """Each customer's first sale time in the transactions file at `path` (a line with amount > 0): their ids
-    (large_string) and the times (datetime64[ns]), sorted by time. One DuckDB pass (streaming.duckdb: bounded
-    memory, its hash table partitioned for the cache), instead of looking each period's customers up in the set of
-    all earlier ones, a set as large as the log's customers."""
-    with streaming.duckdb(path) as con:
-        return first_sales_of(con, f"""SELECT customer_id, "timestamp" AS first FROM tx
-                                     WHERE {streaming.SALE} AND customer_id IS NOT NULL""")
+    (large_string) and the times (datetime64[ns]), sorted by time, then id (file_history's pass)."""
+    return file_history(path).firsts
 
 
-def first_sales_of(con: Any, source: str) -> tuple[pa.Array, np.ndarray]:
-    """first_sales from the (customer_id, first) rows of query `source` on DuckDB connection `con` (the kpis
-    stage's one pass over the file gives them per region and year)."""
+def _first_sales(con: Any, source: str) -> tuple[pa.Array, np.ndarray]:
+    """first_sales from the (customer_id, first) rows of query `source` on DuckDB connection `con`."""
     table = con.sql(f"SELECT customer_id, min(first) AS first FROM ({source}) GROUP BY customer_id "
                     "ORDER BY first, customer_id").to_arrow_table()
     times = table["first"].cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]")
@@ -317,12 +312,9 @@ def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.
     end = tx["timestamp"].to_numpy(dtype="datetime64[ns]").max()
     lo, hi = np.searchsorted(first_times, begin, "left"), np.searchsorted(first_times, end, "right")
     ids = pa.array(tx["customer_id"], from_pandas=True).cast(pa.large_string())
-    run = np.ones(len(ids), dtype=bool)       # looked up once per run of one customer's lines
-    if len(ids) > 1:
-        run[1:] = ~pc.equal(ids[1:], ids[:-1]).fill_null(False).to_numpy(zero_copy_only=False)
-    heads = np.flatnonzero(run)
-    fresh = pc.is_in(ids.take(pa.array(heads)), value_set=first_ids[lo:hi]).to_numpy(zero_copy_only=False)
-    fresh = fresh[np.cumsum(run) - 1]
+    run = runs(ids)                            # looked up once per run of one customer's lines
+    fresh = pc.is_in(ids.take(pa.array(np.flatnonzero(run))), value_set=first_ids[lo:hi])
+    fresh = fresh.to_numpy(zero_copy_only=False)[np.cumsum(run) - 1]
     lines = np.flatnonzero(sale & fresh)      # the sale lines of the customers whose first sale is in these rows
     customers, _ = pd.factorize(tx["customer_id"].iloc[lines])
     first_line = _first_lines(customers)       # per customer code, its first line (of `lines`)
@@ -353,11 +345,9 @@ def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray,
     values increase (ordered by length, then byte by byte, as invoice numbers given in time order do): then each
     run is a new value, numbered as it comes. `sort`: as pd.factorize(values[keep], sort=True), the codes
     numbering the distinct values in their sorted order."""
-    n = len(values)
-    change = np.ones(n, dtype=bool)     # a line whose value is not the previous line's, or follows one not kept
     text = pa.array(values, from_pandas=True)
-    if n > 1:
-        change[1:] = ~pc.equal(text[1:], text[:-1]).fill_null(False).to_numpy(zero_copy_only=False) | ~keep[:-1]
+    change = runs(text)                 # a line whose value is not the previous line's, or follows one not kept
+    change[1:] |= ~keep[:-1]
     starts = change[keep]
     first = np.flatnonzero(keep)[starts]
     if not sort and increasing(text.take(pa.array(first, type=pa.int64()))):
@@ -368,6 +358,15 @@ def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray,
     heads = starts.copy()
     heads[1:] |= groups[1:] != groups[:-1]
     return codes, heads, uniques
+
+
+def runs(text: pa.Array) -> np.ndarray:
+    """Per value of `text`, whether it begins a run: it is the first, or not the one before it (a missing value
+    always begins one)."""
+    change = np.ones(len(text), dtype=bool)
+    if len(text) > 1:
+        change[1:] = ~pc.equal(text[1:], text[:-1]).fill_null(False).to_numpy(zero_copy_only=False)
+    return change
 
 
 def increasing(text: pa.Array) -> bool:
