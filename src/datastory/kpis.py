@@ -318,9 +318,8 @@ def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.
     lines = np.flatnonzero(sale & fresh)      # the sale lines of the customers whose first sale is in these rows
     customers, _ = pd.factorize(tx["customer_id"].iloc[lines])
     first_line = _first_lines(customers)       # per customer code, its first line (of `lines`)
-    new = np.arange(len(first_line))
     region = _first_regions(tx["timestamp"].to_numpy(dtype="datetime64[ns]")[lines], tx["order_id"], lines,
-                            customers, first_line, new, rcode[lines])
+                            customers, first_line, rcode[lines])
     line = lines[first_line]
     groups = np.concatenate([(own[line] - rcode[line] + region)[region >= 0], every[line]])
     out["new_customers"] = pd.Series(np.bincount(groups, minlength=n_groups)).loc[lambda c: c > 0]
@@ -411,25 +410,22 @@ def _first_lines(codes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _first_regions(ts: np.ndarray, order_ids: pd.Series, sales: np.ndarray, codes: np.ndarray,
-                   first_line: np.ndarray, new: np.ndarray, rcode: np.ndarray) -> np.ndarray:
-    """The region code (-1: none) of customers `new`'s first sale: the region of their first line, unless
+def _first_regions(ts: np.ndarray, order_ids: pd.Series, lines: np.ndarray, codes: np.ndarray,
+                   first_line: np.ndarray, rcode: np.ndarray) -> np.ndarray:
+    """Per customer code, the region code (-1: none) of their first sale: the region of their first line, unless
     another of their lines at that time is in another region; then `_sums`' rule (timestamp, order_id, stable).
-    `ts`, `codes`, `rcode`: per sale line; `sales`: the sale lines' positions among all lines of `order_ids`."""
-    region = rcode[first_line[new]].copy()
-    is_new = np.zeros(len(first_line), dtype=bool)
-    is_new[new] = True
-    ok = codes >= 0
-    tied = np.flatnonzero(ok & is_new[np.where(ok, codes, 0)] & (ts == ts[first_line[np.where(ok, codes, 0)]]))
-    other = tied[rcode[tied] != rcode[first_line[codes[tied]]]]
+    `ts`, `codes` (0 to n - 1, as pd.factorize numbers them; none missing), `rcode`: per line; `first_line`: per
+    code, its first line; `lines`: the lines' positions among all lines of `order_ids`."""
+    region = rcode[first_line].copy()
+    tied = np.flatnonzero(ts == ts[first_line[codes]])      # at the very time of their customer's first line
+    other = tied[rcode[tied] != region[codes[tied]]]
     if len(other):
         mixed = np.unique(codes[other])
         rows = tied[np.isin(codes[tied], mixed)]
         pick = pd.DataFrame({"code": codes[rows], "region": rcode[rows], "timestamp": ts[rows],
-                             "order_id": order_ids.iloc[sales[rows]].reset_index(drop=True)}) \
+                             "order_id": order_ids.iloc[lines[rows]].reset_index(drop=True)}) \
             .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("code").set_index("code")
-        where = np.searchsorted(new, pick.index.to_numpy())
-        region[where] = pick["region"].to_numpy()
+        region[pick.index.to_numpy()] = pick["region"].to_numpy()
     return region
 
 
