@@ -1,8 +1,9 @@
 """Benchmark: forecast engine throughput, Dask LocalCluster vs a plain sequential loop, and against statsforecast.
 
 Run: .venv/bin/python bench/forecast_throughput.py [N] [--repeats R] [--total T] [--series S] [--peer-repeats P]
+                                                   [--fresh F]
      defaults: N = 24 series (0 = skip), R = 3 (median of R runs per engine), T = 1000 (total wall time,
-     Dask; 0 = skip), S = 366 Tourism monthly series (all; 0 = skip the peer), P = 1
+     Dask; 0 = skip), S = 366 Tourism monthly series (all; 0 = skip the peer), P = 1, F = 3 (0 = skip)
 
 - Data: N synthetic daily series of 2 years (730 days), seeded: level x (trend + weekly + yearly
   seasonality) x lognormal noise.
@@ -10,7 +11,10 @@ Run: .venv/bin/python bench/forecast_throughput.py [N] [--repeats R] [--total T]
   seasonal naive, ETS and Prophet (3 folds, horizon 28 days), selection, refit, forecast.
 - Timed: engine.run end to end, alternating, median of R runs, all three results byte-identical: with engine
   "local" (one process, a plain loop); with engine "dask" as the stage runs it alone, the run starting and
-  stopping a LocalCluster of 2 single-threaded workers (while it starts, this process fits series); and with
+  stopping a LocalCluster of 2 single-threaded workers (while the workers' forkserver imports, this process fits
+  series; the server stays up for the process, so here, after the running cluster below has started it, the
+  run's own cluster starts in about 0.1 s and gets every series; a first run in a new process, as a stage's,
+  also waits on the server's imports: --fresh); and with
   engine "dask" sent to a cluster already running (the same LocalCluster, started once before the timed runs:
   its workers warm, as a cluster the pipeline is pointed at with DASK_SCHEDULER_ADDRESS, every series fitted
   there).
@@ -119,6 +123,23 @@ def compare(n: int, times: dict[str, list[float]], frames: dict[str, pd.DataFram
     print(f"outputs identical: {same}")
 
 
+def fresh(n: int, repeats: int) -> None:
+    """Print the speed-up of a first run in a new process (as a stage's): local against a LocalCluster whose
+    forkserver starts cold. Each child imports the engine, builds the series, then times engine.run alone."""
+    import subprocess
+
+    times: dict[str, list[float]] = {"local": [], "dask": []}
+    for _ in range(repeats):
+        for name in times:
+            out = subprocess.run([sys.executable, __file__, str(n), "--child", name], capture_output=True, text=True,
+                                 check=True).stdout.split()
+            times[name].append(float(out[-1]))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    runs = "; ".join(f"{k} " + " ".join(f"{t:.1f}" for t in v) for k, v in times.items())
+    print(f"first run in a new process, {n} series, median of {repeats}: local {med['local']:.2f} s, dask "
+          f"{med['dask']:.2f} s (the forkserver's imports included): {med['local'] / med['dask']:.2f}x ({runs})")
+
+
 def tourism(n: int) -> pd.DataFrame | None:
     """The training part of the first n Tourism monthly series (unique_id, ds, y); None when the data is absent."""
     path = Path(os.environ.get("DATASTORY_BENCH_DATA", ROOT.parent / "shared" / "benchmarks")) / "tourism"
@@ -195,10 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--total", type=int, default=1000, help="series in the total-wall-time run (0 = skip)")
     ap.add_argument("--series", type=int, default=366, help="Tourism monthly series in the peer comparison (0 = skip)")
     ap.add_argument("--peer-repeats", type=int, default=1)
+    ap.add_argument("--fresh", type=int, default=3,
+                    help="also F alternating first runs in new processes, local and dask (0 = skip)")
+    ap.add_argument("--child", choices=["local", "dask"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     base = {"freq": "D", "horizon": HORIZON, "folds": FOLDS, "n_workers": 2, "seed": 0,
             "models": ["seasonal_naive", "ets", "prophet"]}
     local, dask = ForecastParams(engine="local", **base), ForecastParams(engine="dask", **base)
+    if args.child:   # one timed run in this new process (--fresh): its seconds
+        print(f"{timed(synthetic(args.n), local if args.child == 'local' else dask)[0]:.3f}")
+        return 0
     print(f"daily series x {DAYS} days; models {'+'.join(base['models'])}, {FOLDS} folds x horizon {HORIZON}; "
           f"{os.cpu_count()} CPUs")
     if args.n > 0 and args.repeats > 0:
@@ -217,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         compare(args.n, times, frames)
         print(f"the machine's ceiling, 2 processes over 1 on a fixed CPU loop: {before:.2f}x before, "
               f"{parallel_ceiling():.2f}x after (2.00x on an idle 2-core machine)")
+    if args.n > 0 and args.fresh > 0:
+        fresh(args.n, args.fresh)
     if args.total > 0:
         sec, _ = timed(synthetic(args.total, seed=1), dask)
         print(f"total wall time, {args.total} series, dask (2 workers): {sec:.1f} s "

@@ -219,7 +219,8 @@ def test_local_cluster_workers_run_the_fits_and_match_local(series_long):
     c = cfg(models=["prophet", "seasonal_naive", "ets", "combination"], engine="dask", n_workers=2)
     res = run(series_long, c, progress=False)
     pids = set(res.workers.values())
-    # this process fits the cheapest series while the cluster starts; the workers fit the rest
+    # this process fits the cheapest series while the workers' forkserver starts (none once it is up); the
+    # workers fit the rest
     assert pids - {os.getpid()}, "no series ran on a worker"
     here = sorted(sid for sid, pid in res.workers.items() if pid == os.getpid())
     cheapest_first = [sid for sid, _ in reversed(engine.by_cost(engine.split(series_long)))]
@@ -284,6 +285,30 @@ def test_while_a_cluster_starts_the_cheapest_series_are_fitted_here_one_at_a_tim
 
     with pytest.raises(RuntimeError, match="no cluster"):
         engine.while_starting(broken, series, fit_then_fail)
+
+
+def test_a_start_done_within_its_head_start_leaves_every_series_to_the_cluster():
+    series = {sid: pd.Series(range(n)) for sid, n in (("a", 30), ("b", 10))}
+    fitted = []
+    up, here, left = engine.while_starting(lambda: "ready", series, lambda sid, y: fitted.append(sid))
+    assert (up, here, fitted) == ("ready", [], [])
+    assert list(left) == ["a", "b"]   # costliest first, as the cluster takes them
+
+
+@pytest.mark.slow
+def test_warm_forkserver_returns_once_the_server_holds_the_preload():
+    """After warm_forkserver, a child forked from the workers' server finds Prophet and statsforecast imported
+    (exit 0) without importing anything itself."""
+    if engine._start_method() != "forkserver":
+        pytest.skip("workers spawn on this platform")
+    engine.warm_forkserver()
+    with engine._worker_config() as ctx:
+        child = ctx.Process(target=exec, args=(
+            "import os, sys; os._exit(0 if {'prophet', 'statsforecast.models', 'distributed'} <= set(sys.modules) "
+            "else 3)",))
+        child.start()
+        child.join(30)
+    assert child.exitcode == 0
 
 
 def test_determinism_with_prophet(series_long, tmp_path):
