@@ -312,6 +312,18 @@ def test_run_codes_of_the_kept_lines_only():
     assert codes.tolist() == [0, 0, 0, 0] and heads.tolist() == [True, False, True, False]
 
 
+def test_spread_gives_each_run_its_value_as_a_running_count_would():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 1000):
+        starts = rng.random(n) < 0.3
+        starts[0] = True
+        values = rng.integers(-5, 5, int(starts.sum()))
+        assert kpis.spread(values, starts).tolist() == values[np.cumsum(starts) - 1].tolist()
+    assert kpis.spread(np.array([True, False]), np.array([True, False, False, True])).tolist() == \
+        [True, True, True, False]
+    assert kpis.spread(np.array([], dtype="int64"), np.array([], dtype=bool)).tolist() == []
+
+
 def test_increasing_ids_are_numbered_as_they_come_and_others_hashed():
     """Runs whose values increase (by length, then bytes) are each a new value: the codes are pd.factorize's
     without hashing; a value back again, a missing one or text out of that order falls back to hashing."""

@@ -314,7 +314,7 @@ def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.
     ids = pa.array(tx["customer_id"], from_pandas=True).cast(pa.large_string())
     run = runs(ids)                            # looked up once per run of one customer's lines
     fresh = pc.is_in(ids.take(pa.array(np.flatnonzero(run))), value_set=first_ids[lo:hi])
-    fresh = fresh.to_numpy(zero_copy_only=False)[np.cumsum(run) - 1]
+    fresh = spread(fresh.to_numpy(zero_copy_only=False), run)
     lines = np.flatnonzero(sale & fresh)      # the sale lines of the customers whose first sale is in these rows
     customers, _ = pd.factorize(tx["customer_id"].iloc[lines])
     first_line = _first_lines(customers)       # per customer code, its first line (of `lines`)
@@ -348,15 +348,22 @@ def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray,
     change = runs(text)                 # a line whose value is not the previous line's, or follows one not kept
     change[1:] |= ~keep[:-1]
     starts = change[keep]
-    first = np.flatnonzero(keep)[starts]
+    first = np.flatnonzero(change & keep)
     if not sort and increasing(text.take(pa.array(first, type=pa.int64()))):
         codes, uniques = np.arange(len(first)), pd.Index(values.iloc[first].array)
     else:
         codes, uniques = pd.factorize(values.iloc[first], sort=sort)
-    codes = codes[np.cumsum(starts) - 1]
+    codes = spread(codes, starts)
     heads = starts.copy()
     heads[1:] |= groups[1:] != groups[:-1]
     return codes, heads, uniques
+
+
+def spread(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each run's value over its lines (`values`: one per run, in order; `starts`: per line, whether it begins a
+    run, the first line always): values[np.cumsum(starts) - 1], without a running count as long as the lines."""
+    at = np.flatnonzero(starts)
+    return np.repeat(values, np.diff(at, append=len(starts)))
 
 
 def runs(text: pa.Array) -> np.ndarray:
