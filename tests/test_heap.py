@@ -48,9 +48,8 @@ def test_inside_the_block_a_large_array_comes_from_the_heap_and_its_memory_is_ke
 
 @needs_glibc
 def test_the_defaults_come_back_when_the_block_raises():
-    with pytest.raises(RuntimeError, match="boom"):
-        with heap.kept():
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), heap.kept():
+        raise RuntimeError("boom")
     assert _mapped_by(lambda: np.ones(BIG // 8))[0] >= BIG
 
 
