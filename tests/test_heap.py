@@ -53,6 +53,17 @@ def test_the_defaults_come_back_when_the_block_raises():
     assert _mapped_by(lambda: np.ones(BIG // 8))[0] >= BIG
 
 
+@needs_glibc
+def test_a_function_kept_runs_inside_the_block_and_keeps_its_name():
+    @heap.keeping
+    def stage(n: int) -> tuple[int, int]:
+        """A stage."""
+        return _mapped_by(lambda: np.ones(n))
+
+    assert stage(BIG // 8)[0] == 0 and stage.__name__ == "stage" and stage.__doc__ == "A stage."
+    assert _mapped_by(lambda: np.ones(BIG // 8))[0] >= BIG
+
+
 def test_nothing_changes_without_glibc(monkeypatch):
     monkeypatch.setattr(heap, "_glibc", lambda: None)
     with heap.kept() as on:

@@ -294,6 +294,9 @@ def test_run_codes_are_pd_factorize_and_mark_each_value_and_group_run(dtype):
     codes, _, uniques = kpis.run_codes(values, every, groups, sort=True)
     want_codes, want_uniques = pd.factorize(values, sort=True)
     assert codes.tolist() == want_codes.tolist() and list(uniques) == list(want_uniques) == ["a", "b", "c"]
+    codes, heads, _ = kpis.run_codes(values)      # every line kept, one group
+    assert codes.tolist() == pd.factorize(values)[0].tolist()
+    assert heads.tolist() == [True, False, True, True, True, True, True, False, True, False]
     assert kpis.run_codes(values.iloc[:0], every[:0], groups[:0])[0].tolist() == []
     assert kpis.run_codes(values.iloc[:1], every[:1], groups[:1])[1].tolist() == [True]
 

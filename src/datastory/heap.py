@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4               # glibc's mallopt parameters (malloc.h)
 DEFAULTS = {M_TRIM_THRESHOLD: 128 * 1024, M_MMAP_MAX: 65536}
@@ -50,3 +53,12 @@ def kept() -> Iterator[bool]:
     finally:
         _set(libc, DEFAULTS)
         libc.malloc_trim(0)
+
+
+def keeping(func: F) -> F:
+    """`func` run inside `kept()`."""
+    @functools.wraps(func)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        with kept():
+            return func(*args, **kwargs)
+    return inner  # type: ignore[return-value]

@@ -331,13 +331,14 @@ def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.
     return out
 
 
-def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray,
+def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndarray | None = None,
               sort: bool = False) -> tuple[np.ndarray, np.ndarray, Any]:
-    """pd.factorize(values[keep]) (`keep`: a mask of the lines): a code per kept line (-1 where missing) in order
+    """pd.factorize(values[keep]) (`keep`: a mask of the lines; None: every line): a code per kept line (-1 where
+    missing) in order
     of first appearance, and the distinct values; hashing only the first line of each run of equal values (the
     lines of an order, and so of its customer, follow each other in the file: ingest keeps an invoice's lines
     together), and taking no other line's text. Plus the kept lines that begin a run of (value, group) (`groups`:
-    a number per kept line), which are all the distinct-per-group counts need.
+    a number per kept line; None: one group), which are all the distinct-per-group counts need.
 
     A hash table as large as a period's ids outgrows the processor's caches, so each hashed line costs more the
     more ids there are; hashing the runs' first lines alone does that less often. And not at all when the runs'
@@ -346,16 +347,19 @@ def run_codes(values: pd.Series, keep: np.ndarray, groups: np.ndarray,
     numbering the distinct values in their sorted order."""
     text = pa.array(values, from_pandas=True)
     change = runs(text)                 # a line whose value is not the previous line's, or follows one not kept
-    change[1:] |= ~keep[:-1]
-    starts = change[keep]
-    first = np.flatnonzero(change & keep)
+    if keep is None:
+        starts, first = change, np.flatnonzero(change)
+    else:
+        change[1:] |= ~keep[:-1]
+        starts, first = change[keep], np.flatnonzero(change & keep)
     if not sort and increasing(text.take(pa.array(first, type=pa.int64()))):
         codes, uniques = np.arange(len(first)), pd.Index(values.iloc[first].array)
     else:
         codes, uniques = pd.factorize(values.iloc[first], sort=sort)
     codes = spread(codes, starts)
     heads = starts.copy()
-    heads[1:] |= groups[1:] != groups[:-1]
+    if groups is not None:
+        heads[1:] |= groups[1:] != groups[:-1]
     return codes, heads, uniques
 
 

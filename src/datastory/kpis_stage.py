@@ -65,17 +65,13 @@ def in_memory(tx: pd.DataFrame, cfg: KpisParams, data_end: Any, quantities: bool
                   bridge.movers(lines, cfg.period, data_end, top=cfg.movers, named=named))
 
 
+@heap.keeping   # a period's columns are freed and asked for again, period after period
 def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantities: bool,
               rows: int = streaming.BATCH_ROWS) -> Tables:
     """The four tables from the transactions file at `path` (ingest's output, in time order), holding about
     `rows` lines at a time, plus the lines from the previous complete period on for the bridge and movers. Freed
-    memory stays in the process meanwhile (heap.kept): a period's columns are freed and asked for again, period
-    after period."""
-    with heap.kept():
-        return _from_file(Path(path), cfg, data_end, quantities, rows)
-
-
-def _from_file(path: Path, cfg: KpisParams, data_end: Any, quantities: bool, rows: int) -> Tables:
+    memory stays in the process meanwhile (heap.kept)."""
+    path = Path(path)
     history = kpis.file_history(path)
     table = kpis.compute_file(path, cfg.period, rows=rows, history=history)
     pa.default_memory_pool().release_unused()   # Arrow's pool keeps what the batches used, unless asked

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import io, streaming
+from .. import heap, io, streaming
 from ..config import DataParams, ForecastParams, Paths
 from ..errors import DataError
 from . import series as fs
@@ -32,10 +32,12 @@ from . import series as fs
 CELL = ("region", "product_line", "ds")
 
 
+@heap.keeping   # each batch's and each period's arrays are freed and asked for again
 def build_series_file(path: str | os.PathLike, freq: str, fill: str = "zero",
                       rows: int = streaming.BATCH_ROWS) -> pd.DataFrame:
     """build_series(io.read_parquet(path), freq, fill), reading the transactions file at `path` (in time order)
-    `rows` lines at a time and holding the lines of one period until it is whole."""
+    `rows` lines at a time and holding the lines of one period until it is whole. Freed memory stays in the
+    process meanwhile (heap.kept)."""
     fs.check_freq(freq)
     path = Path(path)
     pf = _open(path)
