@@ -47,6 +47,15 @@ def test_inside_the_block_a_large_array_comes_from_the_heap_and_its_memory_is_ke
 
 
 @needs_glibc
+def test_a_block_inside_another_leaves_the_settings_to_the_outer_one():
+    with heap.kept():
+        with heap.kept() as inner:
+            assert inner is True
+        assert _mapped_by(lambda: np.ones(BIG // 8))[0] == 0     # still kept after the inner block
+    assert _mapped_by(lambda: np.ones(BIG // 8))[0] >= BIG
+
+
+@needs_glibc
 def test_the_defaults_come_back_when_the_block_raises():
     with pytest.raises(RuntimeError, match="boom"), heap.kept():
         raise RuntimeError("boom")

@@ -39,20 +39,29 @@ def _set(libc: Any, values: dict[int, int]) -> bool:
     return all(libc.mallopt(k, v) == 1 for k, v in values.items())
 
 
+_depth = [0]   # blocks open in this process: the outermost one sets and restores
+
+
 @contextlib.contextmanager
 def kept() -> Iterator[bool]:
-    """Within the block, malloc keeps freed memory for reuse (True), or nothing changes (False: not glibc)."""
+    """Within the block, malloc keeps freed memory for reuse (True), or nothing changes (False: not glibc). A block
+    inside another leaves the settings to the outer one."""
     libc = _glibc()
-    if libc is None or not _set(libc, KEPT):
-        if libc is not None:
-            _set(libc, DEFAULTS)
+    if libc is None:
         yield False
         return
+    if _depth[0] == 0 and not _set(libc, KEPT):
+        _set(libc, DEFAULTS)
+        yield False
+        return
+    _depth[0] += 1
     try:
         yield True
     finally:
-        _set(libc, DEFAULTS)
-        libc.malloc_trim(0)
+        _depth[0] -= 1
+        if _depth[0] == 0:
+            _set(libc, DEFAULTS)
+            libc.malloc_trim(0)
 
 
 def keeping(func: F) -> F:

@@ -334,10 +334,9 @@ def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.
 def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndarray | None = None,
               sort: bool = False) -> tuple[np.ndarray, np.ndarray, Any]:
     """pd.factorize(values[keep]) (`keep`: a mask of the lines; None: every line): a code per kept line (-1 where
-    missing) in order
-    of first appearance, and the distinct values; hashing only the first line of each run of equal values (the
-    lines of an order, and so of its customer, follow each other in the file: ingest keeps an invoice's lines
-    together), and taking no other line's text. Plus the kept lines that begin a run of (value, group) (`groups`:
+    missing) in order of first appearance, and the distinct values; hashing only the first line of each run of
+    equal values (the lines of an order, and so of its customer, follow each other in the file: ingest keeps an
+    invoice's lines together), and taking no other line's text. Plus the kept lines that begin a run of (value, group) (`groups`:
     a number per kept line; None: one group), which are all the distinct-per-group counts need.
 
     A hash table as large as a period's ids outgrows the processor's caches, so each hashed line costs more the
