@@ -147,8 +147,13 @@ def _worker_config() -> Iterator[Any]:
 
         ctx = get_mp_context()  # sets Dask's own preload list on its first call
         if method == "forkserver":
-            ctx.set_forkserver_preload(["distributed", *PRELOAD])
+            _preload(ctx)
         yield ctx
+
+
+def _preload(ctx: Any) -> None:
+    """The forkserver's preload list: Dask's own module, then PRELOAD (used when the server starts)."""
+    ctx.set_forkserver_preload(["distributed", *PRELOAD])
 
 
 def warm_forkserver() -> None:
@@ -161,7 +166,7 @@ def warm_forkserver() -> None:
     from multiprocessing import forkserver
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["distributed", *PRELOAD])   # as _worker_config sets it
+    _preload(ctx)
     forkserver.ensure_running()      # its imports begin, in a process of their own
     import distributed  # noqa: F401
     child = ctx.Process(target=os.getpid, name="datastory-forkserver-warm", daemon=True)
