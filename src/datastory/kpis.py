@@ -228,7 +228,10 @@ def file_history(path: str | os.PathLike) -> History:
                    min("timestamp") AS first
             FROM tx WHERE {streaming.SALE} AND customer_id IS NOT NULL GROUP BY ALL""")
         con.execute("CREATE TEMP TABLE pairs AS SELECT region, customer_id, min(first) AS first FROM years GROUP BY ALL")
-        firsts = _first_sales(con, "SELECT customer_id, first FROM pairs")
+        table = con.sql("SELECT customer_id, min(first) AS first FROM pairs GROUP BY customer_id "
+                        "ORDER BY first, customer_id").to_arrow_table()
+        firsts = (table["customer_id"].combine_chunks().cast(pa.large_string()),
+                  table["first"].cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]"))
         counts = con.execute(f"""
             WITH company AS (SELECT customer_id, year, bit_or(months) AS months FROM years GROUP BY ALL)
             SELECT region, year, count(*) AS Y,
@@ -258,14 +261,6 @@ def first_sales(path: str | os.PathLike) -> tuple[pa.Array, np.ndarray]:
     """Each customer's first sale time in the transactions file at `path` (a line with amount > 0): their ids
     (large_string) and the times (datetime64[ns]), sorted by time, then id (file_history's pass)."""
     return file_history(path).firsts
-
-
-def _first_sales(con: Any, source: str) -> tuple[pa.Array, np.ndarray]:
-    """first_sales from the (customer_id, first) rows of query `source` on DuckDB connection `con`."""
-    table = con.sql(f"SELECT customer_id, min(first) AS first FROM ({source}) GROUP BY customer_id "
-                    "ORDER BY first, customer_id").to_arrow_table()
-    times = table["first"].cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]")
-    return table["customer_id"].combine_chunks().cast(pa.large_string()), times
 
 
 def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.Series]) -> pd.DataFrame:
