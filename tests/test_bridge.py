@@ -349,3 +349,59 @@ def test_prepared_lines_give_what_the_transactions_give():
     assert (bridge.movers(bridge.prepare(tx, "M"), "M")["name"] != bridge.movers(tx, "M")["name"]).any()
     with pytest.raises(DataError, match="lines prepared for period 'M', asked for 'Q'"):
         bridge.compute(bridge.prepare(tx, "M"), "Q")
+
+
+def test_category_of_codes_is_the_category_of_the_text():
+    """Read as codes (a dictionary with values unused, unsorted, missing ones): the same categorical as from text."""
+    text = pd.Series(["Zoë", "b", None, "b", "Ärger", "a"], dtype="string[pyarrow]")
+    coded = pd.Series(pd.Categorical(["x", *text], categories=["x", "b", "Zoë", "unused", "a", "Ärger"])).iloc[1:]
+    got, want = bridge.category(coded.reset_index(drop=True)), pd.Categorical(text)
+    assert got.dtype == want.dtype and got.codes.tolist() == want.codes.tolist()
+    assert bridge.category(pd.Series(pd.Categorical([None, None], categories=["q"]))).codes.tolist() == [-1, -1]
+
+
+def test_top_movers_are_the_largest_changes_ties_by_key():
+    t = pd.DataFrame({"key": [3.0, 0.0, 1.0, 2.0, 4.0], "previous": 0, "current": [5, 9, 5, 5, -4],
+                      "change": [5, 9, 5, 5, -4]})
+    ids = pd.Index(["c", "z", "b", "a", "d"])     # number -> id (3: a, 0: c, 1: z, 2: b): ties go by the id
+    rise = bridge._top(t, 1, 3, ids)
+    assert rise["key"].tolist() == ["c", "a", "b"] and rise["change"].tolist() == [9, 5, 5]
+    assert bridge._top(t, -1, 3, ids)["key"].tolist() == ["d"]
+    lines = t.assign(key=["x", "y", "w", "v", "u"])
+    assert bridge._top(lines, 1, 2, None)["key"].tolist() == ["y", "v"]
+    assert bridge._top(t, 1, 10, ids)["key"].tolist() == ["c", "a", "b", "z"]
+
+
+def test_movers_get_names_for_the_customers_they_list_only():
+    table = pd.DataFrame({"kind": ["customer", "product_line", "customer", "customer"],
+                          "key": ["C2", "Hardware", "C1", "C2"], "name": ["C2", "Hardware", "C1", "C2"]})
+    table = schema.conform(table.assign(region=schema.ALL, period=pd.Timestamp("2025-02-01"),
+                                        previous_period=pd.Timestamp("2025-01-01"), direction="rise", rank=1,
+                                        previous=0.0, current=1.0, change=1.0), schema.MOVERS, "movers")
+    assert bridge.customer_keys(table) == ["C2", "C1"]
+    named = pd.Series(["Old Ltd", "New Ltd", "Hardware Inc"], index=["C2", "C2", "Hardware"])
+    assert bridge.with_names(table, named)["name"].tolist() == ["New Ltd", "Hardware", "C1", "New Ltd"]
+    assert bridge.with_names(table, named.iloc[:0]).equals(table)
+
+
+@pytest.mark.parametrize("lines", [3, 400])
+def test_pvm_cells_counted_in_arrays_or_numbered_by_hashing_give_the_definition(lines):
+    """Few product lines (cells as (customer, line) numbers) or many (cells numbered by hashing): price, volume
+    and mix are the definition's, computed here with a pandas groupby."""
+    rng = np.random.default_rng(lines)
+    n = 3_000
+    customer = rng.integers(0, 200, n).astype("float64")
+    line = rng.integers(-1, lines, n)
+    current = rng.random(n) < 0.5
+    cents = rng.integers(100, 10_000, n)
+    quantity = rng.integers(1, 5, n).astype("float64")
+    got, note = bridge.pvm(customer, line, current, cents, quantity)
+    f = pd.DataFrame({"c": customer, "l": line, "cur": current, "a": cents, "q": quantity})
+    cells = f[f["l"] >= 0].groupby(["c", "l", "cur"])[["a", "q"]].sum().unstack("cur")
+    a0, q0 = cells[("a", False)].sum(), math.fsum(cells[("q", False)].dropna())
+    both = cells.dropna()
+    price = math.fsum(both[("a", True)] - both[("q", True)] * both[("a", False)] / both[("q", False)])
+    volume = (math.fsum(cells[("q", True)].dropna()) - q0) * a0 / q0
+    total = int(cents[current].sum()) - int(cents[~current].sum())
+    assert note == "" and got == {"price": round(price), "volume": round(volume),
+                                  "mix": total - round(price) - round(volume)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -191,8 +192,8 @@ def test_compute_file_gives_the_same_bytes_a_period_at_a_time(sample_tx, period,
 
 @pytest.mark.parametrize("aligned", [True, False])
 def test_compute_file_sums_one_period_at_a_time_whatever_the_reads(sample_tx, aligned, tmp_path, monkeypatch):
-    """Reads that begin exactly where a period begins, or that hold several whole periods: each period's lines
-    are summed alone (the memory holds one period), and the table is the in-memory one."""
+    """Reads that begin exactly where a period begins, or that hold several whole periods: each period's orders
+    are counted alone (the memory holds one period), and the table is the in-memory one."""
     tx = sample_tx.sort_values(["timestamp", "order_id"], kind="stable").reset_index(drop=True)
     path = io.write_parquet(tx, tmp_path / "transactions.parquet")
     months = tx["timestamp"].dt.to_period("M")
@@ -200,8 +201,8 @@ def test_compute_file_sums_one_period_at_a_time_whatever_the_reads(sample_tx, al
     rows = first_month if aligned else 3 * len(tx) // months.nunique()   # aligned: the 2nd read starts a month
     assert not aligned or months.iloc[rows] != months.iloc[rows - 1]
     seen: list[int] = []
-    real = kpis._period_sums
-    monkeypatch.setattr(kpis, "_period_sums", lambda t, f: seen.append(t["_period"].nunique()) or real(t, f))
+    real = kpis._period_orders
+    monkeypatch.setattr(kpis, "_period_orders", lambda t, r: seen.append(t["_period"].nunique()) or real(t, r))
     got = kpis.compute_file(path, "M", rows=rows)
     pd.testing.assert_frame_equal(got, kpis.compute(tx, "M"))
     assert seen and set(seen) == {1} and len(seen) == months.nunique()
@@ -255,18 +256,22 @@ def test_starts_are_the_periods_first_days(period):
     assert (pd.isna(got) == pd.isna(expected)).all() and (got[~pd.isna(got)] == expected[~pd.isna(expected)]).all()
 
 
-def test_first_sales_are_each_customers_first_sale_to_the_nanosecond(tmp_path):
-    """Lines that are not sales (a return, a missing amount) do not count; times keep their nanoseconds (a first
-    sale late on a period's last day stays in it); sorted by time."""
+def test_new_customers_are_counted_at_each_customers_first_sale_to_the_nanosecond(tmp_path):
+    """Lines that are not sales (a return, a missing amount) make nobody new; times keep their nanoseconds (a
+    first sale late on a period's last day stays in it, new and active); each customer once, in their first
+    sale's region."""
     extra = tx_rows().iloc[[0, 0, 0]].assign(
         order_id=["X1", "X2", "X3"], customer_id=["C4", "C5", "C5"], amount=[-10.0, float("nan"), 5.0],
         timestamp=pd.to_datetime(["2024-12-01", "2024-12-02", "2025-01-31 23:59:59.999999999"], format="ISO8601"))
     tx = pd.concat([extra.iloc[:2], tx_rows(), extra.iloc[2:]]).sort_values("timestamp", kind="stable")
-    ids, times = kpis.first_sales(io.write_parquet(schema.conform(tx, schema.TRANSACTIONS, "transactions"),
-                                                   tmp_path / "tx.parquet"))
-    assert ids.to_pylist() == ["C1", "C2", "C5", "C3"]
-    assert list(times) == list(pd.to_datetime(["2025-01-03", "2025-01-10", "2025-01-31 23:59:59.999999999",
-                                               "2025-03-01"], format="ISO8601").to_numpy())
+    history = kpis.file_history(io.write_parquet(schema.conform(tx, schema.TRANSACTIONS, "transactions"),
+                                                 tmp_path / "tx.parquet"))
+    new, jan, mar = history.new, pd.Timestamp("2025-01-01"), pd.Timestamp("2025-03-01")
+    assert history.active["M"][("North", jan)] == 2      # C5 active in January too (not rounded into February)
+    assert new["M"].to_dict() == {("North", jan): 2, ("South", jan): 1, ("South", mar): 1,
+                                  (schema.ALL, jan): 3, (schema.ALL, mar): 1}     # C1, C5 North; C2; C3
+    assert new["Q"].to_dict() == {("North", jan): 2, ("South", jan): 2, (schema.ALL, jan): 4}
+    assert new["Y"].to_dict() == {("North", jan): 2, ("South", jan): 2, (schema.ALL, jan): 4}
 
 
 def test_compute_file_with_a_period_of_returns_only(tmp_path):
@@ -327,18 +332,85 @@ def test_spread_gives_each_run_its_value_as_a_running_count_would():
     assert kpis.spread(np.array([], dtype="int64"), np.array([], dtype=bool)).tolist() == []
 
 
-def test_increasing_ids_are_numbered_as_they_come_and_others_hashed():
-    """Runs whose values increase (by length, then bytes) are each a new value: the codes are pd.factorize's
-    without hashing; a value back again, a missing one or text out of that order falls back to hashing."""
-    assert kpis.increasing(pa.array(["O8", "O9", "O10", "O11", "P11", "O100"]))
-    for bad in (["O9", "O10", "O9"], ["O1", None, "O2"], ["O2", "O2"], ["O10", "O9"], ["b", "a"]):
-        assert not kpis.increasing(pa.array(bad))
-    assert kpis.increasing(pa.array([], type=pa.string())) and kpis.increasing(pa.array(["x"]))
-    assert not kpis.increasing(pa.array([1, 2]))
-    for ids in (["536365", "536365", "536366", "536367", "536367", "536370"],        # increasing: numbered
-                ["536365", "536366", "536365", "536367", None, "536367"]):        # not: hashed
+def test_ordered_ids_are_numbered_as_they_come_and_others_hashed(monkeypatch):
+    """Runs whose values never decrease (by length, then bytes) are each a new value unless they repeat the run
+    before: the codes are pd.factorize's without hashing; a value back later, a missing one or text out of that
+    order falls back to hashing."""
+    assert kpis.ordered(pa.array(["O8", "O9", "O10", "O11", "P11", "O100"]))
+    assert kpis.ordered(pa.array(["O2", "O2", "O10"]))         # a run back again straight away
+    for bad in (["O9", "O10", "O9"], ["O1", None, "O2"], ["O10", "O9"], ["b", "a"]):
+        assert not kpis.ordered(pa.array(bad))
+    assert kpis.ordered(pa.array([], type=pa.string())) and kpis.ordered(pa.array(["x"]))
+    assert not kpis.ordered(pa.array([1, 2]))
+    factorize = pd.factorize
+    for ids, hashed in ((["536365", "536365", "536366", "536367", "536367", "536370"], False),   # increasing
+                        (["536365", "536366", "536366", "536366", "536366", "536370"], False),   # around a line not kept
+                        (["536365", "536366", "536365", "536367", None, "536367"], True)):      # not: hashed
         values = pd.Series(ids, dtype="string[pyarrow]")
         keep = np.array([True, True, True, False, True, True])
+        want_codes, want_uniques = factorize(values[keep])
+        calls = []
+        monkeypatch.setattr(pd, "factorize", lambda *a, c=calls, **k: c.append(1) or factorize(*a, **k))
         codes, heads, uniques = kpis.run_codes(values, keep, np.zeros(int(keep.sum()), dtype="int64"))
-        want_codes, want_uniques = pd.factorize(values[keep])
+        monkeypatch.setattr(pd, "factorize", factorize)
         assert codes.tolist() == want_codes.tolist() and list(uniques) == list(want_uniques)
+        assert bool(calls) == hashed
+
+
+def test_money_is_added_exactly_in_millionths_whatever_the_parts():
+    """to_units: whole millionths (a price of 0.001 kept, a missing amount nothing); exact_sums: the exact sums of
+    the parts add up to the exact sum of the whole, also where float64 alone would round (values near 2**60);
+    money_of: the float nearest to each sum."""
+    assert kpis.to_units(np.array([0.001, 0.87, -12.34, np.nan, 3 * 0.29])).tolist() == \
+        [1000.0, 870000.0, -12340000.0, 0.0, 870000.0]
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 5, 10_000)
+    units = kpis.to_units(np.array([round(x, int(d)) for x, d in zip(rng.normal(0, 500, 10_000),
+                                                                    rng.integers(0, 7, 10_000), strict=True)]))
+    units[:3] = [2.0 ** 60, 2.0 ** 60 + 2 ** 10, -(2.0 ** 59)]           # whole floats beyond 2**53
+    want = [sum(int(u) for u in units[codes == k]) for k in range(5)]
+    assert kpis.exact_sums(codes, units, 5).tolist() == want
+    cut = 3_333
+    parts = kpis.exact_sums(codes[:cut], units[:cut], 5) + kpis.exact_sums(codes[cut:], units[cut:], 5)
+    assert parts.tolist() == want
+    assert kpis.exact_sums(np.array([], dtype="int64"), np.array([]), 2).tolist() == [0, 0]
+    sums = [1, -999_999, 10 ** 6, 3 * 10 ** 22 + 1]
+    assert kpis.money_of(sums).tolist() == [float(Fraction(v, 10 ** 6)) for v in sums]
+
+
+def test_revenue_is_the_float_nearest_the_exact_sum_in_memory_and_from_the_file(tmp_path):
+    """Ten lines of 0.1 and lines of a thousandth: the KPI revenue is the exact sum, rounded once, both ways."""
+    tx = tx_rows()
+    extra = tx.iloc[[0] * 12].assign(amount=[0.1] * 10 + [0.001, 0.001], order_id=[f"X{i}" for i in range(12)])
+    tx = schema.conform(pd.concat([tx, extra]).sort_values(["timestamp", "order_id"], kind="stable")
+                        .reset_index(drop=True), schema.TRANSACTIONS, "transactions")
+    memory = kpis.compute(tx, "M")
+    path = io.write_parquet(tx, tmp_path / "tx.parquet")
+    pd.testing.assert_frame_equal(kpis.compute_file(path, "M", rows=5), memory)
+    jan = memory[(memory["region"] == "North") & (memory["period"] == pd.Timestamp("2025-01-01"))]
+    assert jan["revenue"].iloc[0] == float(Fraction(150) + 10 * Fraction(1, 10) + 2 * Fraction(1, 1000))
+
+
+def test_region_codes_and_period_bounds_of_a_batch():
+    labels: dict[str, int] = {}
+    text = pd.Series(["South", None, "North", "South"], dtype="string[pyarrow]")
+    assert kpis.region_codes(text, labels).tolist() == [0, -1, 1, 0] and labels == {"South": 0, "North": 1}
+    coded = pd.Series(pd.Categorical(["East", "North", None], categories=["North", "East", "West"]))
+    assert kpis.region_codes(coded, labels).tolist() == [2, 1, -1]
+    assert list(labels) == ["South", "North", "East", "West"]      # a categorical's categories, in their order
+    assert kpis.region_codes(pd.Series([None, None], dtype="string[pyarrow]"), labels).tolist() == [-1, -1]
+    ts = pd.to_datetime(["2025-03-31 23:59:59.999999999", "2025-04-01", "2025-04-30", "2025-07-02"],
+                        format="ISO8601").to_numpy()
+    for period, starts in (("M", ["2025-03-01", "2025-04-01", "2025-07-01"]), ("Q", ["2025-01-01", "2025-04-01",
+                                                                                   "2025-07-01"])):
+        pvals, bounds = kpis.period_bounds(ts, period)
+        assert list(pvals) == list(pd.to_datetime(starts).to_numpy()) and bounds.tolist() == [0, 1, 3, 4]
+        assert list(np.repeat(pvals, np.diff(bounds))) == list(kpis.starts(pd.Series(ts), period))
+
+
+def test_take_from_chunks_is_arrows_take():
+    text = pa.chunked_array([pa.array(["a", "b", None]), pa.array([], type=pa.string()), pa.array(["d", "é"])])
+    for at in ([0, 2, 3, 4], [4], [], [0, 1, 2, 3, 4], [2, 3]):
+        got = kpis.take(text, np.array(at, dtype="int64"))
+        assert isinstance(got, pa.Array) and got.to_pylist() == text.take(pa.array(at, type=pa.int64())).to_pylist()
+    assert kpis.take(pa.array(["x", "y"]), np.array([1])).to_pylist() == ["y"]

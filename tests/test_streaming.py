@@ -51,3 +51,17 @@ def test_arrow_strings_maps_text_only():
 def test_column_batches_of_a_missing_column_or_file_are_refused(tmp_path):
     with pytest.raises(OSError):
         list(streaming.column_batches(tmp_path / "none.parquet", ["amount"]))
+
+
+def test_coded_columns_come_as_categoricals_of_the_same_values(tmp_path):
+    frame = schema.conform(pd.DataFrame({
+        "order_id": [f"O{i}" for i in range(7)], "customer_id": "C", "customer_name": "n",
+        "timestamp": pd.date_range("2025-01-01", periods=7, freq="D"),
+        "region": ["North", "Süd", None, "North", "East", "Süd", "North"], "product_line": "Hardware",
+        "quantity": 1.0, "amount": 1.0, "discount": 0.0, "is_return": False}), schema.TRANSACTIONS, "t")
+    path = io.write_parquet(frame, tmp_path / "t.parquet")
+    parts = list(streaming.column_batches(path, ["region", "amount"], rows=3, coded=("region",)))
+    assert [len(p) for p in parts] == [3, 3, 1]
+    assert all(isinstance(p["region"].dtype, pd.CategoricalDtype) for p in parts)
+    values = [None if pd.isna(v) else str(v) for p in parts for v in p["region"]]
+    assert values == [None if pd.isna(v) else v for v in frame["region"]]

@@ -43,6 +43,7 @@ MOVER_KINDS = ("customer", "product_line")
 # what `compute` and `movers` read of each line, and what `names` reads (the kpis stage reads no more of the file)
 LINES = {c: schema.TRANSACTIONS[c] for c in ("customer_id", "region", "product_line", "timestamp", "amount", "quantity")}
 NAMED = {c: schema.TRANSACTIONS[c] for c in ("customer_id", "customer_name", "timestamp")}
+CODED = ("region", "product_line")   # of LINES: may come as categoricals (the kpis stage reads them as codes)
 
 
 @dataclass(frozen=True)
@@ -53,22 +54,19 @@ class Before:
     - first: the first day of the log's first period (`periods` looks back to it);
     - regions: every region of the log (each one is a segment, whether it sold in the two periods or not);
     - buyers: (region, customer_id) rows of a sale before `since`, at least for every customer with a sale
-      from `since` on (a customer who bought before is reactivated, not new);
-    - names: customer_id -> the latest non-empty name before `since`, at least for every customer without
-      one from `since` on (see `names`); when the lines given have no customer_name column, the latest name of
-      every customer they hold, from the whole log.
+      from `since` on (a customer who bought before is reactivated, not new).
+    The movers' names are not part of it: `with_names` gives them to the few customers `movers` lists.
     """
     since: pd.Timestamp
     first: pd.Timestamp
     regions: tuple[str, ...]
     buyers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"region": [], "customer_id": []}))
-    names: pd.Series = field(default_factory=lambda: pd.Series(dtype="string"))
 
 
 @dataclass(frozen=True)
 class Lines:
     """The lines as `compute` and `movers` use them (`prepare`): `frame` with customer_id as a number (float64,
-    NaN when missing) coding `customers`, the ids sorted (so the numbers sort as the ids do), region and product
+    NaN when missing) coding `customers`, the ids in order of first appearance, region and product
     line as categories, each line's period (`period`: M or Q) and its amount in whole cents; `end`: the last
     line's time (the default data end)."""
     frame: pd.DataFrame
@@ -85,22 +83,38 @@ def prepare(tx: pd.DataFrame, period: str) -> Lines:
     if tx is None or tx.empty:
         raise DataError("no transactions to compute the revenue bridge from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
-    tx = schema.conform(tx, LINES, "transactions", copy=False)   # read, never changed: no copy of the lines
+    # read, never changed: no copy of the lines; region and product line as text, or as categoricals (read so)
+    tx = schema.conform(tx, {c: "category" if c in CODED and isinstance(tx[c].dtype, pd.CategoricalDtype) else t
+                             for c, t in LINES.items()}, "transactions", copy=False)
     amount = tx["amount"].to_numpy(dtype="float64")
     bad = ~np.isfinite(amount)
     if bad.any():
         raise DataError(f"amount is missing or not a number in {int(bad.sum()):,} line(s), first at row "
                         f"{int(np.flatnonzero(bad)[0])}", file="transactions", column="amount",
                         fix="re-run the ingest stage, which refuses such rows")
-    codes, _, customers = run_codes(tx["customer_id"], sort=True)   # hashing only the first line of each run
+    codes, _, customers = run_codes(tx["customer_id"])   # hashing only the first line of each run
     return Lines(pd.DataFrame({
         "customer_id": np.where(codes < 0, np.nan, codes.astype("float64")),
         # categories: a byte a line, not a string (each segment's copy of the lines, and pvm's groupby)
-        "region": pd.Categorical(tx["region"]), "product_line": pd.Categorical(tx["product_line"]),
+        "region": category(tx["region"]), "product_line": category(tx["product_line"]),
         "period": starts(tx["timestamp"], period),
         "cents": np.rint(amount * 100).astype("int64"),       # a whole number of cents per line
         "sale": amount > 0, "quantity": tx["quantity"].to_numpy(dtype="float64"),
-    }), pd.Index(customers), period, pd.Timestamp(tx["timestamp"].max()))
+    }, copy=False), pd.Index(customers), period, pd.Timestamp(tx["timestamp"].max()))   # no copy into blocks
+
+
+def category(values: pd.Series) -> pd.Categorical:
+    """`values` as pd.Categorical(text) makes them: categories the values present, sorted (as text). From text, or
+    from a categorical (its codes kept: no text per line; a table of the few categories renumbers them)."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return pd.Categorical(values)
+    codes = values.cat.codes.to_numpy().astype("int32") + 1             # 0: missing
+    names = values.cat.categories.astype(str).to_numpy(dtype=object)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(names) + 1)[1:])
+    order = used[np.argsort(names[used], kind="stable")]               # the present ones, sorted
+    table = np.full(len(names) + 1, -1, dtype="int32")
+    table[order + 1] = np.arange(len(order))
+    return pd.Categorical.from_codes(table[codes], categories=pd.array(names[order], dtype="string[pyarrow]"))
 
 
 def _prepare(tx: pd.DataFrame | Lines, period: str) -> Lines:
@@ -173,20 +187,28 @@ def pvm(customer: np.ndarray, line: np.ndarray, current: np.ndarray, cents: np.n
     total = int(cents[current].sum()) - int(cents[~current].sum())
     if not len(q):
         return {"price": 0, "volume": 0, "mix": 0}, ""
-    # one integer key per cell and period (a line without a product line is in no cell), summed as pandas sums
-    # a groupby: each cell's lines in their order
+    # a number per cell (a line without a product line is in no cell), 0 to m - 1: its sums per period are counted
+    # in arrays of 2m (cell x 2 + current), each cell's lines added in their order; a cell without lines in a
+    # period counts in neither (`has`)
     named = line >= 0
     width = int(line.max()) + 1 if named.any() else 1
-    cell = customer[named].astype("int64") * width + line[named]
-    sums = pd.DataFrame({"cents": cents[named], "quantity": q[named]}).groupby(cell * 2 + current[named]).sum()
-    key = sums.index.to_numpy()
-    c0 = sums[key % 2 == 0].set_axis(key[key % 2 == 0] // 2)
-    c1 = sums[key % 2 == 1].set_axis(key[key % 2 == 1] // 2)
-    a0, q0 = float(c0["cents"].sum()), math.fsum(c0["quantity"])
-    q1 = math.fsum(c1["quantity"])
-    both = c0.index.intersection(c1.index)
-    x0, x1 = c0.loc[both], c1.loc[both]
-    price = math.fsum(x1["cents"] - x1["quantity"] * x0["cents"] / x0["quantity"])
+    who = customer[named].astype("int64")
+    seen = np.zeros(int(who.max()) + 1 if len(who) else 0, dtype=bool)
+    seen[who] = True
+    if seen.sum() * width <= len(who):      # cells as (customer, line) themselves: arrays no longer than the lines
+        codes, m = (np.cumsum(seen) - 1)[who] * width + line[named], int(seen.sum()) * width
+    else:                                   # many product lines: the cells with a line, numbered by hashing
+        codes, cells = pd.factorize(who * width + line[named])
+        m = len(cells)
+    key = codes * 2 + current[named]
+    a = _cent_sums(key, cents[named], 2 * m).reshape(m, 2)
+    qs = np.bincount(key, weights=q[named], minlength=2 * m).reshape(m, 2)
+    has = (np.bincount(key, minlength=2 * m) > 0).reshape(m, 2)
+    a0, q0 = float(a[has[:, 0], 0].sum()), math.fsum(qs[has[:, 0], 0])
+    q1 = math.fsum(qs[has[:, 1], 1])
+    both = has[:, 0] & has[:, 1]
+    x0, x1, y0, y1 = a[both, 0], a[both, 1], qs[both, 0], qs[both, 1]
+    price = math.fsum(x1 - y1 * x0 / y0)
     volume = (q1 - q0) * a0 / q0 if q0 > 0 else 0.0
     price_c, volume_c = int(round(price)), int(round(volume))
     return {"price": price_c, "volume": volume_c, "mix": total - price_c - volume_c}, ""
@@ -302,8 +324,8 @@ def movers(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.T
     """schema.MOVERS: per segment, the `top` customers and product lines whose net revenue rose most, and
     the `top` that fell most, from the previous complete period to the latest one (ties by key).
     `before`: the history before `before.since` when `tx` holds only the lines from that day on. `tx`: the
-    transactions, or their `prepare`d Lines (names then come from `named`, `names` of the same transactions,
-    and `before`)."""
+    transactions, or their `prepare`d Lines (names then come from `named`, `names` of the same transactions;
+    without it a customer's name is their id, which `with_names` can replace later)."""
     if top < 1:
         raise DataError(f"movers must be at least 1, got {top}", file="params/kpis.yaml", column="movers",
                         fix="set movers: 5 (how many rises and falls to list)")
@@ -315,30 +337,18 @@ def movers(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.T
     f, customers = lines.frame, lines.customers
     given = isinstance(tx, pd.DataFrame) and "customer_name" in tx.columns
     named = names(tx) if given else named if named is not None else pd.Series(dtype="string")
-    if before is not None and len(before.names):
-        named = pd.concat([before.names, named]) if len(named) else before.names
-        named = named[~named.index.duplicated(keep="last")]
     regions = _segments(f, before)
-    f = f[f["period"].isin([prev, cur])]
+    two = f["period"].isin([prev, cur]).to_numpy()
+    f = f if two.all() else f[two]       # the kpis stage gives the two periods' lines only: no copy of them
     rows = []
     for region in regions:
         seg = f if region == schema.ALL else f[f["region"] == region]
         for kind in ("customer", "product_line"):
-            if kind == "customer":
-                t = _per_customer(seg, prev, cur, len(customers))
-            else:
-                t = seg.groupby(["product_line", "period"], observed=True)["cents"].sum().unstack("period")
-                t = t.reindex(columns=[prev, cur]).fillna(0).astype("int64")
-                t.columns = ["previous", "current"]
-                t["change"] = t["current"] - t["previous"]
-                t = t.rename_axis("key").reset_index()
+            t = _per_customer(seg, prev, cur, len(customers)) if kind == "customer" else _per_line(seg, cur)
             for direction, sign in (("rise", 1), ("fall", -1)):
-                pick = t[sign * t["change"] > 0].assign(order=lambda d, s=sign: -s * d["change"])
-                pick = pick.sort_values(["order", "key"], kind="stable").head(top)
+                pick = _top(t, sign, top, customers if kind == "customer" else None)
                 for rank, r in enumerate(pick.itertuples(index=False), start=1):
-                    key = customers[int(r.key)] if kind == "customer" else r.key
-                    name = named.get(key, key) if kind == "customer" else key
-                    rows.append((region, cur, prev, kind, direction, rank, key, name,
+                    rows.append((region, cur, prev, kind, direction, rank, r.key, r.key,
                                  r.previous, r.current, r.change))
     cols = ["region", "period", "previous_period", "kind", "direction", "rank", "key", "name",
             "previous", "current", "change"]
@@ -347,7 +357,55 @@ def movers(tx: pd.DataFrame | Lines, period: str, data_end: str | dt.date | pd.T
     out = pd.DataFrame(rows, columns=cols)
     for c in ("previous", "current", "change"):
         out[c] = out[c].to_numpy(dtype="float64") / 100
-    return schema.conform(out, schema.MOVERS, "movers")
+    return with_names(schema.conform(out, schema.MOVERS, "movers"), named)
+
+
+def customer_keys(table: pd.DataFrame) -> list[str]:
+    """The customers a movers table (schema.MOVERS) lists, each once, in order."""
+    return list(dict.fromkeys(table.loc[table["kind"] == "customer", "key"].astype(str)))
+
+
+def with_names(table: pd.DataFrame, named: pd.Series) -> pd.DataFrame:
+    """The movers `table` (schema.MOVERS) with each customer's name from `named` (customer_id -> their latest
+    non-empty name: `names`); a customer not in it keeps the name they have (`movers` gives their id)."""
+    if table.empty or not len(named):
+        return table
+    given = named[~named.index.duplicated(keep="last")]
+    name = [given.get(k, n) if kind == "customer" else n
+            for kind, k, n in zip(table["kind"], table["key"], table["name"], strict=True)]
+    return schema.conform(table.assign(name=name), schema.MOVERS, "movers")
+
+
+def _per_line(seg: pd.DataFrame, cur: pd.Timestamp) -> pd.DataFrame:
+    """Per product line with a line in `seg` (prepare's lines of two periods, `cur` the later): key (the product
+    line), previous, current (cents), change; in the categories' (sorted) order."""
+    values = seg["product_line"]
+    k = len(values.cat.categories)
+    codes, cents = values.cat.codes.to_numpy(), seg["cents"].to_numpy()
+    key = codes.astype("int32") * 2 + (seg["period"].to_numpy() == cur.to_datetime64())
+    ok = codes >= 0
+    if not ok.all():                    # a line without a product line is in none
+        key, cents = key[ok], cents[ok]
+    lines = np.bincount(key, minlength=2 * k).reshape(k, 2)
+    sums = _cent_sums(key, cents, 2 * k).reshape(k, 2)
+    present = np.flatnonzero(lines.sum(axis=1))
+    return pd.DataFrame({"key": values.cat.categories[present], "previous": sums[present, 0],
+                         "current": sums[present, 1], "change": sums[present, 1] - sums[present, 0]})
+
+
+def _top(t: pd.DataFrame, sign: int, top: int, ids: pd.Index | None) -> pd.DataFrame:
+    """The `top` rows of `t` (key, previous, current, change) whose change is above zero times `sign`, the
+    largest first, ties by key (`ids`: the customer id of each number key, which becomes the key). Only the rows
+    that can be among them (a partial sort finds them) are sorted."""
+    change = t["change"].to_numpy()
+    pick = t[sign * change > 0]
+    order = -sign * pick["change"].to_numpy()
+    if len(pick) > top:
+        cut = np.partition(order, top - 1)[top - 1]
+        pick, order = pick[order <= cut], order[order <= cut]
+    if ids is not None:
+        pick = pick.assign(key=ids.take(pick["key"].to_numpy().astype("int64")).to_numpy())
+    return pick.assign(order=order).sort_values(["order", "key"], kind="stable").head(top)
 
 
 def _per_customer(seg: pd.DataFrame, prev: pd.Timestamp, cur: pd.Timestamp, n: int) -> pd.DataFrame:
@@ -366,8 +424,8 @@ def _per_customer(seg: pd.DataFrame, prev: pd.Timestamp, cur: pd.Timestamp, n: i
 def _cent_sums(codes: np.ndarray, cents: np.ndarray, n: int) -> np.ndarray:
     """Whole cents summed per number `codes` (0 to n - 1), exactly: in float64 while every sum stays below
     2**52 cents (float64 adds whole numbers exactly up to 2**53), else in Python integers."""
-    idx = codes.astype("int64")
-    if float(np.abs(cents).sum()) < 2.0 ** 52:
+    idx = codes.astype("int64", copy=False)
+    if not len(cents) or max(-float(cents.min()), float(cents.max())) * len(cents) < 2.0 ** 52:   # no copy
         return np.rint(np.bincount(idx, weights=cents, minlength=n)).astype("int64")
     out = np.zeros(n, dtype=object)
     np.add.at(out, idx, cents.astype(object))

@@ -23,6 +23,9 @@ from .errors import DataError
 
 GRAINS = {"M": "MS", "Q": "QS", "Y": "YS"}  # the grains `active` counts distinct customers at
 PERIODS = {g: GRAINS[g] for g in ("M", "Q")}  # the reporting periods (params/kpis.yaml period)
+UNIT = 10 ** 6    # money is added in millionths of the currency unit, as whole numbers: exactly (to_units, exact_sums)
+SPLIT = 2 ** 26   # exact_sums' split of a value into whole parts
+PROBE = 1024      # run_codes looks at this many runs' values before it checks whether all of them increase
 MEASURES = ["revenue", "orders", "active_customers", "new_customers", "avg_order_value", "return_rate"]
 
 
@@ -46,21 +49,26 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
 
 def _sums(tx: pd.DataFrame, period: str) -> pd.DataFrame:
     """The sums and counts per (region, period) of `tx` (ALL included): the definitions (compute_file gets the
-    same figures with `_period_sums`)."""
-    # the ids as numbers (NaN for a missing one, which nunique skips): the company's copy of each row is small
+    same figures with `_money`, `_period_orders` and file_history)."""
+    # the ids as numbers (NaN for a missing one, which nunique skips): the company's copy of each row is small;
+    # the money in whole millionths, added exactly (to_units, exact_sums: the same sums in any order or parts)
+    amount = tx["amount"].to_numpy(dtype="float64")
     both = with_all(pd.DataFrame({"region": tx["region"], "period": tx["timestamp"].dt.to_period(period).dt.start_time,
-                                  "amount": tx["amount"], "order_id": _codes(tx["order_id"]),
+                                  "units": to_units(amount), "order_id": _codes(tx["order_id"]),
                                   "customer_id": _codes(tx["customer_id"])}))
-    pos = both["amount"] > 0
+    pos = np.concatenate([amount > 0, amount > 0])
     keys = ["region", "period"]
 
     g = both.groupby(keys, observed=True)
-    out = pd.DataFrame({"revenue": g["amount"].sum()})
+    group = g.ngroup().to_numpy(dtype="float64")       # NaN: a row without a region or period, in no group
+    ok = ~np.isnan(group)
+    code, units, sale = group[ok].astype("int64"), both["units"].to_numpy()[ok], pos[ok]
+    revenue, gross = exact_sums(code, units, g.ngroups), exact_sums(code, units * sale, g.ngroups)
+    out = pd.DataFrame({"revenue": money_of(revenue), "gross": money_of(gross),
+                        "returned": money_of(gross - revenue)}, index=g.size().index)
     sales = both[pos].groupby(keys, observed=True)
-    out["gross"] = sales["amount"].sum()
     out["orders"] = sales["order_id"].nunique()
     out["active_customers"] = sales["customer_id"].nunique()
-    out["returned"] = -both[~pos].groupby(keys, observed=True)["amount"].sum()
     del both, g, sales
     # a customer is new in the period of their first purchase, in that purchase's region
     first = tx.loc[tx["amount"] > 0, ["customer_id", "region", "timestamp", "order_id"]] \
@@ -68,6 +76,35 @@ def _sums(tx: pd.DataFrame, period: str) -> pd.DataFrame:
         .assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
     out["new_customers"] = with_all(first).groupby(keys, observed=True).size()
     return out
+
+
+def to_units(amount: np.ndarray) -> np.ndarray:
+    """`amount` (currency units) in UNIT-ths, rounded to whole numbers (float64): exact for amounts of up to six
+    decimals (a price of 0.001 included). A missing amount adds nothing, as pandas' sums skip it."""
+    a = np.asarray(amount, dtype="float64")
+    return np.rint(np.where(np.isfinite(a), a, 0.0) * UNIT)
+
+
+def exact_sums(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Whole numbers `values` (float64) added exactly per number `codes` (0 to n - 1), as Python ints (an object
+    array): whatever their order and size, so sums of parts add up to the sum of the whole. Each value is split
+    into a high and a low part (both whole, exactly); each part is added with np.bincount in float64 over as many
+    lines as keep every partial sum below 2**53, where float64 adds whole numbers exactly."""
+    hi = np.floor(values / SPLIT)
+    lo = values - hi * SPLIT                      # 0 <= lo < SPLIT
+    top = float(np.abs(hi).max()) if len(hi) else 0.0
+    step = int(min(SPLIT, 2.0 ** 53 // (top + 1)))
+    out = np.zeros(n, dtype=object)
+    for a in range(0, len(values), step):
+        part = codes[a:a + step]
+        for weights, scale in ((hi, SPLIT), (lo, 1)):
+            out += np.bincount(part, weights=weights[a:a + step], minlength=n).astype("int64").astype(object) * scale
+    return out
+
+
+def money_of(units: Any) -> np.ndarray:
+    """Exact sums in UNIT-ths (Python ints) as currency units: the float nearest to each (int / int division)."""
+    return np.array([int(u) / UNIT for u in units], dtype="float64")
 
 
 def _codes(ids: pd.Series) -> np.ndarray:
@@ -143,23 +180,27 @@ def transactions_frame(data: Any) -> pd.DataFrame:
 
 
 SUMMED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "customer_id", "timestamp", "region", "amount")}  # _sums'
+COUNTED = {c: SUMMED[c] for c in ("order_id", "timestamp", "amount")}   # compute_file's, and the region as codes
 
 
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000,
                  history: History | None = None) -> pd.DataFrame:
     """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
-    transactions (ingest's output, in time order; only the columns `_sums` reads, SUMMED) are read `rows` at a
-    time and each period is summed once all its rows are in (by `_period_sums`, which the time order lets count
-    without sorting). The active customers, and each customer's first sale, which makes them new, come from
-    `history` (default: file_history(path), one pass). A file out of time order is refused."""
+    transactions (ingest's output, in time order; only the columns COUNTED and the region, read as codes) are read
+    `rows` at a time. The money per (region, period) is added up per batch (`_money`, exactly: the sums do not
+    depend on where a batch ends); the orders are counted per period once all its rows are in (by
+    `_period_orders`, which the time order lets count without sorting). The active and the new customers come
+    from `history` (default: file_history(path), one pass). A file out of time order is refused."""
     freq = check_period(period)
-    parts: list[pd.DataFrame] = []
+    parts: list[pd.Series] = []
+    money: list[pd.DataFrame] = []
     history = file_history(path) if history is None else history
-    known = (history.firsts, history.active[period])
+    labels: dict[str, int] = {}     # region -> its number, in order of first appearance
     held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
     last = None
-    for frame in streaming.column_batches(path, list(SUMMED), rows):
-        chunk = schema.conform(frame, SUMMED, "transactions", copy=False)
+    for frame in streaming.column_batches(path, [*COUNTED, "region"], rows, coded=("region",)):
+        region = region_codes(frame.pop("region"), labels)
+        chunk = schema.conform(frame, COUNTED, "transactions", copy=False)
         del frame
         ts = chunk["timestamp"]
         if len(ts) and ((last is not None and ts.iloc[0] < last) or not ts.is_monotonic_increasing):
@@ -168,28 +209,84 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000,
         if not len(ts):
             continue
         last = ts.iloc[-1]
-        begins = starts(ts, period)
-        chunk = chunk.assign(_period=begins)
-        # each period the chunk closes (its lines all in: a later period starts in the chunk) is summed alone,
+        pvals, bounds = period_bounds(ts.to_numpy(dtype="datetime64[ns]"), period)
+        money.append(_money(pvals, bounds, region, chunk["amount"].to_numpy(dtype="float64"), list(labels)))
+        begins = np.repeat(pvals, np.diff(bounds))
+        chunk = chunk.assign(_period=begins, _region=region)
+        # each period the chunk closes (its lines all in: a later period starts in the chunk) is counted alone,
         # its lines concatenated once; the chunk's last period is held
         if held and held[-1]["_period"].iloc[-1] != begins[0]:    # the chunk starts a period
-            parts.append(_period_sums(pd.concat(held, ignore_index=True), known))
+            parts.append(_period_orders(pd.concat(held, ignore_index=True), list(labels)))
             held = []
-        bounds = [0, *(np.flatnonzero(begins[1:] != begins[:-1]) + 1)]
-        for a, b in zip(bounds, bounds[1:], strict=False):
+        for a, b in zip(bounds[:-2], bounds[1:-1], strict=True):
             whole = pd.concat([*held, chunk.iloc[a:b]], ignore_index=True) if held else \
                 chunk.iloc[a:b].reset_index(drop=True)
             held = []
-            parts.append(_period_sums(whole, known))
+            parts.append(_period_orders(whole, list(labels)))
             del whole
-        held.append(chunk.iloc[bounds[-1]:])
+        held.append(chunk.iloc[bounds[-2]:])
         del chunk, ts
     if held:
-        parts.append(_period_sums(pd.concat(held, ignore_index=True), known))
-    if not parts:
+        parts.append(_period_orders(pd.concat(held, ignore_index=True), list(labels)))
+    if not money:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
-    return _finish(pd.concat(parts), freq)
+    units = pd.concat(money).groupby(["region", "period"]).sum()       # Python ints: exact
+    out = pd.DataFrame({"revenue": money_of(units["revenue"]), "gross": money_of(units["gross"]),
+                        "returned": money_of(units["gross"] - units["revenue"])}, index=units.index)
+    out["orders"] = pd.concat(parts).reindex(units.index).to_numpy()
+    out["new_customers"] = history.new[period].reindex(units.index).to_numpy()
+    # the active customers: the one pass's counts (grouped by customer in DuckDB: no hash table of a period's
+    # customers here, the largest of all)
+    out["active_customers"] = history.active[period].reindex(units.index).to_numpy()
+    return _finish(out, freq)
+
+
+def region_codes(regions: pd.Series, labels: dict[str, int]) -> np.ndarray:
+    """A number per line's region (-1: none), from `labels` (region -> number), to which a region new to it is
+    added (numbered in order of first appearance). `regions`: text, or categorical (its codes are used, and its
+    categories added in their order)."""
+    if isinstance(regions.dtype, pd.CategoricalDtype):
+        codes, uniques = regions.cat.codes.to_numpy(dtype="int64"), regions.cat.categories
+    else:
+        codes, uniques = pd.factorize(regions)
+    if not len(uniques):
+        return np.full(len(regions), -1, dtype="int64")
+    table = np.array([labels.setdefault(str(u), len(labels)) for u in uniques], dtype="int64")
+    return np.where(codes < 0, -1, table[codes])
+
+
+def period_bounds(ts: np.ndarray, period: str) -> tuple[np.ndarray, np.ndarray]:
+    """The periods (M or Q) of times `ts` in time order, none missing: their first days (datetime64[ns]), those
+    with a line, and where their lines begin, plus len(ts) (ts[bounds[i]:bounds[i + 1]] is period i's)."""
+    lo, hi = starts(pd.Series(ts[[0, -1]]), period)
+    edges = pd.date_range(lo, hi, freq=GRAINS[period]).to_numpy(dtype="datetime64[ns]")
+    bounds = np.concatenate([[0], np.searchsorted(ts, edges[1:], "left"), [len(ts)]])
+    keep = np.diff(bounds) > 0
+    return edges[keep], np.concatenate([bounds[:-1][keep], [len(ts)]])
+
+
+def _money(pvals: np.ndarray, bounds: np.ndarray, region: np.ndarray, amount: np.ndarray,
+           labels: list[str]) -> pd.DataFrame:
+    """Per (region, period) with a line, of some lines in time order, ALL included: the exact sums (exact_sums,
+    Python ints) of the money of all of them (revenue) and of the sales (gross), in UNIT-ths. `pvals`, `bounds`: their
+    periods (period_bounds); `region`: each line's region's number in `labels` (-1: none, in ALL only)."""
+    width = len(labels) + 1                   # per period: slot 0 the lines without a region, then each region
+    key = np.repeat(np.arange(len(pvals)) * width, np.diff(bounds)) + (region + 1)
+    n = len(pvals) * width
+    units = to_units(amount)
+    lines = np.bincount(key, minlength=n).reshape(-1, width)
+    revenue = exact_sums(key, units, n).reshape(-1, width)
+    gross = exact_sums(key, units * (amount > 0), n).reshape(-1, width)
+    # each region's own (slots 1 on), then the company's: all slots
+    table = [(lines[:, 1:], revenue[:, 1:], gross[:, 1:]), (lines.sum(1)[:, None], revenue.sum(1)[:, None],
+                                                             gross.sum(1)[:, None])]
+    names = [np.array(labels, dtype=object), np.array([schema.ALL], dtype=object)]
+    frames = []
+    for (count, rev, gro), name in zip(table, names, strict=True):
+        p, r = np.nonzero(count)
+        frames.append(pd.DataFrame({"region": name[r], "period": pvals[p], "revenue": rev[p, r], "gross": gro[p, r]}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def starts(ts: pd.Series, period: str) -> np.ndarray:
@@ -205,33 +302,33 @@ def starts(ts: pd.Series, period: str) -> np.ndarray:
 @dataclass(frozen=True)
 class History:
     """What one DuckDB pass over the transactions file gives the KPIs read from it (`file_history`)."""
-    firsts: tuple[pa.Array, np.ndarray]    # first_sales: each customer's first sale
     pairs: pa.Table                        # region, customer_id, first: the first sale per region (null: none)
     active: dict[str, pd.Series]           # per grain: distinct customers with a sale per (region, period), ALL too
+    new: dict[str, pd.Series]              # per grain: customers whose first sale is in (region, period), ALL too
     first_ts: pd.Timestamp                 # the first and last line's time
     last_ts: pd.Timestamp
 
 
 def file_history(path: str | os.PathLike) -> History:
     """One pass (DuckDB: bounded memory, its hash tables partitioned for the cache) groups the sales by region,
-    customer and year, with a bit per month they bought in; the rest is read from those groups:
-    - each customer's first sale (first_sales), and their first sale per region (the kpis stage's bridge asks
-      which customers had bought in a region before a day);
+    customer and year, with a bit per month they bought in (the month of the time floored to the microsecond,
+    floor_us); the rest is read from those groups:
+    - each customer's first sale per region (the kpis stage's bridge asks which customers had bought in a region
+      before a day);
     - the distinct customers with a sale per (region, period) at each grain (kpis.GRAINS: months, quarters,
       years), as `active` counts them: a line without a region counts for ALL only, a line without a customer
-      not at all."""
-    with streaming.duckdb(path) as con:
+      not at all;
+    - the new customers per (region, period) at each grain, as `_sums` counts them: each customer in the region
+      and period of their first sale (a line without a region: ALL only; `_first_sales`)."""
+    with streaming.duckdb(path, rows=True) as con:   # the lines' places: for first sales at one time
         first_ts, last_ts = (pd.Timestamp(t) for t in
                              con.execute('SELECT min("timestamp"), max("timestamp") FROM tx').fetchone())
         con.execute(f"""CREATE TEMP TABLE years AS
-            SELECT region, customer_id, year("timestamp") AS year, bit_or(1 << (month("timestamp") - 1)) AS months,
+            SELECT region, customer_id, year({floor_us('"timestamp"')}) AS year,
+                   bit_or(1 << (month({floor_us('"timestamp"')}) - 1)) AS months,
                    min("timestamp") AS first
             FROM tx WHERE {streaming.SALE} AND customer_id IS NOT NULL GROUP BY ALL""")
         con.execute("CREATE TEMP TABLE pairs AS SELECT region, customer_id, min(first) AS first FROM years GROUP BY ALL")
-        table = con.sql("SELECT customer_id, min(first) AS first FROM pairs GROUP BY customer_id "
-                        "ORDER BY first, customer_id").to_arrow_table()
-        firsts = (table["customer_id"].combine_chunks().cast(pa.large_string()),
-                  table["first"].cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]"))
         counts = con.execute(f"""
             WITH company AS (SELECT customer_id, year, bit_or(months) AS months FROM years GROUP BY ALL)
             SELECT region, year, count(*) AS Y,
@@ -240,12 +337,55 @@ def file_history(path: str | os.PathLike) -> History:
             FROM (SELECT region, year, months FROM years WHERE region IS NOT NULL
                   UNION ALL SELECT $all AS region, year, months FROM company)
             GROUP BY ALL""", {"all": schema.ALL}).df()
-        pairs = con.sql("FROM pairs").to_arrow_table()
+        fresh = _first_sales(con)
+        pairs = con.sql("SELECT region, customer_id, first FROM pairs").to_arrow_table()
     years = counts["year"].to_numpy(dtype="int64")
     active = {"M": pd.concat([_counts(counts["region"], years, 1 + m, counts[f"M{m}"]) for m in range(12)]),
               "Q": pd.concat([_counts(counts["region"], years, 1 + 3 * q, counts[f"Q{q}"]) for q in range(4)]),
               "Y": _counts(counts["region"], years, 1, counts["Y"])}
-    return History(firsts, pairs, active, first_ts, last_ts)
+    return History(pairs, active, _new(fresh), first_ts, last_ts)
+
+
+def _first_sales(con: Any) -> pd.DataFrame:
+    """region (None: none), year, month, n: the customers whose first sale is in that region and month, from
+    file_history's table `pairs` (region, customer_id, first: their first sale per region). A customer whose
+    first sale is in two regions at one time (rare) is placed as `_sums` places them: by order_id, then line, from
+    their lines at that time."""
+    con.execute("""CREATE TEMP TABLE firsts AS SELECT customer_id, min(first) AS first,
+                   arg_min_null(region, first) AS region FROM pairs GROUP BY customer_id""")
+    tied = con.execute("""SELECT p.customer_id FROM pairs p JOIN firsts f ON p.customer_id = f.customer_id
+                          AND p.first = f.first GROUP BY p.customer_id HAVING count(*) > 1""").fetchall()
+    if tied:
+        con.execute(f"""UPDATE firsts SET region = placed.region FROM (
+            SELECT f.customer_id, arg_min_null(t.region, {{'t': t."timestamp", 'o': t.order_id, 'n': t.file_row_number}})
+                   AS region
+            FROM tx t JOIN firsts f ON t.customer_id = f.customer_id AND t."timestamp" = f.first
+            WHERE {streaming.SALE} AND f.customer_id IN (SELECT * FROM UNNEST($tied)) GROUP BY f.customer_id) placed
+            WHERE firsts.customer_id = placed.customer_id""", {"tied": [t[0] for t in tied]})
+    return con.execute(f"""SELECT region, year(day) AS year, month(day) AS month, count(*) AS n
+                           FROM (SELECT region, {floor_us("first")} AS day FROM firsts) GROUP BY ALL""").df()
+
+
+def floor_us(ns: str) -> str:
+    """SQL: the time `ns` (a DuckDB expression) to the microsecond below, as TIMESTAMP. DuckDB's year() and
+    month() of a nanosecond time round it to the nearest microsecond, which can move a sale at the very end of
+    a month into the next one."""
+    return f"make_timestamp(epoch_ns({ns}) // 1000 - CASE WHEN epoch_ns({ns}) % 1000 < 0 THEN 1 ELSE 0 END)"
+
+
+def _new(fresh: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per grain (M, Q, Y), (region, period) -> new customers (ALL included: every region and none), from
+    `fresh`: region (None: none), year, month, n."""
+    months = pd.to_datetime(pd.DataFrame({"year": fresh["year"], "month": fresh["month"], "day": 1}))
+    out = {}
+    for grain in GRAINS:
+        period = months.dt.to_period(grain).dt.start_time if len(fresh) else months
+        rows = pd.DataFrame({"region": fresh["region"], "period": period, "n": fresh["n"].astype("int64")})
+        mine = rows.dropna(subset=["region"]).astype({"region": str}).groupby(["region", "period"])["n"].sum()
+        every = rows.groupby("period")["n"].sum()
+        every.index = pd.MultiIndex.from_arrays([[schema.ALL] * len(every), every.index], names=["region", "period"])
+        out[grain] = pd.concat([mine, every]).rename(None)
+    return out
 
 
 def _counts(regions: pd.Series, years: np.ndarray, month: int, n: pd.Series) -> pd.Series:
@@ -257,73 +397,29 @@ def _counts(regions: pd.Series, years: np.ndarray, month: int, n: pd.Series) -> 
     return pd.Series(n.to_numpy(dtype="int64")[keep], index=index)
 
 
-def first_sales(path: str | os.PathLike) -> tuple[pa.Array, np.ndarray]:
-    """Each customer's first sale time in the transactions file at `path` (a line with amount > 0): their ids
-    (large_string) and the times (datetime64[ns]), sorted by time, then id (file_history's pass)."""
-    return file_history(path).firsts
+def _period_orders(tx: pd.DataFrame, labels: list[str]) -> pd.Series:
+    """The orders of `_sums(tx, period)` for whole periods' rows `tx` in time order with their period's first
+    day in column `_period` and their region's number in `labels` in `_region` (-1: none; region_codes):
+    (region, period) -> distinct orders with a sale, where there are any.
 
-
-def _period_sums(tx: pd.DataFrame, known: tuple[tuple[pa.Array, np.ndarray], pd.Series]) -> pd.DataFrame:
-    """`_sums(tx, period)` for whole periods' rows `tx` in time order with their period's first day in
-    column `_period`; `known`: first_sales of the file (a customer is new where their first sale is) and the
-    active customers per (region, period) at the period (History.active).
-
-    The same figures, counted with integer codes instead of pandas' string groupby, nunique and sort (their cost
-    per line grows with the number of distinct ids, which grows with the file):
-    - group g = period code x (regions + 1) + region code, the last region code being schema.ALL;
-    - sums: pandas' groupby sum of each group's lines in their order (so the same rounding as `_sums`);
-    - distinct orders with a sale: one mark per (group, order code), counted per group;
-    - the active customers: `known`'s counts (the file's one pass, grouped by customer in DuckDB: no hash table
-      of a period's customers here, the largest of all);
-    - the new customers: those whose first sale (`known`) is in these rows; only their lines are coded, in order
-      of first appearance, and the lines are in time order, so their first sale is at their code's first line;
-      when the customer has other sale lines at that very time in another region, the order_id decides as in
-      `_sums` (sorted by timestamp, order_id, stable)."""
-    amount = tx["amount"].to_numpy(dtype="float64")
-    pos = amount > 0
-    pcode, pvals = pd.factorize(tx["_period"].to_numpy())
-    rcode, rvals = pd.factorize(tx["region"])
-    width = len(rvals) + 1
-    own, every = pcode * width + rcode, pcode * width + (width - 1)
-    has_region, has_period = (rcode >= 0) & (pcode >= 0), pcode >= 0
-    n_groups = len(pvals) * width
-
-    def sums(mask: np.ndarray, values: np.ndarray) -> pd.Series:
-        keys = np.concatenate([own[mask & has_region], every[mask & has_period]])
-        both = np.concatenate([values[mask & has_region], values[mask & has_period]])
-        return pd.Series(both).groupby(keys).sum()
-
-    out = pd.DataFrame({"revenue": sums(np.ones(len(tx), dtype=bool), amount)})
-    out["gross"] = sums(pos, amount)
-    sale = pos & has_period
-    s_own, s_every, s_has_region = own[sale], every[sale], has_region[sale]
-    orders, heads, _ = run_codes(tx["order_id"], sale, s_own)
-    out["orders"] = _distinct_per_group(orders[heads], s_own[heads], s_every[heads], s_has_region[heads], n_groups)
-    out["active_customers"] = np.nan      # from `known`, once the groups are (region, period)
-    out["returned"] = -sums(~pos, amount)
-
-    (first_ids, first_times), active = known
-    begin = tx["_period"].to_numpy(dtype="datetime64[ns]").min()
-    end = tx["timestamp"].to_numpy(dtype="datetime64[ns]").max()
-    lo, hi = np.searchsorted(first_times, begin, "left"), np.searchsorted(first_times, end, "right")
-    ids = pa.array(tx["customer_id"], from_pandas=True).cast(pa.large_string())
-    run = runs(ids)                            # looked up once per run of one customer's lines
-    fresh = pc.is_in(ids.take(pa.array(np.flatnonzero(run))), value_set=first_ids[lo:hi])
-    fresh = spread(fresh.to_numpy(zero_copy_only=False), run)
-    lines = np.flatnonzero(sale & fresh)      # the sale lines of the customers whose first sale is in these rows
-    customers, _ = pd.factorize(tx["customer_id"].iloc[lines])
-    first_line = _first_lines(customers)       # per customer code, its first line (of `lines`)
-    region = _first_regions(tx["timestamp"].to_numpy(dtype="datetime64[ns]")[lines], tx["order_id"], lines,
-                            customers, first_line, rcode[lines])
-    line = lines[first_line]
-    groups = np.concatenate([(own[line] - rcode[line] + region)[region >= 0], every[line]])
-    out["new_customers"] = pd.Series(np.bincount(groups, minlength=n_groups)).loc[lambda c: c > 0]
+    The same figures, counted with integer codes instead of pandas' string groupby and nunique (their cost per
+    line grows with the number of distinct ids, which grows with the file): group g = period code x (regions + 1)
+    + region code, the last region code being schema.ALL; one mark per (group, order code), counted per group."""
+    sale = tx["amount"].to_numpy(dtype="float64") > 0
+    begins = tx["_period"].to_numpy(dtype="datetime64[ns]")      # in time order: each period's lines together
+    at = np.flatnonzero(np.concatenate([[True], begins[1:] != begins[:-1]])) if len(begins) else np.arange(0)
+    pvals, pcode = begins[at], np.repeat(np.arange(len(at)), np.diff(at, append=len(begins)))
+    rcode = tx["_region"].to_numpy(dtype="int64")
+    width = len(labels) + 1
+    own = (pcode * width + rcode)[sale]
+    orders, heads, _ = run_codes(tx["order_id"], sale, own)
+    lead = np.flatnonzero(sale)[heads]      # the lines that begin a run: all the counts need, fewer than the lines
+    counts = _distinct_per_group(orders[heads], own[heads], pcode[lead] * width + (width - 1), rcode[lead] >= 0,
+                                 len(pvals) * width)
     index = pd.MultiIndex.from_arrays(
-        [pd.Index([*map(str, rvals), schema.ALL] * len(pvals))[out.index],
-         pd.DatetimeIndex(np.repeat(pvals, width))[out.index]], names=["region", "period"])
-    out = out.set_axis(index)
-    out["active_customers"] = active.reindex(index).to_numpy()
-    return out
+        [pd.Index([*labels, schema.ALL] * len(pvals))[counts.index],
+         pd.DatetimeIndex(np.repeat(pvals, width))[counts.index]], names=["region", "period"])
+    return counts.set_axis(index)
 
 
 def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndarray | None = None,
@@ -336,8 +432,9 @@ def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndar
 
     A hash table as large as a period's ids outgrows the processor's caches, so each hashed line costs more the
     more ids there are; hashing the runs' first lines alone does that less often. And not at all when the runs'
-    values increase (ordered by length, then byte by byte, as invoice numbers given in time order do): then each
-    run is a new value, numbered as it comes. `sort`: as pd.factorize(values[keep], sort=True), the codes
+    values never decrease (ordered by length, then byte by byte, as invoice numbers given in time order are; a run
+    may repeat the one before, as an order's lines do around a line not kept): then each run whose value differs
+    from the run's before is a new value, numbered as it comes. `sort`: as pd.factorize(values[keep], sort=True), the codes
     numbering the distinct values in their sorted order."""
     text = pa.array(values, from_pandas=True)
     change = runs(text)                 # a line whose value is not the previous line's, or follows one not kept
@@ -346,15 +443,30 @@ def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndar
     else:
         change[1:] |= ~keep[:-1]
         starts, first = change[keep], np.flatnonzero(change & keep)
-    if not sort and increasing(text.take(pa.array(first, type=pa.int64()))):
-        codes, uniques = np.arange(len(first)), pd.Index(values.iloc[first].array)
+    if not sort and ordered(take(text, first[:PROBE])) and ordered(lead := take(text, first)):   # a look, then all
+        new = runs(lead)             # a run whose value is not the run's before: in order, a value not seen yet
+        codes, uniques = np.cumsum(new) - 1, pd.Index(pd.arrays.ArrowStringArray(lead.filter(new)))
     else:
-        codes, uniques = pd.factorize(values.iloc[first], sort=sort)
+        lead = take(text, first)
+        codes, uniques = pd.factorize(pd.Series(pd.arrays.ArrowStringArray(lead)) if pa.types.is_string(lead.type)
+                                      or pa.types.is_large_string(lead.type) else values.iloc[first], sort=sort)
     codes = spread(codes, starts)
     heads = starts.copy()
     if groups is not None:
         heads[1:] |= groups[1:] != groups[:-1]
     return codes, heads, uniques
+
+
+def take(text: pa.Array | pa.ChunkedArray, at: np.ndarray) -> pa.Array:
+    """text[at] for positions `at` in increasing order, one array; from a chunked array (a frame put together
+    from batches) chunk by chunk, copying only the values taken (Arrow's take would join the chunks first)."""
+    if not isinstance(text, pa.ChunkedArray):
+        return text.take(pa.array(at, type=pa.int64()))
+    ends = np.cumsum([0, *(len(c) for c in text.chunks)])
+    cuts = np.searchsorted(at, ends)
+    parts = [c.take(pa.array(at[a:b] - start, type=pa.int64()))
+             for c, start, a, b in zip(text.chunks, ends, cuts, cuts[1:], strict=False) if b > a]
+    return pa.concat_arrays(parts) if parts else pa.array([], type=text.type)
 
 
 def spread(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -373,16 +485,16 @@ def runs(text: pa.Array) -> np.ndarray:
     return change
 
 
-def increasing(text: pa.Array) -> bool:
-    """Whether every value of `text` is after the one before it, ordered by length, then byte by byte (so "O9"
-    before "O10"); no value missing. Then no two are the same."""
+def ordered(text: pa.Array) -> bool:
+    """Whether no value of `text` is before the one before it, ordered by length, then byte by byte (so "O9"
+    before "O10"); no value missing. Then equal values follow each other."""
     if text.null_count or not pa.types.is_string(text.type) and not pa.types.is_large_string(text.type):
         return False
     if len(text) < 2:
         return True
     size = pc.binary_length(text).to_numpy(zero_copy_only=False)
-    less = pc.less(text[:-1], text[1:]).to_numpy(zero_copy_only=False)
-    return bool(np.all((size[:-1] < size[1:]) | ((size[:-1] == size[1:]) & less)))
+    up = pc.less_equal(text[:-1], text[1:]).to_numpy(zero_copy_only=False)
+    return bool(np.all((size[:-1] < size[1:]) | ((size[:-1] == size[1:]) & up)))
 
 
 def _distinct_per_group(codes: np.ndarray, own: np.ndarray, every: np.ndarray, has_region: np.ndarray,
@@ -399,39 +511,6 @@ def _distinct_per_group(codes: np.ndarray, own: np.ndarray, every: np.ndarray, h
     else:
         counts = np.bincount(pd.unique(keys) // n, minlength=n_groups)
     return pd.Series(counts).loc[lambda c: c > 0]
-
-
-def _first_lines(codes: np.ndarray) -> np.ndarray:
-    """Per code (0..max, as pd.factorize numbers them: in order of first appearance), the position of its first
-    line; -1 for none."""
-    n = int(codes.max()) + 1 if len(codes) else 0
-    out = np.full(n, -1, dtype="int64")
-    if n:
-        running = np.maximum.accumulate(codes)
-        firsts = np.flatnonzero(np.concatenate([[codes[0] >= 0], running[1:] > running[:-1]]))
-        if len(firsts) != n:         # not numbered in order of appearance after all: find them by hashing
-            firsts = pd.Series(codes).drop_duplicates().loc[lambda c: c >= 0].index.to_numpy()
-        out[codes[firsts]] = firsts
-    return out
-
-
-def _first_regions(ts: np.ndarray, order_ids: pd.Series, lines: np.ndarray, codes: np.ndarray,
-                   first_line: np.ndarray, rcode: np.ndarray) -> np.ndarray:
-    """Per customer code, the region code (-1: none) of their first sale: the region of their first line, unless
-    another of their lines at that time is in another region; then `_sums`' rule (timestamp, order_id, stable).
-    `ts`, `codes` (0 to n - 1, as pd.factorize numbers them; none missing), `rcode`: per line; `first_line`: per
-    code, its first line; `lines`: the lines' positions among all lines of `order_ids`."""
-    region = rcode[first_line].copy()
-    tied = np.flatnonzero(ts == ts[first_line[codes]])      # at the very time of their customer's first line
-    other = tied[rcode[tied] != region[codes[tied]]]
-    if len(other):
-        mixed = np.unique(codes[other])
-        rows = tied[np.isin(codes[tied], mixed)]
-        pick = pd.DataFrame({"code": codes[rows], "region": rcode[rows], "timestamp": ts[rows],
-                             "order_id": order_ids.iloc[lines[rows]].reset_index(drop=True)}) \
-            .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("code").set_index("code")
-        region[pick.index.to_numpy()] = pick["region"].to_numpy()
-    return region
 
 
 def infer_period(periods: pd.DatetimeIndex) -> str:

@@ -15,10 +15,11 @@ revenue bridge and the movers one of two ways, which give the same tables, byte 
   - the bridge and the movers compare only the latest complete period with the one before: the periods
     come from the KPI table and the data's last day, only those two periods' lines are read (and only the
     columns the bridge uses, bridge.LINES), and a bridge.Before record carries what the two use of the other
-    lines: the log's first period and its regions (from the KPI table), which customers had bought before, per
-    region (from the pass), and each of their latest names (read in batches: the lines from the previous
-    period on, then, for customers without a name there, the earlier ones; none after ingest, which names
-    every customer).
+    lines: the log's first period and its regions (from the KPI table), and which customers had bought before,
+    per region (from the pass);
+  - the names of the few customers the movers list (bridge.with_names), last: their latest names, read in
+    batches of those customers' lines, from the previous period on, then, for customers without a name there,
+    the earlier ones (none after ingest, which names every customer).
 The quarterly bridge holds two quarters of lines (six of the bridge's columns).
 """
 
@@ -81,21 +82,19 @@ def from_file(path: str | os.PathLike, cfg: KpisParams, data_end: Any, quantitie
     end = data_end if data_end is not None else history.last_ts
     pair = bridge.periods(pd.Series([first, last]), cfg.period, end)
     since = pair[1] if pair else last        # no pair: the last period's lines tell the bridge so
-    # the latest names from `since` on (the partial period after the two periods has the latest), a batch at a
-    # time; then the two periods' lines, only the columns the bridge reads
-    named = _latest(path, [("timestamp", ">=", since)], None, rows)
+    # the two periods' lines, only the columns the bridge reads
     until = [("timestamp", "<", pair[0] + pd.DateOffset(months=3 if cfg.period == "Q" else 1))] if pair else []
-    recent = pq.read_table(path, columns=list(bridge.LINES), filters=[("timestamp", ">=", since), *until]) \
-        .to_pandas(types_mapper=streaming.arrow_strings)
+    recent = pq.read_table(path, columns=list(bridge.LINES), filters=[("timestamp", ">=", since), *until],
+                           read_dictionary=list(bridge.CODED)).to_pandas(types_mapper=streaming.arrow_strings)
     lines = bridge.prepare(recent, cfg.period)      # the lines as numbers and categories: the text is dropped
-    customers = pd.Series(lines.customers)
     del recent
     pa.default_memory_pool().release_unused()
-    before = bridge.Before(since=since, first=first, regions=regions, buyers=_buyers(history.pairs, since),
-                           names=_names(path, customers, named, since, rows))
-    pa.default_memory_pool().release_unused()
+    before = bridge.Before(since=since, first=first, regions=regions, buyers=_buyers(history.pairs, since))
+    movers = bridge.movers(lines, cfg.period, end, top=cfg.movers, before=before)
+    # names only for the few customers listed, read last
+    movers = bridge.with_names(movers, _names(path, bridge.customer_keys(movers), since, rows))
     return Tables(table, active, bridge.compute(lines, cfg.period, end, quantities=quantities, before=before),
-                  bridge.movers(lines, cfg.period, end, top=cfg.movers, before=before), streamed=True)
+                  movers, streamed=True)
 
 
 def build(paths: Paths, cfg: KpisParams, quality: dict[str, Any], data: DataParams,
@@ -131,18 +130,21 @@ def run(root: str | os.PathLike | None = None) -> Tables:
 # ---------------------------------------------------------------- the file's history (DuckDB, Arrow batches)
 def _buyers(pairs: pa.Table, since: pd.Timestamp) -> pd.DataFrame:
     """(region, customer_id) of a sale before `since`, from `pairs` (kpis.History.pairs: each customer's
-    first sale per region); all such customers, which bridge.Before allows (the bridge keeps its lines' own)."""
+    first sale per region); all such customers, which bridge.Before allows (the bridge keeps its lines' own).
+    The ids stay Arrow text (no Python object per id)."""
     first = pairs["first"].cast(pa.timestamp("ns"))
     early = pairs.filter(pc.less(first, pa.scalar(pd.Timestamp(since).as_unit("ns").to_datetime64())))
-    return early.select(["region", "customer_id"]).to_pandas()
+    return early.select(["region", "customer_id"]).to_pandas(types_mapper=streaming.arrow_strings)
 
 
-def _names(path: Path, customers: pd.Series, named: pd.Series, since: pd.Timestamp, rows: int) -> pd.Series:
-    """customer_id -> latest non-empty name in the file (bridge.names) of `customers`, given `named`: the latest
-    names of the lines from `since` on. Customers without one there get theirs from the lines before `since`,
-    read `rows` lines at a time (bridge.NAMED's columns) only when there are such customers. The file is in
-    time order, so a later name is a later line's."""
-    wanted = bridge.text(customers.dropna().unique())
+def _names(path: Path, customers: list[str], since: pd.Timestamp, rows: int) -> pd.Series:
+    """customer_id -> latest non-empty name in the file (bridge.names) of `customers` (a movers table's few):
+    from the lines from `since` on, then, for those without one there, from the lines before it; `rows` lines at
+    a time (bridge.NAMED's columns). The file is in time order, so a later name is a later line's."""
+    if not customers:
+        return pd.Series(dtype="string")
+    wanted = bridge.text(customers)
+    named = _latest(path, [("timestamp", ">=", since)], wanted, rows)
     missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=bridge.text(named.index))))
     early = _latest(path, [("timestamp", "<", since)], missing, rows) if len(missing) else named.iloc[:0]
     parts = [part for part in (early, named) if len(part)]   # later names last
@@ -150,17 +152,15 @@ def _names(path: Path, customers: pd.Series, named: pd.Series, since: pd.Timesta
     return out[~out.index.duplicated(keep="last")]
 
 
-def _latest(path: Path, where: list[tuple], wanted: pa.Array | None, rows: int) -> pd.Series:
-    """bridge.names of the lines matching `where` (of the customers `wanted`; None: all), in batches of `rows`
-    lines."""
+def _latest(path: Path, where: list[tuple], wanted: pa.Array, rows: int) -> pd.Series:
+    """bridge.names of the lines matching `where` of the customers `wanted`, in batches of `rows` lines."""
     import pyarrow.dataset as ds
 
     found: list[pd.Series] = []
-    filt = pq.filters_to_expression(where)
-    if wanted is not None:
-        filt = filt & ds.field("customer_id").isin(wanted)
+    filt = pq.filters_to_expression(where) & ds.field("customer_id").isin(wanted)
     for batch in ds.dataset(path, format="parquet").to_batches(columns=list(bridge.NAMED), filter=filt,
-                                                                 batch_size=rows):
+                                                                 batch_size=rows, batch_readahead=1,
+                                                                 fragment_readahead=1):   # a batch or two held
         if batch.num_rows:
             found.append(bridge.names(batch.to_pandas(types_mapper=streaming.arrow_strings)))
     if not found:

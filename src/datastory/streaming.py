@@ -36,24 +36,28 @@ def arrow_strings(arrow_type: Any) -> Any:
     return pd.StringDtype("pyarrow") if str(arrow_type) in ("string", "large_string") else None
 
 
-def record_batches(source: Any, columns: list[str], rows: int | None = None) -> Iterator[Any]:
+def record_batches(source: Any, columns: list[str], rows: int | None = None,
+                   coded: tuple[str, ...] = ()) -> Iterator[Any]:
     """A Parquet file's `columns`, `rows` (default batch_rows()) at a time, as Arrow record batches in file order.
 
     `source`: a path (opened here and closed after the last batch) or a pyarrow ParquetFile the caller opened with
     `pre_buffer=False`. Without pre-buffering: it keeps every row group read until the file is closed (memory
-    growing with the file)."""
+    growing with the file). `coded`: columns of a path read as dictionaries (codes into a few values, as Parquet
+    stores them: no hashing, no text per line)."""
     import pyarrow.parquet as pq
 
     if not isinstance(source, pq.ParquetFile):
-        with pq.ParquetFile(source, pre_buffer=False) as reader:
+        with pq.ParquetFile(source, pre_buffer=False, read_dictionary=list(coded) or None) as reader:
             yield from record_batches(reader, columns, rows)
         return
     yield from source.iter_batches(batch_size=rows or batch_rows(), columns=columns)
 
 
-def column_batches(path: str | os.PathLike, columns: list[str], rows: int | None = None) -> Iterator[Any]:
-    """record_batches as pandas frames, their text in Arrow (arrow_strings). A batch is let go once it is a frame."""
-    for batch in record_batches(path, columns, rows):
+def column_batches(path: str | os.PathLike, columns: list[str], rows: int | None = None,
+                   coded: tuple[str, ...] = ()) -> Iterator[Any]:
+    """record_batches as pandas frames, their text in Arrow (arrow_strings), the `coded` columns as categoricals.
+    A batch is let go once it is a frame."""
+    for batch in record_batches(path, columns, rows, coded):
         frame = batch.to_pandas(types_mapper=arrow_strings)
         del batch
         yield frame
@@ -82,14 +86,16 @@ def connect(spill: str | os.PathLike, memory_limit: str = MEMORY_LIMIT, database
 
 
 @contextmanager
-def duckdb(path: str | os.PathLike) -> Iterator[Any]:
+def duckdb(path: str | os.PathLike, rows: bool = False) -> Iterator[Any]:
     """A DuckDB connection (`connect`) with view `tx` on the Parquet file at `path`, spilling to a temp folder
-    removed at the end (the kpis stage's reads of the transactions file)."""
+    removed at the end (the kpis stage's reads of the transactions file). `rows`: with column file_row_number,
+    each line's place in the file (0 on)."""
     with tempfile.TemporaryDirectory(prefix="datastory_kpis_") as tmp:
         con = connect(tmp)
         try:
             con.execute("SET preserve_insertion_order = false")
-            con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet({sql_text(str(Path(path)))})")
+            numbered = ", file_row_number = true" if rows else ""
+            con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet({sql_text(str(Path(path)))}{numbered})")
             yield con
         finally:
             con.close()
