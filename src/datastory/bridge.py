@@ -195,8 +195,8 @@ def pvm(customer: np.ndarray, line: np.ndarray, current: np.ndarray, cents: np.n
     who = customer[named].astype("int64")
     seen = np.zeros(int(who.max()) + 1 if len(who) else 0, dtype=bool)
     seen[who] = True
-    if seen.sum() * width <= len(who):      # cells as (customer, line) themselves: arrays no longer than the lines
-        codes, m = (np.cumsum(seen) - 1)[who] * width + line[named], int(seen.sum()) * width
+    if (present := int(seen.sum())) * width <= len(who):   # cells as (customer, line): arrays no longer than the lines
+        codes, m = (np.cumsum(seen) - 1)[who] * width + line[named], present * width
     else:                                   # many product lines: the cells with a line, numbered by hashing
         codes, cells = pd.factorize(who * width + line[named])
         m = len(cells)

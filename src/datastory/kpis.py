@@ -25,7 +25,7 @@ GRAINS = {"M": "MS", "Q": "QS", "Y": "YS"}  # the grains `active` counts distinc
 PERIODS = {g: GRAINS[g] for g in ("M", "Q")}  # the reporting periods (params/kpis.yaml period)
 UNIT = 10 ** 6    # money is added in millionths of the currency unit, as whole numbers: exactly (to_units, exact_sums)
 SPLIT = 2 ** 26   # exact_sums' split of a value into whole parts
-PROBE = 1024      # run_codes looks at this many runs' values before it checks whether all of them increase
+PROBE = 1024      # run_codes looks at this many runs' values before it checks whether none of them decreases
 MEASURES = ["revenue", "orders", "active_customers", "new_customers", "avg_order_value", "return_rate"]
 
 
@@ -179,8 +179,7 @@ def transactions_frame(data: Any) -> pd.DataFrame:
     return schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False)
 
 
-SUMMED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "customer_id", "timestamp", "region", "amount")}  # _sums'
-COUNTED = {c: SUMMED[c] for c in ("order_id", "timestamp", "amount")}   # compute_file's, and the region as codes
+COUNTED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "timestamp", "amount")}   # compute_file's, and the region
 
 
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000,
@@ -407,8 +406,9 @@ def _period_orders(tx: pd.DataFrame, labels: list[str]) -> pd.Series:
     + region code, the last region code being schema.ALL; one mark per (group, order code), counted per group."""
     sale = tx["amount"].to_numpy(dtype="float64") > 0
     begins = tx["_period"].to_numpy(dtype="datetime64[ns]")      # in time order: each period's lines together
-    at = np.flatnonzero(np.concatenate([[True], begins[1:] != begins[:-1]])) if len(begins) else np.arange(0)
-    pvals, pcode = begins[at], np.repeat(np.arange(len(at)), np.diff(at, append=len(begins)))
+    change = np.ones(len(begins), dtype=bool)
+    change[1:] = begins[1:] != begins[:-1]
+    pvals, pcode = begins[change], spread(np.arange(int(change.sum())), change)
     rcode = tx["_region"].to_numpy(dtype="int64")
     width = len(labels) + 1
     own = (pcode * width + rcode)[sale]
@@ -443,11 +443,11 @@ def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndar
     else:
         change[1:] |= ~keep[:-1]
         starts, first = change[keep], np.flatnonzero(change & keep)
-    if not sort and ordered(take(text, first[:PROBE])) and ordered(lead := take(text, first)):   # a look, then all
+    lead = take(text, first)            # each run's value
+    if not sort and ordered(lead[:PROBE]) and ordered(lead):       # a look at the first runs, then all
         new = runs(lead)             # a run whose value is not the run's before: in order, a value not seen yet
         codes, uniques = np.cumsum(new) - 1, pd.Index(pd.arrays.ArrowStringArray(lead.filter(new)))
     else:
-        lead = take(text, first)
         codes, uniques = pd.factorize(pd.Series(pd.arrays.ArrowStringArray(lead)) if pa.types.is_string(lead.type)
                                       or pa.types.is_large_string(lead.type) else values.iloc[first], sort=sort)
     codes = spread(codes, starts)
