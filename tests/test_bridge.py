@@ -358,6 +358,13 @@ def test_category_of_codes_is_the_category_of_the_text():
     got, want = bridge.category(coded.reset_index(drop=True)), pd.Categorical(text)
     assert got.dtype == want.dtype and got.codes.tolist() == want.codes.tolist()
     assert bridge.category(pd.Series(pd.Categorical([None, None], categories=["q"]))).codes.tolist() == [-1, -1]
+    # more categories than category() looks for one by one: counted instead, the same categorical
+    names = [f"line {k:03d}" for k in range(bridge.FEW * 3, 0, -1)]
+    values = pd.Series([names[k] if k % 7 else None for k in range(0, len(names), 2)] * 2, dtype="string[pyarrow]")
+    coded = pd.Series(pd.Categorical(values, categories=names))
+    got, want = bridge.category(coded), pd.Categorical(values)
+    assert len(coded.cat.categories) > bridge.FEW and got.dtype == want.dtype
+    assert got.codes.tolist() == want.codes.tolist() and -1 in got.codes.tolist()
 
 
 def test_top_movers_are_the_largest_changes_ties_by_key():

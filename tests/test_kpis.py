@@ -191,21 +191,64 @@ def test_compute_file_gives_the_same_bytes_a_period_at_a_time(sample_tx, period,
 
 
 @pytest.mark.parametrize("aligned", [True, False])
-def test_compute_file_sums_one_period_at_a_time_whatever_the_reads(sample_tx, aligned, tmp_path, monkeypatch):
+def test_compute_file_counts_each_period_once_whatever_the_reads(sample_tx, aligned, tmp_path, monkeypatch):
     """Reads that begin exactly where a period begins, or that hold several whole periods: each period's orders
-    are counted alone (the memory holds one period), and the table is the in-memory one."""
+    are counted once, when it closes (its lines never held together), and the table is the in-memory one."""
     tx = sample_tx.sort_values(["timestamp", "order_id"], kind="stable").reset_index(drop=True)
     path = io.write_parquet(tx, tmp_path / "transactions.parquet")
     months = tx["timestamp"].dt.to_period("M")
     first_month = int((months == months.iloc[0]).sum())
     rows = first_month if aligned else 3 * len(tx) // months.nunique()   # aligned: the 2nd read starts a month
     assert not aligned or months.iloc[rows] != months.iloc[rows - 1]
-    seen: list[int] = []
-    real = kpis._period_orders
-    monkeypatch.setattr(kpis, "_period_orders", lambda t, r: seen.append(t["_period"].nunique()) or real(t, r))
+    closed: list[object] = []
+    real = kpis.Orders.close
+    monkeypatch.setattr(kpis.Orders, "close", lambda self, labels: (self.ids and closed.append(self.period))
+                        or real(self, labels))
     got = kpis.compute_file(path, "M", rows=rows)
     pd.testing.assert_frame_equal(got, kpis.compute(tx, "M"))
-    assert seen and set(seen) == {1} and len(seen) == months.nunique()
+    assert len(closed) == len(set(closed)) == months[tx["amount"] > 0].nunique()
+
+
+def _orders_in_batches(tx: pd.DataFrame, period: str, cuts: list[int]) -> pd.Series:
+    """kpis.Orders over `tx` (in time order) read in batches ending at `cuts`."""
+    labels: dict[str, int] = {}
+    orders = kpis.Orders()
+    for a, b in zip([0, *cuts], [*cuts, len(tx)], strict=True):
+        part = tx.iloc[a:b]
+        if not len(part):
+            continue
+        region = kpis.region_codes(part["region"], labels)
+        pvals, bounds = kpis.period_bounds(part["timestamp"].to_numpy(dtype="datetime64[ns]"), period)
+        orders.add(pa.array(part["order_id"], from_pandas=True), region,
+                   part["amount"].to_numpy(dtype="float64") > 0, pvals, bounds, list(labels))
+    return orders.table(list(labels)).sort_index()
+
+
+@pytest.mark.parametrize("ordered_ids", [True, False])
+def test_orders_counted_batch_by_batch_are_the_in_memory_counts_wherever_the_batches_end(ordered_ids):
+    """Distinct orders with a sale per (region, period), ALL included, as `_sums` counts them: an order's lines
+    around a return line, in two regions, back after other orders (hashed then), a missing order id, a period of
+    returns only; split into batches at every place, and at random places."""
+    rng = np.random.default_rng(5)
+    n = 400
+    order = np.sort(rng.integers(0, 120, n)) if ordered_ids else rng.integers(0, 60, n)
+    ids = pd.Series([f"O{k}" for k in order], dtype="string[pyarrow]")
+    ids[rng.random(n) < 0.03] = None
+    tx = pd.DataFrame({
+        "order_id": ids,
+        "timestamp": pd.Timestamp("2025-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 150 * 86400, n)), "s"),
+        "region": pd.Series(rng.choice(["North", "South", None], n, p=[0.5, 0.4, 0.1]), dtype="string[pyarrow]"),
+        "amount": np.where(rng.random(n) < 0.15, -1.0, 1.0) * rng.integers(1, 50, n),
+    })
+    march = tx["timestamp"].dt.month == 3
+    tx.loc[march, "amount"] = -tx.loc[march, "amount"].abs()          # March: returns only
+    for period in ("M", "Q"):
+        memory = kpis._sums(tx.assign(customer_id="C1"), period)["orders"]
+        want = memory[memory > 0].astype("int64").sort_index()
+        for cuts in ([], *([k] for k in range(1, n)), sorted(rng.choice(np.arange(1, n), 40, replace=False).tolist()),
+                     list(range(1, n))):
+            got = _orders_in_batches(tx, period, cuts)
+            assert got.to_dict() == want.to_dict(), (period, cuts[:5])
 
 
 def test_compute_file_on_hand_checked_rows_and_refusals(tmp_path):
@@ -254,6 +297,14 @@ def test_starts_are_the_periods_first_days(period):
     got = kpis.starts(ts, period)
     assert got.dtype == "datetime64[ns]"
     assert (pd.isna(got) == pd.isna(expected)).all() and (got[~pd.isna(got)] == expected[~pd.isna(expected)]).all()
+    # in time order (cut where each period begins): the same days, a nanosecond either side of a period's start
+    edge = pd.Timestamp("2025-04-01")
+    near = pd.Series(pd.to_datetime(["2024-12-31 23:59:59.999999999", "2025-01-01", edge - pd.Timedelta(1, "ns"),
+                                     edge, edge, edge + pd.Timedelta(1, "ns"), "2025-06-30 23:59:59.999999999",
+                                     "2027-01-15"], format="ISO8601"))
+    for times in (near, pd.concat([ts.dropna().sort_values(), near], ignore_index=True).sort_values()):
+        assert times.is_monotonic_increasing
+        assert kpis.starts(times, period).tolist() == times.dt.to_period(period).dt.start_time.to_numpy().tolist()
 
 
 def test_new_customers_are_counted_at_each_customers_first_sale_to_the_nanosecond(tmp_path):

@@ -44,6 +44,7 @@ MOVER_KINDS = ("customer", "product_line")
 LINES = {c: schema.TRANSACTIONS[c] for c in ("customer_id", "region", "product_line", "timestamp", "amount", "quantity")}
 NAMED = {c: schema.TRANSACTIONS[c] for c in ("customer_id", "customer_name", "timestamp")}
 CODED = ("region", "product_line")   # of LINES: may come as categoricals (the kpis stage reads them as codes)
+FEW = 16   # `category` looks for each of this many categories or fewer in turn
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,15 @@ def category(values: pd.Series) -> pd.Categorical:
     from a categorical (its codes kept: no text per line; a table of the few categories renumbers them)."""
     if not isinstance(values.dtype, pd.CategoricalDtype):
         return pd.Categorical(values)
-    codes = values.cat.codes.to_numpy().astype("int32") + 1             # 0: missing
+    codes = values.cat.codes.to_numpy()
     names = values.cat.categories.astype(str).to_numpy(dtype=object)
-    used = np.flatnonzero(np.bincount(codes, minlength=len(names) + 1)[1:])
+    if len(names) <= FEW:       # a pass over the codes per category: no copy of them as wide integers
+        used = np.array([i for i in range(len(names)) if (codes == i).any()], dtype="int64")
+    else:
+        used = np.flatnonzero(np.bincount(codes.astype("int64") + 1, minlength=len(names) + 1)[1:])
     order = used[np.argsort(names[used], kind="stable")]               # the present ones, sorted
-    table = np.full(len(names) + 1, -1, dtype="int32")
-    table[order + 1] = np.arange(len(order))
+    table = np.full(len(names) + 1, -1, dtype="int8" if len(names) < 127 else "int32")   # the last: missing (-1)
+    table[order] = np.arange(len(order))
     return pd.Categorical.from_codes(table[codes], categories=pd.array(names[order], dtype="string[pyarrow]"))
 
 

@@ -49,7 +49,7 @@ def compute(tx: pd.DataFrame, period: str) -> pd.DataFrame:
 
 def _sums(tx: pd.DataFrame, period: str) -> pd.DataFrame:
     """The sums and counts per (region, period) of `tx` (ALL included): the definitions (compute_file gets the
-    same figures with `_money`, `_period_orders` and file_history)."""
+    same figures with `_money`, `Orders` and file_history)."""
     # the ids as numbers (NaN for a missing one, which nunique skips): the company's copy of each row is small;
     # the money in whole millionths, added exactly (to_units, exact_sums: the same sums in any order or parts)
     amount = tx["amount"].to_numpy(dtype="float64")
@@ -184,18 +184,17 @@ COUNTED = {c: schema.TRANSACTIONS[c] for c in ("order_id", "timestamp", "amount"
 
 def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000,
                  history: History | None = None) -> pd.DataFrame:
-    """compute(read_parquet(path), period), the same table, in memory for one period's rows at a time: the
+    """compute(read_parquet(path), period), the same table, a batch of rows at a time: the
     transactions (ingest's output, in time order; only the columns COUNTED and the region, read as codes) are read
     `rows` at a time. The money per (region, period) is added up per batch (`_money`, exactly: the sums do not
-    depend on where a batch ends); the orders are counted per period once all its rows are in (by
-    `_period_orders`, which the time order lets count without sorting). The active and the new customers come
-    from `history` (default: file_history(path), one pass). A file out of time order is refused."""
+    depend on where a batch ends); the orders as they come (`Orders`: per batch, the few lines a period's count
+    needs, which the time order lets count without sorting). The active and the new customers come from `history`
+    (default: file_history(path), one pass). A file out of time order is refused."""
     freq = check_period(period)
-    parts: list[pd.Series] = []
     money: list[pd.DataFrame] = []
     history = file_history(path) if history is None else history
     labels: dict[str, int] = {}     # region -> its number, in order of first appearance
-    held: list[pd.DataFrame] = []   # rows of periods not known to be whole yet (each with its period)
+    orders = Orders()
     last = None
     for frame in streaming.column_batches(path, [*COUNTED, "region"], rows, coded=("region",)):
         region = region_codes(frame.pop("region"), labels)
@@ -209,31 +208,17 @@ def compute_file(path: str | os.PathLike, period: str, rows: int = 1_000_000,
             continue
         last = ts.iloc[-1]
         pvals, bounds = period_bounds(ts.to_numpy(dtype="datetime64[ns]"), period)
-        money.append(_money(pvals, bounds, region, chunk["amount"].to_numpy(dtype="float64"), list(labels)))
-        begins = np.repeat(pvals, np.diff(bounds))
-        chunk = chunk.assign(_period=begins, _region=region)
-        # each period the chunk closes (its lines all in: a later period starts in the chunk) is counted alone,
-        # its lines concatenated once; the chunk's last period is held
-        if held and held[-1]["_period"].iloc[-1] != begins[0]:    # the chunk starts a period
-            parts.append(_period_orders(pd.concat(held, ignore_index=True), list(labels)))
-            held = []
-        for a, b in zip(bounds[:-2], bounds[1:-1], strict=True):
-            whole = pd.concat([*held, chunk.iloc[a:b]], ignore_index=True) if held else \
-                chunk.iloc[a:b].reset_index(drop=True)
-            held = []
-            parts.append(_period_orders(whole, list(labels)))
-            del whole
-        held.append(chunk.iloc[bounds[-2]:])
+        amount = chunk["amount"].to_numpy(dtype="float64")
+        money.append(_money(pvals, bounds, region, amount, list(labels)))
+        orders.add(pa.array(chunk["order_id"], from_pandas=True), region, amount > 0, pvals, bounds, list(labels))
         del chunk, ts
-    if held:
-        parts.append(_period_orders(pd.concat(held, ignore_index=True), list(labels)))
     if not money:
         raise DataError("no transactions to compute KPIs from", file="transactions",
                         fix="check the ingest stage's data-quality report (rows_kept)")
     units = pd.concat(money).groupby(["region", "period"]).sum()       # Python ints: exact
     out = pd.DataFrame({"revenue": money_of(units["revenue"]), "gross": money_of(units["gross"]),
                         "returned": money_of(units["gross"] - units["revenue"])}, index=units.index)
-    out["orders"] = pd.concat(parts).reindex(units.index).to_numpy()
+    out["orders"] = orders.table(list(labels)).reindex(units.index).to_numpy()
     out["new_customers"] = history.new[period].reindex(units.index).to_numpy()
     # the active customers: the one pass's counts (grouped by customer in DuckDB: no hash table of a period's
     # customers here, the largest of all)
@@ -290,8 +275,13 @@ def _money(pvals: np.ndarray, bounds: np.ndarray, region: np.ndarray, amount: np
 
 def starts(ts: pd.Series, period: str) -> np.ndarray:
     """The first day of each timestamp's period (M or Q; datetime64[ns], NaT kept): ts.dt.to_period(period)
-    .dt.start_time, without pandas' Period objects."""
-    months = ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[M]")
+    .dt.start_time, without pandas' Period objects. Times in order (a file's lines, as the kpis stage reads them)
+    are cut where each period begins (period_bounds), with no calendar arithmetic per line."""
+    values = ts.to_numpy(dtype="datetime64[ns]")
+    if len(values) > 2 and ts.is_monotonic_increasing:       # no NaT either
+        pvals, bounds = period_bounds(values, period)
+        return np.repeat(pvals, np.diff(bounds))
+    months = values.astype("datetime64[M]")
     if period == "Q":
         n = months.astype("int64")
         months = np.where(np.isnat(months), months, (n - n % 3).astype("datetime64[M]"))
@@ -396,30 +386,85 @@ def _counts(regions: pd.Series, years: np.ndarray, month: int, n: pd.Series) -> 
     return pd.Series(n.to_numpy(dtype="int64")[keep], index=index)
 
 
-def _period_orders(tx: pd.DataFrame, labels: list[str]) -> pd.Series:
-    """The orders of `_sums(tx, period)` for whole periods' rows `tx` in time order with their period's first
-    day in column `_period` and their region's number in `labels` in `_region` (-1: none; region_codes):
-    (region, period) -> distinct orders with a sale, where there are any.
+class Orders:
+    """The orders of `_sums(tx, period)`, counted as a file's lines come, batch after batch, in time order:
+    (region, period) -> distinct orders with a sale, where there are any (`add` each batch, then `table`).
 
-    The same figures, counted with integer codes instead of pandas' string groupby and nunique (their cost per
-    line grows with the number of distinct ids, which grows with the file): group g = period code x (regions + 1)
-    + region code, the last region code being schema.ALL; one mark per (group, order code), counted per group."""
-    sale = tx["amount"].to_numpy(dtype="float64") > 0
-    begins = tx["_period"].to_numpy(dtype="datetime64[ns]")      # in time order: each period's lines together
-    change = np.ones(len(begins), dtype=bool)
-    change[1:] = begins[1:] != begins[:-1]
-    pvals, pcode = begins[change], spread(np.arange(int(change.sum())), change)
-    rcode = tx["_region"].to_numpy(dtype="int64")
-    width = len(labels) + 1
-    own = (pcode * width + rcode)[sale]
-    orders, heads, _ = run_codes(tx["order_id"], sale, own)
-    lead = np.flatnonzero(sale)[heads]      # the lines that begin a run: all the counts need, fewer than the lines
-    counts = _distinct_per_group(orders[heads], own[heads], pcode[lead] * width + (width - 1), rcode[lead] >= 0,
-                                 len(pvals) * width)
-    index = pd.MultiIndex.from_arrays(
-        [pd.Index([*labels, schema.ALL] * len(pvals))[counts.index],
-         pd.DatetimeIndex(np.repeat(pvals, width))[counts.index]], names=["region", "period"])
-    return counts.set_axis(index)
+    What a period's count needs of its lines is only the sales that begin a run of equal (order, region): the
+    first of an order's lines, and a line whose region is not the sale's before. Those (head) lines' order ids and
+    regions are kept, a few per order; the lines themselves are let go with their batch, so a period's lines are
+    never held together. When the period closes, its heads' ids are numbered (as run_codes numbers them: in order
+    when they never decrease, as invoice numbers given in time order do, else by hashing) and counted per region
+    and for the company (`_distinct_per_group`)."""
+
+    def __init__(self) -> None:
+        self.parts: list[pd.Series] = []
+        self.period: Any = None            # the period being counted (its first day), None before the first line
+        self.last: Any = None              # the line before's order id (None: missing, or no line yet)
+        self.kept = False                  # whether the line before was a sale
+        self.region: int | None = None     # the region of the period's last sale so far (None: no sale yet)
+        self.ids: list[pa.Array] = []      # the period's heads so far: their order ids and regions
+        self.regions: list[np.ndarray] = []
+
+    def add(self, ids: pa.Array, region: np.ndarray, sale: np.ndarray, pvals: np.ndarray, bounds: np.ndarray,
+            labels: list[str]) -> None:
+        """A batch's lines: their order `ids` (text), `region` numbers (region_codes: -1 none; `labels` the regions
+        so far) and `sale` mask, in periods `pvals` starting at `bounds` (period_bounds). A period the batch starts
+        closes the one before."""
+        for p, a, b in zip(pvals, bounds[:-1], bounds[1:], strict=True):
+            if p != self.period:
+                self.close(labels)
+                self.period, self.last, self.kept, self.region = p, None, False, None
+            self._heads(ids[a:b], region[a:b], sale[a:b])
+
+    def _heads(self, ids: pa.Array, region: np.ndarray, sale: np.ndarray) -> None:
+        change = runs(ids)                         # a value not the one before (a missing one always)
+        first = ids[0].as_py() if len(ids) else None
+        change[0] = self.last is None or first is None or first != self.last
+        change[1:] |= ~sale[:-1]                   # after a line not kept, a run begins
+        change[0] |= not self.kept
+        at = np.flatnonzero(sale)
+        if not len(at):
+            self.last, self.kept = ids[-1].as_py() if len(ids) else self.last, False
+            return
+        own = region[at]
+        heads = change[at]
+        heads[1:] |= own[1:] != own[:-1]
+        heads[0] |= self.region is None or own[0] != self.region
+        self.ids.append(take(ids, at[heads]))
+        self.regions.append(own[heads])
+        self.last, self.kept, self.region = ids[-1].as_py(), bool(sale[-1]), int(own[-1])
+
+    def close(self, labels: list[str]) -> None:
+        """Count the period being counted (no more of its lines to come)."""
+        if self.period is None or not self.ids:
+            self.ids, self.regions = [], []
+            return
+        ids = pa.concat_arrays(self.ids) if len(self.ids) > 1 else self.ids[0]
+        region = np.concatenate(self.regions)
+        self.ids, self.regions = [], []
+        codes = _numbers(ids)
+        width = len(labels) + 1
+        counts = _distinct_per_group(codes, region, np.full(len(region), width - 1), region >= 0, width)
+        index = pd.MultiIndex.from_arrays([pd.Index([*labels, schema.ALL])[counts.index],
+                                           pd.DatetimeIndex([self.period] * len(counts))], names=["region", "period"])
+        self.parts.append(counts.set_axis(index))
+
+    def table(self, labels: list[str]) -> pd.Series:
+        """(region, period) -> orders, every period added so far (the last one closed)."""
+        self.close(labels)
+        self.period = None
+        return pd.concat(self.parts) if self.parts else pd.Series(dtype="int64")
+
+
+def _numbers(ids: pa.Array) -> np.ndarray:
+    """A number per value of `ids` (text), equal values the same, -1 where missing: in order of appearance when
+    no value is before the one before it (`ordered`), else by hashing them."""
+    if ordered(ids[:PROBE]) and ordered(ids):
+        return np.cumsum(runs(ids)) - 1
+    values = pd.arrays.ArrowStringArray(ids) if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) \
+        else ids.to_pandas()
+    return pd.factorize(pd.Series(values))[0]
 
 
 def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndarray | None = None,
