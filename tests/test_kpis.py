@@ -325,6 +325,20 @@ def test_new_customers_are_counted_at_each_customers_first_sale_to_the_nanosecon
     assert new["Y"].to_dict() == {("North", jan): 2, ("South", jan): 2, (schema.ALL, jan): 4}
 
 
+def test_a_sale_without_a_customer_id_makes_nobody_new_or_active_either_way(tmp_path):
+    """Lines without a customer id (not from ingest, which names every customer): their money and orders
+    count, and they make no customer active or new, in memory as from the file."""
+    extra = tx_rows().iloc[[0, 2]].assign(order_id=["X1", "X2"], customer_id=pd.array([None, None], dtype="string"),
+                                          amount=[7.0, 9.0])
+    tx = schema.conform(pd.concat([tx_rows(), extra]).sort_values("timestamp", kind="stable").reset_index(drop=True),
+                        schema.TRANSACTIONS, "transactions")
+    memory = kpis.compute(tx, "M")
+    jan = memory[memory["period"] == pd.Timestamp("2025-01-01")].set_index("region")
+    assert jan.loc[schema.ALL, ["orders", "active_customers", "new_customers"]].tolist() == [4, 2, 2]
+    path = io.write_parquet(tx, tmp_path / "tx.parquet")
+    pd.testing.assert_frame_equal(kpis.compute_file(path, "M", rows=3), memory)
+
+
 def test_compute_file_with_a_period_of_returns_only(tmp_path):
     tx = tx_rows()
     tx = tx[~((tx["timestamp"].dt.month == 2) & (tx["amount"] > 0))].reset_index(drop=True)   # February: a return

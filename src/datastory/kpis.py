@@ -70,8 +70,9 @@ def _sums(tx: pd.DataFrame, period: str) -> pd.DataFrame:
     out["orders"] = sales["order_id"].nunique()
     out["active_customers"] = sales["customer_id"].nunique()
     del both, g, sales
-    # a customer is new in the period of their first purchase, in that purchase's region
-    first = tx.loc[tx["amount"] > 0, ["customer_id", "region", "timestamp", "order_id"]] \
+    # a customer is new in the period of their first purchase, in that purchase's region (a line without a
+    # customer id makes nobody new, as it makes nobody active)
+    first = tx.loc[(tx["amount"] > 0) & tx["customer_id"].notna(), ["customer_id", "region", "timestamp", "order_id"]] \
         .sort_values(["timestamp", "order_id"], kind="stable").drop_duplicates("customer_id") \
         .assign(period=lambda f: f["timestamp"].dt.to_period(period).dt.start_time)
     out["new_customers"] = with_all(first).groupby(keys, observed=True).size()
