@@ -163,6 +163,27 @@ def test_failure_isolation_falls_back_to_naive(series_long):
     assert res.frame["is_forecast"].sum() == 3 * len(res.metrics["series"])
 
 
+def test_each_series_scores_come_with_it_and_finish_uses_them(series_long, monkeypatch):
+    """forecast_series scores its own backtest (where it is fitted: a worker on a cluster); finish decides with
+    those scores, the same decisions as scoring every series itself afterwards."""
+    from datastory.forecast import combine
+
+    c = cfg(models=["seasonal_naive", "ets", "combination"], folds=3)
+    series = engine.split(series_long)
+    results = [engine.forecast_series(sid, y, c) for sid, y in sorted(series.items())]
+    assert all(r["scores"]["outcomes"] is not None and len(r["scores"]["means"]) for r in results)
+    bare = [{k: v for k, v in r.items() if k != "scores"} for r in results]
+    want, want_info = engine.finish(bare, c)                    # scored here, as before
+    monkeypatch.setattr(combine, "holdout_outcomes", lambda *a, **k: pytest.fail("scored again"))
+    monkeypatch.setattr(combine, "scored", lambda *a, **k: pytest.fail("scored again"))
+    got, info = engine.finish(results, c)
+    assert (info["margin"], info["by_margin"]) == (want_info["margin"], want_info["by_margin"])
+    for g, w in zip(got, want, strict=True):
+        assert g["model"] == w["model"]
+        pd.testing.assert_frame_equal(g["frame"], w["frame"])
+        pd.testing.assert_frame_equal(g["means"], w["means"])
+
+
 def test_failure_on_one_series_only(series_long):
     from datastory.forecast import models
 
