@@ -420,13 +420,13 @@ class Orders:
 
     def _heads(self, ids: pa.Array, region: np.ndarray, sale: np.ndarray) -> None:
         change = runs(ids)                         # a value not the one before (a missing one always)
-        first = ids[0].as_py() if len(ids) else None
+        first = ids[0].as_py()                     # add gives each period's part of a batch: never empty
         change[0] = self.last is None or first is None or first != self.last
         change[1:] |= ~sale[:-1]                   # after a line not kept, a run begins
         change[0] |= not self.kept
         at = np.flatnonzero(sale)
         if not len(at):
-            self.last, self.kept = ids[-1].as_py() if len(ids) else self.last, False
+            self.last, self.kept = ids[-1].as_py(), False
             return
         own = region[at]
         heads = change[at]
@@ -461,11 +461,17 @@ class Orders:
 def _numbers(ids: pa.Array) -> np.ndarray:
     """A number per value of `ids` (text), equal values the same, -1 where missing: in order of appearance when
     no value is before the one before it (`ordered`), else by hashing them."""
-    if ordered(ids[:PROBE]) and ordered(ids):
-        return np.cumsum(runs(ids)) - 1
+    if (new := in_order(ids)) is not None:
+        return np.cumsum(new) - 1
     values = pd.arrays.ArrowStringArray(ids) if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) \
         else ids.to_pandas()
     return pd.factorize(pd.Series(values))[0]
+
+
+def in_order(text: pa.Array) -> np.ndarray | None:
+    """When no value of `text` is before the one before it (`ordered`: a look at the first PROBE, then all), each
+    value's mark: whether it is new (not the one before it; equal values then follow each other). Else None."""
+    return runs(text) if ordered(text[:PROBE]) and ordered(text) else None
 
 
 def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndarray | None = None,
@@ -490,8 +496,7 @@ def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndar
         change[1:] |= ~keep[:-1]
         starts, first = change[keep], np.flatnonzero(change & keep)
     lead = take(text, first)            # each run's value
-    if not sort and ordered(lead[:PROBE]) and ordered(lead):       # a look at the first runs, then all
-        new = runs(lead)             # a run whose value is not the run's before: in order, a value not seen yet
+    if not sort and (new := in_order(lead)) is not None:   # a run not the run's before: a value not seen yet
         codes, uniques = np.cumsum(new) - 1, pd.Index(pd.arrays.ArrowStringArray(lead.filter(new)))
     else:
         codes, uniques = pd.factorize(pd.Series(pd.arrays.ArrowStringArray(lead)) if pa.types.is_string(lead.type)
