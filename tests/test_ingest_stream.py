@@ -94,10 +94,37 @@ def both(tmp_path: Path, log: pd.DataFrame, monkeypatch, batch: int, **data) -> 
     return outputs(memory), outputs(stream), q_memory
 
 
+def test_time_ranges_are_whole_days_of_at_most_the_lines_asked_and_take_every_day():
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        start = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 400)))
+        gaps = np.cumsum(rng.integers(1, 4, size=int(rng.integers(0, 60))))
+        days = [(start + pd.Timedelta(days=int(g)), int(rng.integers(1, 30))) for g in gaps]
+        if trial % 3 == 0:
+            days.append((None, int(rng.integers(1, 5))))    # lines without a date sort last
+        rows = int(rng.integers(1, 80))
+        ranges = ingest_stream.time_ranges(days, rows)
+        assert ranges[0][0] is None and ranges[-1][1] is None
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))   # no gap, no overlap
+        assert all(a < b for a, b in ranges[1:-1])
+        lines = [[n for d, n in days if d is not None and (lo is None or d >= lo) and (hi is None or d < hi)]
+                 for lo, hi in ranges]
+        for inside in lines:
+            assert inside or len(ranges) == 1, "a range without a dated line"
+            assert sum(inside) <= rows or len(inside) == 1   # a day of more lines is a range of its own
+        for inside, after in zip(lines, lines[1:], strict=False):
+            assert sum(inside) + after[0] > rows             # as few ranges as that allows: none could grow
+
+
 @pytest.mark.parametrize("batch", [7, 50, 100_000])
 def test_streaming_gives_the_same_bytes_as_in_memory(tmp_path, monkeypatch, batch):
     log = awkward_log()
+    ranges = []
+    sql = ingest_stream._range_sql
+    monkeypatch.setattr(ingest_stream, "_range_sql", lambda start, end: ranges.append((start, end)) or sql(start, end))
     memory, stream, q = both(tmp_path, log, monkeypatch, batch)
+    # small batches sort many time ranges one after another, a large one the whole log at once
+    assert len(ranges) > {7: 10, 50: 1}[batch] if batch < 1000 else len(ranges) == 1
     # the log really holds what the test is about
     assert q["duplicates_removed"] >= 25 and q["cancelled_lines"] > 0 and q["excluded"]["no customer id"] > 0
     assert q["missing_region_filled"] > 0 and q["rejected"]["country holds a control character"] == 2

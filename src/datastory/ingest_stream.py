@@ -15,7 +15,9 @@ The rules of `prepare` that look across rows, and how they are done here:
 - the date format guessed from the values (rules.date_format empty) is the one the first batch that needed a
   guess chose; it reads every later batch (the in-memory path guesses once, from the whole column);
 - missing regions take the customer's most frequent region over the whole file (DuckDB group-by);
-- the sort by ingest.SORT_KEYS, stable: DuckDB ORDER BY the keys, then the row's position in the file;
+- the sort by ingest.SORT_KEYS, stable: DuckDB ORDER BY the keys, then the row's position in the file, a range of
+  whole days at a time (about SORT_BATCHES batches of lines: a sort held in memory, where the whole file's would
+  spill to disk and merge), the ranges in time order;
 - empty months, period, distinct customers and orders, unmapped countries, "no usable rows": aggregated, then
   put in words by ingest's own rules (`ingest.missing_months`, `ingest.quality_record`).
 Nothing is written until every check has passed; temp files live in a temp folder removed at the end.
@@ -27,6 +29,7 @@ bytes); `check` (`datastory check-data`) writes none: it returns the quality rec
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import tempfile
 import time
@@ -47,6 +50,7 @@ from .sources import Raw
 from .sources import csv as csv_source
 
 TEMP_CODEC = "lz4"             # the temp Parquet files: fast to write and read back
+SORT_BATCHES = 2               # the sort takes a time range of at most this many batches' lines at a time
 CANON = {"order_id": pa.string(), "customer_id": pa.string(), "customer_name": pa.string(),
          "timestamp": pa.timestamp("ns"), "region": pa.string(), "product_line": pa.string(),
          "quantity": pa.float64(), "amount": pa.float64(), "discount": pa.float64(), "cancelled": pa.bool_(),
@@ -185,6 +189,7 @@ TRANSACTIONS_SQL = f"""
            {REGION} AS region,
            k.product_line, k.quantity, k.amount, k.discount, k.amount < 0 AS is_return
     FROM kept k LEFT JOIN best b ON k.customer_id = b.customer_id
+    {{where}}
     ORDER BY k.timestamp ASC NULLS LAST, k.order_id ASC NULLS LAST, k.customer_id ASC NULLS LAST,
              k.product_line ASC NULLS LAST, k.amount ASC NULLS LAST, k._pos"""
 
@@ -207,9 +212,40 @@ def _quality(con: Any, cfg: DataParams, state: _Pass, dups: int, filled: int, em
         end=end, customers=customers, orders=orders, unmapped=dict(unmapped))
 
 
-def _months(con: Any) -> list[str]:
-    """The months ('YYYY-MM') that hold a kept row."""
-    return [m for (m,) in con.execute("SELECT DISTINCT strftime(timestamp, '%Y-%m') FROM kept").fetchall()]
+def _count_days(con: Any) -> list[str]:
+    """Table `days`: the kept lines per day (`day`, `n`), for the sort's time ranges. Returns the months
+    ('YYYY-MM') that hold a kept line."""
+    con.execute("CREATE TABLE days AS SELECT date_trunc('day', timestamp) AS day, count(*) AS n FROM kept "
+                "GROUP BY day")
+    return [m for (m,) in con.execute("SELECT DISTINCT strftime(day, '%Y-%m') FROM days").fetchall()]
+
+
+def time_ranges(days: list[tuple[Any, int]], rows: int) -> list[tuple[Any, Any]]:
+    """Whole days, in order, cut into ranges [start, end) of at most `rows` lines each (a day of more lines is a
+    range of its own): `days` holds (day, lines) by day, the missing day (None) last. The first range has no
+    start and the last no end (None), so that together they take every line, the missing day's too."""
+    cuts: list[Any] = []
+    held = 0
+    for day, n in days:
+        if held and held + n > rows and day is not None:
+            cuts.append(day)
+            held = 0
+        held += n
+    edges = [None, *cuts, None]
+    return list(itertools.pairwise(edges))
+
+
+def _range_sql(start: Any, end: Any) -> str:
+    """TRANSACTIONS_SQL for the kept lines of the range [start, end) of time_ranges."""
+    def at(day: Any) -> str:
+        return f"TIMESTAMP '{pd.Timestamp(day).isoformat(sep=' ')}'"
+
+    where = [f"k.timestamp >= {at(start)}"] if start is not None else []
+    if end is not None:
+        where.append(f"k.timestamp < {at(end)}")
+    elif where:
+        where = [f"({where[0]} OR k.timestamp IS NULL)"]
+    return TRANSACTIONS_SQL.format(where="WHERE " + " AND ".join(where) if where else "")
 
 
 def _write_rejected(con: Any, tmp: Path, meta: Raw, state: _Pass, out: Path) -> None:
@@ -250,12 +286,17 @@ def _arrow_text(t: pa.DataType) -> pd.StringDtype | None:
     return pd.StringDtype("pyarrow") if pa.types.is_string(t) else None
 
 
-def _write_transactions(con: Any, out: Path) -> None:
+def _write_transactions(con: Any, out: Path, rows: int) -> None:
+    """The kept lines, regions filled, in ingest.SORT_KEYS order: sorted a time range of about SORT_BATCHES
+    batches (of `rows` lines) at a time (the first key is the timestamp, so the ranges in time order are the
+    whole order), then written one after another into the same row groups."""
+    days = con.execute("SELECT day, n FROM days ORDER BY day NULLS LAST").fetchall()
     writer = io.RowGroupWriter(out)
     try:
-        for table in _chunks(con, TRANSACTIONS_SQL):
-            frame = table.to_pandas(types_mapper=_arrow_text)
-            writer.add(schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False))
+        for start, end in time_ranges(days, SORT_BATCHES * rows):
+            for table in _chunks(con, _range_sql(start, end)):
+                frame = table.to_pandas(types_mapper=_arrow_text)
+                writer.add(schema.conform(frame, schema.TRANSACTIONS, "transactions", copy=False))
     finally:
         writer.close()
 
@@ -303,7 +344,7 @@ def _counted(cfg: DataParams, root: str | os.PathLike | None, now: pd.Timestamp 
             if con.execute("SELECT count(*) FROM kept").fetchone()[0] == 0:
                 raise ingest.no_usable_rows(meta.name, state.rows, {**state.rejected, **state.excluded})
             filled = _filled(con)
-            empty = ingest.missing_months(_months(con))
+            empty = ingest.missing_months(_count_days(con))
             if empty and cfg.rules.empty_periods == "fail":
                 raise ingest.empty_periods_error(meta.name, meta.column("timestamp"), empty)
             quality = _quality(con, cfg, state, dups, filled, empty)
@@ -329,7 +370,7 @@ def ingest_csv(cfg: DataParams, paths: Paths, root: str | os.PathLike | None = N
 
     with _counted(cfg, root, now, rows, done) as (con, tmp, meta, state, quality):
         with io.atomic_path(paths.transactions) as tx_tmp, io.atomic_path(paths.rejected) as rej_tmp:
-            _write_transactions(con, tx_tmp)
+            _write_transactions(con, tx_tmp, rows or streaming.batch_rows())
             done("sort+write")
             _write_rejected(con, tmp, meta, state, rej_tmp)
             done("rejected")
