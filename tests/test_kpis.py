@@ -350,39 +350,16 @@ def test_compute_file_with_a_period_of_returns_only(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["string[pyarrow]", object])
-def test_run_codes_are_pd_factorize_and_mark_each_value_and_group_run(dtype):
+def test_run_codes_are_pd_factorize(dtype):
     """Codes and distinct values as pd.factorize gives them (a missing id is -1, and two missing ids in a row are
-    still missing), hashing only the runs' first lines; a run ends where the value or the group changes."""
+    still missing), hashing only the runs' first lines."""
     values = pd.Series(["b", "b", "a", None, None, "b", "a", "a", "c", "c"], dtype=dtype)
-    every = np.ones(len(values), dtype=bool)
-    groups = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1])
-    codes, heads, uniques = kpis.run_codes(values, every, groups)
+    codes, uniques = kpis.run_codes(values)
     want_codes, want_uniques = pd.factorize(values)
     assert codes.tolist() == want_codes.tolist() == [0, 0, 1, -1, -1, 0, 1, 1, 2, 2]
     assert list(uniques) == list(want_uniques) == ["b", "a", "c"]
-    assert heads.tolist() == [True, False, True, True, True, True, True, True, True, False]
-    codes, _, uniques = kpis.run_codes(values, every, groups, sort=True)
-    want_codes, want_uniques = pd.factorize(values, sort=True)
-    assert codes.tolist() == want_codes.tolist() and list(uniques) == list(want_uniques) == ["a", "b", "c"]
-    codes, heads, _ = kpis.run_codes(values)      # every line kept, one group
-    assert codes.tolist() == pd.factorize(values)[0].tolist()
-    assert heads.tolist() == [True, False, True, True, True, True, True, False, True, False]
-    assert kpis.run_codes(values.iloc[:0], every[:0], groups[:0])[0].tolist() == []
-    assert kpis.run_codes(values.iloc[:1], every[:1], groups[:1])[1].tolist() == [True]
-
-
-def test_run_codes_of_the_kept_lines_only():
-    """Lines not kept are neither coded nor hashed, and a kept line after one left out begins a run."""
-    values = pd.Series(["x", "y", "x", "x", "z", "y"], dtype="string[pyarrow]")
-    keep = np.array([False, True, True, False, True, True])
-    codes, heads, uniques = kpis.run_codes(values, keep, np.zeros(int(keep.sum()), dtype="int64"))
-    want_codes, want_uniques = pd.factorize(values[keep])
-    assert codes.tolist() == want_codes.tolist() == [0, 1, 2, 0]
-    assert list(uniques) == list(want_uniques) == ["y", "x", "z"]
-    assert heads.tolist() == [True, True, True, True]
-    codes, heads, _ = kpis.run_codes(pd.Series(["a", "a", "b", "a", "a"]), np.array([True, True, False, True, True]),
-                                     np.zeros(4, dtype="int64"))
-    assert codes.tolist() == [0, 0, 0, 0] and heads.tolist() == [True, False, True, False]
+    assert kpis.run_codes(values.iloc[:0])[0].tolist() == []
+    assert kpis.run_codes(values.iloc[:1])[0].tolist() == [0]
 
 
 def test_spread_gives_each_run_its_value_as_a_running_count_would():
@@ -409,14 +386,13 @@ def test_ordered_ids_are_numbered_as_they_come_and_others_hashed(monkeypatch):
     assert not kpis.ordered(pa.array([1, 2]))
     factorize = pd.factorize
     for ids, hashed in ((["536365", "536365", "536366", "536367", "536367", "536370"], False),   # increasing
-                        (["536365", "536366", "536366", "536366", "536366", "536370"], False),   # around a line not kept
+                        (["536365", "536366", "536366", "536366", "536366", "536370"], False),   # an order's lines in a row
                         (["536365", "536366", "536365", "536367", None, "536367"], True)):      # not: hashed
         values = pd.Series(ids, dtype="string[pyarrow]")
-        keep = np.array([True, True, True, False, True, True])
-        want_codes, want_uniques = factorize(values[keep])
+        want_codes, want_uniques = factorize(values)
         calls = []
         monkeypatch.setattr(pd, "factorize", lambda *a, c=calls, **k: c.append(1) or factorize(*a, **k))
-        codes, heads, uniques = kpis.run_codes(values, keep, np.zeros(int(keep.sum()), dtype="int64"))
+        codes, uniques = kpis.run_codes(values)
         monkeypatch.setattr(pd, "factorize", factorize)
         assert codes.tolist() == want_codes.tolist() and list(uniques) == list(want_uniques)
         assert bool(calls) == hashed

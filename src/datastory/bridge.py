@@ -93,7 +93,7 @@ def prepare(tx: pd.DataFrame, period: str) -> Lines:
         raise DataError(f"amount is missing or not a number in {int(bad.sum()):,} line(s), first at row "
                         f"{int(np.flatnonzero(bad)[0])}", file="transactions", column="amount",
                         fix="re-run the ingest stage, which refuses such rows")
-    codes, _, customers = run_codes(tx["customer_id"])   # hashing only the first line of each run
+    codes, customers = run_codes(tx["customer_id"])   # hashing only the first line of each run
     return Lines(pd.DataFrame({
         "customer_id": np.where(codes < 0, np.nan, codes.astype("float64")),
         # categories: a byte a line, not a string (each segment's copy of the lines, and pvm's groupby)

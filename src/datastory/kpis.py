@@ -474,38 +474,26 @@ def in_order(text: pa.Array) -> np.ndarray | None:
     return runs(text) if ordered(text[:PROBE]) and ordered(text) else None
 
 
-def run_codes(values: pd.Series, keep: np.ndarray | None = None, groups: np.ndarray | None = None,
-              sort: bool = False) -> tuple[np.ndarray, np.ndarray, Any]:
-    """pd.factorize(values[keep]) (`keep`: a mask of the lines; None: every line): a code per kept line (-1 where
-    missing) in order of first appearance, and the distinct values; hashing only the first line of each run of
-    equal values (the lines of an order, and so of its customer, follow each other in the file: ingest keeps an
-    invoice's lines together), and taking no other line's text. Plus the kept lines that begin a run of (value, group) (`groups`:
-    a number per kept line; None: one group), which are all the distinct-per-group counts need.
+def run_codes(values: pd.Series) -> tuple[np.ndarray, Any]:
+    """pd.factorize(values): a code per line (-1 where missing) in order of first appearance, and the distinct
+    values; hashing only the first line of each run of equal values (the lines of an order, and so of its
+    customer, follow each other in the file: ingest keeps an invoice's lines together), and taking no other
+    line's text.
 
     A hash table as large as a period's ids outgrows the processor's caches, so each hashed line costs more the
     more ids there are; hashing the runs' first lines alone does that less often. And not at all when the runs'
-    values never decrease (ordered by length, then byte by byte, as invoice numbers given in time order are; a run
-    may repeat the one before, as an order's lines do around a line not kept): then each run whose value differs
-    from the run's before is a new value, numbered as it comes. `sort`: as pd.factorize(values[keep], sort=True), the codes
-    numbering the distinct values in their sorted order."""
+    values never decrease (ordered by length, then byte by byte, as invoice numbers given in time order are): then
+    each run is a new value, numbered as it comes."""
     text = pa.array(values, from_pandas=True)
-    change = runs(text)                 # a line whose value is not the previous line's, or follows one not kept
-    if keep is None:
-        starts, first = change, np.flatnonzero(change)
-    else:
-        change[1:] |= ~keep[:-1]
-        starts, first = change[keep], np.flatnonzero(change & keep)
+    starts = runs(text)                 # a line whose value is not the previous line's
+    first = np.flatnonzero(starts)
     lead = take(text, first)            # each run's value
-    if not sort and (new := in_order(lead)) is not None:   # a run not the run's before: a value not seen yet
+    if (new := in_order(lead)) is not None:   # a run not the run's before: a value not seen yet
         codes, uniques = np.cumsum(new) - 1, pd.Index(pd.arrays.ArrowStringArray(lead.filter(new)))
     else:
         codes, uniques = pd.factorize(pd.Series(pd.arrays.ArrowStringArray(lead)) if pa.types.is_string(lead.type)
-                                      or pa.types.is_large_string(lead.type) else values.iloc[first], sort=sort)
-    codes = spread(codes, starts)
-    heads = starts.copy()
-    if groups is not None:
-        heads[1:] |= groups[1:] != groups[:-1]
-    return codes, heads, uniques
+                                      or pa.types.is_large_string(lead.type) else values.iloc[first])
+    return spread(codes, starts), uniques
 
 
 def take(text: pa.Array | pa.ChunkedArray, at: np.ndarray) -> pa.Array:
