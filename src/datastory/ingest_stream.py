@@ -341,10 +341,11 @@ def _counted(cfg: DataParams, root: str | os.PathLike | None, now: pd.Timestamp 
         try:
             dups = _kept(con, tmp, len(meta.frame.columns))
             done("duplicates")
-            if con.execute("SELECT count(*) FROM kept").fetchone()[0] == 0:
+            months = _count_days(con)
+            if con.execute("SELECT count(*) FROM days").fetchone()[0] == 0:   # no kept line
                 raise ingest.no_usable_rows(meta.name, state.rows, {**state.rejected, **state.excluded})
             filled = _filled(con)
-            empty = ingest.missing_months(_count_days(con))
+            empty = ingest.missing_months(months)
             if empty and cfg.rules.empty_periods == "fail":
                 raise ingest.empty_periods_error(meta.name, meta.column("timestamp"), empty)
             quality = _quality(con, cfg, state, dups, filled, empty)
