@@ -444,7 +444,7 @@ class Orders:
         ids = pa.concat_arrays(self.ids) if len(self.ids) > 1 else self.ids[0]
         region = np.concatenate(self.regions)
         self.ids, self.regions = [], []
-        codes = _numbers(ids)
+        codes, _ = _numbers(ids)
         width = len(labels) + 1
         counts = _distinct_per_group(codes, region, np.full(len(region), width - 1), region >= 0, width)
         index = pd.MultiIndex.from_arrays([pd.Index([*labels, schema.ALL])[counts.index],
@@ -458,14 +458,15 @@ class Orders:
         return pd.concat(self.parts) if self.parts else pd.Series(dtype="int64")
 
 
-def _numbers(ids: pa.Array) -> np.ndarray:
-    """A number per value of `ids` (text), equal values the same, -1 where missing: in order of appearance when
-    no value is before the one before it (`ordered`), else by hashing them."""
+def _numbers(ids: pa.Array) -> tuple[np.ndarray, pd.Index]:
+    """pd.factorize(ids): a number per value of `ids` (text), equal values the same, -1 where missing, and the
+    distinct values in order of appearance; numbered as they come when no value is before the one before it
+    (`ordered`), else by hashing them."""
     if (new := in_order(ids)) is not None:
-        return np.cumsum(new) - 1
+        return np.cumsum(new) - 1, pd.Index(pd.arrays.ArrowStringArray(ids.filter(new)))
     values = pd.arrays.ArrowStringArray(ids) if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) \
         else ids.to_pandas()
-    return pd.factorize(pd.Series(values))[0]
+    return pd.factorize(pd.Series(values))
 
 
 def in_order(text: pa.Array) -> np.ndarray | None:
@@ -486,13 +487,7 @@ def run_codes(values: pd.Series) -> tuple[np.ndarray, Any]:
     each run is a new value, numbered as it comes."""
     text = pa.array(values, from_pandas=True)
     starts = runs(text)                 # a line whose value is not the previous line's
-    first = np.flatnonzero(starts)
-    lead = take(text, first)            # each run's value
-    if (new := in_order(lead)) is not None:   # a run not the run's before: a value not seen yet
-        codes, uniques = np.cumsum(new) - 1, pd.Index(pd.arrays.ArrowStringArray(lead.filter(new)))
-    else:
-        codes, uniques = pd.factorize(pd.Series(pd.arrays.ArrowStringArray(lead)) if pa.types.is_string(lead.type)
-                                      or pa.types.is_large_string(lead.type) else values.iloc[first])
+    codes, uniques = _numbers(take(text, np.flatnonzero(starts)))   # each run's value, numbered
     return spread(codes, starts), uniques
 
 
